@@ -1,0 +1,25 @@
+//! Domain types of the checkout and everything the store and its lanes keep in sled.
+//!
+//! This crate is the bottom of the dependency graph: it knows nothing of gRPC,
+//! actors or providers. Preconditions live in the types: a [`PaymentCode`] is
+//! a code of a known wallet and never prints in full, a [`ProductCode`] has a
+//! valid check digit, [`Money`] is integer minor units with a currency.
+
+mod catalog;
+mod codes;
+mod ids;
+mod money;
+mod records;
+mod store;
+mod wallets;
+
+pub use catalog::sample_catalog;
+pub use codes::{
+    MaskedCode, PaymentCode, PaymentCodeError, ProductCode, ProductCodeError, Provider, ScannedCode, Symbology,
+    classify, gtin_check_digit, upc_e_to_upc_a,
+};
+pub use ids::{Attempt, IdError, LaneId, OutTradeNo, SaleId, StoreId, UnixMillis};
+pub use money::{Currency, Money, MoneyError};
+pub use records::{ChargeRecord, ChargeStatus, LaneRecord, Product, SaleLine, SaleRecord};
+pub use store::{FORMAT_VERSION, StorageError, Store};
+pub use wallets::{CODE_LIFETIME_MILLIS, SimulatedCodeError, SimulatedWallet, check_simulated_code};

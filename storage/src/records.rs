@@ -1,0 +1,85 @@
+//! The records the store keeps: products, lanes, sales and charge attempts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Attempt, LaneId, MaskedCode, Money, OutTradeNo, ProductCode, Provider, SaleId, UnixMillis};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    pub gtin: ProductCode,
+    pub name: String,
+    pub price: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneRecord {
+    pub lane_id: LaneId,
+    pub description: String,
+    pub registered_at: UnixMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleLine {
+    pub gtin: ProductCode,
+    pub quantity: u32,
+    pub unit_price: Money,
+}
+
+/// A finished, paid sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleRecord {
+    pub lane_id: LaneId,
+    pub sale_id: SaleId,
+    pub lines: Vec<SaleLine>,
+    pub total: Money,
+    pub out_trade_no: OutTradeNo,
+    pub started_at: UnixMillis,
+    pub finished_at: UnixMillis,
+}
+
+impl SaleRecord {
+    pub fn items(&self) -> u64 {
+        self.lines.iter().map(|l| u64::from(l.quantity)).sum()
+    }
+}
+
+/// Where a charge attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChargeStatus {
+    /// The intent is recorded; the provider has not answered yet.
+    Pending,
+    /// Money moved.
+    Paid,
+    /// The customer must show a fresh code or pay another way; nothing was charged.
+    NewCodeNeeded,
+    /// This order definitely failed; nothing was charged.
+    Failed,
+    /// The provider's answer did not settle it; it must be queried and, if not paid, reversed.
+    Unknown,
+}
+
+impl ChargeStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, ChargeStatus::Paid | ChargeStatus::NewCodeNeeded | ChargeStatus::Failed)
+    }
+}
+
+/// One charge attempt: recorded as `Pending` before the provider is called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeRecord {
+    pub out_trade_no: OutTradeNo,
+    pub lane_id: LaneId,
+    pub sale_id: SaleId,
+    pub attempt: Attempt,
+    pub provider: Provider,
+    pub masked_code: MaskedCode,
+    pub amount: Money,
+    pub status: ChargeStatus,
+    /// The provider's own answer code ("SUCCESS", "NOTENOUGH", ...), empty while pending.
+    pub provider_code: String,
+    /// What the cashier should do, in words.
+    pub message: String,
+    pub provider_transaction_id: String,
+    pub created_at: UnixMillis,
+    pub settled_at: Option<UnixMillis>,
+}
