@@ -1,1 +1,130 @@
-//! placeholder
+//! The store coordinator: serves `LaneService` and `StoreService` over gRPC, charges payment codes, keeps the ledger.
+//!
+//! [`run`] is the whole server: give it a bound listener, a configuration and
+//! a shutdown future (mini-redis style). On shutdown it stops accepting,
+//! refuses new charges, lets in-flight requests finish within the grace
+//! period, flushes the ledger and returns.
+
+mod error;
+mod grpc;
+mod live;
+mod payments;
+pub mod provider;
+pub mod simulated;
+mod totals;
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use checkout_proto::v1::{lane_service_server::LaneServiceServer, store_service_server::StoreServiceServer};
+use checkout_storage::{Currency, Provider, StorageError, Store, StoreId, sample_catalog};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use error::CoordinatorError;
+pub use payments::{PayOrder, Payments};
+pub use provider::PaymentProvider;
+
+/// Everything the coordinator needs to start.
+pub struct CoordinatorConfig {
+    pub store_id: StoreId,
+    pub currency: Currency,
+    /// The sled data folder; created if missing.
+    pub data_dir: PathBuf,
+    /// Who charges each provider's codes.
+    pub providers: HashMap<Provider, Arc<dyn PaymentProvider>>,
+    /// How long in-flight requests may run after shutdown is asked for.
+    pub shutdown_grace: Duration,
+}
+
+/// The state every service shares.
+pub struct Coordinator {
+    store: Store,
+    store_id: StoreId,
+    currency: Currency,
+    payments: Payments,
+    live: live::LiveLanes,
+    shutting_down: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Serves the coordinator on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: CoordinatorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let store = Store::open(&config.data_dir)?;
+    let seeded = store.seed_catalog_if_empty(&sample_catalog())?;
+    if seeded > 0 {
+        tracing::info!(products = seeded, "new data folder: loaded the sample catalog");
+    }
+    let coordinator = Arc::new(Coordinator {
+        payments: Payments::new(store.clone(), config.store_id.clone(), config.providers),
+        store: store.clone(),
+        store_id: config.store_id,
+        currency: config.currency,
+        live: live::LiveLanes::default(),
+        shutting_down: AtomicBool::new(false),
+    });
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(checkout_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<LaneServiceServer<grpc::LaneApi>>().await;
+    health.set_serving::<StoreServiceServer<grpc::StoreApi>>().await;
+
+    let address = listener.local_addr().ok();
+    tracing::info!(?address, data = %store.path().display(), "coordinator serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let state = coordinator.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections or charges, finishing in-flight requests");
+        state.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = stop_tx.send(());
+    };
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(LaneServiceServer::new(grpc::LaneApi(coordinator.clone())))
+        .add_service(StoreServiceServer::new(grpc::StoreApi(coordinator.clone())))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+
+    let grace = config.shutdown_grace;
+    let grace_expired = async move {
+        if stop_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = grace_expired => tracing::warn!(?grace, "grace period over: abandoning requests still running"),
+    }
+    store.commit().await?;
+    tracing::info!("ledger flushed; coordinator stopped");
+    Ok(())
+}

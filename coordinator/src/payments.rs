@@ -48,9 +48,9 @@ pub fn price_lines(store: &Store, lines: &[(ProductCode, u32)]) -> Result<(Vec<S
     let mut priced = Vec::with_capacity(lines.len());
     let mut total: Option<Money> = None;
     for (i, (gtin, quantity)) in lines.iter().enumerate() {
-        let product = store
-            .product(gtin)?
-            .ok_or_else(|| CoordinatorError::invalid(format!("lines[{i}].gtin"), format!("{gtin} is not in the catalog")))?;
+        let product = store.product(gtin)?.ok_or_else(|| {
+            CoordinatorError::invalid(format!("lines[{i}].gtin"), format!("{gtin} is not in the catalog"))
+        })?;
         let line_total = product.price.checked_mul(*quantity)?;
         total = Some(match total {
             None => line_total,
@@ -180,7 +180,11 @@ impl Payments {
     }
 
     /// A paid charge of another attempt of the same sale, if any.
-    fn paid_charge_of_sale(&self, this: &OutTradeNo, sale_id: &SaleId) -> Result<Option<ChargeRecord>, CoordinatorError> {
+    fn paid_charge_of_sale(
+        &self,
+        this: &OutTradeNo,
+        sale_id: &SaleId,
+    ) -> Result<Option<ChargeRecord>, CoordinatorError> {
         let prefix = format!("{}-{}-", self.store_id, sale_id);
         Ok(self
             .store

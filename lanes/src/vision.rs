@@ -44,7 +44,12 @@ impl LumaFrame {
     }
 
     fn index(&self, x: u32, y: u32) -> usize {
-        assert!(x < self.width && y < self.height, "pixel ({x}, {y}) is outside a {}x{} frame", self.width, self.height);
+        assert!(
+            x < self.width && y < self.height,
+            "pixel ({x}, {y}) is outside a {}x{} frame",
+            self.width,
+            self.height
+        );
         y as usize * self.width as usize + x as usize
     }
 
@@ -344,7 +349,12 @@ const LINEAR_QUIET_MODULES: u32 = 10;
 ///
 /// A 1D image is exactly `bar_height` tall (no quiet zone above or below). EAN/UPC text may omit the check
 /// digit, which rxing then adds; a wrong check digit is an error.
-pub fn render_code(text: &str, symbology: Symbology, module_px: u32, bar_height: u32) -> Result<LumaFrame, RenderError> {
+pub fn render_code(
+    text: &str,
+    symbology: Symbology,
+    module_px: u32,
+    bar_height: u32,
+) -> Result<LumaFrame, RenderError> {
     let is_qr = symbology == Symbology::QrCode;
     if module_px == 0 || (!is_qr && bar_height == 0) {
         return Err(RenderError::ZeroSize);
@@ -601,10 +611,7 @@ mod tests {
             render_code("69012340000X", Symbology::Ean13, 2, 50),
             Err(RenderError::Unencodable { symbology: Symbology::Ean13, .. })
         ));
-        assert!(matches!(
-            render_code("6901234000011", Symbology::Ean13, 2, 50),
-            Err(RenderError::Unencodable { .. })
-        ));
+        assert!(matches!(render_code("6901234000011", Symbology::Ean13, 2, 50), Err(RenderError::Unencodable { .. })));
         assert!(matches!(render_code("123", Symbology::Ean8, 2, 50), Err(RenderError::Unencodable { .. })));
         assert!(matches!(render_code("", Symbology::QrCode, 2, 0), Err(RenderError::Unencodable { .. })));
         assert!(matches!(render_code("1", Symbology::Code128, 0, 50), Err(RenderError::ZeroSize)));
@@ -701,9 +708,15 @@ mod tests {
 
     #[test]
     fn garbage_is_not_an_image() {
-        assert!(matches!(load_frame(b"hello, this is not an image at all", DEFAULT_PIXEL_LIMIT), Err(FrameError::NotAnImage)));
+        assert!(matches!(
+            load_frame(b"hello, this is not an image at all", DEFAULT_PIXEL_LIMIT),
+            Err(FrameError::NotAnImage)
+        ));
         assert!(matches!(load_frame(&[], DEFAULT_PIXEL_LIMIT), Err(FrameError::NotAnImage)));
-        assert!(matches!(load_frame(b"GIF89a\x01\x00\x01\x00", DEFAULT_PIXEL_LIMIT), Err(FrameError::Unsupported { .. })));
+        assert!(matches!(
+            load_frame(b"GIF89a\x01\x00\x01\x00", DEFAULT_PIXEL_LIMIT),
+            Err(FrameError::Unsupported { .. })
+        ));
         // A PNG signature followed by garbage.
         let mut bad = b"\x89PNG\r\n\x1a\n".to_vec();
         bad.extend_from_slice(&[0xAB; 40]);

@@ -11,3 +11,6 @@ pub mod v1 {
 
 /// The encoded `FileDescriptorSet` of checkout.v1, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("checkout_descriptor");
+
+/// `google.protobuf.Timestamp`, as the generated messages use it.
+pub use prost_types::Timestamp;

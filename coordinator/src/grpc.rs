@@ -1,0 +1,461 @@
+//! The gRPC edge: `LaneService` and `StoreService` turn wire messages into domain types and back.
+//!
+//! Everything below this module works on `checkout-storage` types; the
+//! generated `checkout_proto` types stop here.
+
+use std::sync::{Arc, atomic::Ordering};
+
+use checkout_proto::v1 as pb;
+use checkout_storage::{
+    Attempt, ChargeRecord, ChargeStatus, Currency, LaneId, LaneRecord, Money, OutTradeNo, PaymentCode,
+    PaymentCodeError, Product, ProductCode, Provider, SaleId, SaleRecord, UnixMillis,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    Coordinator,
+    error::{CoordinatorError, field},
+    live::{Heartbeat, LaneActivity, LiveLane},
+    payments::{PayOrder, price_lines},
+    totals::{Totals, compute_totals},
+};
+
+type Result<T, E = CoordinatorError> = std::result::Result<T, E>;
+
+fn respond<T>(result: Result<T>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(Status::from)
+}
+
+/// Largest basket a lane may send: far above any real one, well below abuse.
+const MAX_LINES: usize = 2_000;
+const MAX_LIST: usize = 10_000;
+
+pub fn money_to_pb(money: Money) -> pb::Money {
+    pb::Money { minor_units: money.minor_units, currency: money.currency.to_string() }
+}
+
+fn money_from_pb(name: &str, money: Option<pb::Money>) -> Result<Money> {
+    let money = money.ok_or_else(|| CoordinatorError::invalid(name, "required"))?;
+    let currency = Currency::parse(&money.currency).map_err(field(&format!("{name}.currency")))?;
+    Ok(Money::new(money.minor_units, currency))
+}
+
+fn timestamp(at: UnixMillis) -> checkout_proto::Timestamp {
+    checkout_proto::Timestamp { seconds: at.0.div_euclid(1000), nanos: (at.0.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+fn millis_from_pb(name: &str, at: Option<checkout_proto::Timestamp>) -> Result<Option<UnixMillis>> {
+    match at {
+        None => Ok(None),
+        Some(t) if (0..1_000_000_000).contains(&t.nanos) && t.seconds >= 0 && t.seconds < 253_402_300_800 => {
+            Ok(Some(UnixMillis(t.seconds * 1000 + i64::from(t.nanos / 1_000_000))))
+        }
+        Some(_) => Err(CoordinatorError::invalid(name, "timestamp out of range")),
+    }
+}
+
+pub fn provider_to_pb(provider: Provider) -> pb::Provider {
+    match provider {
+        Provider::WeChatPay => pb::Provider::WechatPay,
+        Provider::Alipay => pb::Provider::Alipay,
+        Provider::UnionPay => pb::Provider::Unionpay,
+    }
+}
+
+pub fn outcome_to_pb(status: ChargeStatus) -> pb::PaymentOutcome {
+    match status {
+        ChargeStatus::Paid => pb::PaymentOutcome::Paid,
+        ChargeStatus::NewCodeNeeded => pb::PaymentOutcome::NewCodeNeeded,
+        ChargeStatus::Failed => pb::PaymentOutcome::Failed,
+        ChargeStatus::Pending | ChargeStatus::Unknown => pb::PaymentOutcome::Unknown,
+    }
+}
+
+fn product_to_pb(product: Product) -> pb::Product {
+    pb::Product { gtin: product.gtin.to_string(), name: product.name, price: Some(money_to_pb(product.price)) }
+}
+
+fn lines_from_pb(lines: Vec<pb::SaleLine>) -> Result<Vec<(ProductCode, u32)>> {
+    if lines.len() > MAX_LINES {
+        return Err(CoordinatorError::invalid("lines", format!("at most {MAX_LINES} lines")));
+    }
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let gtin = ProductCode::parse(&line.gtin).map_err(field(&format!("lines[{i}].gtin")))?;
+            if line.quantity == 0 || line.quantity > 9_999 {
+                return Err(CoordinatorError::invalid(format!("lines[{i}].quantity"), "must be 1 to 9999"));
+            }
+            Ok((gtin, line.quantity))
+        })
+        .collect()
+}
+
+fn charge_to_pb(charge: ChargeRecord) -> pb::Payment {
+    pb::Payment {
+        out_trade_no: charge.out_trade_no.to_string(),
+        lane_id: charge.lane_id.to_string(),
+        sale_id: charge.sale_id.to_string(),
+        attempt: charge.attempt.get(),
+        provider: provider_to_pb(charge.provider).into(),
+        masked_code: charge.masked_code.to_string(),
+        amount: Some(money_to_pb(charge.amount)),
+        outcome: outcome_to_pb(charge.status).into(),
+        provider_code: charge.provider_code,
+        message: charge.message,
+        provider_transaction_id: charge.provider_transaction_id,
+        created_at: Some(timestamp(charge.created_at)),
+        settled_at: charge.settled_at.map(timestamp),
+    }
+}
+
+fn sale_to_pb(sale: SaleRecord) -> pb::Sale {
+    pb::Sale {
+        items: u32::try_from(sale.items()).unwrap_or(u32::MAX),
+        lane_id: sale.lane_id.to_string(),
+        sale_id: sale.sale_id.to_string(),
+        lines: sale.lines.iter().map(|l| pb::SaleLine { gtin: l.gtin.to_string(), quantity: l.quantity }).collect(),
+        total: Some(money_to_pb(sale.total)),
+        out_trade_no: sale.out_trade_no.to_string(),
+        started_at: Some(timestamp(sale.started_at)),
+        finished_at: Some(timestamp(sale.finished_at)),
+    }
+}
+
+fn activity_from_pb(state: i32) -> Result<LaneActivity> {
+    match pb::LaneState::try_from(state) {
+        Ok(pb::LaneState::Idle) => Ok(LaneActivity::Idle),
+        Ok(pb::LaneState::Scanning) => Ok(LaneActivity::Scanning),
+        Ok(pb::LaneState::Paying) => Ok(LaneActivity::Paying),
+        Ok(pb::LaneState::Closed) => Ok(LaneActivity::Closed),
+        Ok(pb::LaneState::Unspecified) | Err(_) => Err(CoordinatorError::invalid("state", "unknown lane state")),
+    }
+}
+
+fn activity_to_pb(activity: LaneActivity) -> pb::LaneState {
+    match activity {
+        LaneActivity::Idle => pb::LaneState::Idle,
+        LaneActivity::Scanning => pb::LaneState::Scanning,
+        LaneActivity::Paying => pb::LaneState::Paying,
+        LaneActivity::Closed => pb::LaneState::Closed,
+    }
+}
+
+fn lane_id_of(value: &str) -> Result<LaneId> {
+    LaneId::parse(value).map_err(field("lane_id"))
+}
+
+fn limit_of(limit: u32) -> usize {
+    match limit {
+        0 => 1000,
+        n => (n as usize).min(MAX_LIST),
+    }
+}
+
+/// Keeps the `limit` newest of `records`, oldest first.
+fn newest<T>(mut records: Vec<T>, key: impl Fn(&T) -> UnixMillis, limit: usize) -> Vec<T> {
+    records.sort_by_key(|r| key(r));
+    let skip = records.len().saturating_sub(limit);
+    records.split_off(skip)
+}
+
+/// What lanes call.
+pub struct LaneApi(pub Arc<Coordinator>);
+
+/// What managers call.
+pub struct StoreApi(pub Arc<Coordinator>);
+
+impl LaneApi {
+    fn registered(&self, lane_id: &LaneId) -> Result<LaneRecord> {
+        self.0.store.lane(lane_id)?.ok_or_else(|| {
+            CoordinatorError::FailedPrecondition(format!("lane {lane_id} is not registered: call RegisterLane first"))
+        })
+    }
+
+    async fn register(&self, request: pb::RegisterLaneRequest) -> Result<pb::RegisterLaneResponse> {
+        let lane_id = lane_id_of(&request.lane_id)?;
+        if request.description.chars().count() > 200 {
+            return Err(CoordinatorError::invalid("description", "at most 200 characters"));
+        }
+        let c = &self.0;
+        let registered_at = c.store.lane(&lane_id)?.map(|l| l.registered_at).unwrap_or_else(UnixMillis::now);
+        c.store.put_lane(&LaneRecord { lane_id: lane_id.clone(), description: request.description, registered_at })?;
+        c.store.commit().await?;
+        c.live.record(&lane_id, Heartbeat::idle());
+        tracing::info!(%lane_id, "lane registered");
+        Ok(pb::RegisterLaneResponse {
+            store_id: c.store_id.to_string(),
+            currency: c.currency.to_string(),
+            products: c.store.products()?.into_iter().map(product_to_pb).collect(),
+        })
+    }
+
+    fn heartbeat(&self, request: pb::HeartbeatRequest) -> Result<pb::HeartbeatResponse> {
+        let lane_id = lane_id_of(&request.lane_id)?;
+        self.registered(&lane_id)?;
+        let basket_total = match request.basket_total {
+            Some(total) => Some(money_from_pb("basket_total", Some(total))?),
+            None => None,
+        };
+        self.0.live.record(
+            &lane_id,
+            Heartbeat {
+                activity: activity_from_pb(request.state)?,
+                sale_id: request.sale_id.chars().take(20).collect(),
+                basket_items: request.basket_items,
+                basket_total,
+                frames_decoded: request.frames_decoded,
+                codes_read: request.codes_read,
+            },
+        );
+        Ok(pb::HeartbeatResponse {})
+    }
+
+    async fn pay(&self, request: pb::PayRequest) -> Result<pb::PayResponse> {
+        let lane_id = lane_id_of(&request.lane_id)?;
+        let sale_id = SaleId::parse(&request.sale_id).map_err(field("sale_id"))?;
+        let attempt = Attempt::new(request.attempt).map_err(field("attempt"))?;
+        let code = PaymentCode::parse(&request.payment_code).map_err(|e| match e {
+            PaymentCodeError::NotDigits => CoordinatorError::invalid("payment_code", "a payment code has only digits"),
+            e @ PaymentCodeError::UnknownProvider { .. } => CoordinatorError::invalid("payment_code", e),
+        })?;
+        let lines = lines_from_pb(request.lines)?;
+        let amount = money_from_pb("amount", request.amount)?;
+        self.registered(&lane_id)?;
+        if self.0.shutting_down.load(Ordering::SeqCst) {
+            return Err(CoordinatorError::ShuttingDown);
+        }
+        let charge = self.0.payments.pay(PayOrder { lane_id, sale_id, attempt, code, lines, amount }).await?;
+        Ok(pb::PayResponse {
+            outcome: outcome_to_pb(charge.status).into(),
+            message: charge.message,
+            out_trade_no: charge.out_trade_no.to_string(),
+            provider: provider_to_pb(charge.provider).into(),
+            masked_code: charge.masked_code.to_string(),
+            amount: Some(money_to_pb(charge.amount)),
+            provider_code: charge.provider_code,
+            provider_transaction_id: charge.provider_transaction_id,
+        })
+    }
+
+    async fn finish_sale(&self, request: pb::FinishSaleRequest) -> Result<pb::FinishSaleResponse> {
+        let lane_id = lane_id_of(&request.lane_id)?;
+        let sale_id = SaleId::parse(&request.sale_id).map_err(field("sale_id"))?;
+        let out_trade_no = OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?;
+        let lines = lines_from_pb(request.lines)?;
+        let total = money_from_pb("total", request.total)?;
+        let now = UnixMillis::now();
+        let started_at = millis_from_pb("started_at", request.started_at)?.unwrap_or(now);
+        let finished_at = millis_from_pb("finished_at", request.finished_at)?.unwrap_or(now);
+        self.registered(&lane_id)?;
+        let c = &self.0;
+        if let Some(existing) = c.store.sale(&sale_id)? {
+            if existing.out_trade_no != out_trade_no || existing.lane_id != lane_id {
+                return Err(CoordinatorError::FailedPrecondition(format!(
+                    "sale {sale_id} is already recorded with payment {}",
+                    existing.out_trade_no
+                )));
+            }
+            return Ok(pb::FinishSaleResponse { newly_recorded: false });
+        }
+        let charge = c
+            .store
+            .charge(&out_trade_no)?
+            .ok_or_else(|| CoordinatorError::invalid("out_trade_no", format!("no payment {out_trade_no}")))?;
+        if charge.sale_id != sale_id || charge.lane_id != lane_id {
+            return Err(CoordinatorError::invalid(
+                "out_trade_no",
+                format!("payment {out_trade_no} is of another sale"),
+            ));
+        }
+        if charge.status != ChargeStatus::Paid {
+            return Err(CoordinatorError::FailedPrecondition(format!(
+                "payment {out_trade_no} is not paid ({:?})",
+                charge.status
+            )));
+        }
+        let (priced, priced_total) = price_lines(&c.store, &lines)?;
+        if priced_total != charge.amount || total != charge.amount {
+            return Err(CoordinatorError::FailedPrecondition(format!(
+                "sale total {total} (priced {priced_total}) differs from the payment's {}",
+                charge.amount
+            )));
+        }
+        let sale = SaleRecord { lane_id, sale_id, lines: priced, total, out_trade_no, started_at, finished_at };
+        let newly_recorded = c.store.insert_sale_if_absent(&sale)?;
+        c.store.commit().await?;
+        tracing::info!(lane_id = %sale.lane_id, sale_id = %sale.sale_id, total = %sale.total, items = sale.items(), "sale recorded");
+        Ok(pb::FinishSaleResponse { newly_recorded })
+    }
+}
+
+impl Heartbeat {
+    fn idle() -> Heartbeat {
+        Heartbeat {
+            activity: LaneActivity::Idle,
+            sale_id: String::new(),
+            basket_items: 0,
+            basket_total: None,
+            frames_decoded: 0,
+            codes_read: 0,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::lane_service_server::LaneService for LaneApi {
+    async fn register_lane(
+        &self,
+        request: Request<pb::RegisterLaneRequest>,
+    ) -> Result<Response<pb::RegisterLaneResponse>, Status> {
+        respond(self.register(request.into_inner()).await)
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        respond(self.heartbeat(request.into_inner()))
+    }
+
+    async fn pay(&self, request: Request<pb::PayRequest>) -> Result<Response<pb::PayResponse>, Status> {
+        respond(self.pay(request.into_inner()).await)
+    }
+
+    async fn finish_sale(
+        &self,
+        request: Request<pb::FinishSaleRequest>,
+    ) -> Result<Response<pb::FinishSaleResponse>, Status> {
+        respond(self.finish_sale(request.into_inner()).await)
+    }
+}
+
+fn totals_fields(t: &Totals) -> (u64, u64, pb::Money, u64, u64, pb::Money) {
+    (t.sales, t.items, money_to_pb(t.sales_total), t.payments_paid, t.payments_declined, money_to_pb(t.paid_total))
+}
+
+impl StoreApi {
+    fn list_lanes(&self) -> Result<pb::ListLanesResponse> {
+        let c = &self.0;
+        let (_, per_lane) = compute_totals(c.currency, &c.store.sales()?, &c.store.charges()?);
+        let lanes = c
+            .store
+            .lanes()?
+            .into_iter()
+            .map(|lane| {
+                let live: Option<LiveLane> = c.live.get(&lane.lane_id);
+                let totals = per_lane.get(&lane.lane_id).cloned().unwrap_or_else(|| Totals::zero(c.currency));
+                let mut out = pb::Lane {
+                    lane_id: lane.lane_id.to_string(),
+                    description: lane.description,
+                    state: pb::LaneState::Closed.into(),
+                    sales: totals.sales,
+                    sales_total: Some(money_to_pb(totals.sales_total)),
+                    ..Default::default()
+                };
+                if let Some(live) = live {
+                    out.online = live.online();
+                    out.state = activity_to_pb(live.activity).into();
+                    out.last_seen = Some(timestamp(live.last_seen));
+                    out.sale_id = live.sale_id;
+                    out.basket_items = live.basket_items;
+                    out.basket_total = live.basket_total.map(money_to_pb);
+                    out.frames_decoded = live.frames_decoded;
+                    out.codes_read = live.codes_read;
+                }
+                out
+            })
+            .collect();
+        Ok(pb::ListLanesResponse { lanes })
+    }
+
+    fn totals(&self) -> Result<pb::GetTotalsResponse> {
+        let c = &self.0;
+        let (store, per_lane) = compute_totals(c.currency, &c.store.sales()?, &c.store.charges()?);
+        let (sales, items, sales_total, payments_paid, payments_declined, paid_total) = totals_fields(&store);
+        let lanes = per_lane
+            .iter()
+            .map(|(lane_id, t)| {
+                let (sales, items, sales_total, payments_paid, payments_declined, paid_total) = totals_fields(t);
+                pb::LaneTotals {
+                    lane_id: lane_id.to_string(),
+                    sales,
+                    items,
+                    sales_total: Some(sales_total),
+                    payments_paid,
+                    payments_declined,
+                    paid_total: Some(paid_total),
+                }
+            })
+            .collect();
+        Ok(pb::GetTotalsResponse {
+            store_id: c.store_id.to_string(),
+            sales,
+            items,
+            sales_total: Some(sales_total),
+            payments_paid,
+            payments_declined,
+            paid_total: Some(paid_total),
+            lanes,
+        })
+    }
+
+    fn lane_filter(lane_id: &str) -> Result<Option<LaneId>> {
+        if lane_id.is_empty() { Ok(None) } else { lane_id_of(lane_id).map(Some) }
+    }
+
+    fn list_sales(&self, request: pb::ListSalesRequest) -> Result<pb::ListSalesResponse> {
+        let lane = Self::lane_filter(&request.lane_id)?;
+        let sales: Vec<SaleRecord> =
+            self.0.store.sales()?.into_iter().filter(|s| lane.as_ref().is_none_or(|l| &s.lane_id == l)).collect();
+        let sales = newest(sales, |s| s.finished_at, limit_of(request.limit));
+        Ok(pb::ListSalesResponse { sales: sales.into_iter().map(sale_to_pb).collect() })
+    }
+
+    fn list_payments(&self, request: pb::ListPaymentsRequest) -> Result<pb::ListPaymentsResponse> {
+        let lane = Self::lane_filter(&request.lane_id)?;
+        let charges: Vec<ChargeRecord> =
+            self.0.store.charges()?.into_iter().filter(|c| lane.as_ref().is_none_or(|l| &c.lane_id == l)).collect();
+        let charges = newest(charges, |c| c.created_at, limit_of(request.limit));
+        Ok(pb::ListPaymentsResponse { payments: charges.into_iter().map(charge_to_pb).collect() })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::store_service_server::StoreService for StoreApi {
+    async fn list_lanes(&self, _: Request<pb::ListLanesRequest>) -> Result<Response<pb::ListLanesResponse>, Status> {
+        respond(self.list_lanes())
+    }
+
+    async fn get_totals(&self, _: Request<pb::GetTotalsRequest>) -> Result<Response<pb::GetTotalsResponse>, Status> {
+        respond(self.totals())
+    }
+
+    async fn list_sales(
+        &self,
+        request: Request<pb::ListSalesRequest>,
+    ) -> Result<Response<pb::ListSalesResponse>, Status> {
+        respond(self.list_sales(request.into_inner()))
+    }
+
+    async fn list_payments(
+        &self,
+        request: Request<pb::ListPaymentsRequest>,
+    ) -> Result<Response<pb::ListPaymentsResponse>, Status> {
+        respond(self.list_payments(request.into_inner()))
+    }
+
+    async fn list_products(
+        &self,
+        _: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        respond(
+            self.0
+                .store
+                .products()
+                .map(|p| pb::ListProductsResponse { products: p.into_iter().map(product_to_pb).collect() })
+                .map_err(CoordinatorError::from),
+        )
+    }
+}

@@ -1,0 +1,80 @@
+//! The decoder actor: loads or renders a frame and reads its codes with rxing, on its own threads.
+
+use std::path::PathBuf;
+
+use actix::prelude::*;
+use checkout_storage::{ScannedCode, Symbology, classify};
+
+use crate::{
+    synthetic::{FrameSpec, render_frame},
+    vision::{CodeRead, DEFAULT_PIXEL_LIMIT, FrameError, decode_frame, load_frame_file},
+};
+
+/// A frame as the scanner hands it over: a file to load or a synthetic shot to render.
+#[derive(Debug, Clone)]
+pub enum FrameInput {
+    File(PathBuf),
+    Synthetic(FrameSpec),
+}
+
+/// The codes read in one frame, each with its meaning to the lane.
+#[derive(Debug, Clone, Default)]
+pub struct FrameReads {
+    pub reads: Vec<(String, Symbology, ScannedCode)>,
+}
+
+/// Why a frame yielded nothing: the lane logs it, skips the frame and goes on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct FrameSkipped(pub String);
+
+/// Decode one frame.
+#[derive(Message)]
+#[rtype(result = "Result<FrameReads, FrameSkipped>")]
+pub struct DecodeFrame(pub FrameInput);
+
+/// Runs on a `SyncArbiter`: CPU-bound work never stalls the lane's other actors.
+pub struct Decoder {
+    pixel_limit: u64,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder { pixel_limit: DEFAULT_PIXEL_LIMIT }
+    }
+}
+
+impl Actor for Decoder {
+    type Context = SyncContext<Self>;
+}
+
+/// Loads or renders and decodes one frame.
+pub fn read_frame(input: &FrameInput, pixel_limit: u64) -> Result<FrameReads, FrameSkipped> {
+    let frame = match input {
+        FrameInput::File(path) => load_frame_file(path, pixel_limit).map_err(|e| match e {
+            FrameError::Io { .. } => FrameSkipped(e.to_string()),
+            e => FrameSkipped(format!("{}: {e}", path.display())),
+        })?,
+        FrameInput::Synthetic(spec) => {
+            render_frame(spec).map_err(|e| FrameSkipped(format!("cannot render {spec:?}: {e}")))?
+        }
+    };
+    let reads = decode_frame(&frame).map_err(|e| FrameSkipped(e.to_string()))?;
+    Ok(FrameReads {
+        reads: reads
+            .into_iter()
+            .map(|CodeRead { text, symbology, .. }| {
+                let scanned = classify(&text, symbology);
+                (text, symbology, scanned)
+            })
+            .collect(),
+    })
+}
+
+impl Handler<DecodeFrame> for Decoder {
+    type Result = Result<FrameReads, FrameSkipped>;
+
+    fn handle(&mut self, DecodeFrame(input): DecodeFrame, _: &mut SyncContext<Self>) -> Self::Result {
+        read_frame(&input, self.pixel_limit)
+    }
+}

@@ -1,0 +1,139 @@
+//! The scanner actor: takes frames from the camera, has the decoder read them, and passes scan events to the payment actor.
+
+use std::{
+    collections::VecDeque,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+
+use crate::{
+    debounce::Debouncer,
+    decoder::{DecodeFrame, Decoder, FrameInput},
+    payment::{FrameDone, FramesEnded, Payment},
+    synthetic::SyntheticCamera,
+};
+
+/// Where frames come from.
+pub enum Camera {
+    /// Image files, in order (a folder is listed by file name).
+    Files(VecDeque<PathBuf>),
+    /// Rendered customers.
+    Synthetic(SyntheticCamera),
+}
+
+impl Camera {
+    fn next_input(&mut self) -> Option<FrameInput> {
+        match self {
+            Camera::Files(paths) => paths.pop_front().map(FrameInput::File),
+            Camera::Synthetic(camera) => camera.next_frame().map(FrameInput::Synthetic),
+        }
+    }
+}
+
+pub struct Scanner {
+    camera: Camera,
+    decoder: Addr<Decoder>,
+    payment: Addr<Payment>,
+    debouncer: Debouncer,
+    /// Time between frames for a paced camera; `None` reads as fast as decoding allows.
+    frame_interval: Option<Duration>,
+    next_due: Instant,
+    stopping: bool,
+}
+
+impl Scanner {
+    pub fn new(
+        camera: Camera,
+        decoder: Addr<Decoder>,
+        payment: Addr<Payment>,
+        debouncer: Debouncer,
+        frame_interval: Option<Duration>,
+    ) -> Scanner {
+        Scanner { camera, decoder, payment, debouncer, frame_interval, next_due: Instant::now(), stopping: false }
+    }
+
+    fn schedule_next(&mut self, ctx: &mut Context<Self>) {
+        match self.frame_interval {
+            None => ctx.notify(NextFrame),
+            Some(interval) => {
+                self.next_due += interval;
+                let now = Instant::now();
+                if self.next_due < now {
+                    // Behind the camera: the frames we could not take are gone, as with a real camera.
+                    self.next_due = now;
+                }
+                ctx.notify_later(NextFrame, self.next_due - now);
+            }
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct NextFrame;
+
+/// Stop taking frames; the lane finishes the sale in progress.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopScanning;
+
+impl Actor for Scanner {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.next_due = Instant::now();
+        ctx.notify(NextFrame);
+    }
+}
+
+impl Handler<StopScanning> for Scanner {
+    type Result = ();
+
+    fn handle(&mut self, _: StopScanning, _: &mut Context<Self>) {
+        self.stopping = true;
+    }
+}
+
+impl Handler<NextFrame> for Scanner {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: NextFrame, ctx: &mut Context<Self>) -> Self::Result {
+        let input = if self.stopping { None } else { self.camera.next_input() };
+        let Some(input) = input else {
+            self.payment.do_send(FramesEnded);
+            ctx.stop();
+            return Box::pin(actix::fut::ready(()));
+        };
+        let decoder = self.decoder.clone();
+        Box::pin(
+            async move { decoder.send(DecodeFrame(input)).await }
+                .into_actor(self)
+                .then(|decoded, scanner, _| {
+                    let done = match decoded {
+                        Ok(Ok(reads)) => {
+                            let codes_read = reads.reads.len() as u64;
+                            let scans = scanner.debouncer.frame(reads.reads, Instant::now());
+                            FrameDone { scans, codes_read, skipped: None }
+                        }
+                        Ok(Err(skipped)) => {
+                            tracing::warn!(reason = %skipped, "frame skipped");
+                            FrameDone { scans: Vec::new(), codes_read: 0, skipped: Some(skipped.0) }
+                        }
+                        Err(mailbox) => {
+                            tracing::error!(error = %mailbox, "decoder unavailable");
+                            FrameDone { scans: Vec::new(), codes_read: 0, skipped: Some(mailbox.to_string()) }
+                        }
+                    };
+                    let payment = scanner.payment.clone();
+                    // Wait for the payment actor: scans are handled in order, one frame at a time.
+                    async move {
+                        let _ = payment.send(done).await;
+                    }
+                    .into_actor(scanner)
+                })
+                .map(|(), scanner, ctx| scanner.schedule_next(ctx)),
+        )
+    }
+}

@@ -1,0 +1,158 @@
+//! `checkout demo`: a coordinator and synthetic lanes in one process, ending with the summary the store reports.
+
+use std::{sync::Arc, time::Instant};
+
+use anyhow::{Context, bail};
+use checkout_coordinator::{CoordinatorConfig, simulated::SimulatedProvider};
+use checkout_lanes::{FrameSource, LaneConfig, LaneEvent, LaneEventKind, LaneSummary, SyntheticConfig};
+use checkout_proto::v1::{self as pb, store_service_client::StoreServiceClient};
+use checkout_storage::{Currency, LaneId, StoreId};
+
+use crate::{cli::DemoArgs, simulated_providers};
+
+const WALLET_SEED: &[u8] = b"demo";
+
+async fn store_totals(url: &str) -> anyhow::Result<pb::GetTotalsResponse> {
+    let mut client = StoreServiceClient::connect(url.to_owned()).await.context("connecting to the coordinator")?;
+    Ok(client.get_totals(pb::GetTotalsRequest {}).await.context("GetTotals")?.into_inner())
+}
+
+fn lane_totals(totals: &pb::GetTotalsResponse, lane: &str) -> (u64, u64, i64) {
+    totals
+        .lanes
+        .iter()
+        .find(|l| l.lane_id == lane)
+        .map(|l| (l.sales, l.items, l.sales_total.as_ref().map_or(0, |m| m.minor_units)))
+        .unwrap_or((0, 0, 0))
+}
+
+fn yuan(fen: i64) -> String {
+    format!("{}.{:02}", fen / 100, (fen % 100).abs())
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let temporary = tempfile::tempdir().context("creating a temporary data folder")?;
+    let data_dir = args.data.clone().unwrap_or_else(|| temporary.path().to_owned());
+    println!(
+        "checkout demo: {} lanes, {} customers each, ledger in {}",
+        args.lanes,
+        args.customers,
+        data_dir.display()
+    );
+
+    // The coordinator runs on its own multi-threaded runtime; the lanes on the actix system below.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let config = CoordinatorConfig {
+        store_id: StoreId::parse("S001")?,
+        currency: Currency::CNY,
+        data_dir,
+        providers: simulated_providers(Arc::new(SimulatedProvider::new(WALLET_SEED, 500_000))),
+        shutdown_grace: std::time::Duration::from_secs(10),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(checkout_coordinator::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    let before = runtime.block_on(store_totals(&url))?;
+
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<LaneEvent>();
+    let printer = std::thread::spawn(move || {
+        while let Some(event) = events_rx.blocking_recv() {
+            let shown = !matches!(event.kind, LaneEventKind::ItemAdded { .. });
+            if shown {
+                println!("[{:6.2}s] {event}", started.elapsed().as_secs_f64());
+            }
+        }
+    });
+
+    let system = actix_rt::System::new();
+    let summaries: Vec<LaneSummary> = system.block_on(async {
+        let lanes = (1..=args.lanes).map(|n| {
+            let lane_id = LaneId::parse(&format!("L{n}"));
+            let url = url.clone();
+            let events = events_tx.clone();
+            let seed = args.seed.wrapping_mul(1_000).wrapping_add(u64::from(n));
+            let customers = args.customers;
+            async move {
+                let synthetic = SyntheticConfig {
+                    seed,
+                    customers: Some(customers),
+                    wallet_seed: WALLET_SEED.to_vec(),
+                    ..SyntheticConfig::default()
+                };
+                let mut config = LaneConfig::new(lane_id?, url, FrameSource::Synthetic(synthetic));
+                config.frames_per_second = Some(30.0);
+                Ok::<_, anyhow::Error>(checkout_lanes::run_lane(config, Some(events), std::future::pending()).await?)
+            }
+        });
+        futures::future::join_all(lanes).await.into_iter().collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    // Dropping the lanes' runtime closes their connections, so the coordinator can drain and stop.
+    drop(system);
+    drop(events_tx);
+    let _ = printer.join();
+
+    let after = runtime.block_on(store_totals(&url))?;
+    let _ = stop.send(());
+    runtime.block_on(server).context("coordinator task")??;
+
+    println!();
+    println!(
+        "{:<6} {:>6} {:>6} {:>12}   {:>6} {:>6} {:>12}  {}",
+        "lane", "sales", "items", "paid CNY", "store:", "items", "CNY", "match"
+    );
+    let mut all_match = true;
+    let (mut sales, mut items, mut fen) = (0u64, 0u64, 0i64);
+    for summary in &summaries {
+        let lane = summary.lane_id.as_str();
+        let (s1, i1, f1) = lane_totals(&after, lane);
+        let (s0, i0, f0) = lane_totals(&before, lane);
+        let store = (s1 - s0, i1 - i0, f1 - f0);
+        let lane_view = (summary.sales, summary.items, summary.paid_total.minor_units);
+        let matches = store == lane_view;
+        all_match &= matches;
+        sales += summary.sales;
+        items += summary.items;
+        fen += summary.paid_total.minor_units;
+        println!(
+            "{lane:<6} {:>6} {:>6} {:>12}   {:>6} {:>6} {:>12}  {}",
+            lane_view.0,
+            lane_view.1,
+            yuan(lane_view.2),
+            store.0,
+            store.1,
+            yuan(store.2),
+            if matches { "yes" } else { "NO" }
+        );
+    }
+    let store_sales = after.sales - before.sales;
+    let store_fen = after.sales_total.as_ref().map_or(0, |m| m.minor_units)
+        - before.sales_total.as_ref().map_or(0, |m| m.minor_units);
+    let store_paid = after.paid_total.as_ref().map_or(0, |m| m.minor_units)
+        - before.paid_total.as_ref().map_or(0, |m| m.minor_units);
+    println!(
+        "{:<6} {:>6} {:>6} {:>12}   {:>6} {:>6} {:>12}  {}",
+        "total",
+        sales,
+        items,
+        yuan(fen),
+        store_sales,
+        after.items - before.items,
+        yuan(store_fen),
+        if store_sales == sales && store_fen == fen { "yes" } else { "NO" }
+    );
+    println!(
+        "payments: {} paid ({} CNY), {} declined; finished in {:.1}s",
+        after.payments_paid - before.payments_paid,
+        yuan(store_paid),
+        after.payments_declined - before.payments_declined,
+        started.elapsed().as_secs_f64()
+    );
+    if !all_match || store_sales != sales || store_fen != fen || store_paid != fen {
+        bail!("the lanes' tallies differ from what the store reports");
+    }
+    Ok(())
+}
