@@ -100,10 +100,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     runtime.block_on(server).context("coordinator task")??;
 
     println!();
-    println!(
-        "{:<6} {:>6} {:>6} {:>12}   {:>6} {:>6} {:>12}  {}",
-        "lane", "sales", "items", "paid CNY", "store:", "items", "CNY", "match"
-    );
+    println!("       --- as the lane counted ---   ---- as StoreService reports ----");
+    println!("lane    sales  items          CNY    sales  items          CNY  match");
     let mut all_match = true;
     let (mut sales, mut items, mut fen) = (0u64, 0u64, 0i64);
     for summary in &summaries {

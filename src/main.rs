@@ -53,6 +53,8 @@ fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        // The one line on stdout: scripts (and tests) that listen on port 0 read the address here.
+        println!("coordinator listening on {}", listener.local_addr()?);
         let simulated = Arc::new(SimulatedProvider::new(args.wallet_seed.as_bytes(), args.starting_balance_fen));
         let config = CoordinatorConfig {
             store_id: StoreId::parse(&args.store_id)?,

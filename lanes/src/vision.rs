@@ -142,10 +142,10 @@ pub fn load_frame(bytes: &[u8], pixel_limit: u64) -> Result<LumaFrame, FrameErro
         Some(other) => return Err(FrameError::Unsupported { format: format!("{other:?}") }),
         None => return Err(FrameError::NotAnImage),
     };
-    if format == ImageFormat::Png {
-        if let Some((width, height)) = png_header_dimensions(bytes) {
-            check_dimensions(width, height, pixel_limit)?;
-        }
+    if format == ImageFormat::Png
+        && let Some((width, height)) = png_header_dimensions(bytes)
+    {
+        check_dimensions(width, height, pixel_limit)?;
     }
     let (width, height) = reader.into_dimensions().map_err(image_error)?;
     check_dimensions(width, height, pixel_limit)?;
