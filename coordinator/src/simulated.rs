@@ -8,13 +8,17 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::Mutex,
+    time::Duration,
 };
 
 use checkout_storage::{
     ChargeStatus, Money, OutTradeNo, Provider, SimulatedCodeError, UnixMillis, check_simulated_code,
 };
 
-use crate::provider::{MicropayRequest, PaymentProvider, ProviderAnswer, ProviderError, ProviderFuture, messages};
+use crate::provider::{
+    MicropayRequest, OrderState, PaymentProvider, ProviderAnswer, ProviderError, ProviderFuture, QueryAnswer,
+    RefundAnswer, RefundRequest, ReverseAnswer, messages,
+};
 
 /// An order as the simulated provider books it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +28,8 @@ pub struct SimulatedOrder {
     pub wallet: u16,
     pub amount: Money,
     pub transaction_id: String,
+    /// Reversed after payment: the money went back to the wallet.
+    pub reversed: bool,
 }
 
 struct Books {
@@ -78,6 +84,7 @@ impl SimulatedProvider {
             provider_code: code.to_owned(),
             message: message.to_owned(),
             transaction_id: String::new(),
+            query_after: Duration::ZERO,
         };
         let mut books = self.lock();
         if books.orders.contains_key(&request.out_trade_no) {
@@ -114,6 +121,7 @@ impl SimulatedProvider {
                 wallet: wallet.number(),
                 amount: request.amount,
                 transaction_id: transaction_id.clone(),
+                reversed: false,
             },
         );
         ProviderAnswer {
@@ -121,13 +129,69 @@ impl SimulatedProvider {
             provider_code: "SUCCESS".to_owned(),
             message: messages::PAID.to_owned(),
             transaction_id,
+            query_after: Duration::ZERO,
         }
+    }
+
+    fn order_state(&self, out_trade_no: &OutTradeNo) -> QueryAnswer {
+        let books = self.lock();
+        match books.orders.get(out_trade_no) {
+            Some(order) if order.reversed => QueryAnswer { state: OrderState::Closed, provider_code: "REVOKED".into() },
+            Some(order) => QueryAnswer {
+                state: OrderState::Paid { transaction_id: order.transaction_id.clone(), amount: order.amount },
+                provider_code: "SUCCESS".into(),
+            },
+            None => QueryAnswer { state: OrderState::NotFound, provider_code: "ORDERNOTEXIST".into() },
+        }
+    }
+
+    fn reverse_order(&self, out_trade_no: &OutTradeNo) -> ReverseAnswer {
+        let mut books = self.lock();
+        let Some(order) = books.orders.get_mut(out_trade_no) else {
+            // Reversing an order that never came into being closes it: nothing to give back.
+            return ReverseAnswer::Reversed { refunded: false };
+        };
+        if order.reversed {
+            return ReverseAnswer::Reversed { refunded: true };
+        }
+        order.reversed = true;
+        let (key, amount) = ((order.provider, order.wallet), order.amount.minor_units);
+        let balance = books.balances.get(&key).copied().unwrap_or(self.starting_balance);
+        books.balances.insert(key, balance + amount);
+        ReverseAnswer::Reversed { refunded: true }
     }
 }
 
 impl PaymentProvider for SimulatedProvider {
     fn micropay(&self, request: MicropayRequest) -> ProviderFuture<'_, Result<ProviderAnswer, ProviderError>> {
         Box::pin(async move { Ok(self.charge(&request)) })
+    }
+
+    fn query(
+        &self,
+        _provider: Provider,
+        out_trade_no: &OutTradeNo,
+    ) -> ProviderFuture<'_, Result<QueryAnswer, ProviderError>> {
+        let answer = self.order_state(out_trade_no);
+        Box::pin(async move { Ok(answer) })
+    }
+
+    fn reverse(
+        &self,
+        _provider: Provider,
+        out_trade_no: &OutTradeNo,
+    ) -> ProviderFuture<'_, Result<ReverseAnswer, ProviderError>> {
+        let answer = self.reverse_order(out_trade_no);
+        Box::pin(async move { Ok(answer) })
+    }
+
+    fn refund(&self, _request: RefundRequest) -> ProviderFuture<'_, Result<RefundAnswer, ProviderError>> {
+        Box::pin(async move {
+            Ok(RefundAnswer::Refused {
+                provider_code: "NOT_SUPPORTED".into(),
+                message: "the in-process simulator does not refund yet".into(),
+            })
+        })
     }
 }
 
