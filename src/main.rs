@@ -62,6 +62,7 @@ fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             data_dir: args.data.clone(),
             providers: simulated_providers(simulated),
             shutdown_grace: std::time::Duration::from_secs(args.grace_secs),
+            timing: checkout_coordinator::EngineTiming::default(),
         };
         checkout_coordinator::run(listener, config, cli::shutdown_signal()).await?;
         Ok(())

@@ -67,7 +67,9 @@ pub fn outcome_to_pb(status: ChargeStatus) -> pb::PaymentOutcome {
         ChargeStatus::Paid => pb::PaymentOutcome::Paid,
         ChargeStatus::NewCodeNeeded => pb::PaymentOutcome::NewCodeNeeded,
         ChargeStatus::Failed => pb::PaymentOutcome::Failed,
-        ChargeStatus::Pending | ChargeStatus::Unknown => pb::PaymentOutcome::Unknown,
+        // Reversed: nothing was taken (or it went back); the customer may pay again with a fresh code.
+        ChargeStatus::Reversed => pb::PaymentOutcome::NewCodeNeeded,
+        ChargeStatus::Pending | ChargeStatus::Unknown | ChargeStatus::Reversing => pb::PaymentOutcome::Unknown,
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use error::CoordinatorError;
-pub use payments::{PayOrder, Payments};
+pub use payments::{EngineTiming, PayOrder, Payments};
 pub use provider::PaymentProvider;
 
 /// Everything the coordinator needs to start.
@@ -40,6 +40,8 @@ pub struct CoordinatorConfig {
     pub providers: HashMap<Provider, Arc<dyn PaymentProvider>>,
     /// How long in-flight requests may run after shutdown is asked for.
     pub shutdown_grace: Duration,
+    /// How patient the payment engine is with providers.
+    pub timing: EngineTiming,
 }
 
 /// The state every service shares.
@@ -74,7 +76,7 @@ pub async fn run(
         tracing::info!(products = seeded, "new data folder: loaded the sample catalog");
     }
     let coordinator = Arc::new(Coordinator {
-        payments: Payments::new(store.clone(), config.store_id.clone(), config.providers),
+        payments: Payments::new(store.clone(), config.store_id.clone(), config.providers, config.timing),
         store: store.clone(),
         store_id: config.store_id,
         currency: config.currency,
@@ -88,8 +90,10 @@ pub async fn run(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<LaneServiceServer<grpc::LaneApi>>().await;
+    // Lanes are told the store is ready only once charges left unsettled by a crash are resolved.
+    health.set_not_serving::<LaneServiceServer<grpc::LaneApi>>().await;
     health.set_serving::<StoreServiceServer<grpc::StoreApi>>().await;
+    let resolver = tokio::spawn(resolve_forever(coordinator.clone(), health.clone()));
 
     let address = listener.local_addr().ok();
     tracing::info!(?address, data = %store.path().display(), "coordinator serving");
@@ -124,7 +128,30 @@ pub async fn run(
         served = server => served?,
         () = grace_expired => tracing::warn!(?grace, "grace period over: abandoning requests still running"),
     }
+    // Whatever the resolver was doing is durable step by step; it resumes at the next start.
+    resolver.abort();
     store.commit().await?;
     tracing::info!("ledger flushed; coordinator stopped");
     Ok(())
+}
+
+/// Resolves charges left unsettled: once at start (then lanes are told the store is serving), then periodically.
+async fn resolve_forever(coordinator: Arc<Coordinator>, health: tonic_health::server::HealthReporter) {
+    let every = coordinator.payments.timing().resolve_every;
+    let mut ready = false;
+    loop {
+        match coordinator.payments.resolve_outstanding().await {
+            Ok(left) => {
+                if !ready {
+                    health.set_serving::<LaneServiceServer<grpc::LaneApi>>().await;
+                    ready = true;
+                    tracing::info!(unsettled = left, "start-up recovery done: serving lanes");
+                } else if left > 0 {
+                    tracing::info!(unsettled = left, "charges still unsettled");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "resolver pass failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }

@@ -56,12 +56,25 @@ pub enum ChargeStatus {
     Failed,
     /// The provider's answer did not settle it; it must be queried and, if not paid, reversed.
     Unknown,
+    /// A reversal is owed (not paid in time, or paid twice for one sale) and not yet confirmed.
+    Reversing,
+    /// Reversed: the order is closed and any money taken went back to the customer.
+    Reversed,
 }
 
 impl ChargeStatus {
+    /// Nothing more will happen to a charge in a final state.
     pub fn is_final(self) -> bool {
-        matches!(self, ChargeStatus::Paid | ChargeStatus::NewCodeNeeded | ChargeStatus::Failed)
+        matches!(self, ChargeStatus::Paid | ChargeStatus::NewCodeNeeded | ChargeStatus::Failed | ChargeStatus::Reversed)
     }
+}
+
+/// One step in a charge's history: what was asked or answered, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeEvent {
+    pub at: UnixMillis,
+    /// For example "micropay: USERPAYING", "query: paid", "reverse: call again".
+    pub what: String,
 }
 
 /// One charge attempt: recorded as `Pending` before the provider is called.
@@ -82,4 +95,14 @@ pub struct ChargeRecord {
     pub provider_transaction_id: String,
     pub created_at: UnixMillis,
     pub settled_at: Option<UnixMillis>,
+    /// When another attempt paid this sale first, that attempt: this one is reversed as surplus.
+    pub superseded_by: Option<OutTradeNo>,
+    /// Every provider call and answer, oldest first.
+    pub events: Vec<ChargeEvent>,
+}
+
+impl ChargeRecord {
+    pub fn log(&mut self, what: impl Into<String>) {
+        self.events.push(ChargeEvent { at: UnixMillis::now(), what: what.into() });
+    }
 }

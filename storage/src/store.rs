@@ -217,6 +217,11 @@ impl Store {
         all(&self.charges, "charges")
     }
 
+    /// Charges not yet in a final state: in flight, unknown, or owed a reversal.
+    pub fn outstanding_charges(&self) -> Result<Vec<ChargeRecord>> {
+        Ok(self.charges()?.into_iter().filter(|c| !c.status.is_final()).collect())
+    }
+
     /// Charges whose `out_trade_no` starts with `prefix`: every attempt of one sale.
     pub fn charges_with_prefix(&self, prefix: &str) -> Result<Vec<ChargeRecord>> {
         self.charges

@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
-use checkout_coordinator::{CoordinatorConfig, PaymentProvider, RunError, simulated::SimulatedProvider};
+use checkout_coordinator::{CoordinatorConfig, EngineTiming, PaymentProvider, RunError, simulated::SimulatedProvider};
 use checkout_lanes::{
     LaneConfig, LaneSummary,
     vision::{LumaFrame, encode_png, paste, render_code},
@@ -33,6 +33,18 @@ impl RunningCoordinator {
     }
 }
 
+/// The engine's patience shrunk from seconds to milliseconds, so tests of unknown outcomes run quickly.
+pub fn fast_timing() -> EngineTiming {
+    EngineTiming {
+        query_deadline: Duration::from_millis(1_500),
+        query_every: Duration::from_millis(50),
+        query_every_max: Duration::from_millis(200),
+        reverse_every: Duration::from_millis(50),
+        reverse_attempts: 5,
+        resolve_every: Duration::from_millis(200),
+    }
+}
+
 pub fn providers(sim: &Arc<SimulatedProvider>) -> HashMap<Provider, Arc<dyn PaymentProvider>> {
     Provider::ALL.into_iter().map(|p| (p, sim.clone() as Arc<dyn PaymentProvider>)).collect()
 }
@@ -46,6 +58,7 @@ pub async fn start_coordinator(data: &Path, sim: &Arc<SimulatedProvider>) -> Run
         data_dir: data.to_owned(),
         providers: providers(sim),
         shutdown_grace: Duration::from_secs(10),
+        timing: fast_timing(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(checkout_coordinator::run(listener, config, async {
