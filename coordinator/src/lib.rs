@@ -10,6 +10,7 @@ mod grpc;
 mod live;
 mod payments;
 pub mod provider;
+mod refunds;
 pub mod simulated;
 mod totals;
 
@@ -17,18 +18,22 @@ use std::{
     collections::HashMap,
     future::Future,
     path::PathBuf,
-    sync::{Arc, atomic::AtomicBool},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
 use checkout_proto::v1::{lane_service_server::LaneServiceServer, store_service_server::StoreServiceServer};
-use checkout_storage::{Currency, Provider, StorageError, Store, StoreId, sample_catalog};
+use checkout_storage::{Currency, Provider, StorageError, Store, StoreId, UnixMillis, sample_catalog};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use error::CoordinatorError;
 pub use payments::{EngineTiming, PayOrder, Payments};
 pub use provider::PaymentProvider;
+pub use refunds::{MAX_REFUNDS_PER_ORDER, RefundOrder};
 
 /// Everything the coordinator needs to start.
 pub struct CoordinatorConfig {
@@ -52,6 +57,10 @@ pub struct Coordinator {
     payments: Payments,
     live: live::LiveLanes,
     shutting_down: AtomicBool,
+    /// When the resolver's next pass starts (Unix millis).
+    next_resolve_at: AtomicI64,
+    /// Wakes the resolver for a pass now.
+    resolve_now: tokio::sync::Notify,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +91,8 @@ pub async fn run(
         currency: config.currency,
         live: live::LiveLanes::default(),
         shutting_down: AtomicBool::new(false),
+        next_resolve_at: AtomicI64::new(0),
+        resolve_now: tokio::sync::Notify::new(),
     });
 
     let reflection = || {
@@ -103,7 +114,7 @@ pub async fn run(
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections or charges, finishing in-flight requests");
-        state.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        state.shutting_down.store(true, Ordering::SeqCst);
         let _ = stop_tx.send(());
     };
     let server = tonic::transport::Server::builder()
@@ -152,6 +163,11 @@ async fn resolve_forever(coordinator: Arc<Coordinator>, health: tonic_health::se
             }
             Err(e) => tracing::error!(error = %e, "resolver pass failed"),
         }
-        tokio::time::sleep(every).await;
+        let next = UnixMillis::now().0 + every.as_millis() as i64;
+        coordinator.next_resolve_at.store(next, Ordering::SeqCst);
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = coordinator.resolve_now.notified() => {}
+        }
     }
 }

@@ -77,15 +77,15 @@ impl Default for EngineTiming {
     }
 }
 
-type Locks<K> = Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>;
+pub(crate) type Locks<K> = Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>;
 
 pub struct Payments {
-    store: Store,
+    pub(crate) store: Store,
     store_id: StoreId,
     providers: HashMap<Provider, Arc<dyn PaymentProvider>>,
     timing: EngineTiming,
-    /// One lock per charge being worked on, so a repeated request or the resolver waits for the first.
-    charge_locks: Locks<OutTradeNo>,
+    /// One lock per charge being worked on, so a repeated request, a refund or the resolver waits for the first.
+    pub(crate) charge_locks: Locks<OutTradeNo>,
     /// One lock per sale while a charge of it is marked paid, so two attempts cannot both win.
     sale_locks: Locks<SaleId>,
 }
@@ -110,7 +110,7 @@ pub fn price_lines(store: &Store, lines: &[(ProductCode, u32)]) -> Result<(Vec<S
 }
 
 /// Holds a named lock from a lock map, and removes the entry when the last holder lets go.
-struct Held<'a, K: std::hash::Hash + Eq + Clone> {
+pub(crate) struct Held<'a, K: std::hash::Hash + Eq + Clone> {
     map: &'a Locks<K>,
     key: K,
     lock: Arc<tokio::sync::Mutex<()>>,
@@ -132,7 +132,7 @@ fn lock_entry<K: std::hash::Hash + Eq + Clone>(map: &Locks<K>, key: &K) -> Arc<t
     map.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default().clone()
 }
 
-async fn hold<'a, K: std::hash::Hash + Eq + Clone>(map: &'a Locks<K>, key: &K) -> Held<'a, K> {
+pub(crate) async fn hold<'a, K: std::hash::Hash + Eq + Clone>(map: &'a Locks<K>, key: &K) -> Held<'a, K> {
     let lock = lock_entry(map, key);
     let guard = Some(lock.clone().lock_owned().await);
     Held { map, key: key.clone(), lock, guard }
@@ -171,7 +171,7 @@ impl Payments {
         &self.store_id
     }
 
-    fn provider(&self, provider: Provider) -> Result<Arc<dyn PaymentProvider>, CoordinatorError> {
+    pub(crate) fn provider(&self, provider: Provider) -> Result<Arc<dyn PaymentProvider>, CoordinatorError> {
         self.providers
             .get(&provider)
             .cloned()

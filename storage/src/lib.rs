@@ -20,6 +20,8 @@ pub use codes::{
 };
 pub use ids::{Attempt, IdError, LaneId, OutTradeNo, SaleId, StoreId, UnixMillis};
 pub use money::{Currency, Money, MoneyError};
-pub use records::{ChargeEvent, ChargeRecord, ChargeStatus, LaneRecord, Product, SaleLine, SaleRecord};
+pub use records::{
+    ChargeEvent, ChargeRecord, ChargeStatus, LaneRecord, Product, RefundRecord, RefundStatus, SaleLine, SaleRecord,
+};
 pub use store::{FORMAT_VERSION, StorageError, Store};
 pub use wallets::{CODE_LIFETIME_MILLIS, SimulatedCodeError, SimulatedWallet, check_simulated_code};

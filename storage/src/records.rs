@@ -106,3 +106,30 @@ impl ChargeRecord {
         self.events.push(ChargeEvent { at: UnixMillis::now(), what: what.into() });
     }
 }
+
+/// Where a refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RefundStatus {
+    /// Recorded before the provider was asked.
+    Pending,
+    Accepted,
+    Refused,
+    /// Asked, but the answer did not settle it: repeat with the same refund number.
+    Unknown,
+}
+
+/// A refund of part or all of a paid charge, keyed by the merchant's `out_refund_no`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    pub out_refund_no: String,
+    pub out_trade_no: OutTradeNo,
+    pub lane_id: LaneId,
+    pub amount: Money,
+    pub reason: String,
+    pub status: RefundStatus,
+    pub provider_code: String,
+    pub message: String,
+    pub refund_id: String,
+    pub created_at: UnixMillis,
+    pub settled_at: Option<UnixMillis>,
+}

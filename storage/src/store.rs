@@ -4,11 +4,14 @@
 //! the `meta` tree names the data folder's format version, and a folder of
 //! another version is refused on open rather than misread.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, mpsc},
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{ChargeRecord, LaneId, LaneRecord, OutTradeNo, Product, ProductCode, SaleId, SaleRecord};
+use crate::{ChargeRecord, LaneId, LaneRecord, OutTradeNo, Product, ProductCode, RefundRecord, SaleId, SaleRecord};
 
 /// The layout of a data folder this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -34,14 +37,49 @@ pub enum StorageError {
 
 type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+type CommitWaiter = tokio::sync::oneshot::Sender<std::result::Result<(), String>>;
+
+/// Group commit: callers queue up, one thread flushes once for everyone queued, then wakes them all.
+///
+/// A caller's writes happen before it queues, so the flush that follows covers
+/// them; callers that queue during a flush wait for the next one. Under load
+/// one `fsync` serves many acknowledged writes.
+struct GroupCommit {
+    queue: mpsc::Sender<CommitWaiter>,
+}
+
+impl GroupCommit {
+    fn start(db: &sled::Db) -> std::io::Result<GroupCommit> {
+        let (queue, waiting) = mpsc::channel::<CommitWaiter>();
+        // The thread ends, closing its handle on the database, when the last Store is dropped.
+        let db = db.clone();
+        std::thread::Builder::new().name("sled-group-commit".into()).spawn(move || {
+            while let Ok(first) = waiting.recv() {
+                let mut batch = vec![first];
+                batch.extend(waiting.try_iter());
+                let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "ledger flush failed");
+                }
+                for waiter in batch {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        })?;
+        Ok(GroupCommit { queue })
+    }
+}
+
 /// The opened data folder. Cheap to clone; every clone is the same database.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    committer: Arc<GroupCommit>,
     products: sled::Tree,
     lanes: sled::Tree,
     sales: sled::Tree,
     charges: sled::Tree,
+    refunds: sled::Tree,
     path: PathBuf,
 }
 
@@ -98,22 +136,39 @@ fn insert_if_absent<T: Serialize + DeserializeOwned>(
     }
 }
 
+/// Opens the sled database; waits briefly for the lock a closing handle in this process may still hold.
+fn open_db(path: &Path) -> Result<sled::Db> {
+    let mut tries = 0;
+    loop {
+        let opened = sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024).open();
+        match opened {
+            Err(sled::Error::Io(e)) if tries < 30 && e.to_string().contains("lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other.map_err(|source| StorageError::Open { path: path.to_owned(), source }),
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the data folder at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()
-            .map_err(|source| StorageError::Open { path: path.to_owned(), source })?;
+        let db = open_db(path)?;
+        let committer = Arc::new(
+            GroupCommit::start(&db)
+                .map_err(|e| StorageError::Open { path: path.to_owned(), source: sled::Error::Io(e) })?,
+        );
         let tree = |name: &str| db.open_tree(name).map_err(io("opening a tree"));
         let store = Store {
             products: tree("products")?,
             lanes: tree("lanes")?,
             sales: tree("sales")?,
             charges: tree("charges")?,
+            refunds: tree("refunds")?,
             path: path.to_owned(),
             db,
+            committer,
         };
         store.check_format()?;
         Ok(store)
@@ -130,7 +185,9 @@ impl Store {
                 expected: FORMAT_VERSION,
             }),
             None => {
-                let empty = [&self.products, &self.lanes, &self.sales, &self.charges].iter().all(|t| t.is_empty());
+                let empty = [&self.products, &self.lanes, &self.sales, &self.charges, &self.refunds]
+                    .iter()
+                    .all(|t| t.is_empty());
                 if !empty {
                     return Err(StorageError::NotCheckoutData { path: self.path.clone() });
                 }
@@ -146,10 +203,15 @@ impl Store {
     }
 
     /// Makes every write before this call durable. Concurrent callers share
-    /// sled's flushes: one flush covers every write that came before it.
+    /// one flush (group commit): see [`GroupCommit`].
     pub async fn commit(&self) -> Result<()> {
-        self.db.flush_async().await.map_err(io("flushing"))?;
-        Ok(())
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let failed = |reason: String| StorageError::Io {
+            doing: "flushing",
+            source: sled::Error::Io(std::io::Error::other(reason)),
+        };
+        self.committer.queue.send(done).map_err(|_| failed("the group-commit thread is gone".into()))?;
+        wait.await.map_err(|_| failed("the group-commit thread is gone".into()))?.map_err(failed)
     }
 
     /// Blocking form of [`Store::commit`], for start-up and shutdown.
@@ -233,6 +295,25 @@ impl Store {
             .collect()
     }
 
+    pub fn refund(&self, out_refund_no: &str) -> Result<Option<RefundRecord>> {
+        get(&self.refunds, "refunds", out_refund_no.as_bytes())
+    }
+
+    pub fn put_refund(&self, refund: &RefundRecord) -> Result<()> {
+        let bytes = encode("refund", refund)?;
+        self.refunds.insert(refund.out_refund_no.as_bytes(), bytes).map_err(io("writing a refund"))?;
+        Ok(())
+    }
+
+    /// Records a new refund unless one with the same `out_refund_no` exists; returns that one.
+    pub fn insert_refund_if_absent(&self, refund: &RefundRecord) -> Result<Option<RefundRecord>> {
+        insert_if_absent(&self.refunds, "refunds", refund.out_refund_no.as_bytes(), refund)
+    }
+
+    pub fn refunds(&self) -> Result<Vec<RefundRecord>> {
+        all(&self.refunds, "refunds")
+    }
+
     pub fn sale(&self, sale_id: &SaleId) -> Result<Option<SaleRecord>> {
         get(&self.sales, "sales", sale_id.as_str().as_bytes())
     }
@@ -287,5 +368,35 @@ mod tests {
         let err = store.products().unwrap_err();
         assert!(matches!(err, StorageError::Corrupt { tree: "products", .. }), "{err}");
         let _ = Money::zero(Currency::CNY);
+    }
+}
+
+#[cfg(test)]
+mod group_commit_tests {
+    use super::*;
+    use crate::sample_catalog;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_all_complete_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let tasks: Vec<_> = sample_catalog()
+                .into_iter()
+                .map(|product| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        store.put_product(&product).unwrap();
+                        store.commit().await
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+        }
+        // Reopening right away works: the commit thread let go of the database with the last Store.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.products().unwrap().len(), sample_catalog().len());
     }
 }
