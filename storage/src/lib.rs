@@ -23,5 +23,5 @@ pub use money::{Currency, Money, MoneyError};
 pub use records::{
     ChargeEvent, ChargeRecord, ChargeStatus, LaneRecord, Product, RefundRecord, RefundStatus, SaleLine, SaleRecord,
 };
-pub use store::{FORMAT_VERSION, StorageError, Store};
+pub use store::{FORMAT_FILE, FORMAT_VERSION, StorageError, Store};
 pub use wallets::{CODE_LIFETIME_MILLIS, SimulatedCodeError, SimulatedWallet, check_simulated_code};

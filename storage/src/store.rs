@@ -15,18 +15,23 @@ use crate::{ChargeRecord, LaneId, LaneRecord, OutTradeNo, Product, ProductCode, 
 
 /// The layout of a data folder this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
-const FORMAT_KEY: &[u8] = b"format";
-const FORMAT_MAGIC: &[u8] = b"checkout-ledger/";
+/// The file in a data folder that names its format, read before sled touches anything.
+pub const FORMAT_FILE: &str = "CHECKOUT_FORMAT";
+const FORMAT_MAGIC: &str = "checkout-ledger ";
 const RECORD_VERSION: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("cannot open the data folder {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
-    #[error("the data folder {path} holds format version {found}; this build reads version {expected}")]
+    #[error("the data folder {path} holds format {found:?}; this build reads version {expected} (nothing was changed)")]
     FormatVersion { path: PathBuf, found: String, expected: u32 },
-    #[error("the data folder {path} holds data but no checkout format marker: not a checkout data folder")]
+    #[error(
+        "the data folder {path} holds files but no {FORMAT_FILE}: not a checkout data folder (nothing was changed)"
+    )]
     NotCheckoutData { path: PathBuf },
+    #[error("cannot {doing} {path}: {source}")]
+    Folder { doing: &'static str, path: PathBuf, source: std::io::Error },
     #[error("storage I/O failed while {doing}: {source}")]
     Io { doing: &'static str, source: sled::Error },
     #[error("record in {tree} at key {key:?} cannot be read: {reason}")]
@@ -136,6 +141,32 @@ fn insert_if_absent<T: Serialize + DeserializeOwned>(
     }
 }
 
+/// Checks the data folder's format file before sled opens (and so writes to) anything; marks a new folder.
+fn check_format(path: &Path) -> Result<()> {
+    let folder = |doing: &'static str| move |source| StorageError::Folder { doing, path: path.to_owned(), source };
+    let expected = format!("{FORMAT_MAGIC}{FORMAT_VERSION}\n");
+    let marker = path.join(FORMAT_FILE);
+    match std::fs::read(&marker) {
+        Ok(found) if found == expected.as_bytes() => Ok(()),
+        Ok(found) => Err(StorageError::FormatVersion {
+            path: path.to_owned(),
+            found: String::from_utf8_lossy(&found).trim().chars().take(60).collect(),
+            expected: FORMAT_VERSION,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path).map_err(folder("create"))?;
+            if std::fs::read_dir(path).map_err(folder("list"))?.next().is_some() {
+                return Err(StorageError::NotCheckoutData { path: path.to_owned() });
+            }
+            let mut file = std::fs::File::create(&marker).map_err(folder("mark"))?;
+            std::io::Write::write_all(&mut file, expected.as_bytes()).map_err(folder("mark"))?;
+            file.sync_all().map_err(folder("mark"))?;
+            Ok(())
+        }
+        Err(e) => Err(folder("read the format of")(e)),
+    }
+}
+
 /// Opens the sled database; waits briefly for the lock a closing handle in this process may still hold.
 fn open_db(path: &Path) -> Result<sled::Db> {
     let mut tries = 0;
@@ -154,6 +185,7 @@ fn open_db(path: &Path) -> Result<sled::Db> {
 impl Store {
     /// Opens (or creates) the data folder at `path`.
     pub fn open(path: &Path) -> Result<Store> {
+        check_format(path)?;
         let db = open_db(path)?;
         let committer = Arc::new(
             GroupCommit::start(&db)
@@ -170,32 +202,7 @@ impl Store {
             db,
             committer,
         };
-        store.check_format()?;
         Ok(store)
-    }
-
-    fn check_format(&self) -> Result<()> {
-        let meta = self.db.open_tree("meta").map_err(io("opening a tree"))?;
-        let expected = [FORMAT_MAGIC, FORMAT_VERSION.to_string().as_bytes()].concat();
-        match meta.get(FORMAT_KEY).map_err(io("reading the format"))? {
-            Some(found) if found.as_ref() == expected.as_slice() => Ok(()),
-            Some(found) => Err(StorageError::FormatVersion {
-                path: self.path.clone(),
-                found: String::from_utf8_lossy(found.strip_prefix(FORMAT_MAGIC).unwrap_or(&found)).into_owned(),
-                expected: FORMAT_VERSION,
-            }),
-            None => {
-                let empty = [&self.products, &self.lanes, &self.sales, &self.charges, &self.refunds]
-                    .iter()
-                    .all(|t| t.is_empty());
-                if !empty {
-                    return Err(StorageError::NotCheckoutData { path: self.path.clone() });
-                }
-                meta.insert(FORMAT_KEY, expected).map_err(io("writing the format"))?;
-                self.db.flush().map_err(io("flushing"))?;
-                Ok(())
-            }
-        }
     }
 
     pub fn path(&self) -> &Path {
@@ -351,13 +358,16 @@ mod tests {
     #[test]
     fn another_format_version_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let db = sled::open(dir.path()).unwrap();
-            db.open_tree("meta").unwrap().insert(FORMAT_KEY, b"checkout-ledger/99".as_slice()).unwrap();
-            db.flush().unwrap();
-        }
+        drop(Store::open(dir.path()).unwrap());
+        std::fs::write(dir.path().join(FORMAT_FILE), "checkout-ledger 99\n").unwrap();
         let Err(err) = Store::open(dir.path()) else { panic!("opened a version 99 folder") };
-        assert!(err.to_string().contains("format version 99"), "{err}");
+        assert!(err.to_string().contains("checkout-ledger 99"), "{err}");
+
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("notes.txt"), "not a ledger").unwrap();
+        let Err(err) = Store::open(other.path()) else { panic!("opened a folder of something else") };
+        assert!(matches!(err, StorageError::NotCheckoutData { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 1, "nothing was added");
     }
 
     #[test]
