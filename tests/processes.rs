@@ -79,11 +79,16 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
     let coordinator_log = logs.path().join("coordinator.log");
     let (mut coordinator, url) = start_coordinator(data.path(), &coordinator_log);
 
+    let lane_data = tempfile::tempdir().unwrap();
     let lane = tokio::task::spawn_blocking({
         let url = url.clone();
+        let lane_data = lane_data.path().to_owned();
         move || {
             Command::new(BIN)
-                .args(["lane", "--id", "L3", "--coordinator", &url, "--synthetic", "--customers", "2", "--fps", "120"])
+                .arg("lane")
+                .arg("--data")
+                .arg(&lane_data)
+                .args(["--id", "L3", "--coordinator", &url, "--synthetic", "--customers", "2", "--fps", "120"])
                 .args(["--wallet-seed", "process test"])
                 .env("RUST_LOG", "debug")
                 .output()
@@ -114,7 +119,7 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
     let mut leaks = payment_codes_in(&coordinator_log);
     leaks.extend(payment_codes_in(&lane.stderr));
     leaks.extend(payment_codes_in(&lane.stdout));
-    for file in files_below(data.path()) {
+    for file in files_below(data.path()).into_iter().chain(files_below(lane_data.path())) {
         leaks.extend(payment_codes_in(&std::fs::read(&file).unwrap()));
     }
     assert!(leaks.is_empty(), "payment codes written in full: {} found", leaks.len());

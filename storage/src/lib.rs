@@ -8,6 +8,7 @@
 mod catalog;
 mod codes;
 mod ids;
+mod lane_store;
 mod money;
 mod records;
 mod store;
@@ -19,6 +20,7 @@ pub use codes::{
     classify, gtin_check_digit, upc_e_to_upc_a,
 };
 pub use ids::{Attempt, IdError, LaneId, OutTradeNo, SaleId, StoreId, UnixMillis};
+pub use lane_store::{FinishedSale, LaneStore};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
     ChargeEvent, ChargeRecord, ChargeStatus, LaneRecord, Product, RefundRecord, RefundStatus, SaleLine, SaleRecord,

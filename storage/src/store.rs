@@ -17,7 +17,6 @@ use crate::{ChargeRecord, LaneId, LaneRecord, OutTradeNo, Product, ProductCode, 
 pub const FORMAT_VERSION: u32 = 1;
 /// The file in a data folder that names its format, read before sled touches anything.
 pub const FORMAT_FILE: &str = "CHECKOUT_FORMAT";
-const FORMAT_MAGIC: &str = "checkout-ledger ";
 const RECORD_VERSION: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -92,13 +91,13 @@ fn io(doing: &'static str) -> impl FnOnce(sled::Error) -> StorageError {
     move |source| StorageError::Io { doing, source }
 }
 
-fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>> {
     let mut out = vec![RECORD_VERSION];
     postcard::to_io(value, &mut out).map_err(|source| StorageError::Encode { what, source })?;
     Ok(out)
 }
 
-fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T> {
     let corrupt =
         |reason: String| StorageError::Corrupt { tree, key: String::from_utf8_lossy(key).into_owned(), reason };
     match bytes.split_first() {
@@ -141,10 +140,16 @@ fn insert_if_absent<T: Serialize + DeserializeOwned>(
     }
 }
 
+/// Checks the format marker, then opens sled: the one way a data folder is opened.
+pub(crate) fn open_checked(path: &Path, kind: &str) -> Result<sled::Db> {
+    check_format(path, kind)?;
+    open_db(path)
+}
+
 /// Checks the data folder's format file before sled opens (and so writes to) anything; marks a new folder.
-fn check_format(path: &Path) -> Result<()> {
+fn check_format(path: &Path, kind: &str) -> Result<()> {
     let folder = |doing: &'static str| move |source| StorageError::Folder { doing, path: path.to_owned(), source };
-    let expected = format!("{FORMAT_MAGIC}{FORMAT_VERSION}\n");
+    let expected = format!("{kind} {FORMAT_VERSION}\n");
     let marker = path.join(FORMAT_FILE);
     match std::fs::read(&marker) {
         Ok(found) if found == expected.as_bytes() => Ok(()),
@@ -185,8 +190,7 @@ fn open_db(path: &Path) -> Result<sled::Db> {
 impl Store {
     /// Opens (or creates) the data folder at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        check_format(path)?;
-        let db = open_db(path)?;
+        let db = open_checked(path, "checkout-ledger")?;
         let committer = Arc::new(
             GroupCommit::start(&db)
                 .map_err(|e| StorageError::Open { path: path.to_owned(), source: sled::Error::Io(e) })?,

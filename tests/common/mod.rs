@@ -69,9 +69,17 @@ pub async fn start_coordinator(data: &Path, sim: &Arc<SimulatedProvider>) -> Run
 
 /// Runs a lane to the end of its frames on its own thread and actix system.
 pub async fn run_lane(config: LaneConfig) -> LaneSummary {
+    run_lane_with_events(config, None).await
+}
+
+/// Runs a lane to the end of its frames, sending what it shows the cashier to `events`.
+pub async fn run_lane_with_events(
+    config: LaneConfig,
+    events: Option<tokio::sync::mpsc::UnboundedSender<checkout_lanes::LaneEvent>>,
+) -> LaneSummary {
     tokio::task::spawn_blocking(move || {
         let system = actix_rt::System::new();
-        system.block_on(checkout_lanes::run_lane(config, None, std::future::pending()))
+        system.block_on(checkout_lanes::run_lane(config, events, std::future::pending()))
     })
     .await
     .expect("lane thread")
