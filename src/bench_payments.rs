@@ -28,8 +28,41 @@ fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the runtime")
+/// Runs `count` timed operations split over `workers` concurrent tasks; returns each one's latency and the wall time.
+fn timed_concurrently<F, Fut>(workers: u64, count: u64, operation: F) -> anyhow::Result<(Vec<Duration>, Duration)>
+where
+    F: Fn(u64, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let operation = Arc::new(operation);
+    let started = Instant::now();
+    let latencies = runtime.block_on(async {
+        let tasks: Vec<_> = (0..workers)
+            .map(|worker| {
+                let operation = operation.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    for n in (worker..count).step_by(workers as usize) {
+                        let begun = Instant::now();
+                        operation(worker, n).await?;
+                        latencies.push(begun.elapsed());
+                    }
+                    Ok::<_, anyhow::Error>(latencies)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await??);
+        }
+        Ok::<_, anyhow::Error>(all)
+    })?;
+    Ok((latencies, started.elapsed()))
 }
 
 pub fn engine(args: EngineBenchArgs) -> anyhow::Result<()> {
@@ -44,43 +77,26 @@ pub fn engine(args: EngineBenchArgs) -> anyhow::Result<()> {
     let charges = args.charges.min(3 * 10_000);
     let lanes = args.lanes.max(1);
 
-    let rt = runtime()?;
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for lane in 0..lanes {
-            let payments = payments.clone();
-            let product = product.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let lane_id = LaneId::parse(&format!("L{lane}"))?;
-                for n in (lane..charges).step_by(lanes as usize) {
-                    // Each charge its own wallet: a code is single-use.
-                    let provider = Provider::ALL[(n % 3) as usize];
-                    let code = SimulatedWallet::new(SEED, provider, (n / 3) as u16).issue_code(UnixMillis::now());
-                    let order = PayOrder {
-                        lane_id: lane_id.clone(),
-                        sale_id: SaleId::parse(&format!("L{lane}-{n}"))?,
-                        attempt: Attempt::new(1)?,
-                        code,
-                        lines: vec![(product.gtin.clone(), 1)],
-                        amount: product.price,
-                    };
-                    let begun = Instant::now();
-                    let charge = payments.pay(order).await?;
-                    latencies.push(begun.elapsed());
-                    anyhow::ensure!(charge.status == ChargeStatus::Paid, "charge {n} not paid: {:?}", charge.status);
-                }
-                Ok::<_, anyhow::Error>(latencies)
-            }));
+    let (mut latencies, elapsed) = timed_concurrently(lanes, charges, move |lane, n| {
+        let payments = payments.clone();
+        let product = product.clone();
+        async move {
+            // Each charge its own wallet: a code is single-use.
+            let provider = Provider::ALL[(n % 3) as usize];
+            let code = SimulatedWallet::new(SEED, provider, (n / 3) as u16).issue_code(UnixMillis::now());
+            let order = PayOrder {
+                lane_id: LaneId::parse(&format!("L{lane}"))?,
+                sale_id: SaleId::parse(&format!("L{lane}-{n}"))?,
+                attempt: Attempt::new(1)?,
+                code,
+                lines: vec![(product.gtin.clone(), 1)],
+                amount: product.price,
+            };
+            let charge = payments.pay(order).await?;
+            anyhow::ensure!(charge.status == ChargeStatus::Paid, "charge {n} not paid: {:?}", charge.status);
+            Ok(())
         }
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await??);
-        }
-        Ok::<_, anyhow::Error>(all)
     })?;
-    let elapsed = started.elapsed();
     let (median, p99) = percentiles(&mut latencies);
     let per_second = latencies.len() as f64 / elapsed.as_secs_f64();
     anyhow::ensure!(sim.orders().len() == latencies.len(), "the provider's books differ from the charges made");
@@ -134,32 +150,14 @@ pub fn ledger(args: LedgerBenchArgs) -> anyhow::Result<()> {
     };
     let store = Store::open(dir.path())?;
     let writers = args.writers.max(1);
-    let rt = runtime()?;
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for w in 0..writers {
-            let store = store.clone();
-            let writes = args.writes;
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                for n in (w..writes).step_by(writers as usize) {
-                    let charge = sample_charge(n)?;
-                    let begun = Instant::now();
-                    store.put_charge(&charge)?;
-                    store.commit().await?;
-                    latencies.push(begun.elapsed());
-                }
-                Ok::<_, anyhow::Error>(latencies)
-            }));
+    let (mut latencies, elapsed) = timed_concurrently(writers, args.writes, move |_, n| {
+        let store = store.clone();
+        async move {
+            store.put_charge(&sample_charge(n)?)?;
+            store.commit().await?;
+            Ok(())
         }
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await??);
-        }
-        Ok::<_, anyhow::Error>(all)
     })?;
-    let elapsed = started.elapsed();
     let (median, p99) = percentiles(&mut latencies);
     let per_second = latencies.len() as f64 / elapsed.as_secs_f64();
     if args.json {
