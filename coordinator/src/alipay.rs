@@ -376,6 +376,20 @@ impl std::fmt::Debug for AlipayConfig {
     }
 }
 
+impl AlipayConfig {
+    /// The app `checkout provider-sim` serves by default, with the test-only keys of `coordinator/testdata`.
+    pub fn for_simulator(gateway_url: &str) -> AlipayConfig {
+        AlipayConfig {
+            gateway_url: gateway_url.to_owned(),
+            app_id: "2021000000000001".into(),
+            app_private_key: crate::provider_sim::test_keys::MERCHANT_PRIVATE_PEM.into(),
+            alipay_public_key: crate::provider_sim::test_keys::ALIPAY_PUBLIC_PEM.into(),
+            store_id: String::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// The `alipay` adapter: `alipay.trade.pay` (bar code), `.query`, `.cancel`, `.refund` over HTTP.
 pub struct AlipayAdapter {
     config: AlipayConfig,
@@ -440,6 +454,30 @@ impl AlipayAdapter {
         let object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(content).map_err(|e| Self::bad(format!("the answer is not an object: {e}")))?;
         Ok(Some(object))
+    }
+}
+
+impl AlipayAdapter {
+    /// `alipay.data.dataservice.bill.downloadurl.query` for a trade bill (`bill_date` as `yyyy-MM-dd`), then the
+    /// bill itself from the URL it gives.
+    pub async fn download_bill(&self, bill_date: &str) -> Result<String, ProviderError> {
+        let biz = serde_json::json!({ "bill_type": "trade", "bill_date": bill_date });
+        let answer = self
+            .call("alipay.data.dataservice.bill.downloadurl.query", biz)
+            .await?
+            .ok_or_else(|| Self::unreachable("HTTP 202"))?;
+        let url = text(&answer, "bill_download_url");
+        if text(&answer, "code") != "10000" || url.is_empty() {
+            return Err(Self::bad(format!(
+                "no bill: {}",
+                provider_code(text(&answer, "code"), text(&answer, "sub_code"))
+            )));
+        }
+        match self.http.get(url).await {
+            HttpOutcome::Answer { status: 200, body } => Ok(body),
+            HttpOutcome::Answer { status, .. } => Err(Self::unreachable(format!("HTTP {status}"))),
+            HttpOutcome::NoAnswer(reason) => Err(Self::unreachable(reason)),
+        }
     }
 }
 

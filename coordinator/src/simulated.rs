@@ -171,8 +171,8 @@ struct Books {
     /// Codes already charged (the provider's memory; the store never keeps a full code).
     used_codes: HashSet<String>,
     orders: HashMap<OutTradeNo, SimulatedOrder>,
-    /// out_refund_no → (out_trade_no, amount).
-    refund_numbers: HashMap<String, (OutTradeNo, i64)>,
+    /// (provider, out_refund_no) → (out_trade_no, amount): refund numbers are the merchant's, per provider.
+    refund_numbers: HashMap<(Provider, String), (OutTradeNo, i64)>,
     next_transaction: u64,
 }
 
@@ -364,7 +364,11 @@ impl SimulatedProvider {
     /// Refunds `amount` of a paid order, once per `out_refund_no`.
     pub fn refund_order(&self, out_trade_no: &OutTradeNo, out_refund_no: &str, amount: i64) -> RefundOutcome {
         let mut books = self.lock();
-        if let Some((order_no, booked)) = books.refund_numbers.get(out_refund_no) {
+        let Some(provider) = books.orders.get(out_trade_no).map(|o| o.provider) else {
+            return RefundOutcome::NoSuchOrder;
+        };
+        let number = (provider, out_refund_no.to_owned());
+        if let Some((order_no, booked)) = books.refund_numbers.get(&number) {
             if order_no != out_trade_no || *booked != amount {
                 return RefundOutcome::Mismatch;
             }
@@ -398,7 +402,7 @@ impl SimulatedProvider {
         });
         let key = (order.provider, order.wallet);
         books.next_transaction += 1;
-        books.refund_numbers.insert(out_refund_no.to_owned(), (out_trade_no.clone(), amount));
+        books.refund_numbers.insert(number, (out_trade_no.clone(), amount));
         let balance = books.balances.get(&key).copied().unwrap_or(starting);
         books.balances.insert(key, balance + amount);
         RefundOutcome::Accepted { refund_id, repeated: false }

@@ -410,11 +410,22 @@ impl HttpClient {
     }
 
     pub(crate) async fn post(&self, url: &str, content_type: &str, body: String) -> HttpOutcome {
-        use http_body_util::BodyExt;
-        let request = match http::Request::post(url)
+        let request = http::Request::post(url)
             .header(http::header::CONTENT_TYPE, content_type)
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        {
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)));
+        self.send(request).await
+    }
+
+    pub(crate) async fn get(&self, url: &str) -> HttpOutcome {
+        self.send(http::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new()))).await
+    }
+
+    async fn send(
+        &self,
+        request: Result<http::Request<http_body_util::Full<bytes::Bytes>>, http::Error>,
+    ) -> HttpOutcome {
+        use http_body_util::BodyExt;
+        let request = match request {
             Ok(request) => request,
             Err(e) => return HttpOutcome::NoAnswer(format!("cannot build the request: {e}")),
         };
@@ -525,6 +536,31 @@ impl WeChatPayV2 {
                 }
                 Ok(Some(answer))
             }
+        }
+    }
+}
+
+impl WeChatPayV2 {
+    /// `pay/downloadbill`: the day's bill (`bill_date` as `yyyyMMdd`, `bill_type` ALL, SUCCESS or REFUND) as
+    /// WeChat's CSV text; `Ok(None)` when there is no bill for that day.
+    pub async fn download_bill(&self, bill_date: &str, bill_type: &str) -> Result<Option<String>, ProviderError> {
+        let mut params = self.common();
+        params.insert("bill_date".into(), bill_date.into());
+        params.insert("bill_type".into(), bill_type.into());
+        let signature = sign(&params, &self.config.key, self.config.sign_type);
+        params.insert("sign".into(), signature);
+        let url = format!("{}/pay/downloadbill", self.base_url);
+        match self.http.post(&url, "text/xml; charset=utf-8", to_xml(&params)).await {
+            HttpOutcome::NoAnswer(reason) => Err(Self::unreachable(reason)),
+            HttpOutcome::Answer { status: 200, body } if body.trim_start().starts_with("<xml>") => {
+                let answer = parse_xml(&body).map_err(Self::bad)?;
+                match field(&answer, "return_msg") {
+                    "No Bill Exist" => Ok(None),
+                    other => Err(Self::bad(format!("downloadbill: {other}"))),
+                }
+            }
+            HttpOutcome::Answer { status: 200, body } => Ok(Some(body)),
+            HttpOutcome::Answer { status, .. } => Err(Self::unreachable(format!("HTTP {status}"))),
         }
     }
 }
