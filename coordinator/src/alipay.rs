@@ -202,8 +202,13 @@ pub fn cancel_answer(code: &str, sub_code: &str, action: &str, retry_flag: &str)
         ("10000", _) => ReverseAnswer::Reversed { refunded: action == "refund" },
         // Nothing under this number: nothing moved.
         ("40004", "ACQ.TRADE_NOT_EXIST") => ReverseAnswer::Reversed { refunded: false },
-        ("20000", _) | ("40004", "ACQ.SYSTEM_ERROR") | (HTTP_202, _) => ReverseAnswer::CallAgain,
-        _ => ReverseAnswer::Refused { provider_code: provider_code(code, sub_code) },
+        // Past the 24-hour window, a frozen trade, or a request Alipay will never take: refund instead.
+        ("40004", "ACQ.TRADE_CANCEL_TIME_OUT" | "ACQ.REASON_TRADE_BEEN_FREEZEN" | "ACQ.INVALID_PARAMETER")
+        | ("40001" | "40002" | "40006" | "20001", _) => {
+            ReverseAnswer::Refused { provider_code: provider_code(code, sub_code) }
+        }
+        // 20000, ACQ.SYSTEM_ERROR, an HTTP 202 and anything unlisted: call again.
+        _ => ReverseAnswer::CallAgain,
     }
 }
 

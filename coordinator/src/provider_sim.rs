@@ -702,11 +702,8 @@ pub fn alipay_bill_csv(sim: &ProviderSim, day: &str) -> String {
 // ------------------------------------------------------------------- Alipay
 
 fn alipay_json(sim: &ProviderSim, method: &str, content: serde_json::Value, fate: Fate) -> Response {
-    let key = if content.get("code").and_then(|c| c.as_str()) == Some("40002") && method.is_empty() {
-        "error_response".to_owned()
-    } else {
-        alipay::response_key(method)
-    };
+    // A request that cannot be read as any method (a bad signature) is answered as `error_response`.
+    let key = if method.is_empty() { "error_response".to_owned() } else { alipay::response_key(method) };
     let content = content.to_string();
     let mut signature = alipay::rsa2_sign(&sim.alipay_key, &content);
     if fate.corrupt_sign {

@@ -148,9 +148,18 @@ pub fn reverse_answer(result_code: &str, err_code: &str, recall: &str, refunded:
     match err_code {
         // Nothing to close: no money moved under this number.
         "ORDERNOTEXIST" => ReverseAnswer::Reversed { refunded: false },
-        "SYSTEMERROR" | "USERPAYING" | "BANKERROR" | "" => ReverseAnswer::CallAgain,
-        // Older than the 7-day window, or refused: refund instead.
-        _ => ReverseAnswer::Refused { provider_code: err_code.to_owned() },
+        // Older than the 7-day window, or a request WeChat will never take: refund instead.
+        "REVERSE_EXPIRE"
+        | "TRADE_OVERDUE"
+        | "INVALID_TRANSACTIONID"
+        | "PARAM_ERROR"
+        | "REQUIRE_POST_METHOD"
+        | "SIGNERROR"
+        | "INVALID_REQUEST"
+        | "TRADE_ERROR"
+        | "NOAUTH" => ReverseAnswer::Refused { provider_code: err_code.to_owned() },
+        // SYSTEMERROR, USERPAYING, BANKERROR and anything unlisted: the order may still move; call again.
+        _ => ReverseAnswer::CallAgain,
     }
 }
 

@@ -132,6 +132,15 @@ fn query_reverse_and_refund_codes_sort_as_documented() {
     assert_eq!(wechat::reverse_answer("SUCCESS", "", "N", true), ReverseAnswer::Reversed { refunded: true });
     assert_eq!(wechat::reverse_answer("FAIL", "SYSTEMERROR", "Y", false), ReverseAnswer::CallAgain);
     assert_eq!(wechat::reverse_answer("FAIL", "USERPAYING", "", false), ReverseAnswer::CallAgain);
+    assert_eq!(wechat::reverse_answer("FAIL", "SOMETHING_NEW", "", false), ReverseAnswer::CallAgain);
+    assert_eq!(
+        wechat::reverse_answer("FAIL", "ORDERNOTEXIST", "N", false),
+        ReverseAnswer::Reversed { refunded: false }
+    );
+    assert_eq!(
+        wechat::reverse_answer("FAIL", "REVERSE_EXPIRE", "N", false),
+        ReverseAnswer::Refused { provider_code: "REVERSE_EXPIRE".into() }
+    );
     assert_eq!(
         wechat::reverse_answer("FAIL", "TRADE_OVERDUE", "N", false),
         ReverseAnswer::Refused { provider_code: "TRADE_OVERDUE".into() }
@@ -144,6 +153,11 @@ fn query_reverse_and_refund_codes_sort_as_documented() {
         alipay::cancel_answer("40004", "ACQ.TRADE_CANCEL_TIME_OUT", "", "N"),
         ReverseAnswer::Refused { .. }
     ));
+    assert_eq!(alipay::cancel_answer("40004", "ACQ.SOMETHING_NEW", "", "N"), ReverseAnswer::CallAgain);
+    assert_eq!(
+        alipay::cancel_answer("40004", "ACQ.TRADE_NOT_EXIST", "", "N"),
+        ReverseAnswer::Reversed { refunded: false }
+    );
 
     assert_eq!(wechat::refund_answer("SUCCESS", "R1"), RefundAnswer::Accepted { refund_id: "R1".into() });
     assert!(matches!(wechat::refund_answer("SYSTEMERROR", ""), RefundAnswer::Unknown { .. }));
@@ -595,5 +609,168 @@ async fn the_admin_endpoints_dump_the_books_and_change_faults() {
     ))
     .await;
     assert!(issued.contains("\"code\":\"280009"), "{issued}");
+    running.stop().await;
+}
+
+// ------------------------------------------- requests as the provider sees them
+
+/// Accepts one HTTP request, answers `answer` (or closes the connection), and returns the request body.
+async fn capture_one(answer: Option<String>) -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap();
+            received.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&received).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    if let Some(answer) = answer {
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        stream.write_all(response.as_bytes()).await.unwrap();
+                    }
+                    return body.to_owned();
+                }
+            }
+            assert!(n > 0, "the connection closed before the whole request came");
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_requests_carry_the_documented_fields_and_signature() {
+    use hmac::{Hmac, Mac};
+    let config = WeChatConfig::for_simulator("http://unused");
+    // The answer, signed by hand with the merchant key (the algorithm written out again, independently).
+    let hmac_upper_hex = |text: &str| {
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(config.key.as_bytes()).unwrap();
+        mac.update(text.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02X}")).collect::<String>()
+    };
+    let fields = [
+        ("appid", config.appid.as_str()),
+        ("mch_id", config.mch_id.as_str()),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
+        ("result_code", "SUCCESS"),
+        ("return_code", "SUCCESS"),
+        ("total_fee", "1234"),
+        ("transaction_id", "4200000000000000000000000001"),
+    ];
+    let text: String = fields.iter().map(|(k, v)| format!("{k}={v}&")).collect::<String>() + "key=" + &config.key;
+    let mut answer: String = fields.iter().map(|(k, v)| format!("<{k}>{v}</{k}>")).collect();
+    answer = format!("<xml>{answer}<sign>{}</sign></xml>", hmac_upper_hex(&text));
+
+    let (url, request) = capture_one(Some(answer)).await;
+    let adapter = WeChatPayV2::new(WeChatConfig { base_url: url, ..config.clone() }).unwrap();
+    let code = code(Provider::WeChatPay, 51);
+    let paid = adapter.micropay(pay(code.clone(), "S6-W-1", 1_234)).await.unwrap();
+    assert_eq!((paid.status, paid.transaction_id.as_str()), (ChargeStatus::Paid, "4200000000000000000000000001"));
+
+    let sent = wechat::parse_xml(&request.await.unwrap()).unwrap();
+    for (name, value) in [
+        ("appid", config.appid.as_str()),
+        ("mch_id", config.mch_id.as_str()),
+        ("sign_type", "HMAC-SHA256"),
+        ("total_fee", "1234"),
+        ("fee_type", "CNY"),
+        ("out_trade_no", "S6-W-1"),
+        ("device_info", "L1"),
+        ("spbill_create_ip", "127.0.0.1"),
+        ("body", "groceries"),
+        ("auth_code", code.expose_digits()),
+    ] {
+        assert_eq!(sent.get(name).map(String::as_str), Some(value), "{name}");
+    }
+    assert_eq!(sent["nonce_str"].len(), 32);
+    let text: String = sent.iter().filter(|(k, _)| k.as_str() != "sign").map(|(k, v)| format!("{k}={v}&")).collect();
+    assert_eq!(sent["sign"], hmac_upper_hex(&format!("{text}key={}", config.key)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alipay_requests_carry_the_documented_fields_and_an_rsa2_signature() {
+    use base64::Engine as _;
+    use rsa::{pkcs1v15::VerifyingKey, pkcs8::DecodePublicKey, signature::Verifier};
+    let (url, request) = capture_one(None).await;
+    let adapter = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{url}/gateway.do"))).unwrap();
+    let code = code(Provider::Alipay, 52);
+    // The capture closes without answering: no answer is an error, never a failure.
+    let answer = adapter.micropay(pay(code.clone(), "S6-A-1", 1_234)).await;
+    assert!(matches!(answer, Err(ProviderError::Unreachable { .. })), "{answer:?}");
+
+    let decode = |text: &str| {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'%' => {
+                    out.push(u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16).unwrap());
+                    i += 3;
+                }
+                b'+' => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                b => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    let sent: BTreeMap<String, String> = request
+        .await
+        .unwrap()
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap())
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect();
+    assert_eq!(sent["method"], "alipay.trade.pay");
+    assert_eq!(sent["sign_type"], "RSA2");
+    assert_eq!(sent["charset"], "utf-8");
+    assert_eq!(sent["version"], "1.0");
+    assert_eq!(sent["app_id"], "2021000000000001");
+    assert_eq!(sent["timestamp"].len(), "2026-11-25 18:49:38".len());
+    let biz: serde_json::Value = serde_json::from_str(&sent["biz_content"]).unwrap();
+    assert_eq!(biz["scene"], "bar_code");
+    assert_eq!(biz["total_amount"], "12.34");
+    assert_eq!(biz["out_trade_no"], "S6-A-1");
+    assert_eq!(biz["terminal_id"], "L1");
+    assert_eq!(biz["auth_code"], code.expose_digits());
+
+    // SHA256withRSA over the sorted k=v pairs without `sign`, checked with the rsa crate directly.
+    let content: String = sent
+        .iter()
+        .filter(|(k, _)| k.as_str() != "sign")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let key = rsa::RsaPublicKey::from_public_key_pem(test_keys::MERCHANT_PUBLIC_PEM).unwrap();
+    let signature = base64::engine::general_purpose::STANDARD.decode(&sent["sign"]).unwrap();
+    let signature = rsa::pkcs1v15::Signature::try_from(signature.as_slice()).unwrap();
+    VerifyingKey::<sha2::Sha256>::new(key).verify(content.as_bytes(), &signature).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_md5_signing_works_end_to_end() {
+    let running = Running::start(SimOptions::default()).await;
+    let mut config = WeChatConfig::for_simulator(&running.base);
+    config.sign_type = SignType::Md5;
+    let paid = WeChatPayV2::new(config).unwrap().micropay(pay(code(Provider::WeChatPay, 53), "S6-W-2", 100)).await;
+    assert_eq!(paid.unwrap().status, ChargeStatus::Paid);
     running.stop().await;
 }
