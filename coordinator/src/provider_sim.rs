@@ -19,8 +19,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     future::Future,
-    sync::{Arc, Mutex},
-    time::Duration,
+    sync::Arc,
 };
 
 use axum::{
@@ -33,13 +32,14 @@ use axum::{
 };
 use checkout_storage::{Currency, Money, OutTradeNo, PaymentCode, Provider, SimulatedWallet, UnixMillis};
 use rsa::{RsaPrivateKey, RsaPublicKey};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::net::TcpListener;
 
+pub use crate::simulated::Faults;
 use crate::{
     alipay::{self, KeyError},
     simulated::{
-        PayOutcome, RefundOutcome, ReverseOutcome, SimOptions, SimOrderState, SimulatedOrder, SimulatedProvider,
+        Fate, PayOutcome, RefundOutcome, ReverseOutcome, SimOptions, SimOrderState, SimulatedOrder, SimulatedProvider,
     },
     wechat::{self, SignType},
 };
@@ -54,47 +54,6 @@ pub mod test_keys {
     pub const MERCHANT_PRIVATE_PEM: &str = include_str!("../testdata/test-only-merchant-private.pem");
     /// The simulator verifies requests with this.
     pub const MERCHANT_PUBLIC_PEM: &str = include_str!("../testdata/test-only-merchant-public.pem");
-}
-
-/// What goes wrong, on purpose. Rates are probabilities from 0 to 1, drawn from a seeded generator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Faults {
-    /// Every API call waits a uniformly drawn time between these (milliseconds).
-    pub latency_min_ms: u64,
-    pub latency_max_ms: u64,
-    /// With this probability a call waits `latency_tail_ms` more (the long tail).
-    pub latency_tail_rate: f64,
-    pub latency_tail_ms: u64,
-    /// Answer SYSTEMERROR / 20000 without touching the books.
-    pub error_rate: f64,
-    /// Answer HTTP 202 with no body, without touching the books.
-    pub http_202_rate: f64,
-    /// Do the operation on the books, then cut the answer off (the charge is made, the caller never hears).
-    pub drop_after_charge_rate: f64,
-    /// Answer with a corrupted signature (after doing the operation).
-    pub corrupt_sign_rate: f64,
-    /// Answer reverse / cancel with `recall=Y` / `retry_flag=Y` without acting.
-    pub reverse_retry_rate: f64,
-    /// Every API call answers HTTP 503 at once.
-    pub outage: bool,
-}
-
-impl Default for Faults {
-    fn default() -> Faults {
-        Faults {
-            latency_min_ms: 0,
-            latency_max_ms: 0,
-            latency_tail_rate: 0.0,
-            latency_tail_ms: 0,
-            error_rate: 0.0,
-            http_202_rate: 0.0,
-            drop_after_charge_rate: 0.0,
-            corrupt_sign_rate: 0.0,
-            reverse_retry_rate: 0.0,
-            outage: false,
-        }
-    }
 }
 
 /// The WeChat Pay merchant the simulator serves.
@@ -153,33 +112,6 @@ impl ProviderSimConfig {
     }
 }
 
-/// SplitMix64: small, seeded, good enough for dice.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// True with probability `p`.
-    fn roll(&mut self, p: f64) -> bool {
-        if p <= 0.0 {
-            return false;
-        }
-        // 53 random bits → [0, 1).
-        let x = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        x < p
-    }
-
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        if high <= low { low } else { low + self.next() % (high - low + 1) }
-    }
-}
-
 /// The simulator: books, merchant credentials, keys and fault dice.
 pub struct ProviderSim {
     books: Arc<SimulatedProvider>,
@@ -188,18 +120,6 @@ pub struct ProviderSim {
     alipay_key: RsaPrivateKey,
     app_key: RsaPublicKey,
     wallet_seed: Vec<u8>,
-    faults: Mutex<Faults>,
-    dice: Mutex<Dice>,
-}
-
-/// What the fault dice decided for one call.
-#[derive(Debug, Default, Clone, Copy)]
-struct Fate {
-    error: bool,
-    http_202: bool,
-    drop: bool,
-    corrupt_sign: bool,
-    reverse_retry: bool,
 }
 
 impl ProviderSim {
@@ -213,8 +133,6 @@ impl ProviderSim {
             alipay_key: alipay::private_key(&config.alipay.alipay_private_key)?,
             app_key: alipay::public_key(&config.alipay.app_public_key)?,
             wallet_seed: config.wallet_seed,
-            faults: Mutex::new(config.faults),
-            dice: Mutex::new(Dice(config.fault_seed)),
         })
     }
 
@@ -223,40 +141,17 @@ impl ProviderSim {
         &self.books
     }
 
+    /// The fault knobs now in force (they live with the books: the in-process provider obeys them too).
     pub fn faults(&self) -> Faults {
-        self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.books.faults()
     }
 
     pub fn set_faults(&self, faults: Faults) {
-        tracing::info!(?faults, "provider-sim faults changed");
-        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+        self.books.set_faults(faults);
     }
 
-    /// Waits out the drawn latency and draws the rest of the call's fate; `None` during an outage.
     async fn fate(&self) -> Option<Fate> {
-        let faults = self.faults();
-        if faults.outage {
-            return None;
-        }
-        let (delay, fate) = {
-            let mut dice = self.dice.lock().unwrap_or_else(|p| p.into_inner());
-            let mut delay = dice.between(faults.latency_min_ms, faults.latency_max_ms);
-            if dice.roll(faults.latency_tail_rate) {
-                delay += faults.latency_tail_ms;
-            }
-            let fate = Fate {
-                error: dice.roll(faults.error_rate),
-                http_202: dice.roll(faults.http_202_rate),
-                drop: dice.roll(faults.drop_after_charge_rate),
-                corrupt_sign: dice.roll(faults.corrupt_sign_rate),
-                reverse_retry: dice.roll(faults.reverse_retry_rate),
-            };
-            (delay, fate)
-        };
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
-        Some(fate)
+        self.books.fate().await
     }
 }
 

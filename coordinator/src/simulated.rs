@@ -13,6 +13,10 @@
 //! order *paying* (WeChat `USERPAYING`, Alipay `10003`) until
 //! [`SimOptions::customer_delay`] has passed; then the money moves (or the
 //! order fails if the balance no longer covers it).
+//!
+//! Faults ([`Faults`], drawn from seeded dice) are obeyed in-process as over
+//! HTTP: latency, outages, SYSTEMERROR / 20000, HTTP 202, answers dropped or
+//! tampered *after* the books moved, reverse asked to be called again.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -23,7 +27,7 @@ use std::{
 use checkout_storage::{
     Money, OutTradeNo, PaymentCode, Provider, SimulatedCodeError, UnixMillis, check_simulated_code,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     alipay,
@@ -156,6 +160,84 @@ impl Default for SimOptions {
     }
 }
 
+/// What goes wrong, on purpose. Rates are probabilities from 0 to 1, drawn from a seeded generator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Every API call waits a uniformly drawn time between these (milliseconds).
+    pub latency_min_ms: u64,
+    pub latency_max_ms: u64,
+    /// With this probability a call waits `latency_tail_ms` more (the long tail).
+    pub latency_tail_rate: f64,
+    pub latency_tail_ms: u64,
+    /// Answer SYSTEMERROR / 20000 without touching the books.
+    pub error_rate: f64,
+    /// Answer HTTP 202 with no body, without touching the books.
+    pub http_202_rate: f64,
+    /// Do the operation on the books, then cut the answer off (the charge is made, the caller never hears).
+    pub drop_after_charge_rate: f64,
+    /// Answer with a corrupted signature (after doing the operation).
+    pub corrupt_sign_rate: f64,
+    /// Answer reverse / cancel with `recall=Y` / `retry_flag=Y` without acting.
+    pub reverse_retry_rate: f64,
+    /// Every API call answers HTTP 503 at once.
+    pub outage: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            latency_min_ms: 0,
+            latency_max_ms: 0,
+            latency_tail_rate: 0.0,
+            latency_tail_ms: 0,
+            error_rate: 0.0,
+            http_202_rate: 0.0,
+            drop_after_charge_rate: 0.0,
+            corrupt_sign_rate: 0.0,
+            reverse_retry_rate: 0.0,
+            outage: false,
+        }
+    }
+}
+
+/// SplitMix64: small, seeded, good enough for dice.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    fn roll(&mut self, p: f64) -> bool {
+        if p <= 0.0 {
+            return false;
+        }
+        // 53 random bits → [0, 1).
+        let x = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        x < p
+    }
+
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        if high <= low { low } else { low + self.next() % (high - low + 1) }
+    }
+}
+
+/// What the fault dice decided for one call.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Fate {
+    pub(crate) error: bool,
+    pub(crate) http_202: bool,
+    pub(crate) drop: bool,
+    pub(crate) corrupt_sign: bool,
+    pub(crate) reverse_retry: bool,
+}
+
 /// Everything the books hold, for `GET /sim/books` and tests.
 #[derive(Debug, Clone, Serialize)]
 pub struct BooksSnapshot {
@@ -182,6 +264,8 @@ pub struct SimulatedProvider {
     starting_balance: i64,
     options: SimOptions,
     books: Mutex<Books>,
+    faults: Mutex<Faults>,
+    dice: Mutex<Dice>,
 }
 
 impl SimulatedProvider {
@@ -202,7 +286,52 @@ impl SimulatedProvider {
                 refund_numbers: HashMap::new(),
                 next_transaction: 1,
             }),
+            faults: Mutex::new(Faults::default()),
+            dice: Mutex::new(Dice(1)),
         }
+    }
+
+    /// The fault knobs now in force.
+    pub fn faults(&self) -> Faults {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the fault knobs (in-process calls and `provider-sim` alike obey them).
+    pub fn set_faults(&self, faults: Faults) {
+        tracing::info!(?faults, "simulated provider faults changed");
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// Reseeds the fault dice, so a run's faults repeat.
+    pub fn set_fault_seed(&self, seed: u64) {
+        *self.dice.lock().unwrap_or_else(|p| p.into_inner()) = Dice(seed);
+    }
+
+    /// Waits out the drawn latency and draws the rest of the call's fate; `None` during an outage.
+    pub(crate) async fn fate(&self) -> Option<Fate> {
+        let faults = self.faults();
+        if faults.outage {
+            return None;
+        }
+        let (delay, fate) = {
+            let mut dice = self.dice.lock().unwrap_or_else(|p| p.into_inner());
+            let mut delay = dice.between(faults.latency_min_ms, faults.latency_max_ms);
+            if dice.roll(faults.latency_tail_rate) {
+                delay += faults.latency_tail_ms;
+            }
+            let fate = Fate {
+                error: dice.roll(faults.error_rate),
+                http_202: dice.roll(faults.http_202_rate),
+                drop: dice.roll(faults.drop_after_charge_rate),
+                corrupt_sign: dice.roll(faults.corrupt_sign_rate),
+                reverse_retry: dice.roll(faults.reverse_retry_rate),
+            };
+            (delay, fate)
+        };
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        Some(fate)
     }
 
     pub fn options(&self) -> SimOptions {
@@ -417,29 +546,53 @@ fn transaction_id(provider: Provider, n: u64) -> String {
     }
 }
 
+fn unreachable(provider: Provider, reason: &str) -> ProviderError {
+    ProviderError::Unreachable { provider, reason: reason.to_owned() }
+}
+
+fn tampered(provider: Provider) -> ProviderError {
+    ProviderError::BadAnswer { provider, reason: "the answer's signature does not verify (injected)".to_owned() }
+}
+
+/// The in-process provider obeys [`Faults`] as `provider-sim` does: an outage or a dropped answer is
+/// [`ProviderError::Unreachable`], a corrupted signature [`ProviderError::BadAnswer`] (both *after* the
+/// books moved, for a dropped or tampered answer), an error SYSTEMERROR / 20000 without touching the books.
 impl PaymentProvider for SimulatedProvider {
     fn micropay(&self, request: MicropayRequest) -> ProviderFuture<'_, Result<ProviderAnswer, ProviderError>> {
-        let provider = request.code.provider();
-        let outcome = self.pay(
-            provider,
-            &request.out_trade_no,
-            &request.code,
-            request.amount,
-            request.terminal.as_str(),
-            &request.description,
-        );
-        let answer = match provider {
-            Provider::Alipay => {
-                let (code, sub_code) = alipay::pay_codes_of(&outcome);
-                alipay::pay_answer(code, sub_code)
+        Box::pin(async move {
+            let provider = request.code.provider();
+            let sorted = |wechat_code: &str, alipay_codes: (&str, &str)| match provider {
+                Provider::Alipay => alipay::pay_answer(alipay_codes.0, alipay_codes.1),
+                Provider::WeChatPay | Provider::UnionPay => wechat::micropay_answer(wechat_code),
+            };
+            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            if fate.http_202 {
+                return Ok(sorted(wechat::HTTP_202, (wechat::HTTP_202, "")));
             }
-            Provider::WeChatPay | Provider::UnionPay => wechat::micropay_answer(wechat::micropay_code_of(&outcome)),
-        };
-        let transaction_id = match outcome {
-            PayOutcome::Paid { transaction_id } => transaction_id,
-            _ => String::new(),
-        };
-        Box::pin(async move { Ok(ProviderAnswer { transaction_id, ..answer }) })
+            if fate.error {
+                return Ok(sorted("SYSTEMERROR", ("20000", "aop.ACQ.SYSTEM_ERROR")));
+            }
+            let outcome = self.pay(
+                provider,
+                &request.out_trade_no,
+                &request.code,
+                request.amount,
+                request.terminal.as_str(),
+                &request.description,
+            );
+            if fate.drop {
+                return Err(unreachable(provider, "answer dropped after the charge (injected)"));
+            }
+            if fate.corrupt_sign {
+                return Err(tampered(provider));
+            }
+            let answer = sorted(wechat::micropay_code_of(&outcome), alipay::pay_codes_of(&outcome));
+            let transaction_id = match outcome {
+                PayOutcome::Paid { transaction_id } => transaction_id,
+                _ => String::new(),
+            };
+            Ok(ProviderAnswer { transaction_id, ..answer })
+        })
     }
 
     fn query(
@@ -447,34 +600,69 @@ impl PaymentProvider for SimulatedProvider {
         provider: Provider,
         out_trade_no: &OutTradeNo,
     ) -> ProviderFuture<'_, Result<QueryAnswer, ProviderError>> {
-        let order = self.order(out_trade_no);
-        let answer = match provider {
-            Provider::Alipay => alipay::query_answer_of(order.as_ref()),
-            Provider::WeChatPay | Provider::UnionPay => wechat::query_answer_of(order.as_ref()),
-        };
-        Box::pin(async move { Ok(answer) })
+        let out_trade_no = out_trade_no.clone();
+        Box::pin(async move {
+            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            if fate.http_202 || fate.error || fate.drop {
+                return Err(unreachable(provider, "no usable answer to the query (injected)"));
+            }
+            if fate.corrupt_sign {
+                return Err(tampered(provider));
+            }
+            let order = self.order(&out_trade_no);
+            Ok(match provider {
+                Provider::Alipay => alipay::query_answer_of(order.as_ref()),
+                Provider::WeChatPay | Provider::UnionPay => wechat::query_answer_of(order.as_ref()),
+            })
+        })
     }
 
     fn reverse(
         &self,
-        _provider: Provider,
+        provider: Provider,
         out_trade_no: &OutTradeNo,
     ) -> ProviderFuture<'_, Result<ReverseAnswer, ProviderError>> {
-        let answer = match self.reverse_order(out_trade_no) {
-            ReverseOutcome::Closed => ReverseAnswer::Reversed { refunded: false },
-            ReverseOutcome::Refunded => ReverseAnswer::Reversed { refunded: true },
-        };
-        Box::pin(async move { Ok(answer) })
+        let out_trade_no = out_trade_no.clone();
+        Box::pin(async move {
+            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            if fate.http_202 || fate.error || fate.reverse_retry {
+                return Ok(ReverseAnswer::CallAgain);
+            }
+            let outcome = self.reverse_order(&out_trade_no);
+            if fate.drop {
+                return Err(unreachable(provider, "answer dropped after the reverse (injected)"));
+            }
+            if fate.corrupt_sign {
+                return Err(tampered(provider));
+            }
+            Ok(match outcome {
+                ReverseOutcome::Closed => ReverseAnswer::Reversed { refunded: false },
+                ReverseOutcome::Refunded => ReverseAnswer::Reversed { refunded: true },
+            })
+        })
     }
 
     fn refund(&self, request: RefundRequest) -> ProviderFuture<'_, Result<RefundAnswer, ProviderError>> {
-        let outcome =
-            self.refund_order(&request.out_trade_no, &request.out_refund_no, request.refund_amount.minor_units);
-        let answer = match request.provider {
-            Provider::Alipay => alipay::refund_answer_of(&outcome),
-            Provider::WeChatPay | Provider::UnionPay => wechat::refund_answer_of(&outcome),
-        };
-        Box::pin(async move { Ok(answer) })
+        Box::pin(async move {
+            let provider = request.provider;
+            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            if fate.http_202 || fate.error {
+                let code = if provider == Provider::Alipay { "20000" } else { "SYSTEMERROR" };
+                return Ok(RefundAnswer::Unknown { provider_code: code.to_owned() });
+            }
+            let outcome =
+                self.refund_order(&request.out_trade_no, &request.out_refund_no, request.refund_amount.minor_units);
+            if fate.drop {
+                return Err(unreachable(provider, "answer dropped after the refund (injected)"));
+            }
+            if fate.corrupt_sign {
+                return Err(tampered(provider));
+            }
+            Ok(match provider {
+                Provider::Alipay => alipay::refund_answer_of(&outcome),
+                Provider::WeChatPay | Provider::UnionPay => wechat::refund_answer_of(&outcome),
+            })
+        })
     }
 }
 
@@ -592,5 +780,33 @@ mod tests {
         }
         assert_eq!(sim.refund_order(&no, "RX-over", 1), RefundOutcome::TooMany);
         assert_eq!(sim.balance(Provider::WeChatPay, 9), 8_549);
+    }
+
+    #[tokio::test]
+    async fn in_process_faults_lose_answers_not_money() {
+        let sim = SimulatedProvider::new(b"seed", 10_000);
+        let no = OutTradeNo::parse("S1-F-1").unwrap();
+        sim.set_faults(Faults { drop_after_charge_rate: 1.0, ..Faults::default() });
+        let code = SimulatedWallet::new(b"seed", Provider::WeChatPay, 4).issue_code(UnixMillis::now());
+        let dropped = sim.micropay(request(code, "S1-F-1", 1_500)).await;
+        assert!(matches!(dropped, Err(ProviderError::Unreachable { .. })), "{dropped:?}");
+        sim.set_faults(Faults::default());
+        let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
+        assert!(matches!(query.state, OrderState::Paid { .. }), "{query:?}");
+        assert_eq!(sim.balance(Provider::WeChatPay, 4), 8_500);
+
+        sim.set_faults(Faults { error_rate: 1.0, ..Faults::default() });
+        let code = SimulatedWallet::new(b"seed", Provider::Alipay, 4).issue_code(UnixMillis::now());
+        let error = sim.micropay(request(code, "S1-F-2", 100)).await.unwrap();
+        assert_eq!((error.status, error.provider_code.as_str()), (ChargeStatus::Unknown, "20000/aop.ACQ.SYSTEM_ERROR"));
+        assert!(sim.order(&OutTradeNo::parse("S1-F-2").unwrap()).is_none());
+
+        sim.set_faults(Faults { reverse_retry_rate: 1.0, ..Faults::default() });
+        assert_eq!(sim.reverse(Provider::WeChatPay, &no).await.unwrap(), ReverseAnswer::CallAgain);
+        sim.set_faults(Faults { outage: true, ..Faults::default() });
+        assert!(sim.query(Provider::WeChatPay, &no).await.is_err());
+        sim.set_faults(Faults::default());
+        assert_eq!(sim.reverse(Provider::WeChatPay, &no).await.unwrap(), ReverseAnswer::Reversed { refunded: true });
+        assert_eq!(sim.balance(Provider::WeChatPay, 4), 10_000);
     }
 }
