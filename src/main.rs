@@ -117,6 +117,7 @@ fn run_provider_sim(args: cli::ProviderSimArgs) -> anyhow::Result<()> {
     config.options = SimOptions {
         password_above: args.password_above_fen,
         customer_delay: std::time::Duration::from_millis(args.customer_delay_ms),
+        ..SimOptions::default()
     };
     config.faults = Faults {
         latency_min_ms: args.latency_min_ms,

@@ -38,6 +38,9 @@ use crate::{
     wechat,
 };
 
+/// WeChat Pay revokes a quick-pay order still unpaid 45 s after it was made.
+pub const WECHAT_REVOKE_UNPAID_AFTER: Duration = Duration::from_secs(45);
+
 /// At most this many refunds per order (WeChat Pay's documented limit).
 pub const MAX_REFUNDS_PER_ORDER: usize = 50;
 
@@ -87,6 +90,9 @@ pub struct SimulatedOrder {
     pub closed_at: Option<UnixMillis>,
     #[serde(skip)]
     paying_until: Option<Instant>,
+    /// When `paying_until` comes, the provider revokes the order instead of taking the money.
+    #[serde(skip)]
+    revoke_when_due: bool,
 }
 
 impl SimulatedOrder {
@@ -152,11 +158,17 @@ pub struct SimOptions {
     pub password_above: Option<i64>,
     /// How long the customer takes to enter the password.
     pub customer_delay: Duration,
+    /// WeChat Pay revokes a quick-pay order still unpaid this long after it was made (45 s); none: never.
+    pub wechat_revoke_unpaid_after: Option<Duration>,
 }
 
 impl Default for SimOptions {
     fn default() -> SimOptions {
-        SimOptions { password_above: None, customer_delay: Duration::from_secs(3) }
+        SimOptions {
+            password_above: None,
+            customer_delay: Duration::from_secs(3),
+            wechat_revoke_unpaid_after: Some(WECHAT_REVOKE_UNPAID_AFTER),
+        }
     }
 }
 
@@ -380,12 +392,18 @@ impl SimulatedProvider {
             let key = (order.provider, order.wallet);
             let amount = order.amount.minor_units;
             let balance = books.balances.get(&key).copied().unwrap_or(self.starting_balance);
-            let paid = balance >= amount;
+            let revoke = order.revoke_when_due;
+            let paid = !revoke && balance >= amount;
             if paid {
                 books.balances.insert(key, balance - amount);
             }
             if let Some(order) = books.orders.get_mut(&out_trade_no) {
                 order.paying_until = None;
+                if revoke {
+                    order.state = SimOrderState::Closed;
+                    order.closed_at = Some(UnixMillis::now());
+                    continue;
+                }
                 if paid {
                     order.state = SimOrderState::Paid;
                     order.paid_at = Some(UnixMillis::now());
@@ -448,11 +466,20 @@ impl SimulatedProvider {
             paid_at: Some(now),
             closed_at: None,
             paying_until: None,
+            revoke_when_due: false,
         };
         if password {
             order.state = SimOrderState::Paying;
             order.paid_at = None;
-            order.paying_until = Some(Instant::now() + self.options.customer_delay);
+            let mut delay = self.options.customer_delay;
+            if provider == Provider::WeChatPay
+                && let Some(limit) = self.options.wechat_revoke_unpaid_after
+                && delay > limit
+            {
+                delay = limit;
+                order.revoke_when_due = true;
+            }
+            order.paying_until = Some(Instant::now() + delay);
         } else {
             books.balances.insert(key, balance - amount.minor_units);
         }
@@ -725,7 +752,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_password_step_is_unknown_then_paying_then_paid() {
-        let options = SimOptions { password_above: Some(1_000), customer_delay: Duration::from_millis(150) };
+        let options = SimOptions {
+            password_above: Some(1_000),
+            customer_delay: Duration::from_millis(150),
+            ..SimOptions::default()
+        };
         let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
         let code = SimulatedWallet::new(b"seed", Provider::WeChatPay, 5).issue_code(UnixMillis::now());
         let answer = sim.micropay(request(code, "S1-C-1", 2_000)).await.unwrap();
@@ -743,7 +774,11 @@ mod tests {
 
     #[tokio::test]
     async fn reverse_closes_unpaid_orders_and_refunds_paid_ones() {
-        let options = SimOptions { password_above: Some(1_000), customer_delay: Duration::from_secs(60) };
+        let options = SimOptions {
+            password_above: Some(1_000),
+            customer_delay: Duration::from_secs(60),
+            ..SimOptions::default()
+        };
         let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
         let paying = SimulatedWallet::new(b"seed", Provider::Alipay, 1).issue_code(UnixMillis::now());
         sim.micropay(request(paying, "S1-D-1", 2_000)).await.unwrap();
@@ -808,5 +843,23 @@ mod tests {
         sim.set_faults(Faults::default());
         assert_eq!(sim.reverse(Provider::WeChatPay, &no).await.unwrap(), ReverseAnswer::Reversed { refunded: true });
         assert_eq!(sim.balance(Provider::WeChatPay, 4), 10_000);
+    }
+
+    #[tokio::test]
+    async fn wechat_revokes_a_password_step_that_outlasts_its_limit() {
+        let options = SimOptions {
+            password_above: Some(1_000),
+            customer_delay: Duration::from_secs(60),
+            wechat_revoke_unpaid_after: Some(Duration::from_millis(100)),
+        };
+        let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
+        let code = SimulatedWallet::new(b"seed", Provider::WeChatPay, 6).issue_code(UnixMillis::now());
+        sim.micropay(request(code, "S1-G-1", 2_000)).await.unwrap();
+        let no = OutTradeNo::parse("S1-G-1").unwrap();
+        assert_eq!(sim.query(Provider::WeChatPay, &no).await.unwrap().state, OrderState::Paying);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
+        assert_eq!((query.state, query.provider_code.as_str()), (OrderState::Closed, "REVOKED"));
+        assert_eq!(sim.balance(Provider::WeChatPay, 6), 10_000);
     }
 }

@@ -425,7 +425,11 @@ async fn adapters_pay_reverse_and_refund_against_the_simulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_password_step_is_unknown_then_paying_then_paid() {
-    let options = SimOptions { password_above: Some(10_000), customer_delay: Duration::from_millis(400) };
+    let options = SimOptions {
+        password_above: Some(10_000),
+        customer_delay: Duration::from_millis(400),
+        ..SimOptions::default()
+    };
     let running = Running::start(options).await;
     for (provider, adapter) in adapters(&running) {
         let order_no = format!("S1-PW{}-1", provider == Provider::Alipay);
