@@ -75,6 +75,7 @@ pub struct SimulatedOrder {
     pub out_trade_no: OutTradeNo,
     pub provider: Provider,
     pub wallet: u16,
+    #[serde(serialize_with = "money_json")]
     pub amount: Money,
     pub transaction_id: String,
     pub state: SimOrderState,
@@ -93,6 +94,15 @@ pub struct SimulatedOrder {
     /// When `paying_until` comes, the provider revokes the order instead of taking the money.
     #[serde(skip)]
     revoke_when_due: bool,
+}
+
+/// `{"minor_units": 1234, "currency": "CNY"}` in the books' JSON.
+fn money_json<S: serde::Serializer>(money: &Money, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut state = serializer.serialize_struct("Money", 2)?;
+    state.serialize_field("minor_units", &money.minor_units)?;
+    state.serialize_field("currency", money.currency.as_str())?;
+    state.end()
 }
 
 impl SimulatedOrder {

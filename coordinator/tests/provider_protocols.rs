@@ -594,6 +594,7 @@ async fn the_admin_endpoints_dump_the_books_and_change_faults() {
     let books = http(format!("GET /sim/books HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")).await;
     assert!(books.starts_with("HTTP/1.1 200"), "{books}");
     assert!(books.contains("\"S5-W-1\"") && books.contains("\"WeChatPay/41\":99700"), "{books}");
+    assert!(books.contains("\"amount\":{\"minor_units\":300,\"currency\":\"CNY\"}"), "{books}");
 
     let faults = r#"{"outage":true,"latency_max_ms":5}"#;
     let set = http(format!(
