@@ -75,6 +75,10 @@ pub struct LaneArgs {
     /// Camera frames per second (synthetic default 30; image files default: as fast as they decode).
     #[arg(long)]
     pub fps: Option<f64>,
+    /// The lane's own data folder, where paid sales wait while the store is unreachable
+    /// [default: ./checkout-lane-ID].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 #[derive(Args)]

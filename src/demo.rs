@@ -51,6 +51,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         data_dir,
         providers: simulated_providers(Arc::new(SimulatedProvider::new(WALLET_SEED, 500_000))),
         shutdown_grace: std::time::Duration::from_secs(10),
+        timing: checkout_coordinator::EngineTiming::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(checkout_coordinator::run(listener, config, async {

@@ -66,6 +66,7 @@ fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             data_dir: args.data.clone(),
             providers: simulated_providers(simulated),
             shutdown_grace: std::time::Duration::from_secs(args.grace_secs),
+            timing: checkout_coordinator::EngineTiming::default(),
         };
         checkout_coordinator::run(listener, config, cli::shutdown_signal()).await?;
         Ok(())
@@ -86,6 +87,7 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
     };
     let mut config = LaneConfig::new(lane_id, args.coordinator.clone(), source);
     config.frames_per_second = args.fps.or(if args.synthetic { Some(30.0) } else { None });
+    config.data_dir = Some(args.data.clone().unwrap_or_else(|| format!("checkout-lane-{}", args.id).into()));
     let system = actix_rt::System::new();
     let summary = system.block_on(checkout_lanes::run_lane(config, None, cli::shutdown_signal()))?;
     println!(

@@ -2,22 +2,26 @@
 
 use std::{
     io::{BufRead, BufReader},
+    path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
 use checkout_proto::v1::{self as pb, store_service_client::StoreServiceClient};
+use checkout_storage::Provider;
 
 const BIN: &str = env!("CARGO_BIN_EXE_checkout");
 
-/// Starts `checkout coordinator` on a free port and returns it with its URL.
-fn start_coordinator(data: &std::path::Path) -> (Child, String) {
+/// Starts `checkout coordinator` on a free port, logging everything to `log`, and returns it with its URL.
+fn start_coordinator(data: &Path, log: &Path) -> (Child, String) {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
     let mut child = Command::new(BIN)
         .args(["coordinator", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(["--wallet-seed", "process test"])
+        .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start coordinator");
     let stdout = child.stdout.take().expect("stdout");
@@ -40,6 +44,29 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     panic!("the coordinator did not stop within 15 s of SIGTERM");
 }
 
+/// Every run of digits in `bytes` that is shaped like a wallet payment code.
+fn payment_codes_in(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|b| !b.is_ascii_digit())
+        .filter(|run| (16..=24).contains(&run.len()))
+        .map(|run| String::from_utf8_lossy(run).into_owned())
+        .filter(|run| Provider::of_code(run).is_some())
+        .collect()
+}
+
+/// Every file below `dir`.
+fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() { pending.push(path) } else { files.push(path) }
+        }
+    }
+    files
+}
+
 async fn totals(url: &str) -> pb::GetTotalsResponse {
     let mut client = StoreServiceClient::connect(url.to_owned()).await.expect("connect");
     client.get_totals(pb::GetTotalsRequest {}).await.expect("totals").into_inner()
@@ -48,15 +75,22 @@ async fn totals(url: &str) -> pb::GetTotalsResponse {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let (mut coordinator, url) = start_coordinator(data.path());
+    let logs = tempfile::tempdir().unwrap();
+    let coordinator_log = logs.path().join("coordinator.log");
+    let (mut coordinator, url) = start_coordinator(data.path(), &coordinator_log);
 
+    let lane_data = tempfile::tempdir().unwrap();
     let lane = tokio::task::spawn_blocking({
         let url = url.clone();
+        let lane_data = lane_data.path().to_owned();
         move || {
             Command::new(BIN)
-                .args(["lane", "--id", "L3", "--coordinator", &url, "--synthetic", "--customers", "2", "--fps", "120"])
+                .arg("lane")
+                .arg("--data")
+                .arg(&lane_data)
+                .args(["--id", "L3", "--coordinator", &url, "--synthetic", "--customers", "2", "--fps", "120"])
                 .args(["--wallet-seed", "process test"])
-                .stderr(Stdio::null())
+                .env("RUST_LOG", "debug")
                 .output()
                 .expect("run lane")
         }
@@ -74,8 +108,19 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
     let status = terminate(&mut coordinator);
     assert!(status.success(), "coordinator exit status after SIGTERM: {status:?}");
 
-    let (mut coordinator, url) = start_coordinator(data.path());
+    let (mut coordinator, url) = start_coordinator(data.path(), &coordinator_log);
     let after = totals(&url).await;
     assert_eq!((after.sales, after.items, after.paid_total), (before.sales, before.items, before.paid_total));
     assert!(terminate(&mut coordinator).success());
+
+    // Privacy: no full payment code in the ledger's files or in any log, even at debug level.
+    let coordinator_log = std::fs::read(&coordinator_log).unwrap();
+    assert!(String::from_utf8_lossy(&coordinator_log).contains("charge answered"), "the log was captured");
+    let mut leaks = payment_codes_in(&coordinator_log);
+    leaks.extend(payment_codes_in(&lane.stderr));
+    leaks.extend(payment_codes_in(&lane.stdout));
+    for file in files_below(data.path()).into_iter().chain(files_below(lane_data.path())) {
+        leaks.extend(payment_codes_in(&std::fs::read(&file).unwrap()));
+    }
+    assert!(leaks.is_empty(), "payment codes written in full: {} found", leaks.len());
 }

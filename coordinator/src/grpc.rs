@@ -5,10 +5,12 @@
 
 use std::sync::{Arc, atomic::Ordering};
 
+use crate::refunds::RefundOrder;
+
 use checkout_proto::v1 as pb;
 use checkout_storage::{
     Attempt, ChargeRecord, ChargeStatus, Currency, LaneId, LaneRecord, Money, OutTradeNo, PaymentCode,
-    PaymentCodeError, Product, ProductCode, Provider, SaleId, SaleRecord, UnixMillis,
+    PaymentCodeError, Product, ProductCode, Provider, RefundRecord, RefundStatus, SaleId, SaleRecord, UnixMillis,
 };
 use tonic::{Request, Response, Status};
 
@@ -67,7 +69,9 @@ pub fn outcome_to_pb(status: ChargeStatus) -> pb::PaymentOutcome {
         ChargeStatus::Paid => pb::PaymentOutcome::Paid,
         ChargeStatus::NewCodeNeeded => pb::PaymentOutcome::NewCodeNeeded,
         ChargeStatus::Failed => pb::PaymentOutcome::Failed,
-        ChargeStatus::Pending | ChargeStatus::Unknown => pb::PaymentOutcome::Unknown,
+        // Reversed: nothing was taken (or it went back); the customer may pay again with a fresh code.
+        ChargeStatus::Reversed => pb::PaymentOutcome::NewCodeNeeded,
+        ChargeStatus::Pending | ChargeStatus::Unknown | ChargeStatus::Reversing => pb::PaymentOutcome::Unknown,
     }
 }
 
@@ -389,7 +393,14 @@ impl StoreApi {
                 }
             })
             .collect();
+        let unsettled = c.store.outstanding_charges()?.len() as u64;
+        let refunds: Vec<RefundRecord> =
+            c.store.refunds()?.into_iter().filter(|r| r.status == RefundStatus::Accepted).collect();
+        let refunded_total = refunds.iter().try_fold(Money::zero(c.currency), |sum, r| sum.checked_add(r.amount))?;
         Ok(pb::GetTotalsResponse {
+            payments_unsettled: unsettled,
+            refunds: refunds.len() as u64,
+            refunded_total: Some(money_to_pb(refunded_total)),
             store_id: c.store_id.to_string(),
             sales,
             items,
@@ -422,8 +433,109 @@ impl StoreApi {
     }
 }
 
+fn refund_status_to_pb(status: RefundStatus) -> pb::RefundStatus {
+    match status {
+        RefundStatus::Accepted => pb::RefundStatus::Accepted,
+        RefundStatus::Refused => pb::RefundStatus::Refused,
+        RefundStatus::Pending | RefundStatus::Unknown => pb::RefundStatus::Unknown,
+    }
+}
+
+fn refund_to_pb(refund: RefundRecord) -> pb::Refund {
+    pb::Refund {
+        out_refund_no: refund.out_refund_no,
+        out_trade_no: refund.out_trade_no.to_string(),
+        amount: Some(money_to_pb(refund.amount)),
+        reason: refund.reason,
+        status: refund_status_to_pb(refund.status).into(),
+        provider_code: refund.provider_code,
+        message: refund.message,
+        refund_id: refund.refund_id,
+        created_at: Some(timestamp(refund.created_at)),
+        lane_id: refund.lane_id.to_string(),
+    }
+}
+
+impl StoreApi {
+    fn list_unsettled(&self) -> Result<pb::ListUnsettledResponse> {
+        let now = UnixMillis::now();
+        let next_try = UnixMillis(self.0.next_resolve_at.load(Ordering::SeqCst).max(now.0));
+        let mut charges = self.0.store.outstanding_charges()?;
+        charges.sort_by_key(|c| c.created_at);
+        let payments = charges
+            .into_iter()
+            .map(|charge| pb::UnsettledPayment {
+                age_seconds: (now.0.saturating_sub(charge.created_at.0).max(0) / 1000) as u64,
+                owed: match charge.status {
+                    ChargeStatus::Reversing => "reversal owed".to_owned(),
+                    _ => "outcome unknown: query, then reverse if unpaid".to_owned(),
+                },
+                last_event: charge.events.last().map(|e| e.what.clone()).unwrap_or_default(),
+                next_try: Some(timestamp(next_try)),
+                payment: Some(charge_to_pb(charge)),
+            })
+            .collect();
+        Ok(pb::ListUnsettledResponse { payments })
+    }
+
+    async fn resolve_now(&self) -> Result<pb::ResolveNowResponse> {
+        let left = self.0.payments.resolve_outstanding().await?;
+        Ok(pb::ResolveNowResponse { still_unsettled: left as u64 })
+    }
+
+    async fn refund(&self, request: pb::RefundRequest) -> Result<pb::RefundResponse> {
+        let out_trade_no = OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?;
+        let amount = money_from_pb("amount", request.amount)?;
+        if request.reason.chars().count() > 80 {
+            return Err(CoordinatorError::invalid("reason", "at most 80 characters"));
+        }
+        let order = RefundOrder { out_trade_no, out_refund_no: request.out_refund_no, amount, reason: request.reason };
+        let (refund, refunded_total) = self.0.payments.refund(order).await?;
+        Ok(pb::RefundResponse { refund: Some(refund_to_pb(refund)), refunded_total: Some(money_to_pb(refunded_total)) })
+    }
+
+    fn list_refunds(&self, request: pb::ListRefundsRequest) -> Result<pb::ListRefundsResponse> {
+        let filter = if request.out_trade_no.is_empty() {
+            None
+        } else {
+            Some(OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?)
+        };
+        let refunds: Vec<RefundRecord> = self
+            .0
+            .store
+            .refunds()?
+            .into_iter()
+            .filter(|r| filter.as_ref().is_none_or(|f| &r.out_trade_no == f))
+            .collect();
+        let refunds = newest(refunds, |r| r.created_at, limit_of(request.limit));
+        Ok(pb::ListRefundsResponse { refunds: refunds.into_iter().map(refund_to_pb).collect() })
+    }
+}
+
 #[tonic::async_trait]
 impl pb::store_service_server::StoreService for StoreApi {
+    async fn list_unsettled(
+        &self,
+        _: Request<pb::ListUnsettledRequest>,
+    ) -> Result<Response<pb::ListUnsettledResponse>, Status> {
+        respond(self.list_unsettled())
+    }
+
+    async fn resolve_now(&self, _: Request<pb::ResolveNowRequest>) -> Result<Response<pb::ResolveNowResponse>, Status> {
+        respond(self.resolve_now().await)
+    }
+
+    async fn refund(&self, request: Request<pb::RefundRequest>) -> Result<Response<pb::RefundResponse>, Status> {
+        respond(self.refund(request.into_inner()).await)
+    }
+
+    async fn list_refunds(
+        &self,
+        request: Request<pb::ListRefundsRequest>,
+    ) -> Result<Response<pb::ListRefundsResponse>, Status> {
+        respond(self.list_refunds(request.into_inner()))
+    }
+
     async fn list_lanes(&self, _: Request<pb::ListLanesRequest>) -> Result<Response<pb::ListLanesResponse>, Status> {
         respond(self.list_lanes())
     }

@@ -12,6 +12,7 @@ mod live;
 mod payments;
 pub mod provider;
 pub mod provider_sim;
+mod refunds;
 pub mod simulated;
 mod totals;
 pub mod wechat;
@@ -20,18 +21,22 @@ use std::{
     collections::HashMap,
     future::Future,
     path::PathBuf,
-    sync::{Arc, atomic::AtomicBool},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
 use checkout_proto::v1::{lane_service_server::LaneServiceServer, store_service_server::StoreServiceServer};
-use checkout_storage::{Currency, Provider, StorageError, Store, StoreId, sample_catalog};
+use checkout_storage::{Currency, Provider, StorageError, Store, StoreId, UnixMillis, sample_catalog};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use error::CoordinatorError;
-pub use payments::{PayOrder, Payments};
+pub use payments::{EngineTiming, PayOrder, Payments};
 pub use provider::PaymentProvider;
+pub use refunds::{MAX_REFUNDS_PER_ORDER, RefundOrder};
 
 /// Everything the coordinator needs to start.
 pub struct CoordinatorConfig {
@@ -43,6 +48,8 @@ pub struct CoordinatorConfig {
     pub providers: HashMap<Provider, Arc<dyn PaymentProvider>>,
     /// How long in-flight requests may run after shutdown is asked for.
     pub shutdown_grace: Duration,
+    /// How patient the payment engine is with providers.
+    pub timing: EngineTiming,
 }
 
 /// The state every service shares.
@@ -53,6 +60,10 @@ pub struct Coordinator {
     payments: Payments,
     live: live::LiveLanes,
     shutting_down: AtomicBool,
+    /// When the resolver's next pass starts (Unix millis).
+    next_resolve_at: AtomicI64,
+    /// Wakes the resolver for a pass now.
+    resolve_now: tokio::sync::Notify,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,12 +88,14 @@ pub async fn run(
         tracing::info!(products = seeded, "new data folder: loaded the sample catalog");
     }
     let coordinator = Arc::new(Coordinator {
-        payments: Payments::new(store.clone(), config.store_id.clone(), config.providers),
+        payments: Payments::new(store.clone(), config.store_id.clone(), config.providers, config.timing),
         store: store.clone(),
         store_id: config.store_id,
         currency: config.currency,
         live: live::LiveLanes::default(),
         shutting_down: AtomicBool::new(false),
+        next_resolve_at: AtomicI64::new(0),
+        resolve_now: tokio::sync::Notify::new(),
     });
 
     let reflection = || {
@@ -91,8 +104,10 @@ pub async fn run(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<LaneServiceServer<grpc::LaneApi>>().await;
+    // Lanes are told the store is ready only once charges left unsettled by a crash are resolved.
+    health.set_not_serving::<LaneServiceServer<grpc::LaneApi>>().await;
     health.set_serving::<StoreServiceServer<grpc::StoreApi>>().await;
+    let resolver = tokio::spawn(resolve_forever(coordinator.clone(), health.clone()));
 
     let address = listener.local_addr().ok();
     tracing::info!(?address, data = %store.path().display(), "coordinator serving");
@@ -102,7 +117,7 @@ pub async fn run(
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections or charges, finishing in-flight requests");
-        state.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        state.shutting_down.store(true, Ordering::SeqCst);
         let _ = stop_tx.send(());
     };
     let server = tonic::transport::Server::builder()
@@ -127,7 +142,35 @@ pub async fn run(
         served = server => served?,
         () = grace_expired => tracing::warn!(?grace, "grace period over: abandoning requests still running"),
     }
+    // Whatever the resolver was doing is durable step by step; it resumes at the next start.
+    resolver.abort();
     store.commit().await?;
     tracing::info!("ledger flushed; coordinator stopped");
     Ok(())
+}
+
+/// Resolves charges left unsettled: once at start (then lanes are told the store is serving), then periodically.
+async fn resolve_forever(coordinator: Arc<Coordinator>, health: tonic_health::server::HealthReporter) {
+    let every = coordinator.payments.timing().resolve_every;
+    let mut ready = false;
+    loop {
+        match coordinator.payments.resolve_outstanding().await {
+            Ok(left) => {
+                if !ready {
+                    health.set_serving::<LaneServiceServer<grpc::LaneApi>>().await;
+                    ready = true;
+                    tracing::info!(unsettled = left, "start-up recovery done: serving lanes");
+                } else if left > 0 {
+                    tracing::info!(unsettled = left, "charges still unsettled");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "resolver pass failed"),
+        }
+        let next = UnixMillis::now().0 + every.as_millis() as i64;
+        coordinator.next_resolve_at.store(next, Ordering::SeqCst);
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = coordinator.resolve_now.notified() => {}
+        }
+    }
 }

@@ -56,8 +56,10 @@ pub fn compute_totals(
                     totals.payments_paid += 1;
                     add(&mut totals.paid_total, charge.amount, "payment");
                 }
-                ChargeStatus::NewCodeNeeded | ChargeStatus::Failed => totals.payments_declined += 1,
-                ChargeStatus::Pending | ChargeStatus::Unknown => {}
+                ChargeStatus::NewCodeNeeded | ChargeStatus::Failed | ChargeStatus::Reversed => {
+                    totals.payments_declined += 1
+                }
+                ChargeStatus::Pending | ChargeStatus::Unknown | ChargeStatus::Reversing => {}
             }
         }
     }

@@ -17,7 +17,7 @@ use std::{collections::VecDeque, future::Future, path::PathBuf, time::Duration};
 
 use actix::prelude::*;
 use checkout_proto::v1::{self as pb, lane_service_client::LaneServiceClient};
-use checkout_storage::{Currency, LaneId, Money, Product, ProductCode};
+use checkout_storage::{Currency, LaneId, LaneStore, Money, Product, ProductCode};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use tonic::transport::{Channel, Endpoint};
 
@@ -27,7 +27,7 @@ pub use synthetic::SyntheticConfig;
 use crate::{
     debounce::{Debouncer, PAYMENT_HOLD_OFF},
     decoder::Decoder,
-    payment::Payment,
+    payment::{Payment, PaymentSetup},
     scanner::{Camera, Scanner, StopScanning},
     synthetic::SyntheticCamera,
 };
@@ -55,6 +55,8 @@ pub struct LaneConfig {
     pub connect_timeout: Duration,
     /// Threads decoding frames for this lane.
     pub decoder_threads: usize,
+    /// The lane's own sled folder (its outbox); `None` keeps it in a temporary folder for this run.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl LaneConfig {
@@ -68,6 +70,7 @@ impl LaneConfig {
             payment_hold_off: PAYMENT_HOLD_OFF,
             connect_timeout: Duration::from_secs(30),
             decoder_threads: 1,
+            data_dir: None,
         }
     }
 }
@@ -84,6 +87,10 @@ pub enum LaneError {
     BadCatalog(String),
     #[error("cannot list frames in {path}: {source}")]
     Frames { path: PathBuf, source: std::io::Error },
+    #[error("cannot make a temporary data folder: {0}")]
+    TemporaryFolder(std::io::Error),
+    #[error("cannot open the lane's data folder {path}: {source}")]
+    Storage { path: PathBuf, source: checkout_storage::StorageError },
     #[error("the lane's actors stopped before finishing")]
     ActorsStopped,
 }
@@ -182,10 +189,17 @@ pub async fn run_lane(
             Camera::Synthetic(SyntheticCamera::new(synthetic.clone(), products.clone()))
         }
     };
+    // Without a data folder the outbox lives in a temporary one for this run only.
+    let temporary = match &config.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().map_err(LaneError::TemporaryFolder)?),
+    };
+    let data_dir = config.data_dir.clone().or_else(|| temporary.as_ref().map(|t| t.path().to_owned()));
+    let data_dir = data_dir.unwrap_or_default();
+    let outbox = LaneStore::open(&data_dir).map_err(|source| LaneError::Storage { path: data_dir.clone(), source })?;
     let (done_tx, done_rx) = oneshot::channel();
-    let payment =
-        Payment::new(config.lane_id.clone(), client, products, currency, config.heartbeat_every, events, done_tx)
-            .start();
+    let setup = PaymentSetup { client, products, currency, heartbeat_every: config.heartbeat_every, events, outbox };
+    let payment = Payment::new(config.lane_id.clone(), setup, done_tx).start();
     let decoder = SyncArbiter::start(config.decoder_threads.max(1), Decoder::default);
     let frame_interval =
         config.frames_per_second.filter(|fps| *fps > 0.0).map(|fps| Duration::from_secs_f64(1.0 / fps));

@@ -7,7 +7,10 @@ use checkout_proto::{
     Timestamp,
     v1::{self as pb, lane_service_client::LaneServiceClient},
 };
-use checkout_storage::{Currency, LaneId, Money, PaymentCode, Product, ProductCode, SaleId, ScannedCode, UnixMillis};
+use checkout_storage::{
+    Currency, FinishedSale, LaneId, LaneStore, Money, OutTradeNo, PaymentCode, Product, ProductCode, SaleId,
+    ScannedCode, UnixMillis,
+};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use tonic::{Code, transport::Channel};
 
@@ -22,6 +25,9 @@ pub enum LaneEventKind {
     PaymentDeclined { sale_id: String, message: String },
     PaymentUncertain { sale_id: String, message: String },
     FrameSkipped { reason: String },
+    CoordinatorUnreachable { reason: String },
+    CoordinatorReachable,
+    WalletPaymentsUnavailable,
     Problem { message: String },
 }
 
@@ -51,6 +57,17 @@ impl fmt::Display for LaneEvent {
             }
             LaneEventKind::PaymentUncertain { sale_id, message } => write!(f, "{lane}: sale {sale_id}: {message}"),
             LaneEventKind::FrameSkipped { reason } => write!(f, "{lane}: frame skipped: {reason}"),
+            LaneEventKind::CoordinatorUnreachable { reason } => {
+                write!(
+                    f,
+                    "{lane}: store system unreachable ({reason}): wallet payments paused, sales kept on this lane"
+                )
+            }
+            LaneEventKind::CoordinatorReachable => write!(f, "{lane}: store system reachable again"),
+            LaneEventKind::WalletPaymentsUnavailable => write!(
+                f,
+                "{lane}: store system offline: wallet codes cannot be charged now (they expire within a minute); ask for another payment method"
+            ),
             LaneEventKind::Problem { message } => write!(f, "{lane}: {message}"),
         }
     }
@@ -68,6 +85,8 @@ pub struct LaneSummary {
     pub frames_skipped: u64,
     pub codes_read: u64,
     pub unrecognised: u64,
+    /// Paid sales still in the lane's outbox when it stopped.
+    pub undelivered: u64,
 }
 
 /// The outcome of one decoded frame, after de-duplication.
@@ -112,18 +131,27 @@ pub struct Payment {
     heartbeat_every: Duration,
     events: Option<UnboundedSender<LaneEvent>>,
     done: Option<oneshot::Sender<LaneSummary>>,
+    /// Paid sales not yet delivered to the coordinator, kept on disk.
+    outbox: LaneStore,
+    delivering: bool,
+    /// Whether the coordinator answered the last heartbeat. Wallet payments need it:
+    /// a code expires within a minute and cannot be charged later.
+    reachable: bool,
+}
+
+/// What the payment actor needs besides its lane's identity.
+pub struct PaymentSetup {
+    pub client: LaneServiceClient<Channel>,
+    pub products: Vec<Product>,
+    pub currency: Currency,
+    pub heartbeat_every: Duration,
+    pub events: Option<UnboundedSender<LaneEvent>>,
+    pub outbox: LaneStore,
 }
 
 impl Payment {
-    pub fn new(
-        lane_id: LaneId,
-        client: LaneServiceClient<Channel>,
-        products: Vec<Product>,
-        currency: Currency,
-        heartbeat_every: Duration,
-        events: Option<UnboundedSender<LaneEvent>>,
-        done: oneshot::Sender<LaneSummary>,
-    ) -> Payment {
+    pub fn new(lane_id: LaneId, setup: PaymentSetup, done: oneshot::Sender<LaneSummary>) -> Payment {
+        let PaymentSetup { client, products, currency, heartbeat_every, events, outbox } = setup;
         let summary = LaneSummary {
             lane_id: lane_id.clone(),
             sales: 0,
@@ -134,6 +162,7 @@ impl Payment {
             frames_skipped: 0,
             codes_read: 0,
             unrecognised: 0,
+            undelivered: 0,
         };
         Payment {
             lane_id,
@@ -147,6 +176,9 @@ impl Payment {
             heartbeat_every,
             events,
             done: Some(done),
+            outbox,
+            delivering: false,
+            reachable: true,
         }
     }
 
@@ -231,35 +263,63 @@ impl Payment {
         }
     }
 
-    fn send_heartbeat(&self) {
+    fn send_heartbeat(&self, ctx: &mut Context<Self>) {
         let mut client = self.client.clone();
-        let request = self.heartbeat_request();
-        actix::spawn(async move {
-            if let Err(status) = client.heartbeat(request).await {
-                tracing::debug!(%status, "heartbeat not delivered");
+        let mut request = tonic::Request::new(self.heartbeat_request());
+        request.set_timeout(Duration::from_secs(3));
+        ctx.spawn(async move { client.heartbeat(request).await }.into_actor(self).map(|answer, payment, ctx| {
+            match answer {
+                Ok(_) if !payment.reachable => {
+                    payment.reachable = true;
+                    payment.show(LaneEventKind::CoordinatorReachable);
+                    payment.deliver_outbox(ctx);
+                }
+                Err(status) if retryable(&status) && payment.reachable => {
+                    payment.reachable = false;
+                    payment.show(LaneEventKind::CoordinatorUnreachable { reason: status.message().to_owned() });
+                }
+                Err(status) => tracing::debug!(%status, "heartbeat not delivered"),
+                Ok(_) => {}
             }
-        });
+        }));
     }
 
-    fn settle(&mut self, outcome: PayFlow) {
+    /// Delivers queued sales in order; stops at the first that cannot be delivered now.
+    fn deliver_outbox(&mut self, ctx: &mut Context<Self>) {
+        if self.delivering {
+            return;
+        }
+        let pending = match self.outbox.pending() {
+            Ok(pending) if pending.is_empty() => return,
+            Ok(pending) => pending,
+            Err(e) => {
+                self.show(LaneEventKind::Problem { message: format!("cannot read the lane's outbox: {e}") });
+                return;
+            }
+        };
+        self.delivering = true;
+        let delivery = deliver(self.client.clone(), self.outbox.clone(), pending);
+        ctx.spawn(delivery.into_actor(self).map(|problems, payment, _| {
+            payment.delivering = false;
+            for message in problems {
+                payment.show(LaneEventKind::Problem { message });
+            }
+        }));
+    }
+
+    fn settle(&mut self, outcome: PayFlow, ctx: &mut Context<Self>) {
         self.paying = false;
         let sale_id = self.sale.as_ref().map(|s| s.sale_id.to_string()).unwrap_or_default();
         match outcome {
-            PayFlow::Paid { response, recorded } => {
+            PayFlow::Paid { response } => {
                 if let Some(sale) = self.sale.take() {
                     self.summary.sales += 1;
                     self.summary.items += u64::from(sale.items());
                     if let Ok(total) = self.summary.paid_total.checked_add(sale.total) {
                         self.summary.paid_total = total;
                     }
-                    if let Err(message) = recorded {
-                        self.show(LaneEventKind::Problem {
-                            message: format!(
-                                "sale {} is paid but not yet recorded by the store: {message}",
-                                sale.sale_id
-                            ),
-                        });
-                    }
+                    self.queue_finished_sale(&sale, &response.out_trade_no);
+                    self.deliver_outbox(ctx);
                     self.show(LaneEventKind::SalePaid {
                         sale_id: sale.sale_id.to_string(),
                         items: sale.items(),
@@ -280,6 +340,79 @@ impl Payment {
     }
 }
 
+impl Payment {
+    /// Puts a paid sale in the outbox, on disk, before the basket is forgotten.
+    fn queue_finished_sale(&mut self, sale: &OpenSale, out_trade_no: &str) {
+        let out_trade_no = match OutTradeNo::parse(out_trade_no) {
+            Ok(n) => n,
+            Err(e) => {
+                let message = format!("sale {} is paid but the store's order number is unusable: {e}", sale.sale_id);
+                self.show(LaneEventKind::Problem { message });
+                return;
+            }
+        };
+        let finished = FinishedSale {
+            lane_id: self.lane_id.clone(),
+            sale_id: sale.sale_id.clone(),
+            lines: sale.lines.clone(),
+            total: sale.total,
+            out_trade_no,
+            started_at: sale.started_at,
+            finished_at: UnixMillis::now(),
+        };
+        if let Err(e) = self.outbox.push(&finished) {
+            let message = format!("sale {} is paid but cannot be kept on this lane's disk: {e}", sale.sale_id);
+            self.show(LaneEventKind::Problem { message });
+        }
+    }
+}
+
+fn finish_request(sale: &FinishedSale) -> pb::FinishSaleRequest {
+    pb::FinishSaleRequest {
+        lane_id: sale.lane_id.to_string(),
+        sale_id: sale.sale_id.to_string(),
+        lines: sale
+            .lines
+            .iter()
+            .map(|(gtin, quantity)| pb::SaleLine { gtin: gtin.to_string(), quantity: *quantity })
+            .collect(),
+        total: Some(money_to_pb(sale.total)),
+        out_trade_no: sale.out_trade_no.to_string(),
+        started_at: Some(timestamp(sale.started_at)),
+        finished_at: Some(timestamp(sale.finished_at)),
+    }
+}
+
+/// Sends queued sales in order; returns problems worth showing. A sale the store refuses for good
+/// is set aside (logged at error level) rather than retried forever.
+async fn deliver(
+    mut client: LaneServiceClient<Channel>,
+    outbox: LaneStore,
+    pending: Vec<(u64, FinishedSale)>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (seq, sale) in pending {
+        let mut request = tonic::Request::new(finish_request(&sale));
+        request.set_timeout(Duration::from_secs(10));
+        match client.finish_sale(request).await {
+            Ok(_) => {}
+            Err(status) if retryable(&status) => {
+                tracing::info!(sale_id = %sale.sale_id, %status, "sale stays in the outbox until the store answers");
+                break;
+            }
+            Err(status) => {
+                tracing::error!(sale_id = %sale.sale_id, total = %sale.total, %status, "the store refused a finished sale");
+                problems.push(format!("the store refused sale {}: {}", sale.sale_id, status.message()));
+            }
+        }
+        if let Err(e) = outbox.delivered(seq) {
+            problems.push(format!("cannot clear sale {} from the outbox: {e}", sale.sale_id));
+            break;
+        }
+    }
+    problems
+}
+
 fn provider_name(provider: i32) -> String {
     match pb::Provider::try_from(provider) {
         Ok(pb::Provider::WechatPay) => "WeChat Pay",
@@ -298,7 +431,6 @@ pub fn money_to_pb(money: Money) -> pb::Money {
 enum PayFlow {
     Paid {
         response: pb::PayResponse,
-        recorded: Result<(), String>,
     },
     Declined {
         message: String,
@@ -319,12 +451,8 @@ fn retryable(status: &tonic::Status) -> bool {
 
 const ATTEMPTS: u32 = 4;
 
-/// Charges the code and, once paid, reports the sale. Repeats of a request are safe: Pay and FinishSale are idempotent.
-async fn pay_and_record(
-    mut client: LaneServiceClient<Channel>,
-    pay: pb::PayRequest,
-    finish: pb::FinishSaleRequest,
-) -> PayFlow {
+/// Charges the code. Repeating the request is safe: Pay is idempotent for one (sale, attempt).
+async fn pay(mut client: LaneServiceClient<Channel>, pay: pb::PayRequest) -> PayFlow {
     let mut tries = 0;
     let response = loop {
         tries += 1;
@@ -348,27 +476,7 @@ async fn pay_and_record(
         }
     };
     match pb::PaymentOutcome::try_from(response.outcome) {
-        Ok(pb::PaymentOutcome::Paid) => {
-            let mut finish = finish;
-            finish.out_trade_no = response.out_trade_no.clone();
-            let mut recorded = Err(String::new());
-            for tries in 1..=ATTEMPTS {
-                match client.finish_sale(finish.clone()).await {
-                    Ok(_) => {
-                        recorded = Ok(());
-                        break;
-                    }
-                    Err(status) => {
-                        recorded = Err(status.message().to_owned());
-                        if !retryable(&status) {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(300 * u64::from(tries))).await;
-                    }
-                }
-            }
-            PayFlow::Paid { response, recorded }
-        }
+        Ok(pb::PaymentOutcome::Paid) => PayFlow::Paid { response },
         Ok(pb::PaymentOutcome::NewCodeNeeded | pb::PaymentOutcome::Failed) => {
             PayFlow::Declined { message: response.message }
         }
@@ -380,15 +488,20 @@ impl Actor for Payment {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.send_heartbeat();
-        ctx.run_interval(self.heartbeat_every, |payment, _| payment.send_heartbeat());
+        self.send_heartbeat(ctx);
+        // Sales left in the outbox by an earlier run go first.
+        self.deliver_outbox(ctx);
+        ctx.run_interval(self.heartbeat_every, |payment, ctx| {
+            payment.send_heartbeat(ctx);
+            payment.deliver_outbox(ctx);
+        });
     }
 }
 
 impl Handler<FrameDone> for Payment {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, frame: FrameDone, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, frame: FrameDone, ctx: &mut Context<Self>) -> Self::Result {
         self.summary.frames += 1;
         self.summary.codes_read += frame.codes_read;
         if let Some(reason) = frame.skipped {
@@ -410,39 +523,36 @@ impl Handler<FrameDone> for Payment {
             }
         }
         let Some(code) = payment_code else { return Box::pin(actix::fut::ready(())) };
-        let Some(sale) = self.sale.as_mut() else {
+        if self.sale.is_none() {
             self.show(LaneEventKind::ScanItemsFirst);
             return Box::pin(actix::fut::ready(()));
-        };
+        }
+        if !self.reachable {
+            // A wallet code cannot be kept and charged later: it expires within a minute.
+            self.show(LaneEventKind::WalletPaymentsUnavailable);
+            return Box::pin(actix::fut::ready(()));
+        }
+        let Some(sale) = self.sale.as_mut() else { return Box::pin(actix::fut::ready(())) };
         sale.attempts += 1;
         let lines: Vec<pb::SaleLine> = sale
             .lines
             .iter()
             .map(|(gtin, quantity)| pb::SaleLine { gtin: gtin.to_string(), quantity: *quantity })
             .collect();
-        let pay = pb::PayRequest {
+        let request = pb::PayRequest {
             lane_id: self.lane_id.to_string(),
             sale_id: sale.sale_id.to_string(),
             attempt: sale.attempts,
             payment_code: code.expose_digits().to_owned(),
-            lines: lines.clone(),
-            amount: Some(money_to_pb(sale.total)),
-        };
-        let finish = pb::FinishSaleRequest {
-            lane_id: self.lane_id.to_string(),
-            sale_id: sale.sale_id.to_string(),
             lines,
-            total: Some(money_to_pb(sale.total)),
-            out_trade_no: String::new(),
-            started_at: Some(timestamp(sale.started_at)),
-            finished_at: Some(timestamp(UnixMillis::now())),
+            amount: Some(money_to_pb(sale.total)),
         };
         tracing::info!(lane_id = %self.lane_id, sale_id = %sale.sale_id, code = %code.masked(), total = %sale.total, "charging");
         self.paying = true;
-        self.send_heartbeat();
-        Box::pin(pay_and_record(self.client.clone(), pay, finish).into_actor(self).map(|outcome, payment, _| {
-            payment.settle(outcome);
-            payment.send_heartbeat();
+        self.send_heartbeat(ctx);
+        Box::pin(pay(self.client.clone(), request).into_actor(self).map(|outcome, payment, ctx| {
+            payment.settle(outcome, ctx);
+            payment.send_heartbeat(ctx);
         }))
     }
 }
@@ -452,17 +562,32 @@ fn timestamp(at: UnixMillis) -> Timestamp {
 }
 
 impl Handler<FramesEnded> for Payment {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: FramesEnded, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: FramesEnded, _: &mut Context<Self>) -> Self::Result {
         if let Some(sale) = self.sale.take() {
             tracing::warn!(lane_id = %self.lane_id, sale_id = %sale.sale_id, items = sale.items(), "lane closing with an unpaid basket: sale abandoned");
         }
-        if let Some(done) = self.done.take() {
-            // Closed: the last heartbeat says so.
-            self.send_heartbeat();
-            let _ = done.send(self.summary.clone());
-        }
-        ctx.stop();
+        // One last delivery of the outbox; what cannot be delivered stays on disk for the next start.
+        let pending = self.outbox.pending().unwrap_or_default();
+        let delivery = deliver(self.client.clone(), self.outbox.clone(), pending);
+        Box::pin(delivery.into_actor(self).map(|problems, payment, ctx| {
+            for message in problems {
+                payment.show(LaneEventKind::Problem { message });
+            }
+            let undelivered = payment.outbox.pending().map(|p| p.len()).unwrap_or(0);
+            if undelivered > 0 {
+                payment.show(LaneEventKind::Problem {
+                    message: format!("{undelivered} paid sales wait in the lane's outbox for the store"),
+                });
+            }
+            payment.summary.undelivered = undelivered as u64;
+            if let Some(done) = payment.done.take() {
+                // Closed: the last heartbeat says so.
+                payment.send_heartbeat(ctx);
+                let _ = done.send(payment.summary.clone());
+            }
+            ctx.stop();
+        }))
     }
 }

@@ -8,6 +8,7 @@
 mod catalog;
 mod codes;
 mod ids;
+mod lane_store;
 mod money;
 mod records;
 mod store;
@@ -19,7 +20,10 @@ pub use codes::{
     classify, gtin_check_digit, upc_e_to_upc_a,
 };
 pub use ids::{Attempt, IdError, LaneId, OutTradeNo, SaleId, StoreId, UnixMillis};
+pub use lane_store::{FinishedSale, LaneStore};
 pub use money::{Currency, Money, MoneyError};
-pub use records::{ChargeRecord, ChargeStatus, LaneRecord, Product, SaleLine, SaleRecord};
-pub use store::{FORMAT_VERSION, StorageError, Store};
+pub use records::{
+    ChargeEvent, ChargeRecord, ChargeStatus, LaneRecord, Product, RefundRecord, RefundStatus, SaleLine, SaleRecord,
+};
+pub use store::{FORMAT_FILE, FORMAT_VERSION, StorageError, Store};
 pub use wallets::{CODE_LIFETIME_MILLIS, SimulatedCodeError, SimulatedWallet, check_simulated_code};

@@ -56,12 +56,25 @@ pub enum ChargeStatus {
     Failed,
     /// The provider's answer did not settle it; it must be queried and, if not paid, reversed.
     Unknown,
+    /// A reversal is owed (not paid in time, or paid twice for one sale) and not yet confirmed.
+    Reversing,
+    /// Reversed: the order is closed and any money taken went back to the customer.
+    Reversed,
 }
 
 impl ChargeStatus {
+    /// Nothing more will happen to a charge in a final state.
     pub fn is_final(self) -> bool {
-        matches!(self, ChargeStatus::Paid | ChargeStatus::NewCodeNeeded | ChargeStatus::Failed)
+        matches!(self, ChargeStatus::Paid | ChargeStatus::NewCodeNeeded | ChargeStatus::Failed | ChargeStatus::Reversed)
     }
+}
+
+/// One step in a charge's history: what was asked or answered, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeEvent {
+    pub at: UnixMillis,
+    /// For example "micropay: USERPAYING", "query: paid", "reverse: call again".
+    pub what: String,
 }
 
 /// One charge attempt: recorded as `Pending` before the provider is called.
@@ -80,6 +93,43 @@ pub struct ChargeRecord {
     /// What the cashier should do, in words.
     pub message: String,
     pub provider_transaction_id: String,
+    pub created_at: UnixMillis,
+    pub settled_at: Option<UnixMillis>,
+    /// When another attempt paid this sale first, that attempt: this one is reversed as surplus.
+    pub superseded_by: Option<OutTradeNo>,
+    /// Every provider call and answer, oldest first.
+    pub events: Vec<ChargeEvent>,
+}
+
+impl ChargeRecord {
+    pub fn log(&mut self, what: impl Into<String>) {
+        self.events.push(ChargeEvent { at: UnixMillis::now(), what: what.into() });
+    }
+}
+
+/// Where a refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RefundStatus {
+    /// Recorded before the provider was asked.
+    Pending,
+    Accepted,
+    Refused,
+    /// Asked, but the answer did not settle it: repeat with the same refund number.
+    Unknown,
+}
+
+/// A refund of part or all of a paid charge, keyed by the merchant's `out_refund_no`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    pub out_refund_no: String,
+    pub out_trade_no: OutTradeNo,
+    pub lane_id: LaneId,
+    pub amount: Money,
+    pub reason: String,
+    pub status: RefundStatus,
+    pub provider_code: String,
+    pub message: String,
+    pub refund_id: String,
     pub created_at: UnixMillis,
     pub settled_at: Option<UnixMillis>,
 }

@@ -4,26 +4,33 @@
 //! the `meta` tree names the data folder's format version, and a folder of
 //! another version is refused on open rather than misread.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, mpsc},
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{ChargeRecord, LaneId, LaneRecord, OutTradeNo, Product, ProductCode, SaleId, SaleRecord};
+use crate::{ChargeRecord, LaneId, LaneRecord, OutTradeNo, Product, ProductCode, RefundRecord, SaleId, SaleRecord};
 
 /// The layout of a data folder this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
-const FORMAT_KEY: &[u8] = b"format";
-const FORMAT_MAGIC: &[u8] = b"checkout-ledger/";
+/// The file in a data folder that names its format, read before sled touches anything.
+pub const FORMAT_FILE: &str = "CHECKOUT_FORMAT";
 const RECORD_VERSION: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("cannot open the data folder {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
-    #[error("the data folder {path} holds format version {found}; this build reads version {expected}")]
+    #[error("the data folder {path} holds format {found:?}; this build reads version {expected} (nothing was changed)")]
     FormatVersion { path: PathBuf, found: String, expected: u32 },
-    #[error("the data folder {path} holds data but no checkout format marker: not a checkout data folder")]
+    #[error(
+        "the data folder {path} holds files but no {FORMAT_FILE}: not a checkout data folder (nothing was changed)"
+    )]
     NotCheckoutData { path: PathBuf },
+    #[error("cannot {doing} {path}: {source}")]
+    Folder { doing: &'static str, path: PathBuf, source: std::io::Error },
     #[error("storage I/O failed while {doing}: {source}")]
     Io { doing: &'static str, source: sled::Error },
     #[error("record in {tree} at key {key:?} cannot be read: {reason}")]
@@ -34,14 +41,49 @@ pub enum StorageError {
 
 type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+type CommitWaiter = tokio::sync::oneshot::Sender<std::result::Result<(), String>>;
+
+/// Group commit: callers queue up, one thread flushes once for everyone queued, then wakes them all.
+///
+/// A caller's writes happen before it queues, so the flush that follows covers
+/// them; callers that queue during a flush wait for the next one. Under load
+/// one `fsync` serves many acknowledged writes.
+struct GroupCommit {
+    queue: mpsc::Sender<CommitWaiter>,
+}
+
+impl GroupCommit {
+    fn start(db: &sled::Db) -> std::io::Result<GroupCommit> {
+        let (queue, waiting) = mpsc::channel::<CommitWaiter>();
+        // The thread ends, closing its handle on the database, when the last Store is dropped.
+        let db = db.clone();
+        std::thread::Builder::new().name("sled-group-commit".into()).spawn(move || {
+            while let Ok(first) = waiting.recv() {
+                let mut batch = vec![first];
+                batch.extend(waiting.try_iter());
+                let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "ledger flush failed");
+                }
+                for waiter in batch {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        })?;
+        Ok(GroupCommit { queue })
+    }
+}
+
 /// The opened data folder. Cheap to clone; every clone is the same database.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    committer: Arc<GroupCommit>,
     products: sled::Tree,
     lanes: sled::Tree,
     sales: sled::Tree,
     charges: sled::Tree,
+    refunds: sled::Tree,
     path: PathBuf,
 }
 
@@ -49,13 +91,13 @@ fn io(doing: &'static str) -> impl FnOnce(sled::Error) -> StorageError {
     move |source| StorageError::Io { doing, source }
 }
 
-fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>> {
     let mut out = vec![RECORD_VERSION];
     postcard::to_io(value, &mut out).map_err(|source| StorageError::Encode { what, source })?;
     Ok(out)
 }
 
-fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T> {
     let corrupt =
         |reason: String| StorageError::Corrupt { tree, key: String::from_utf8_lossy(key).into_owned(), reason };
     match bytes.split_first() {
@@ -98,47 +140,73 @@ fn insert_if_absent<T: Serialize + DeserializeOwned>(
     }
 }
 
+/// Checks the format marker, then opens sled: the one way a data folder is opened.
+pub(crate) fn open_checked(path: &Path, kind: &str) -> Result<sled::Db> {
+    check_format(path, kind)?;
+    open_db(path)
+}
+
+/// Checks the data folder's format file before sled opens (and so writes to) anything; marks a new folder.
+fn check_format(path: &Path, kind: &str) -> Result<()> {
+    let folder = |doing: &'static str| move |source| StorageError::Folder { doing, path: path.to_owned(), source };
+    let expected = format!("{kind} {FORMAT_VERSION}\n");
+    let marker = path.join(FORMAT_FILE);
+    match std::fs::read(&marker) {
+        Ok(found) if found == expected.as_bytes() => Ok(()),
+        Ok(found) => Err(StorageError::FormatVersion {
+            path: path.to_owned(),
+            found: String::from_utf8_lossy(&found).trim().chars().take(60).collect(),
+            expected: FORMAT_VERSION,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path).map_err(folder("create"))?;
+            if std::fs::read_dir(path).map_err(folder("list"))?.next().is_some() {
+                return Err(StorageError::NotCheckoutData { path: path.to_owned() });
+            }
+            let mut file = std::fs::File::create(&marker).map_err(folder("mark"))?;
+            std::io::Write::write_all(&mut file, expected.as_bytes()).map_err(folder("mark"))?;
+            file.sync_all().map_err(folder("mark"))?;
+            Ok(())
+        }
+        Err(e) => Err(folder("read the format of")(e)),
+    }
+}
+
+/// Opens the sled database; waits briefly for the lock a closing handle in this process may still hold.
+fn open_db(path: &Path) -> Result<sled::Db> {
+    let mut tries = 0;
+    loop {
+        let opened = sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024).open();
+        match opened {
+            Err(sled::Error::Io(e)) if tries < 30 && e.to_string().contains("lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other.map_err(|source| StorageError::Open { path: path.to_owned(), source }),
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the data folder at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()
-            .map_err(|source| StorageError::Open { path: path.to_owned(), source })?;
+        let db = open_checked(path, "checkout-ledger")?;
+        let committer = Arc::new(
+            GroupCommit::start(&db)
+                .map_err(|e| StorageError::Open { path: path.to_owned(), source: sled::Error::Io(e) })?,
+        );
         let tree = |name: &str| db.open_tree(name).map_err(io("opening a tree"));
         let store = Store {
             products: tree("products")?,
             lanes: tree("lanes")?,
             sales: tree("sales")?,
             charges: tree("charges")?,
+            refunds: tree("refunds")?,
             path: path.to_owned(),
             db,
+            committer,
         };
-        store.check_format()?;
         Ok(store)
-    }
-
-    fn check_format(&self) -> Result<()> {
-        let meta = self.db.open_tree("meta").map_err(io("opening a tree"))?;
-        let expected = [FORMAT_MAGIC, FORMAT_VERSION.to_string().as_bytes()].concat();
-        match meta.get(FORMAT_KEY).map_err(io("reading the format"))? {
-            Some(found) if found.as_ref() == expected.as_slice() => Ok(()),
-            Some(found) => Err(StorageError::FormatVersion {
-                path: self.path.clone(),
-                found: String::from_utf8_lossy(found.strip_prefix(FORMAT_MAGIC).unwrap_or(&found)).into_owned(),
-                expected: FORMAT_VERSION,
-            }),
-            None => {
-                let empty = [&self.products, &self.lanes, &self.sales, &self.charges].iter().all(|t| t.is_empty());
-                if !empty {
-                    return Err(StorageError::NotCheckoutData { path: self.path.clone() });
-                }
-                meta.insert(FORMAT_KEY, expected).map_err(io("writing the format"))?;
-                self.db.flush().map_err(io("flushing"))?;
-                Ok(())
-            }
-        }
     }
 
     pub fn path(&self) -> &Path {
@@ -146,10 +214,15 @@ impl Store {
     }
 
     /// Makes every write before this call durable. Concurrent callers share
-    /// sled's flushes: one flush covers every write that came before it.
+    /// one flush (group commit): see [`GroupCommit`].
     pub async fn commit(&self) -> Result<()> {
-        self.db.flush_async().await.map_err(io("flushing"))?;
-        Ok(())
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let failed = |reason: String| StorageError::Io {
+            doing: "flushing",
+            source: sled::Error::Io(std::io::Error::other(reason)),
+        };
+        self.committer.queue.send(done).map_err(|_| failed("the group-commit thread is gone".into()))?;
+        wait.await.map_err(|_| failed("the group-commit thread is gone".into()))?.map_err(failed)
     }
 
     /// Blocking form of [`Store::commit`], for start-up and shutdown.
@@ -217,6 +290,11 @@ impl Store {
         all(&self.charges, "charges")
     }
 
+    /// Charges not yet in a final state: in flight, unknown, or owed a reversal.
+    pub fn outstanding_charges(&self) -> Result<Vec<ChargeRecord>> {
+        Ok(self.charges()?.into_iter().filter(|c| !c.status.is_final()).collect())
+    }
+
     /// Charges whose `out_trade_no` starts with `prefix`: every attempt of one sale.
     pub fn charges_with_prefix(&self, prefix: &str) -> Result<Vec<ChargeRecord>> {
         self.charges
@@ -226,6 +304,25 @@ impl Store {
                 decode("charges", &k, &v)
             })
             .collect()
+    }
+
+    pub fn refund(&self, out_refund_no: &str) -> Result<Option<RefundRecord>> {
+        get(&self.refunds, "refunds", out_refund_no.as_bytes())
+    }
+
+    pub fn put_refund(&self, refund: &RefundRecord) -> Result<()> {
+        let bytes = encode("refund", refund)?;
+        self.refunds.insert(refund.out_refund_no.as_bytes(), bytes).map_err(io("writing a refund"))?;
+        Ok(())
+    }
+
+    /// Records a new refund unless one with the same `out_refund_no` exists; returns that one.
+    pub fn insert_refund_if_absent(&self, refund: &RefundRecord) -> Result<Option<RefundRecord>> {
+        insert_if_absent(&self.refunds, "refunds", refund.out_refund_no.as_bytes(), refund)
+    }
+
+    pub fn refunds(&self) -> Result<Vec<RefundRecord>> {
+        all(&self.refunds, "refunds")
     }
 
     pub fn sale(&self, sale_id: &SaleId) -> Result<Option<SaleRecord>> {
@@ -265,13 +362,16 @@ mod tests {
     #[test]
     fn another_format_version_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let db = sled::open(dir.path()).unwrap();
-            db.open_tree("meta").unwrap().insert(FORMAT_KEY, b"checkout-ledger/99".as_slice()).unwrap();
-            db.flush().unwrap();
-        }
+        drop(Store::open(dir.path()).unwrap());
+        std::fs::write(dir.path().join(FORMAT_FILE), "checkout-ledger 99\n").unwrap();
         let Err(err) = Store::open(dir.path()) else { panic!("opened a version 99 folder") };
-        assert!(err.to_string().contains("format version 99"), "{err}");
+        assert!(err.to_string().contains("checkout-ledger 99"), "{err}");
+
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("notes.txt"), "not a ledger").unwrap();
+        let Err(err) = Store::open(other.path()) else { panic!("opened a folder of something else") };
+        assert!(matches!(err, StorageError::NotCheckoutData { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 1, "nothing was added");
     }
 
     #[test]
@@ -282,5 +382,35 @@ mod tests {
         let err = store.products().unwrap_err();
         assert!(matches!(err, StorageError::Corrupt { tree: "products", .. }), "{err}");
         let _ = Money::zero(Currency::CNY);
+    }
+}
+
+#[cfg(test)]
+mod group_commit_tests {
+    use super::*;
+    use crate::sample_catalog;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_all_complete_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let tasks: Vec<_> = sample_catalog()
+                .into_iter()
+                .map(|product| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        store.put_product(&product).unwrap();
+                        store.commit().await
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+        }
+        // Reopening right away works: the commit thread let go of the database with the last Store.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.products().unwrap().len(), sample_catalog().len());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
-use checkout_coordinator::{CoordinatorConfig, PaymentProvider, RunError, simulated::SimulatedProvider};
+use checkout_coordinator::{CoordinatorConfig, EngineTiming, PaymentProvider, RunError, simulated::SimulatedProvider};
 use checkout_lanes::{
     LaneConfig, LaneSummary,
     vision::{LumaFrame, encode_png, paste, render_code},
@@ -33,6 +33,18 @@ impl RunningCoordinator {
     }
 }
 
+/// The engine's patience shrunk from seconds to milliseconds, so tests of unknown outcomes run quickly.
+pub fn fast_timing() -> EngineTiming {
+    EngineTiming {
+        query_deadline: Duration::from_millis(1_500),
+        query_every: Duration::from_millis(50),
+        query_every_max: Duration::from_millis(200),
+        reverse_every: Duration::from_millis(50),
+        reverse_attempts: 5,
+        resolve_every: Duration::from_millis(200),
+    }
+}
+
 pub fn providers(sim: &Arc<SimulatedProvider>) -> HashMap<Provider, Arc<dyn PaymentProvider>> {
     Provider::ALL.into_iter().map(|p| (p, sim.clone() as Arc<dyn PaymentProvider>)).collect()
 }
@@ -46,6 +58,7 @@ pub async fn start_coordinator(data: &Path, sim: &Arc<SimulatedProvider>) -> Run
         data_dir: data.to_owned(),
         providers: providers(sim),
         shutdown_grace: Duration::from_secs(10),
+        timing: fast_timing(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(checkout_coordinator::run(listener, config, async {
@@ -56,9 +69,17 @@ pub async fn start_coordinator(data: &Path, sim: &Arc<SimulatedProvider>) -> Run
 
 /// Runs a lane to the end of its frames on its own thread and actix system.
 pub async fn run_lane(config: LaneConfig) -> LaneSummary {
+    run_lane_with_events(config, None).await
+}
+
+/// Runs a lane to the end of its frames, sending what it shows the cashier to `events`.
+pub async fn run_lane_with_events(
+    config: LaneConfig,
+    events: Option<tokio::sync::mpsc::UnboundedSender<checkout_lanes::LaneEvent>>,
+) -> LaneSummary {
     tokio::task::spawn_blocking(move || {
         let system = actix_rt::System::new();
-        system.block_on(checkout_lanes::run_lane(config, None, std::future::pending()))
+        system.block_on(checkout_lanes::run_lane(config, events, std::future::pending()))
     })
     .await
     .expect("lane thread")
