@@ -1,4 +1,6 @@
-//! `checkout provider-sim` as a process: the WeChat Pay and Alipay adapters pay through it, faults change at run time, SIGTERM stops it.
+//! `checkout provider-sim` as a process, and a coordinator charging through the real WeChat Pay and Alipay adapters over HTTP.
+
+mod common;
 
 use std::{
     io::{BufRead, BufReader},
@@ -12,7 +14,9 @@ use checkout_coordinator::{
     provider::{MicropayRequest, OrderState, ProviderError},
     wechat::{WeChatConfig, WeChatPayV2},
 };
-use checkout_storage::{ChargeStatus, Currency, LaneId, Money, OutTradeNo, Provider, SimulatedWallet, UnixMillis};
+use checkout_storage::{
+    ChargeStatus, Currency, LaneId, Money, OutTradeNo, Provider, SimulatedWallet, StoreId, UnixMillis, sample_catalog,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_checkout");
 const SEED: &str = "process test";
@@ -88,4 +92,90 @@ fn provider_sim_refuses_rates_outside_zero_to_one() {
     let output = Command::new(BIN).args(["provider-sim", "--error-rate", "1.5"]).output().expect("run provider-sim");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("between 0 and 1"));
+}
+
+/// The coordinator's engine against the adapters and `provider-sim` over HTTP: paid at once, and paid after
+/// the password step (Alipay 10003: the engine waits, queries, and finds it paid).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinator_charges_through_the_adapters_over_http() {
+    use std::{collections::HashMap, sync::Arc};
+
+    use checkout_coordinator::{
+        CoordinatorConfig,
+        provider_sim::{self, ProviderSim, ProviderSimConfig},
+        simulated::{SimOptions, SimOrderState},
+    };
+    use checkout_proto::v1::{self as pb, lane_service_client::LaneServiceClient};
+
+    let product = &sample_catalog()[1];
+    let price = product.price.minor_units;
+    let mut config = ProviderSimConfig::with_test_keys(SEED.as_bytes(), 1_000_000);
+    config.options = SimOptions {
+        password_above: Some(price * 5),
+        customer_delay: Duration::from_millis(1_000),
+        ..SimOptions::default()
+    };
+    let sim = Arc::new(ProviderSim::new(config).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_sim, sim_stopped) = tokio::sync::oneshot::channel::<()>();
+    let sim_task = tokio::spawn(provider_sim::serve(listener, sim.clone(), async move {
+        let _ = sim_stopped.await;
+    }));
+
+    let mut providers: HashMap<Provider, Arc<dyn PaymentProvider>> = HashMap::new();
+    providers.insert(Provider::WeChatPay, Arc::new(WeChatPayV2::new(WeChatConfig::for_simulator(&base)).unwrap()));
+    let alipay = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do"))).unwrap();
+    providers.insert(Provider::Alipay, Arc::new(alipay));
+    providers.insert(Provider::UnionPay, sim.books().clone());
+    let data = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = CoordinatorConfig {
+        store_id: StoreId::parse("S001").unwrap(),
+        currency: Currency::CNY,
+        data_dir: data.path().to_owned(),
+        providers,
+        shutdown_grace: Duration::from_secs(10),
+        timing: common::fast_timing(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let coordinator = tokio::spawn(checkout_coordinator::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+
+    let mut client = LaneServiceClient::connect(url).await.unwrap();
+    client
+        .register_lane(pb::RegisterLaneRequest { lane_id: "L9".into(), description: "adapters".into() })
+        .await
+        .unwrap();
+    let pay_request = |sale_id: &str, provider: Provider, wallet: u16, quantity: u32| pb::PayRequest {
+        lane_id: "L9".into(),
+        sale_id: sale_id.into(),
+        attempt: 1,
+        payment_code: SimulatedWallet::new(SEED.as_bytes(), provider, wallet)
+            .issue_code(UnixMillis::now())
+            .expose_digits()
+            .into(),
+        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity }],
+        amount: Some(pb::Money { minor_units: price * i64::from(quantity), currency: "CNY".into() }),
+    };
+
+    let paid = client.pay(pay_request("L9-HTTP1", Provider::WeChatPay, 1, 2)).await.unwrap().into_inner();
+    assert_eq!((paid.outcome(), paid.provider_code.as_str()), (pb::PaymentOutcome::Paid, "SUCCESS"), "{paid:?}");
+    let order = sim.books().order(&OutTradeNo::parse(&paid.out_trade_no).unwrap()).unwrap();
+    assert_eq!((order.state, order.amount.minor_units), (SimOrderState::Paid, price * 2));
+    assert_eq!(order.transaction_id, paid.provider_transaction_id);
+
+    // Above the password threshold: 10003 first; the engine waits, queries, and finds it paid.
+    let paid = client.pay(pay_request("L9-HTTP2", Provider::Alipay, 2, 10)).await.unwrap().into_inner();
+    assert_eq!(paid.outcome(), pb::PaymentOutcome::Paid, "{paid:?}");
+    let order = sim.books().order(&OutTradeNo::parse(&paid.out_trade_no).unwrap()).unwrap();
+    assert_eq!((order.state, order.amount.minor_units), (SimOrderState::Paid, price * 10));
+    assert_eq!(sim.books().balance(Provider::Alipay, 2), 1_000_000 - price * 10);
+
+    let _ = stop.send(());
+    coordinator.await.unwrap().unwrap();
+    let _ = stop_sim.send(());
+    sim_task.await.unwrap().unwrap();
 }

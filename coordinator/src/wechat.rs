@@ -454,7 +454,7 @@ impl HttpClient {
 }
 
 /// How to reach WeChat Pay v2 as one merchant. Pointing at the real service is a change of these values.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WeChatConfig {
     /// `http://127.0.0.1:7000` for `checkout provider-sim`; the API paths are appended.
     pub base_url: String,
@@ -467,6 +467,20 @@ pub struct WeChatConfig {
     pub spbill_create_ip: String,
     /// The whole call: connect, send, answer.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for WeChatConfig {
+    /// Everything but the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeChatConfig")
+            .field("base_url", &self.base_url)
+            .field("appid", &self.appid)
+            .field("mch_id", &self.mch_id)
+            .field("sign_type", &self.sign_type)
+            .field("spbill_create_ip", &self.spbill_create_ip)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WeChatConfig {

@@ -534,6 +534,12 @@ async fn latency_beyond_the_timeout_is_no_answer_and_wrong_keys_are_refused() {
     assert_eq!((wrong.status, wrong.provider_code.as_str()), (ChargeStatus::Failed, "40002/isv.invalid-signature"));
     assert!(running.sim.books().order(&no("S3-A-1")).is_none());
 
+    // Configurations print without their secrets.
+    let config = WeChatConfig::for_simulator(&running.base);
+    assert!(!format!("{config:?}").contains(&config.key));
+    let config = AlipayConfig::for_simulator(&running.base);
+    assert!(!format!("{config:?}").contains("PRIVATE"));
+
     // An https URL is refused at construction in this build; a bad key too.
     assert!(WeChatPayV2::new(WeChatConfig::for_simulator("https://api.mch.weixin.qq.com")).is_err());
     let mut config = AlipayConfig::for_simulator("http://127.0.0.1:1/gateway.do");
