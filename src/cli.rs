@@ -24,6 +24,8 @@ pub enum Command {
     /// Measure a part of the system.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Serve a simulated WeChat Pay v2 and Alipay OpenAPI provider over HTTP: real books, fault injection.
+    ProviderSim(ProviderSimArgs),
 }
 
 #[derive(Subcommand)]
@@ -137,6 +139,82 @@ pub struct DecodeArgs {
     /// Image files (PNG, JPEG).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ProviderSimArgs {
+    /// Address to serve HTTP on (WeChat Pay paths, Alipay `/gateway.do`, `/sim/...` administration).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    pub listen: String,
+    /// Seed the simulated wallets are keyed from (lanes with --synthetic must use the same).
+    #[arg(long, default_value = "demo")]
+    pub wallet_seed: String,
+    /// What each simulated wallet holds at first, in fen.
+    #[arg(long, default_value_t = 500_000)]
+    pub starting_balance_fen: i64,
+    /// Charges above this many fen need the customer's password (USERPAYING / 10003 first).
+    #[arg(long)]
+    pub password_above_fen: Option<i64>,
+    /// How long the customer takes to enter the password, in milliseconds.
+    #[arg(long, default_value_t = 3_000)]
+    pub customer_delay_ms: u64,
+    /// Every call waits between --latency-min-ms and --latency-max-ms (uniform).
+    #[arg(long, default_value_t = 0)]
+    pub latency_min_ms: u64,
+    #[arg(long, default_value_t = 0)]
+    pub latency_max_ms: u64,
+    /// With this probability a call waits --latency-tail-ms more.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    pub latency_tail_rate: f64,
+    #[arg(long, default_value_t = 0)]
+    pub latency_tail_ms: u64,
+    /// Probability of answering SYSTEMERROR / 20000 without touching the books.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    pub error_rate: f64,
+    /// Probability of answering HTTP 202 with no body.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    pub http_202_rate: f64,
+    /// Probability of cutting the answer off after the operation was booked.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    pub drop_after_charge_rate: f64,
+    /// Probability of answering with a corrupted signature.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    pub corrupt_sign_rate: f64,
+    /// Probability of answering reverse / cancel with recall=Y / retry_flag=Y.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    pub reverse_retry_rate: f64,
+    /// Start in a full outage (every API call answers HTTP 503); change at run time with POST /sim/faults.
+    #[arg(long)]
+    pub outage: bool,
+    /// Seed of the fault dice, so a run's faults repeat.
+    #[arg(long, default_value_t = 1)]
+    pub fault_seed: u64,
+    #[arg(long, default_value = "wxsim0000000000001")]
+    pub wechat_appid: String,
+    #[arg(long, default_value = "1900000001")]
+    pub wechat_mch_id: String,
+    /// The WeChat Pay merchant key both sides sign with.
+    #[arg(
+        long,
+        env = "CHECKOUT_SIM_WECHAT_KEY",
+        default_value = "checkout-provider-sim-wechat-key1",
+        hide_env_values = true
+    )]
+    pub wechat_key: String,
+    #[arg(long, default_value = "2021000000000001")]
+    pub alipay_app_id: String,
+    /// PEM file of the key the simulator signs Alipay answers with (default: the test-only key in coordinator/testdata).
+    #[arg(long)]
+    pub alipay_private_key: Option<PathBuf>,
+    /// PEM file of the app's public key that requests are checked with (default: the test-only key).
+    #[arg(long)]
+    pub app_public_key: Option<PathBuf>,
+}
+
+/// A probability from 0 to 1.
+fn rate(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&value) { Ok(value) } else { Err(format!("{value} is not between 0 and 1")) }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

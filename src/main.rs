@@ -41,6 +41,10 @@ fn main() -> anyhow::Result<()> {
                 cli::BenchCommand::Ledger(args) => bench_payments::ledger(args),
             }
         }
+        Command::ProviderSim(args) => {
+            init_tracing("info");
+            run_provider_sim(args)
+        }
     }
 }
 
@@ -107,4 +111,56 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
         summary.declined
     );
     Ok(())
+}
+
+fn run_provider_sim(args: cli::ProviderSimArgs) -> anyhow::Result<()> {
+    use checkout_coordinator::{
+        provider_sim::{Faults, ProviderSim, ProviderSimConfig},
+        simulated::SimOptions,
+    };
+    let read = |path: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
+        path.as_ref()
+            .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+            .transpose()
+    };
+    let mut config = ProviderSimConfig::with_test_keys(args.wallet_seed.as_bytes(), args.starting_balance_fen);
+    config.options = SimOptions {
+        password_above: args.password_above_fen,
+        customer_delay: std::time::Duration::from_millis(args.customer_delay_ms),
+        ..SimOptions::default()
+    };
+    config.faults = Faults {
+        latency_min_ms: args.latency_min_ms,
+        latency_max_ms: args.latency_max_ms,
+        latency_tail_rate: args.latency_tail_rate,
+        latency_tail_ms: args.latency_tail_ms,
+        error_rate: args.error_rate,
+        http_202_rate: args.http_202_rate,
+        drop_after_charge_rate: args.drop_after_charge_rate,
+        corrupt_sign_rate: args.corrupt_sign_rate,
+        reverse_retry_rate: args.reverse_retry_rate,
+        outage: args.outage,
+    };
+    config.fault_seed = args.fault_seed;
+    config.wechat.appid = args.wechat_appid.clone();
+    config.wechat.mch_id = args.wechat_mch_id.clone();
+    config.wechat.key = args.wechat_key.clone();
+    config.alipay.app_id = args.alipay_app_id.clone();
+    if let Some(key) = read(&args.alipay_private_key)? {
+        config.alipay.alipay_private_key = key;
+    }
+    if let Some(key) = read(&args.app_public_key)? {
+        config.alipay.app_public_key = key;
+    }
+    let sim = Arc::new(ProviderSim::new(config)?);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        // The one line on stdout: scripts (and tests) that listen on port 0 read the address here.
+        println!("provider-sim listening on {}", listener.local_addr()?);
+        checkout_coordinator::provider_sim::serve(listener, sim, cli::shutdown_signal()).await?;
+        Ok(())
+    })
 }

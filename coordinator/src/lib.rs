@@ -5,14 +5,17 @@
 //! refuses new charges, lets in-flight requests finish within the grace
 //! period, flushes the ledger and returns.
 
+pub mod alipay;
 mod error;
 mod grpc;
 mod live;
 mod payments;
 pub mod provider;
+pub mod provider_sim;
 mod refunds;
 pub mod simulated;
 mod totals;
+pub mod wechat;
 
 use std::{
     collections::HashMap,

@@ -135,6 +135,9 @@ pub mod messages {
     pub const CODE_USED: &str = "this code was already used: ask the customer to refresh the code";
     pub const NOT_ENOUGH: &str = "insufficient balance: ask the customer to use another payment method";
     pub const UNCERTAIN: &str = "payment uncertain: do not hand over the goods yet";
+    pub const CUSTOMER_CONFIRMING: &str =
+        "the customer is confirming the payment on the phone: wait; do not hand over the goods yet";
+    pub const OTHER_METHOD: &str = "this wallet cannot pay here: ask the customer to use another payment method";
     pub const FAILED: &str = "payment failed: nothing was charged";
     pub const REVERSED: &str = "payment not completed and reversed: nothing was charged; ask for a fresh code";
 }

@@ -1,35 +1,272 @@
-//! An in-process wallet provider for tests and the demo: real books, single-use expiring codes.
+//! An in-process wallet provider for tests and the demo: real books, single-use expiring codes, a password step, reverse and refunds.
 //!
-//! It answers like WeChat Pay's micropay: SUCCESS, AUTHCODEEXPIRE,
-//! AUTH_CODE_ERROR (code already used), AUTH_CODE_INVALID, NOTENOUGH and
-//! OUT_TRADE_NO_USED, and its books (balances, orders) are the truth tests
-//! compare the ledger against.
+//! The books (balances, orders, refunds) are the truth tests and
+//! reconciliation compare the ledger against. `checkout provider-sim`
+//! (`provider_sim.rs`) serves the same books over WeChat Pay v2 and Alipay
+//! OpenAPI; used directly, [`SimulatedProvider`] implements
+//! [`PaymentProvider`] and answers in each provider's own codes (WeChat Pay
+//! codes for WeChat Pay and UnionPay wallets, Alipay codes for Alipay
+//! wallets), sorted by the same tables the real adapters use
+//! ([`crate::wechat::micropay_answer`], [`crate::alipay::pay_answer`]).
+//!
+//! The password step: a charge above [`SimOptions::password_above`] leaves the
+//! order *paying* (WeChat `USERPAYING`, Alipay `10003`) until
+//! [`SimOptions::customer_delay`] has passed; then the money moves (or the
+//! order fails if the balance no longer covers it).
+//!
+//! Faults ([`Faults`], drawn from seeded dice) are obeyed in-process as over
+//! HTTP: latency, outages, SYSTEMERROR / 20000, HTTP 202, answers dropped or
+//! tampered *after* the books moved, reverse asked to be called again.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Mutex,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use checkout_storage::{
-    ChargeStatus, Money, OutTradeNo, Provider, SimulatedCodeError, UnixMillis, check_simulated_code,
+    Money, OutTradeNo, PaymentCode, Provider, SimulatedCodeError, UnixMillis, check_simulated_code,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    alipay,
+    provider::{
+        MicropayRequest, PaymentProvider, ProviderAnswer, ProviderError, ProviderFuture, QueryAnswer, RefundAnswer,
+        RefundRequest, ReverseAnswer,
+    },
+    wechat,
 };
 
-use crate::provider::{
-    MicropayRequest, OrderState, PaymentProvider, ProviderAnswer, ProviderError, ProviderFuture, QueryAnswer,
-    RefundAnswer, RefundRequest, ReverseAnswer, messages,
-};
+/// WeChat Pay revokes a quick-pay order still unpaid 45 s after it was made.
+pub const WECHAT_REVOKE_UNPAID_AFTER: Duration = Duration::from_secs(45);
+
+/// At most this many refunds per order (WeChat Pay's documented limit).
+pub const MAX_REFUNDS_PER_ORDER: usize = 50;
+
+/// Where a booked order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SimOrderState {
+    /// The customer is entering the password: no money moved yet.
+    Paying,
+    /// Money moved from the wallet to the merchant (refunds are counted in `refunded`).
+    Paid,
+    /// The password step ended without payment (balance too low by then).
+    NotPaid,
+    /// Closed by reverse before it was paid: no money moved.
+    Closed,
+    /// Paid, then reversed: the whole amount went back to the wallet.
+    Reversed,
+}
+
+/// One refund of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SimRefund {
+    pub out_refund_no: String,
+    pub refund_id: String,
+    /// Minor units.
+    pub amount: i64,
+    pub at: UnixMillis,
+}
 
 /// An order as the simulated provider books it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SimulatedOrder {
     pub out_trade_no: OutTradeNo,
     pub provider: Provider,
     pub wallet: u16,
+    #[serde(serialize_with = "money_json")]
     pub amount: Money,
     pub transaction_id: String,
+    pub state: SimOrderState,
+    /// Minor units refunded so far (by refund; a reverse of a paid order is `Reversed`, not counted here).
+    pub refunded: i64,
+    pub refunds: Vec<SimRefund>,
+    /// The terminal (WeChat `device_info`, Alipay `terminal_id`).
+    pub terminal: String,
+    pub description: String,
+    pub created_at: UnixMillis,
+    pub paid_at: Option<UnixMillis>,
+    /// When it was closed or reversed.
+    pub closed_at: Option<UnixMillis>,
+    #[serde(skip)]
+    paying_until: Option<Instant>,
+    /// When `paying_until` comes, the provider revokes the order instead of taking the money.
+    #[serde(skip)]
+    revoke_when_due: bool,
+}
+
+/// `{"minor_units": 1234, "currency": "CNY"}` in the books' JSON.
+fn money_json<S: serde::Serializer>(money: &Money, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut state = serializer.serialize_struct("Money", 2)?;
+    state.serialize_field("minor_units", &money.minor_units)?;
+    state.serialize_field("currency", money.currency.as_str())?;
+    state.end()
+}
+
+impl SimulatedOrder {
     /// Reversed after payment: the money went back to the wallet.
-    pub reversed: bool,
+    pub fn reversed(&self) -> bool {
+        self.state == SimOrderState::Reversed
+    }
+}
+
+/// What a micropay did to the books.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayOutcome {
+    Paid {
+        transaction_id: String,
+    },
+    /// The password step: query later.
+    Paying {
+        transaction_id: String,
+    },
+    /// The code is older than a minute.
+    Expired,
+    /// Not a code of this provider's wallets.
+    Invalid,
+    /// The code was charged before.
+    Used,
+    NotEnough,
+    /// This `out_trade_no` is booked already, in this state.
+    OrderExists(SimOrderState),
+}
+
+/// What a reverse (WeChat reverse, Alipay cancel) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReverseOutcome {
+    /// An unpaid order (or none at all) is closed: nothing to give back.
+    Closed,
+    /// A paid order's money went back to the wallet (what was not refunded already).
+    Refunded,
+}
+
+/// What a refund did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// Booked now (`repeated: false`) or earlier under the same `out_refund_no` (`repeated: true`).
+    Accepted {
+        refund_id: String,
+        repeated: bool,
+    },
+    NoSuchOrder,
+    /// The order is not paid (paying, closed or reversed).
+    NotPaid,
+    /// More than was paid and not yet refunded.
+    TooMuch,
+    /// The order has had [`MAX_REFUNDS_PER_ORDER`] refunds.
+    TooMany,
+    /// The same `out_refund_no` was used for another order or amount.
+    Mismatch,
+}
+
+/// How the simulated provider behaves beyond its books.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimOptions {
+    /// Charges strictly above this many minor units need the customer's password (none: never).
+    pub password_above: Option<i64>,
+    /// How long the customer takes to enter the password.
+    pub customer_delay: Duration,
+    /// WeChat Pay revokes a quick-pay order still unpaid this long after it was made (45 s); none: never.
+    pub wechat_revoke_unpaid_after: Option<Duration>,
+}
+
+impl Default for SimOptions {
+    fn default() -> SimOptions {
+        SimOptions {
+            password_above: None,
+            customer_delay: Duration::from_secs(3),
+            wechat_revoke_unpaid_after: Some(WECHAT_REVOKE_UNPAID_AFTER),
+        }
+    }
+}
+
+/// What goes wrong, on purpose. Rates are probabilities from 0 to 1, drawn from a seeded generator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Every API call waits a uniformly drawn time between these (milliseconds).
+    pub latency_min_ms: u64,
+    pub latency_max_ms: u64,
+    /// With this probability a call waits `latency_tail_ms` more (the long tail).
+    pub latency_tail_rate: f64,
+    pub latency_tail_ms: u64,
+    /// Answer SYSTEMERROR / 20000 without touching the books.
+    pub error_rate: f64,
+    /// Answer HTTP 202 with no body, without touching the books.
+    pub http_202_rate: f64,
+    /// Do the operation on the books, then cut the answer off (the charge is made, the caller never hears).
+    pub drop_after_charge_rate: f64,
+    /// Answer with a corrupted signature (after doing the operation).
+    pub corrupt_sign_rate: f64,
+    /// Answer reverse / cancel with `recall=Y` / `retry_flag=Y` without acting.
+    pub reverse_retry_rate: f64,
+    /// Every API call answers HTTP 503 at once.
+    pub outage: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            latency_min_ms: 0,
+            latency_max_ms: 0,
+            latency_tail_rate: 0.0,
+            latency_tail_ms: 0,
+            error_rate: 0.0,
+            http_202_rate: 0.0,
+            drop_after_charge_rate: 0.0,
+            corrupt_sign_rate: 0.0,
+            reverse_retry_rate: 0.0,
+            outage: false,
+        }
+    }
+}
+
+/// SplitMix64: small, seeded, good enough for dice.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    fn roll(&mut self, p: f64) -> bool {
+        if p <= 0.0 {
+            return false;
+        }
+        // 53 random bits → [0, 1).
+        let x = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        x < p
+    }
+
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        if high <= low { low } else { low + self.next() % (high - low + 1) }
+    }
+}
+
+/// What the fault dice decided for one call.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Fate {
+    pub(crate) error: bool,
+    pub(crate) http_202: bool,
+    pub(crate) drop: bool,
+    pub(crate) corrupt_sign: bool,
+    pub(crate) reverse_retry: bool,
+}
+
+/// Everything the books hold, for `GET /sim/books` and tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct BooksSnapshot {
+    /// `"WeChatPay/17"` → minor units, for every wallet that was charged or refunded.
+    pub balances: BTreeMap<String, i64>,
+    pub orders: Vec<SimulatedOrder>,
+    pub starting_balance: i64,
 }
 
 struct Books {
@@ -38,6 +275,8 @@ struct Books {
     /// Codes already charged (the provider's memory; the store never keeps a full code).
     used_codes: HashSet<String>,
     orders: HashMap<OutTradeNo, SimulatedOrder>,
+    /// (provider, out_refund_no) → (out_trade_no, amount): refund numbers are the merchant's, per provider.
+    refund_numbers: HashMap<(Provider, String), (OutTradeNo, i64)>,
     next_transaction: u64,
 }
 
@@ -45,26 +284,90 @@ struct Books {
 pub struct SimulatedProvider {
     seed: Vec<u8>,
     starting_balance: i64,
+    options: SimOptions,
     books: Mutex<Books>,
+    faults: Mutex<Faults>,
+    dice: Mutex<Dice>,
 }
 
 impl SimulatedProvider {
+    /// No password step.
     pub fn new(seed: &[u8], starting_balance_minor_units: i64) -> SimulatedProvider {
+        SimulatedProvider::with_options(seed, starting_balance_minor_units, SimOptions::default())
+    }
+
+    pub fn with_options(seed: &[u8], starting_balance_minor_units: i64, options: SimOptions) -> SimulatedProvider {
         SimulatedProvider {
             seed: seed.to_vec(),
             starting_balance: starting_balance_minor_units,
+            options,
             books: Mutex::new(Books {
                 balances: HashMap::new(),
                 used_codes: HashSet::new(),
                 orders: HashMap::new(),
+                refund_numbers: HashMap::new(),
                 next_transaction: 1,
             }),
+            faults: Mutex::new(Faults::default()),
+            dice: Mutex::new(Dice(1)),
         }
     }
 
-    /// Every paid order, in no particular order.
+    /// The fault knobs now in force.
+    pub fn faults(&self) -> Faults {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the fault knobs (in-process calls and `provider-sim` alike obey them).
+    pub fn set_faults(&self, faults: Faults) {
+        tracing::info!(?faults, "simulated provider faults changed");
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// Reseeds the fault dice, so a run's faults repeat.
+    pub fn set_fault_seed(&self, seed: u64) {
+        *self.dice.lock().unwrap_or_else(|p| p.into_inner()) = Dice(seed);
+    }
+
+    /// Waits out the drawn latency and draws the rest of the call's fate; `None` during an outage.
+    pub(crate) async fn fate(&self) -> Option<Fate> {
+        let faults = self.faults();
+        if faults.outage {
+            return None;
+        }
+        let (delay, fate) = {
+            let mut dice = self.dice.lock().unwrap_or_else(|p| p.into_inner());
+            let mut delay = dice.between(faults.latency_min_ms, faults.latency_max_ms);
+            if dice.roll(faults.latency_tail_rate) {
+                delay += faults.latency_tail_ms;
+            }
+            let fate = Fate {
+                error: dice.roll(faults.error_rate),
+                http_202: dice.roll(faults.http_202_rate),
+                drop: dice.roll(faults.drop_after_charge_rate),
+                corrupt_sign: dice.roll(faults.corrupt_sign_rate),
+                reverse_retry: dice.roll(faults.reverse_retry_rate),
+            };
+            (delay, fate)
+        };
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        Some(fate)
+    }
+
+    pub fn options(&self) -> SimOptions {
+        self.options
+    }
+
+    /// Every booked order (paid, paying, closed, reversed), in no particular order.
     pub fn orders(&self) -> Vec<SimulatedOrder> {
         self.lock().orders.values().cloned().collect()
+    }
+
+    /// One order, with a finished password step settled.
+    pub fn order(&self, out_trade_no: &OutTradeNo) -> Option<SimulatedOrder> {
+        self.lock().orders.get(out_trade_no).cloned()
     }
 
     /// A wallet's balance in minor units.
@@ -72,124 +375,329 @@ impl SimulatedProvider {
         self.lock().balances.get(&(provider, wallet)).copied().unwrap_or(self.starting_balance)
     }
 
+    /// The whole books, orders sorted by creation.
+    pub fn snapshot(&self) -> BooksSnapshot {
+        let books = self.lock();
+        let balances =
+            books.balances.iter().map(|((provider, wallet), fen)| (format!("{provider:?}/{wallet}"), *fen)).collect();
+        let mut orders: Vec<SimulatedOrder> = books.orders.values().cloned().collect();
+        orders.sort_by(|a, b| (a.created_at, &a.out_trade_no).cmp(&(b.created_at, &b.out_trade_no)));
+        BooksSnapshot { balances, orders, starting_balance: self.starting_balance }
+    }
+
+    /// Locks the books and settles every password step whose customer delay is over.
     fn lock(&self) -> std::sync::MutexGuard<'_, Books> {
         // A panic while holding the lock leaves the books consistent (every
         // mutation below is a single step), so a poisoned lock is still usable.
-        self.books.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let mut books = self.books.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        let due: Vec<OutTradeNo> = books
+            .orders
+            .values()
+            .filter(|o| o.state == SimOrderState::Paying && o.paying_until.is_some_and(|t| t <= now))
+            .map(|o| o.out_trade_no.clone())
+            .collect();
+        for out_trade_no in due {
+            let Some(order) = books.orders.get(&out_trade_no) else { continue };
+            let key = (order.provider, order.wallet);
+            let amount = order.amount.minor_units;
+            let balance = books.balances.get(&key).copied().unwrap_or(self.starting_balance);
+            let revoke = order.revoke_when_due;
+            let paid = !revoke && balance >= amount;
+            if paid {
+                books.balances.insert(key, balance - amount);
+            }
+            if let Some(order) = books.orders.get_mut(&out_trade_no) {
+                order.paying_until = None;
+                if revoke {
+                    order.state = SimOrderState::Closed;
+                    order.closed_at = Some(UnixMillis::now());
+                    continue;
+                }
+                if paid {
+                    order.state = SimOrderState::Paid;
+                    order.paid_at = Some(UnixMillis::now());
+                } else {
+                    order.state = SimOrderState::NotPaid;
+                }
+            }
+        }
+        books
     }
 
-    fn charge(&self, request: &MicropayRequest) -> ProviderAnswer {
-        let answer = |status, code: &str, message: &str| ProviderAnswer {
-            status,
-            provider_code: code.to_owned(),
-            message: message.to_owned(),
-            transaction_id: String::new(),
-            query_after: Duration::ZERO,
-        };
+    /// Charges `code` for `amount` under `out_trade_no`, as `provider` (a code of another provider is invalid there).
+    pub fn pay(
+        &self,
+        provider: Provider,
+        out_trade_no: &OutTradeNo,
+        code: &PaymentCode,
+        amount: Money,
+        terminal: &str,
+        description: &str,
+    ) -> PayOutcome {
         let mut books = self.lock();
-        if books.orders.contains_key(&request.out_trade_no) {
-            // WeChat: a used out_trade_no answers ORDERPAID / OUT_TRADE_NO_USED.
-            return answer(ChargeStatus::Failed, "OUT_TRADE_NO_USED", messages::FAILED);
+        if let Some(order) = books.orders.get(out_trade_no) {
+            return PayOutcome::OrderExists(order.state);
         }
-        let wallet = match check_simulated_code(&self.seed, &request.code, UnixMillis::now()) {
+        if code.provider() != provider {
+            return PayOutcome::Invalid;
+        }
+        let wallet = match check_simulated_code(&self.seed, code, UnixMillis::now()) {
             Ok(wallet) => wallet,
-            Err(SimulatedCodeError::Expired) => {
-                return answer(ChargeStatus::NewCodeNeeded, "AUTHCODEEXPIRE", messages::FRESH_CODE);
-            }
-            Err(SimulatedCodeError::Invalid) => {
-                return answer(ChargeStatus::NewCodeNeeded, "AUTH_CODE_INVALID", messages::FRESH_CODE);
-            }
+            Err(SimulatedCodeError::Expired) => return PayOutcome::Expired,
+            Err(SimulatedCodeError::Invalid) => return PayOutcome::Invalid,
         };
-        let digits = request.code.expose_digits().to_owned();
+        let digits = code.expose_digits().to_owned();
         if books.used_codes.contains(&digits) {
-            return answer(ChargeStatus::NewCodeNeeded, "AUTH_CODE_ERROR", messages::CODE_USED);
+            return PayOutcome::Used;
         }
         let key = (wallet.provider(), wallet.number());
         let balance = books.balances.get(&key).copied().unwrap_or(self.starting_balance);
-        if balance < request.amount.minor_units {
-            return answer(ChargeStatus::NewCodeNeeded, "NOTENOUGH", messages::NOT_ENOUGH);
+        if balance < amount.minor_units {
+            return PayOutcome::NotEnough;
         }
-        books.balances.insert(key, balance - request.amount.minor_units);
+        let password = self.options.password_above.is_some_and(|above| amount.minor_units > above);
         books.used_codes.insert(digits);
-        let transaction_id = format!("SIM{:020}", books.next_transaction);
+        let transaction_id = transaction_id(provider, books.next_transaction);
         books.next_transaction += 1;
-        books.orders.insert(
-            request.out_trade_no.clone(),
-            SimulatedOrder {
-                out_trade_no: request.out_trade_no.clone(),
-                provider: wallet.provider(),
-                wallet: wallet.number(),
-                amount: request.amount,
-                transaction_id: transaction_id.clone(),
-                reversed: false,
-            },
-        );
-        ProviderAnswer {
-            status: ChargeStatus::Paid,
-            provider_code: "SUCCESS".to_owned(),
-            message: messages::PAID.to_owned(),
-            transaction_id,
-            query_after: Duration::ZERO,
-        }
-    }
-
-    fn order_state(&self, out_trade_no: &OutTradeNo) -> QueryAnswer {
-        let books = self.lock();
-        match books.orders.get(out_trade_no) {
-            Some(order) if order.reversed => QueryAnswer { state: OrderState::Closed, provider_code: "REVOKED".into() },
-            Some(order) => QueryAnswer {
-                state: OrderState::Paid { transaction_id: order.transaction_id.clone(), amount: order.amount },
-                provider_code: "SUCCESS".into(),
-            },
-            None => QueryAnswer { state: OrderState::NotFound, provider_code: "ORDERNOTEXIST".into() },
-        }
-    }
-
-    fn reverse_order(&self, out_trade_no: &OutTradeNo) -> ReverseAnswer {
-        let mut books = self.lock();
-        let Some(order) = books.orders.get_mut(out_trade_no) else {
-            // Reversing an order that never came into being closes it: nothing to give back.
-            return ReverseAnswer::Reversed { refunded: false };
+        let now = UnixMillis::now();
+        let mut order = SimulatedOrder {
+            out_trade_no: out_trade_no.clone(),
+            provider: wallet.provider(),
+            wallet: wallet.number(),
+            amount,
+            transaction_id: transaction_id.clone(),
+            state: SimOrderState::Paid,
+            refunded: 0,
+            refunds: Vec::new(),
+            terminal: terminal.to_owned(),
+            description: description.to_owned(),
+            created_at: now,
+            paid_at: Some(now),
+            closed_at: None,
+            paying_until: None,
+            revoke_when_due: false,
         };
-        if order.reversed {
-            return ReverseAnswer::Reversed { refunded: true };
+        if password {
+            order.state = SimOrderState::Paying;
+            order.paid_at = None;
+            let mut delay = self.options.customer_delay;
+            if provider == Provider::WeChatPay
+                && let Some(limit) = self.options.wechat_revoke_unpaid_after
+                && delay > limit
+            {
+                delay = limit;
+                order.revoke_when_due = true;
+            }
+            order.paying_until = Some(Instant::now() + delay);
+        } else {
+            books.balances.insert(key, balance - amount.minor_units);
         }
-        order.reversed = true;
-        let (key, amount) = ((order.provider, order.wallet), order.amount.minor_units);
-        let balance = books.balances.get(&key).copied().unwrap_or(self.starting_balance);
+        tracing::debug!(%out_trade_no, code = %code, ?provider, password, "simulated charge booked");
+        books.orders.insert(out_trade_no.clone(), order);
+        if password { PayOutcome::Paying { transaction_id } } else { PayOutcome::Paid { transaction_id } }
+    }
+
+    /// Reverse (WeChat) or cancel (Alipay): closes an unpaid order, gives a paid one's money back.
+    pub fn reverse_order(&self, out_trade_no: &OutTradeNo) -> ReverseOutcome {
+        let mut books = self.lock();
+        let starting = self.starting_balance;
+        let Some(order) = books.orders.get_mut(out_trade_no) else {
+            // Reversing an order that never came into being: nothing to give back.
+            return ReverseOutcome::Closed;
+        };
+        match order.state {
+            SimOrderState::Reversed => ReverseOutcome::Refunded,
+            SimOrderState::Closed => ReverseOutcome::Closed,
+            SimOrderState::Paying | SimOrderState::NotPaid => {
+                order.state = SimOrderState::Closed;
+                order.paying_until = None;
+                order.closed_at = Some(UnixMillis::now());
+                ReverseOutcome::Closed
+            }
+            SimOrderState::Paid => {
+                order.state = SimOrderState::Reversed;
+                order.closed_at = Some(UnixMillis::now());
+                let back = order.amount.minor_units - order.refunded;
+                let key = (order.provider, order.wallet);
+                let balance = books.balances.get(&key).copied().unwrap_or(starting);
+                books.balances.insert(key, balance + back);
+                ReverseOutcome::Refunded
+            }
+        }
+    }
+
+    /// Refunds `amount` of a paid order, once per `out_refund_no`.
+    pub fn refund_order(&self, out_trade_no: &OutTradeNo, out_refund_no: &str, amount: i64) -> RefundOutcome {
+        let mut books = self.lock();
+        let Some(provider) = books.orders.get(out_trade_no).map(|o| o.provider) else {
+            return RefundOutcome::NoSuchOrder;
+        };
+        let number = (provider, out_refund_no.to_owned());
+        if let Some((order_no, booked)) = books.refund_numbers.get(&number) {
+            if order_no != out_trade_no || *booked != amount {
+                return RefundOutcome::Mismatch;
+            }
+            let refund_id = books
+                .orders
+                .get(out_trade_no)
+                .and_then(|o| o.refunds.iter().find(|r| r.out_refund_no == out_refund_no))
+                .map(|r| r.refund_id.clone())
+                .unwrap_or_default();
+            return RefundOutcome::Accepted { refund_id, repeated: true };
+        }
+        let next = books.next_transaction;
+        let starting = self.starting_balance;
+        let Some(order) = books.orders.get_mut(out_trade_no) else { return RefundOutcome::NoSuchOrder };
+        if order.state != SimOrderState::Paid {
+            return RefundOutcome::NotPaid;
+        }
+        if order.refunds.len() >= MAX_REFUNDS_PER_ORDER {
+            return RefundOutcome::TooMany;
+        }
+        if amount <= 0 || amount > order.amount.minor_units - order.refunded {
+            return RefundOutcome::TooMuch;
+        }
+        let refund_id = format!("R{}", transaction_id(order.provider, next));
+        order.refunded += amount;
+        order.refunds.push(SimRefund {
+            out_refund_no: out_refund_no.to_owned(),
+            refund_id: refund_id.clone(),
+            amount,
+            at: UnixMillis::now(),
+        });
+        let key = (order.provider, order.wallet);
+        books.next_transaction += 1;
+        books.refund_numbers.insert(number, (out_trade_no.clone(), amount));
+        let balance = books.balances.get(&key).copied().unwrap_or(starting);
         books.balances.insert(key, balance + amount);
-        ReverseAnswer::Reversed { refunded: true }
+        RefundOutcome::Accepted { refund_id, repeated: false }
     }
 }
 
+fn transaction_id(provider: Provider, n: u64) -> String {
+    match provider {
+        Provider::WeChatPay => format!("4200{n:024}"),
+        Provider::Alipay => format!("2026{n:024}"),
+        Provider::UnionPay => format!("SIM{n:020}"),
+    }
+}
+
+fn unreachable(provider: Provider, reason: &str) -> ProviderError {
+    ProviderError::Unreachable { provider, reason: reason.to_owned() }
+}
+
+fn tampered(provider: Provider) -> ProviderError {
+    ProviderError::BadAnswer { provider, reason: "the answer's signature does not verify (injected)".to_owned() }
+}
+
+/// The in-process provider obeys [`Faults`] as `provider-sim` does: an outage or a dropped answer is
+/// [`ProviderError::Unreachable`], a corrupted signature [`ProviderError::BadAnswer`] (both *after* the
+/// books moved, for a dropped or tampered answer), an error SYSTEMERROR / 20000 without touching the books.
 impl PaymentProvider for SimulatedProvider {
     fn micropay(&self, request: MicropayRequest) -> ProviderFuture<'_, Result<ProviderAnswer, ProviderError>> {
-        Box::pin(async move { Ok(self.charge(&request)) })
+        Box::pin(async move {
+            let provider = request.code.provider();
+            let sorted = |wechat_code: &str, alipay_codes: (&str, &str)| match provider {
+                Provider::Alipay => alipay::pay_answer(alipay_codes.0, alipay_codes.1),
+                Provider::WeChatPay | Provider::UnionPay => wechat::micropay_answer(wechat_code),
+            };
+            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            if fate.http_202 {
+                return Ok(sorted(wechat::HTTP_202, (wechat::HTTP_202, "")));
+            }
+            if fate.error {
+                return Ok(sorted("SYSTEMERROR", ("20000", "aop.ACQ.SYSTEM_ERROR")));
+            }
+            let outcome = self.pay(
+                provider,
+                &request.out_trade_no,
+                &request.code,
+                request.amount,
+                request.terminal.as_str(),
+                &request.description,
+            );
+            if fate.drop {
+                return Err(unreachable(provider, "answer dropped after the charge (injected)"));
+            }
+            if fate.corrupt_sign {
+                return Err(tampered(provider));
+            }
+            let answer = sorted(wechat::micropay_code_of(&outcome), alipay::pay_codes_of(&outcome));
+            let transaction_id = match outcome {
+                PayOutcome::Paid { transaction_id } => transaction_id,
+                _ => String::new(),
+            };
+            Ok(ProviderAnswer { transaction_id, ..answer })
+        })
     }
 
     fn query(
         &self,
-        _provider: Provider,
+        provider: Provider,
         out_trade_no: &OutTradeNo,
     ) -> ProviderFuture<'_, Result<QueryAnswer, ProviderError>> {
-        let answer = self.order_state(out_trade_no);
-        Box::pin(async move { Ok(answer) })
+        let out_trade_no = out_trade_no.clone();
+        Box::pin(async move {
+            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            if fate.http_202 || fate.error || fate.drop {
+                return Err(unreachable(provider, "no usable answer to the query (injected)"));
+            }
+            if fate.corrupt_sign {
+                return Err(tampered(provider));
+            }
+            let order = self.order(&out_trade_no);
+            Ok(match provider {
+                Provider::Alipay => alipay::query_answer_of(order.as_ref()),
+                Provider::WeChatPay | Provider::UnionPay => wechat::query_answer_of(order.as_ref()),
+            })
+        })
     }
 
     fn reverse(
         &self,
-        _provider: Provider,
+        provider: Provider,
         out_trade_no: &OutTradeNo,
     ) -> ProviderFuture<'_, Result<ReverseAnswer, ProviderError>> {
-        let answer = self.reverse_order(out_trade_no);
-        Box::pin(async move { Ok(answer) })
+        let out_trade_no = out_trade_no.clone();
+        Box::pin(async move {
+            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            if fate.http_202 || fate.error || fate.reverse_retry {
+                return Ok(ReverseAnswer::CallAgain);
+            }
+            let outcome = self.reverse_order(&out_trade_no);
+            if fate.drop {
+                return Err(unreachable(provider, "answer dropped after the reverse (injected)"));
+            }
+            if fate.corrupt_sign {
+                return Err(tampered(provider));
+            }
+            Ok(match outcome {
+                ReverseOutcome::Closed => ReverseAnswer::Reversed { refunded: false },
+                ReverseOutcome::Refunded => ReverseAnswer::Reversed { refunded: true },
+            })
+        })
     }
 
-    fn refund(&self, _request: RefundRequest) -> ProviderFuture<'_, Result<RefundAnswer, ProviderError>> {
+    fn refund(&self, request: RefundRequest) -> ProviderFuture<'_, Result<RefundAnswer, ProviderError>> {
         Box::pin(async move {
-            Ok(RefundAnswer::Refused {
-                provider_code: "NOT_SUPPORTED".into(),
-                message: "the in-process simulator does not refund yet".into(),
+            let provider = request.provider;
+            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            if fate.http_202 || fate.error {
+                let code = if provider == Provider::Alipay { "20000" } else { "SYSTEMERROR" };
+                return Ok(RefundAnswer::Unknown { provider_code: code.to_owned() });
+            }
+            let outcome =
+                self.refund_order(&request.out_trade_no, &request.out_refund_no, request.refund_amount.minor_units);
+            if fate.drop {
+                return Err(unreachable(provider, "answer dropped after the refund (injected)"));
+            }
+            if fate.corrupt_sign {
+                return Err(tampered(provider));
+            }
+            Ok(match provider {
+                Provider::Alipay => alipay::refund_answer_of(&outcome),
+                Provider::WeChatPay | Provider::UnionPay => wechat::refund_answer_of(&outcome),
             })
         })
     }
@@ -198,7 +706,8 @@ impl PaymentProvider for SimulatedProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use checkout_storage::{Currency, LaneId, PaymentCode, SimulatedWallet};
+    use crate::provider::OrderState;
+    use checkout_storage::{ChargeStatus, Currency, LaneId, PaymentCode, SimulatedWallet};
 
     fn request(code: PaymentCode, out_trade_no: &str, fen: i64) -> MicropayRequest {
         MicropayRequest {
@@ -210,6 +719,17 @@ mod tests {
         }
     }
 
+    fn refund(provider: Provider, out_trade_no: &str, out_refund_no: &str, fen: i64) -> RefundRequest {
+        RefundRequest {
+            provider,
+            out_trade_no: OutTradeNo::parse(out_trade_no).unwrap(),
+            out_refund_no: out_refund_no.into(),
+            order_amount: Money::new(2_500, Currency::CNY),
+            refund_amount: Money::new(fen, Currency::CNY),
+            reason: "returned".into(),
+        }
+    }
+
     #[tokio::test]
     async fn a_code_moves_money_once() {
         let sim = SimulatedProvider::new(b"seed", 10_000);
@@ -217,9 +737,13 @@ mod tests {
         let code = wallet.issue_code(UnixMillis::now());
         let paid = sim.micropay(request(code.clone(), "S1-A-1", 2_500)).await.unwrap();
         assert_eq!(paid.status, ChargeStatus::Paid);
+        assert!(!paid.transaction_id.is_empty());
         assert_eq!(sim.balance(Provider::Alipay, 3), 7_500);
         let again = sim.micropay(request(code, "S1-A-2", 2_500)).await.unwrap();
-        assert_eq!((again.status, again.provider_code.as_str()), (ChargeStatus::NewCodeNeeded, "AUTH_CODE_ERROR"));
+        assert_eq!(
+            (again.status, again.provider_code.as_str()),
+            (ChargeStatus::NewCodeNeeded, "40004/ACQ.PAYMENT_AUTH_CODE_INVALID")
+        );
         assert_eq!(sim.balance(Provider::Alipay, 3), 7_500);
         assert_eq!(sim.orders().len(), 1);
     }
@@ -234,5 +758,118 @@ mod tests {
         let answer = sim.micropay(request(code, "S1-B-2", 1_001)).await.unwrap();
         assert_eq!((answer.status, answer.provider_code.as_str()), (ChargeStatus::NewCodeNeeded, "NOTENOUGH"));
         assert!(sim.orders().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_password_step_is_unknown_then_paying_then_paid() {
+        let options = SimOptions {
+            password_above: Some(1_000),
+            customer_delay: Duration::from_millis(150),
+            ..SimOptions::default()
+        };
+        let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
+        let code = SimulatedWallet::new(b"seed", Provider::WeChatPay, 5).issue_code(UnixMillis::now());
+        let answer = sim.micropay(request(code, "S1-C-1", 2_000)).await.unwrap();
+        assert_eq!((answer.status, answer.provider_code.as_str()), (ChargeStatus::Unknown, "USERPAYING"));
+        assert_eq!(answer.query_after, Duration::from_secs(5));
+        let no = OutTradeNo::parse("S1-C-1").unwrap();
+        let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
+        assert_eq!(query.state, OrderState::Paying);
+        assert_eq!(sim.balance(Provider::WeChatPay, 5), 10_000);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
+        assert!(matches!(query.state, OrderState::Paid { amount, .. } if amount.minor_units == 2_000), "{query:?}");
+        assert_eq!(sim.balance(Provider::WeChatPay, 5), 8_000);
+    }
+
+    #[tokio::test]
+    async fn reverse_closes_unpaid_orders_and_refunds_paid_ones() {
+        let options = SimOptions {
+            password_above: Some(1_000),
+            customer_delay: Duration::from_secs(60),
+            ..SimOptions::default()
+        };
+        let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
+        let paying = SimulatedWallet::new(b"seed", Provider::Alipay, 1).issue_code(UnixMillis::now());
+        sim.micropay(request(paying, "S1-D-1", 2_000)).await.unwrap();
+        let no = OutTradeNo::parse("S1-D-1").unwrap();
+        assert_eq!(sim.reverse(Provider::Alipay, &no).await.unwrap(), ReverseAnswer::Reversed { refunded: false });
+        assert_eq!(sim.query(Provider::Alipay, &no).await.unwrap().state, OrderState::Closed);
+        assert_eq!(sim.balance(Provider::Alipay, 1), 10_000);
+
+        let paid = SimulatedWallet::new(b"seed", Provider::Alipay, 2).issue_code(UnixMillis::now());
+        sim.micropay(request(paid, "S1-D-2", 500)).await.unwrap();
+        let no = OutTradeNo::parse("S1-D-2").unwrap();
+        assert_eq!(sim.balance(Provider::Alipay, 2), 9_500);
+        assert_eq!(sim.reverse(Provider::Alipay, &no).await.unwrap(), ReverseAnswer::Reversed { refunded: true });
+        assert_eq!(sim.reverse(Provider::Alipay, &no).await.unwrap(), ReverseAnswer::Reversed { refunded: true });
+        assert_eq!(sim.balance(Provider::Alipay, 2), 10_000);
+    }
+
+    #[tokio::test]
+    async fn refunds_are_idempotent_bounded_and_never_exceed_the_payment() {
+        let sim = SimulatedProvider::new(b"seed", 10_000);
+        let code = SimulatedWallet::new(b"seed", Provider::WeChatPay, 9).issue_code(UnixMillis::now());
+        sim.micropay(request(code, "S1-E-1", 2_500)).await.unwrap();
+        let first = sim.refund(refund(Provider::WeChatPay, "S1-E-1", "RF1", 1_000)).await.unwrap();
+        assert!(matches!(first, RefundAnswer::Accepted { .. }), "{first:?}");
+        assert_eq!(sim.refund(refund(Provider::WeChatPay, "S1-E-1", "RF1", 1_000)).await.unwrap(), first);
+        assert_eq!(sim.balance(Provider::WeChatPay, 9), 8_500);
+        let too_much = sim.refund(refund(Provider::WeChatPay, "S1-E-1", "RF2", 1_501)).await.unwrap();
+        assert!(matches!(too_much, RefundAnswer::Refused { .. }), "{too_much:?}");
+        let no = OutTradeNo::parse("S1-E-1").unwrap();
+        assert_eq!(sim.query(Provider::WeChatPay, &no).await.unwrap().state, OrderState::Refunded);
+        for i in 0..49 {
+            let answer = sim.refund(refund(Provider::WeChatPay, "S1-E-1", &format!("RX{i}"), 1)).await.unwrap();
+            assert!(matches!(answer, RefundAnswer::Accepted { .. }), "{i}: {answer:?}");
+        }
+        assert_eq!(sim.refund_order(&no, "RX-over", 1), RefundOutcome::TooMany);
+        assert_eq!(sim.balance(Provider::WeChatPay, 9), 8_549);
+    }
+
+    #[tokio::test]
+    async fn in_process_faults_lose_answers_not_money() {
+        let sim = SimulatedProvider::new(b"seed", 10_000);
+        let no = OutTradeNo::parse("S1-F-1").unwrap();
+        sim.set_faults(Faults { drop_after_charge_rate: 1.0, ..Faults::default() });
+        let code = SimulatedWallet::new(b"seed", Provider::WeChatPay, 4).issue_code(UnixMillis::now());
+        let dropped = sim.micropay(request(code, "S1-F-1", 1_500)).await;
+        assert!(matches!(dropped, Err(ProviderError::Unreachable { .. })), "{dropped:?}");
+        sim.set_faults(Faults::default());
+        let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
+        assert!(matches!(query.state, OrderState::Paid { .. }), "{query:?}");
+        assert_eq!(sim.balance(Provider::WeChatPay, 4), 8_500);
+
+        sim.set_faults(Faults { error_rate: 1.0, ..Faults::default() });
+        let code = SimulatedWallet::new(b"seed", Provider::Alipay, 4).issue_code(UnixMillis::now());
+        let error = sim.micropay(request(code, "S1-F-2", 100)).await.unwrap();
+        assert_eq!((error.status, error.provider_code.as_str()), (ChargeStatus::Unknown, "20000/aop.ACQ.SYSTEM_ERROR"));
+        assert!(sim.order(&OutTradeNo::parse("S1-F-2").unwrap()).is_none());
+
+        sim.set_faults(Faults { reverse_retry_rate: 1.0, ..Faults::default() });
+        assert_eq!(sim.reverse(Provider::WeChatPay, &no).await.unwrap(), ReverseAnswer::CallAgain);
+        sim.set_faults(Faults { outage: true, ..Faults::default() });
+        assert!(sim.query(Provider::WeChatPay, &no).await.is_err());
+        sim.set_faults(Faults::default());
+        assert_eq!(sim.reverse(Provider::WeChatPay, &no).await.unwrap(), ReverseAnswer::Reversed { refunded: true });
+        assert_eq!(sim.balance(Provider::WeChatPay, 4), 10_000);
+    }
+
+    #[tokio::test]
+    async fn wechat_revokes_a_password_step_that_outlasts_its_limit() {
+        let options = SimOptions {
+            password_above: Some(1_000),
+            customer_delay: Duration::from_secs(60),
+            wechat_revoke_unpaid_after: Some(Duration::from_millis(100)),
+        };
+        let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
+        let code = SimulatedWallet::new(b"seed", Provider::WeChatPay, 6).issue_code(UnixMillis::now());
+        sim.micropay(request(code, "S1-G-1", 2_000)).await.unwrap();
+        let no = OutTradeNo::parse("S1-G-1").unwrap();
+        assert_eq!(sim.query(Provider::WeChatPay, &no).await.unwrap().state, OrderState::Paying);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
+        assert_eq!((query.state, query.provider_code.as_str()), (OrderState::Closed, "REVOKED"));
+        assert_eq!(sim.balance(Provider::WeChatPay, 6), 10_000);
     }
 }

@@ -1,0 +1,787 @@
+//! The provider protocols end to end: every answer code through the tables, signatures against known vectors, and the WeChat Pay and Alipay adapters against `provider-sim` over real HTTP.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use checkout_coordinator::{
+    PaymentProvider,
+    alipay::{self, AlipayAdapter, AlipayConfig},
+    provider::{
+        MicropayRequest, OrderState, ProviderAnswer, ProviderError, RefundAnswer, RefundRequest, ReverseAnswer,
+        messages,
+    },
+    provider_sim::{self, Faults, ProviderSim, ProviderSimConfig, test_keys},
+    simulated::{SimOptions, SimOrderState},
+    wechat::{self, SignType, WeChatConfig, WeChatPayV2},
+};
+use checkout_storage::{
+    ChargeStatus, Currency, LaneId, Money, OutTradeNo, PaymentCode, Provider, SimulatedWallet, UnixMillis,
+};
+
+const SEED: &[u8] = b"protocols";
+const NOW: Duration = Duration::ZERO;
+const WAIT: Duration = Duration::from_secs(5);
+
+// ------------------------------------------------------------------ tables
+
+fn sorted(answer: &ProviderAnswer) -> (ChargeStatus, &str, Duration) {
+    (answer.status, answer.message.as_str(), answer.query_after)
+}
+
+#[test]
+fn every_wechat_micropay_code_sorts_into_an_outcome_and_a_cashier_message() {
+    use ChargeStatus::{Failed, NewCodeNeeded, Paid, Unknown};
+    let table: &[(&str, ChargeStatus, &str, Duration)] = &[
+        ("SUCCESS", Paid, messages::PAID, NOW),
+        // Unknown, never failed: query (after the password, or at once).
+        ("USERPAYING", Unknown, messages::CUSTOMER_CONFIRMING, WAIT),
+        ("SYSTEMERROR", Unknown, messages::UNCERTAIN, NOW),
+        ("BANKERROR", Unknown, messages::UNCERTAIN, NOW),
+        (wechat::HTTP_202, Unknown, messages::UNCERTAIN, NOW),
+        // The order number was paid before: only the query can say by whom.
+        ("ORDERPAID", Unknown, messages::UNCERTAIN, NOW),
+        // A fresh code or another way to pay.
+        ("AUTHCODEEXPIRE", NewCodeNeeded, messages::FRESH_CODE, NOW),
+        ("NOTENOUGH", NewCodeNeeded, messages::NOT_ENOUGH, NOW),
+        ("NOTSUPORTCARD", NewCodeNeeded, messages::OTHER_METHOD, NOW),
+        ("AUTH_CODE_ERROR", NewCodeNeeded, messages::CODE_USED, NOW),
+        ("AUTH_CODE_INVALID", NewCodeNeeded, messages::FRESH_CODE, NOW),
+        ("BUYER_MISMATCH", NewCodeNeeded, messages::FRESH_CODE, NOW),
+        // Definite failures of this order.
+        ("PARAM_ERROR", Failed, messages::FAILED, NOW),
+        ("ORDERCLOSED", Failed, messages::FAILED, NOW),
+        ("ORDERREVERSED", Failed, messages::FAILED, NOW),
+        ("OUT_TRADE_NO_USED", Failed, messages::FAILED, NOW),
+        ("NOAUTH", Failed, messages::FAILED, NOW),
+        ("INVALID_REQUEST", Failed, messages::FAILED, NOW),
+        ("TRADE_ERROR", Failed, messages::FAILED, NOW),
+        ("SIGNERROR", Failed, messages::FAILED, NOW),
+        ("XML_FORMAT_ERROR", Failed, messages::FAILED, NOW),
+        // Anything unlisted is unknown.
+        ("FAIL", Unknown, messages::UNCERTAIN, NOW),
+        ("SOMETHING_NEW", Unknown, messages::UNCERTAIN, NOW),
+        ("", Unknown, messages::UNCERTAIN, NOW),
+    ];
+    for (code, status, message, after) in table {
+        let answer = wechat::micropay_answer(code);
+        assert_eq!(sorted(&answer), (*status, *message, *after), "{code}");
+        assert_eq!(answer.provider_code, *code);
+    }
+    assert!(messages::FRESH_CODE.contains("fresh"));
+    assert!(messages::NOT_ENOUGH.contains("insufficient balance") && messages::NOT_ENOUGH.contains("another"));
+    assert!(messages::UNCERTAIN.contains("uncertain") && messages::UNCERTAIN.contains("do not hand over"));
+}
+
+#[test]
+fn every_alipay_pay_code_sorts_into_an_outcome_and_a_cashier_message() {
+    use ChargeStatus::{Failed, NewCodeNeeded, Paid, Unknown};
+    let table: &[(&str, &str, ChargeStatus, &str, Duration)] = &[
+        ("10000", "", Paid, messages::PAID, NOW),
+        ("10003", "", Unknown, messages::CUSTOMER_CONFIRMING, WAIT),
+        ("20000", "", Unknown, messages::UNCERTAIN, NOW),
+        ("20000", "aop.ACQ.SYSTEM_ERROR", Unknown, messages::UNCERTAIN, NOW),
+        (wechat::HTTP_202, "", Unknown, messages::UNCERTAIN, NOW),
+        ("40004", "ACQ.PAYMENT_AUTH_CODE_INVALID", NewCodeNeeded, messages::FRESH_CODE, NOW),
+        ("40004", "ACQ.BUYER_BALANCE_NOT_ENOUGH", NewCodeNeeded, messages::NOT_ENOUGH, NOW),
+        ("40004", "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH", NewCodeNeeded, messages::NOT_ENOUGH, NOW),
+        ("40004", "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR", NewCodeNeeded, messages::OTHER_METHOD, NOW),
+        ("40004", "ACQ.TRADE_HAS_SUCCESS", Unknown, messages::UNCERTAIN, NOW),
+        ("40004", "ACQ.SYSTEM_ERROR", Unknown, messages::UNCERTAIN, NOW),
+        ("40004", "ACQ.TRADE_HAS_CLOSE", Failed, messages::FAILED, NOW),
+        ("40004", "ACQ.TOTAL_FEE_EXCEED", Failed, messages::FAILED, NOW),
+        ("40004", "ACQ.SOMETHING_NEW", Unknown, messages::UNCERTAIN, NOW),
+        ("40002", "isv.invalid-signature", Failed, messages::FAILED, NOW),
+        ("40001", "isv.missing-method", Failed, messages::FAILED, NOW),
+        ("99999", "", Unknown, messages::UNCERTAIN, NOW),
+    ];
+    for (code, sub_code, status, message, after) in table {
+        let answer = alipay::pay_answer(code, sub_code);
+        assert_eq!(sorted(&answer), (*status, *message, *after), "{code}/{sub_code}");
+        let expected = if sub_code.is_empty() { code.to_string() } else { format!("{code}/{sub_code}") };
+        assert_eq!(answer.provider_code, expected);
+    }
+}
+
+#[test]
+fn query_reverse_and_refund_codes_sort_as_documented() {
+    let amount = Money::new(1_234, Currency::CNY);
+    let paid = OrderState::Paid { transaction_id: "T".into(), amount };
+    for (state, expected) in [
+        ("SUCCESS", Some(paid.clone())),
+        ("REFUND", Some(OrderState::Refunded)),
+        ("NOTPAY", Some(OrderState::NotPaid)),
+        ("PAYERROR", Some(OrderState::NotPaid)),
+        ("CLOSED", Some(OrderState::Closed)),
+        ("REVOKED", Some(OrderState::Closed)),
+        ("USERPAYING", Some(OrderState::Paying)),
+        ("ORDERNOTEXIST", Some(OrderState::NotFound)),
+        ("SYSTEMERROR", None),
+    ] {
+        assert_eq!(wechat::query_state(state, "T", amount), expected, "{state}");
+    }
+    for (status, expected) in [
+        ("TRADE_SUCCESS", Some(paid.clone())),
+        ("TRADE_FINISHED", Some(paid.clone())),
+        ("WAIT_BUYER_PAY", Some(OrderState::Paying)),
+        ("TRADE_CLOSED", Some(OrderState::Closed)),
+        ("ACQ.TRADE_NOT_EXIST", Some(OrderState::NotFound)),
+        ("ACQ.SYSTEM_ERROR", None),
+    ] {
+        assert_eq!(alipay::query_state(status, "T", amount), expected, "{status}");
+    }
+
+    assert_eq!(wechat::reverse_answer("SUCCESS", "", "N", true), ReverseAnswer::Reversed { refunded: true });
+    assert_eq!(wechat::reverse_answer("FAIL", "SYSTEMERROR", "Y", false), ReverseAnswer::CallAgain);
+    assert_eq!(wechat::reverse_answer("FAIL", "USERPAYING", "", false), ReverseAnswer::CallAgain);
+    assert_eq!(wechat::reverse_answer("FAIL", "SOMETHING_NEW", "", false), ReverseAnswer::CallAgain);
+    assert_eq!(
+        wechat::reverse_answer("FAIL", "ORDERNOTEXIST", "N", false),
+        ReverseAnswer::Reversed { refunded: false }
+    );
+    assert_eq!(
+        wechat::reverse_answer("FAIL", "REVERSE_EXPIRE", "N", false),
+        ReverseAnswer::Refused { provider_code: "REVERSE_EXPIRE".into() }
+    );
+    assert_eq!(
+        wechat::reverse_answer("FAIL", "TRADE_OVERDUE", "N", false),
+        ReverseAnswer::Refused { provider_code: "TRADE_OVERDUE".into() }
+    );
+    assert_eq!(alipay::cancel_answer("10000", "", "refund", "N"), ReverseAnswer::Reversed { refunded: true });
+    assert_eq!(alipay::cancel_answer("10000", "", "close", "N"), ReverseAnswer::Reversed { refunded: false });
+    assert_eq!(alipay::cancel_answer("40004", "ACQ.SYSTEM_ERROR", "", "Y"), ReverseAnswer::CallAgain);
+    assert_eq!(alipay::cancel_answer("20000", "", "", ""), ReverseAnswer::CallAgain);
+    assert!(matches!(
+        alipay::cancel_answer("40004", "ACQ.TRADE_CANCEL_TIME_OUT", "", "N"),
+        ReverseAnswer::Refused { .. }
+    ));
+    assert_eq!(alipay::cancel_answer("40004", "ACQ.SOMETHING_NEW", "", "N"), ReverseAnswer::CallAgain);
+    assert_eq!(
+        alipay::cancel_answer("40004", "ACQ.TRADE_NOT_EXIST", "", "N"),
+        ReverseAnswer::Reversed { refunded: false }
+    );
+
+    assert_eq!(wechat::refund_answer("SUCCESS", "R1"), RefundAnswer::Accepted { refund_id: "R1".into() });
+    assert!(matches!(wechat::refund_answer("SYSTEMERROR", ""), RefundAnswer::Unknown { .. }));
+    assert!(matches!(wechat::refund_answer("BIZERR_NEED_RETRY", ""), RefundAnswer::Unknown { .. }));
+    assert!(matches!(wechat::refund_answer("INVALID_REQ_TOO_MUCH", ""), RefundAnswer::Refused { .. }));
+    assert!(matches!(wechat::refund_answer("NEW_CODE", ""), RefundAnswer::Unknown { .. }));
+    assert!(matches!(alipay::refund_answer("10000", "", "R"), RefundAnswer::Accepted { .. }));
+    assert!(matches!(alipay::refund_answer("20000", "", ""), RefundAnswer::Unknown { .. }));
+    assert!(matches!(alipay::refund_answer("40004", "ACQ.SYSTEM_ERROR", ""), RefundAnswer::Unknown { .. }));
+    assert!(matches!(alipay::refund_answer("40004", "ACQ.TRADE_NOT_EXIST", ""), RefundAnswer::Refused { .. }));
+}
+
+#[test]
+fn yuan_are_converted_with_integers_only() {
+    for (fen, yuan) in [(1, "0.01"), (10, "0.10"), (1_234, "12.34"), (100, "1.00"), (0, "0.00"), (-5, "-0.05")] {
+        assert_eq!(alipay::fen_to_yuan(fen), yuan);
+    }
+    assert_eq!(alipay::fen_to_yuan(10_000_000_000), "100000000.00");
+    assert_eq!(alipay::yuan_to_fen("12.34"), Some(1_234));
+    assert_eq!(alipay::yuan_to_fen("12.3"), Some(1_230));
+    assert_eq!(alipay::yuan_to_fen("12"), Some(1_200));
+    assert_eq!(alipay::yuan_to_fen("0.01"), Some(1));
+    for bad in ["", ".5", "1.234", "-1.00", "1,00", " 1.00", "1e2", "abc"] {
+        assert_eq!(alipay::yuan_to_fen(bad), None, "{bad:?}");
+    }
+    // 2026-11-25 10:49:38 UTC is 18:49:38 in China; 16:30 UTC is past midnight there.
+    assert_eq!(alipay::china_datetime(UnixMillis(1_795_603_778_000)), "2026-11-25 18:49:38");
+    assert_eq!(alipay::china_date(UnixMillis(1_795_624_200_000)), "2026-11-26");
+}
+
+// -------------------------------------------------------------- signatures
+
+fn documented_example() -> BTreeMap<String, String> {
+    [
+        ("appid", "wxd930ea5d5a258f4f"),
+        ("mch_id", "10000100"),
+        ("device_info", "1000"),
+        ("body", "test"),
+        ("nonce_str", "ibuaiVcKdpRxkhJA"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+#[test]
+fn wechat_signatures_match_the_documented_example() {
+    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+    let mut params = documented_example();
+    params.insert("empty".into(), String::new());
+    assert_eq!(
+        wechat::string_to_sign(&params, KEY),
+        "appid=wxd930ea5d5a258f4f&body=test&device_info=1000&mch_id=10000100&nonce_str=ibuaiVcKdpRxkhJA\
+         &key=192006250b4c09247ec02edce69f6a2d"
+    );
+    assert_eq!(wechat::sign(&params, KEY, SignType::Md5), "9A0A8659F005D6984697E2CA0A9CF3B7");
+    assert_eq!(
+        wechat::sign(&params, KEY, SignType::HmacSha256),
+        "6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6"
+    );
+
+    params.insert("sign_type".into(), "HMAC-SHA256".into());
+    let signature = wechat::sign(&params, KEY, SignType::HmacSha256);
+    params.insert("sign".into(), signature);
+    assert!(wechat::verify(&params, KEY));
+    assert!(!wechat::verify(&params, "another key"));
+    let mut tampered = params.clone();
+    tampered.insert("body".into(), "test2".into());
+    assert!(!wechat::verify(&tampered, KEY));
+    let mut unsigned = params;
+    unsigned.remove("sign");
+    assert!(!wechat::verify(&unsigned, KEY));
+}
+
+#[test]
+fn wechat_xml_round_trips_and_reads_plain_text() {
+    let mut params = documented_example();
+    params.insert("body".into(), "牛奶 & <bread> ]]> end".into());
+    let parsed = wechat::parse_xml(&wechat::to_xml(&params)).unwrap();
+    assert_eq!(parsed, params);
+    let plain = "<?xml version=\"1.0\"?>\n<xml>\n  <return_code>SUCCESS</return_code>\n  \
+                 <total_fee>1</total_fee><msg>a &amp; b</msg>\n</xml>";
+    let parsed = wechat::parse_xml(plain).unwrap();
+    assert_eq!(parsed["return_code"], "SUCCESS");
+    assert_eq!(parsed["total_fee"], "1");
+    assert_eq!(parsed["msg"], "a & b");
+    assert!(wechat::parse_xml("<xml><a><b>1</b></a></xml>").is_err());
+    assert!(wechat::parse_xml("not xml").is_err());
+}
+
+#[test]
+fn alipay_rsa2_matches_an_openssl_vector_and_rejects_tampering() {
+    let params: BTreeMap<String, String> = [
+        ("app_id", "2021000000000001"),
+        ("biz_content", r#"{"out_trade_no":"S001-L1-X-1","total_amount":"0.01"}"#),
+        ("charset", "utf-8"),
+        ("method", "alipay.trade.pay"),
+        ("sign_type", "RSA2"),
+        ("timestamp", "2026-11-25 18:00:00"),
+        ("version", "1.0"),
+        ("sign", "ignored"),
+        ("empty", ""),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let content = alipay::request_content(&params);
+    assert_eq!(
+        content,
+        r#"app_id=2021000000000001&biz_content={"out_trade_no":"S001-L1-X-1","total_amount":"0.01"}&charset=utf-8&method=alipay.trade.pay&sign_type=RSA2&timestamp=2026-11-25 18:00:00&version=1.0"#
+    );
+    // `printf %s "$content" | openssl dgst -sha256 -sign testdata/test-only-merchant-private.pem | base64 -w0`
+    const OPENSSL: &str = "Gkx7a5Fi1O2ReyyX9EjIfxpV4Val9MdwsL9UmSr9erD0Zp5EUhdvrmvHNIJzJzjpH31BduFqkijwvj15h+dJKyG2/kmSOkLfrXmcVN6aEBWPGwhLW6Pq+3PQXPMMSa10Q+leL3PV+oR6ktXRGkUH0f4NSjKg+gmz4kHCk28KRu0Q4MhNzyL2gKbKi1h3od+mE3zOuuOythJEPq84Q/YAgMKVvB9cAb1rmlaNaaOjgyzmZbmCl4mHJfxUT7FosF1ZPCQZ+XQVKFVUDWTYpaqPN4Kc3OFW/HNWOTOhN8rY3NfztZcSByvoere9MeikwX8YckVuDf4Fc8WqIVnzzgswTw==";
+    let private = alipay::private_key(test_keys::MERCHANT_PRIVATE_PEM).unwrap();
+    let public = alipay::public_key(test_keys::MERCHANT_PUBLIC_PEM).unwrap();
+    assert_eq!(alipay::rsa2_sign(&private, &content), OPENSSL);
+    assert!(alipay::rsa2_verify(&public, &content, OPENSSL));
+    assert!(!alipay::rsa2_verify(&public, &content.replace("0.01", "0.02"), OPENSSL));
+    assert!(!alipay::rsa2_verify(&public, &content, "not base64!"));
+    let other = alipay::public_key(test_keys::ALIPAY_PUBLIC_PEM).unwrap();
+    assert!(!alipay::rsa2_verify(&other, &content, OPENSSL));
+
+    // Bare base64 keys, as Alipay's console hands them out, read the same.
+    let bare: String = test_keys::MERCHANT_PUBLIC_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(alipay::rsa2_verify(&alipay::public_key(&bare).unwrap(), &content, OPENSSL));
+
+    // An answer's signature covers the exact text of its *_response value.
+    let body = r#"{"alipay_trade_pay_response":{"code":"10000","msg":"Success","total_amount":"0.01"},"sign":"S"}"#;
+    let (text, sign) = alipay::response_parts(body, "alipay_trade_pay_response").unwrap();
+    assert_eq!(text, r#"{"code":"10000","msg":"Success","total_amount":"0.01"}"#);
+    assert_eq!(sign.as_deref(), Some("S"));
+}
+
+// ------------------------------------------------------------- over HTTP
+
+struct Running {
+    sim: Arc<ProviderSim>,
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn start(options: SimOptions) -> Running {
+        let mut config = ProviderSimConfig::with_test_keys(SEED, 100_000);
+        config.options = options;
+        let sim = Arc::new(ProviderSim::new(config).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(provider_sim::serve(listener, sim.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Running { sim, base, stop: Some(stop), task }
+    }
+
+    fn wechat(&self) -> WeChatPayV2 {
+        let mut config = WeChatConfig::for_simulator(&self.base);
+        config.timeout = Duration::from_secs(5);
+        WeChatPayV2::new(config).unwrap()
+    }
+
+    fn alipay(&self) -> AlipayAdapter {
+        let mut config = AlipayConfig::for_simulator(&format!("{}/gateway.do", self.base));
+        config.timeout = Duration::from_secs(5);
+        config.store_id = "S001".into();
+        AlipayAdapter::new(config).unwrap()
+    }
+
+    fn faults(&self, faults: Faults) {
+        self.sim.set_faults(faults);
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn code(provider: Provider, wallet: u16) -> PaymentCode {
+    SimulatedWallet::new(SEED, provider, wallet).issue_code(UnixMillis::now())
+}
+
+fn pay(code: PaymentCode, out_trade_no: &str, fen: i64) -> MicropayRequest {
+    MicropayRequest {
+        out_trade_no: OutTradeNo::parse(out_trade_no).unwrap(),
+        code,
+        amount: Money::new(fen, Currency::CNY),
+        description: "groceries".into(),
+        terminal: LaneId::parse("L1").unwrap(),
+    }
+}
+
+fn no(out_trade_no: &str) -> OutTradeNo {
+    OutTradeNo::parse(out_trade_no).unwrap()
+}
+
+fn refund(provider: Provider, out_trade_no: &str, out_refund_no: &str, order: i64, fen: i64) -> RefundRequest {
+    RefundRequest {
+        provider,
+        out_trade_no: no(out_trade_no),
+        out_refund_no: out_refund_no.into(),
+        order_amount: Money::new(order, Currency::CNY),
+        refund_amount: Money::new(fen, Currency::CNY),
+        reason: "returned".into(),
+    }
+}
+
+/// Both adapters, each with its provider's wallets.
+fn adapters(running: &Running) -> Vec<(Provider, Box<dyn PaymentProvider>)> {
+    vec![(Provider::WeChatPay, Box::new(running.wechat())), (Provider::Alipay, Box::new(running.alipay()))]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adapters_pay_reverse_and_refund_against_the_simulator() {
+    let running = Running::start(SimOptions::default()).await;
+    for (provider, adapter) in adapters(&running) {
+        let p = if provider == Provider::Alipay { "A" } else { "W" };
+        // Paid: the books moved the money once.
+        let paid = adapter.micropay(pay(code(provider, 1), &format!("S1-{p}-1"), 1_234)).await.unwrap();
+        assert_eq!((paid.status, paid.message.as_str()), (ChargeStatus::Paid, messages::PAID), "{provider}");
+        assert!(!paid.transaction_id.is_empty());
+        assert_eq!(running.sim.books().balance(provider, 1), 100_000 - 1_234);
+        let query = adapter.query(provider, &no(&format!("S1-{p}-1"))).await.unwrap();
+        assert_eq!(
+            query.state,
+            OrderState::Paid { transaction_id: paid.transaction_id.clone(), amount: Money::new(1_234, Currency::CNY) }
+        );
+
+        // A wallet that cannot cover it, and a used code.
+        let poor = adapter.micropay(pay(code(provider, 2), &format!("S1-{p}-2"), 100_001)).await.unwrap();
+        assert_eq!((poor.status, poor.message.as_str()), (ChargeStatus::NewCodeNeeded, messages::NOT_ENOUGH));
+        let used_code = code(provider, 3);
+        adapter.micropay(pay(used_code.clone(), &format!("S1-{p}-3"), 100)).await.unwrap();
+        let used = adapter.micropay(pay(used_code, &format!("S1-{p}-4"), 100)).await.unwrap();
+        assert_eq!(used.status, ChargeStatus::NewCodeNeeded, "{provider}: {used:?}");
+
+        // Reverse of a paid order refunds it in the books.
+        let reversed = adapter.reverse(provider, &no(&format!("S1-{p}-1"))).await.unwrap();
+        assert_eq!(reversed, ReverseAnswer::Reversed { refunded: true }, "{provider}");
+        assert_eq!(running.sim.books().balance(provider, 1), 100_000);
+        let order = running.sim.books().order(&no(&format!("S1-{p}-1"))).unwrap();
+        assert_eq!(order.state, SimOrderState::Reversed);
+        assert_eq!(adapter.query(provider, &no(&format!("S1-{p}-1"))).await.unwrap().state, OrderState::Closed);
+        // Reverse of an order that never was: closed, nothing moved.
+        let nothing = adapter.reverse(provider, &no(&format!("S1-{p}-99"))).await.unwrap();
+        assert_eq!(nothing, ReverseAnswer::Reversed { refunded: false });
+
+        // Refunds: idempotent by out_refund_no, never more than paid.
+        let order_no = format!("S1-{p}-5");
+        adapter.micropay(pay(code(provider, 5), &order_no, 1_000)).await.unwrap();
+        let first = adapter.refund(refund(provider, &order_no, "RF-1", 1_000, 400)).await.unwrap();
+        assert!(matches!(first, RefundAnswer::Accepted { .. }), "{provider}: {first:?}");
+        let again = adapter.refund(refund(provider, &order_no, "RF-1", 1_000, 400)).await.unwrap();
+        assert_eq!(again, first);
+        assert_eq!(running.sim.books().balance(provider, 5), 100_000 - 600);
+        let too_much = adapter.refund(refund(provider, &order_no, "RF-2", 1_000, 601)).await.unwrap();
+        assert!(matches!(too_much, RefundAnswer::Refused { .. }), "{provider}: {too_much:?}");
+        assert_eq!(running.sim.books().order(&no(&order_no)).unwrap().refunded, 400);
+    }
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_step_is_unknown_then_paying_then_paid() {
+    let options = SimOptions {
+        password_above: Some(10_000),
+        customer_delay: Duration::from_millis(400),
+        ..SimOptions::default()
+    };
+    let running = Running::start(options).await;
+    for (provider, adapter) in adapters(&running) {
+        let order_no = format!("S1-PW{}-1", provider == Provider::Alipay);
+        let answer = adapter.micropay(pay(code(provider, 7), &order_no, 20_000)).await.unwrap();
+        assert_eq!(sorted(&answer), (ChargeStatus::Unknown, messages::CUSTOMER_CONFIRMING, WAIT), "{provider}");
+        assert_eq!(adapter.query(provider, &no(&order_no)).await.unwrap().state, OrderState::Paying);
+        assert_eq!(running.sim.books().balance(provider, 7), 100_000, "no money before the password");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let query = adapter.query(provider, &no(&order_no)).await.unwrap();
+        assert!(matches!(query.state, OrderState::Paid { amount, .. } if amount.minor_units == 20_000), "{query:?}");
+        assert_eq!(running.sim.books().balance(provider, 7), 80_000);
+
+        // Reversing an order still in the password step closes it: nothing moves.
+        let order_no = format!("S1-PW{}-2", provider == Provider::Alipay);
+        adapter.micropay(pay(code(provider, 8), &order_no, 20_000)).await.unwrap();
+        let reversed = adapter.reverse(provider, &no(&order_no)).await.unwrap();
+        assert_eq!(reversed, ReverseAnswer::Reversed { refunded: false }, "{provider}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(adapter.query(provider, &no(&order_no)).await.unwrap().state, OrderState::Closed);
+        assert_eq!(running.sim.books().balance(provider, 8), 100_000);
+    }
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_unknown_never_failed() {
+    let running = Running::start(SimOptions::default()).await;
+    for (provider, adapter) in adapters(&running) {
+        let p = if provider == Provider::Alipay { "A" } else { "W" };
+
+        // A tampered (corrupted-sign) answer is not believed, though the charge was made.
+        running.faults(Faults { corrupt_sign_rate: 1.0, ..Faults::default() });
+        let tampered = adapter.micropay(pay(code(provider, 11), &format!("S2-{p}-1"), 500)).await;
+        assert!(matches!(tampered, Err(ProviderError::BadAnswer { .. })), "{provider}: {tampered:?}");
+        running.faults(Faults::default());
+        assert!(matches!(
+            adapter.query(provider, &no(&format!("S2-{p}-1"))).await.unwrap().state,
+            OrderState::Paid { .. }
+        ));
+
+        // The answer is dropped after the charge: an error, and the query shows it paid.
+        running.faults(Faults { drop_after_charge_rate: 1.0, ..Faults::default() });
+        let dropped = adapter.micropay(pay(code(provider, 12), &format!("S2-{p}-2"), 700)).await;
+        assert!(matches!(dropped, Err(ProviderError::Unreachable { .. })), "{provider}: {dropped:?}");
+        running.faults(Faults::default());
+        let query = adapter.query(provider, &no(&format!("S2-{p}-2"))).await.unwrap();
+        assert!(matches!(query.state, OrderState::Paid { amount, .. } if amount.minor_units == 700), "{query:?}");
+        assert_eq!(running.sim.books().balance(provider, 12), 100_000 - 700);
+
+        // A system error: unknown, query at once; nothing booked.
+        running.faults(Faults { error_rate: 1.0, ..Faults::default() });
+        let error = adapter.micropay(pay(code(provider, 13), &format!("S2-{p}-3"), 100)).await.unwrap();
+        assert_eq!(sorted(&error), (ChargeStatus::Unknown, messages::UNCERTAIN, NOW), "{provider}");
+        assert!(adapter.query(provider, &no(&format!("S2-{p}-3"))).await.is_err());
+
+        // HTTP 202: unknown.
+        running.faults(Faults { http_202_rate: 1.0, ..Faults::default() });
+        let accepted = adapter.micropay(pay(code(provider, 14), &format!("S2-{p}-4"), 100)).await.unwrap();
+        assert_eq!((accepted.status, accepted.provider_code.as_str()), (ChargeStatus::Unknown, wechat::HTTP_202));
+
+        // An outage: no answer.
+        running.faults(Faults { outage: true, ..Faults::default() });
+        let down = adapter.micropay(pay(code(provider, 15), &format!("S2-{p}-5"), 100)).await;
+        assert!(matches!(down, Err(ProviderError::Unreachable { .. })), "{provider}: {down:?}");
+
+        // Reverse asks to be called again, then works.
+        running.faults(Faults { reverse_retry_rate: 1.0, ..Faults::default() });
+        assert_eq!(adapter.reverse(provider, &no(&format!("S2-{p}-2"))).await.unwrap(), ReverseAnswer::CallAgain);
+        running.faults(Faults::default());
+        assert_eq!(
+            adapter.reverse(provider, &no(&format!("S2-{p}-2"))).await.unwrap(),
+            ReverseAnswer::Reversed { refunded: true }
+        );
+        assert_eq!(running.sim.books().balance(provider, 12), 100_000);
+    }
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_beyond_the_timeout_is_no_answer_and_wrong_keys_are_refused() {
+    let running = Running::start(SimOptions::default()).await;
+    running.faults(Faults { latency_min_ms: 300, latency_max_ms: 300, ..Faults::default() });
+    let mut config = WeChatConfig::for_simulator(&running.base);
+    config.timeout = Duration::from_millis(100);
+    let slow = WeChatPayV2::new(config).unwrap().micropay(pay(code(Provider::WeChatPay, 21), "S3-W-1", 100)).await;
+    assert!(matches!(slow, Err(ProviderError::Unreachable { .. })), "{slow:?}");
+    running.faults(Faults::default());
+
+    // A merchant key the provider does not know: the request is refused before any trade.
+    let mut config = WeChatConfig::for_simulator(&running.base);
+    config.key = "not the merchant key".into();
+    let wrong = WeChatPayV2::new(config).unwrap().micropay(pay(code(Provider::WeChatPay, 22), "S3-W-2", 100)).await;
+    let wrong = wrong.unwrap();
+    assert_eq!(wrong.status, ChargeStatus::Unknown, "{wrong:?}");
+    assert!(running.sim.books().order(&no("S3-W-2")).is_none());
+
+    // An app key Alipay does not know: the request is refused (signed answer, 40002).
+    let mut config = AlipayConfig::for_simulator(&format!("{}/gateway.do", running.base));
+    config.app_private_key = test_keys::ALIPAY_PRIVATE_PEM.into();
+    let wrong = AlipayAdapter::new(config).unwrap().micropay(pay(code(Provider::Alipay, 23), "S3-A-1", 100)).await;
+    let wrong = wrong.unwrap();
+    assert_eq!((wrong.status, wrong.provider_code.as_str()), (ChargeStatus::Failed, "40002/isv.invalid-signature"));
+    assert!(running.sim.books().order(&no("S3-A-1")).is_none());
+
+    // Configurations print without their secrets.
+    let config = WeChatConfig::for_simulator(&running.base);
+    assert!(!format!("{config:?}").contains(&config.key));
+    let config = AlipayConfig::for_simulator(&running.base);
+    assert!(!format!("{config:?}").contains("PRIVATE"));
+
+    // An https URL is refused at construction in this build; a bad key too.
+    assert!(WeChatPayV2::new(WeChatConfig::for_simulator("https://api.mch.weixin.qq.com")).is_err());
+    let mut config = AlipayConfig::for_simulator("http://127.0.0.1:1/gateway.do");
+    config.alipay_public_key = "not a key".into();
+    assert!(AlipayAdapter::new(config).is_err());
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bills_list_the_days_payments_refunds_and_reversals() {
+    let running = Running::start(SimOptions::default()).await;
+    let (wechat, alipay) = (running.wechat(), running.alipay());
+    wechat.micropay(pay(code(Provider::WeChatPay, 31), "S4-W-1", 1_234)).await.unwrap();
+    wechat.micropay(pay(code(Provider::WeChatPay, 32), "S4-W-2", 1_000)).await.unwrap();
+    wechat.refund(refund(Provider::WeChatPay, "S4-W-2", "RF-W", 1_000, 250)).await.unwrap();
+    wechat.micropay(pay(code(Provider::WeChatPay, 33), "S4-W-3", 500)).await.unwrap();
+    wechat.reverse(Provider::WeChatPay, &no("S4-W-3")).await.unwrap();
+    alipay.micropay(pay(code(Provider::Alipay, 34), "S4-A-1", 999)).await.unwrap();
+
+    let today = alipay::china_date(UnixMillis::now());
+    let bill = wechat.download_bill(&today.replace('-', ""), "ALL").await.unwrap().expect("a bill for today");
+    let lines: Vec<&str> = bill.lines().collect();
+    // Header, 3 payments, 1 refund, 1 reversal, totals header, totals.
+    assert_eq!(lines.len(), 8, "{bill}");
+    for line in &lines[1..6] {
+        assert!(line.split(',').all(|f| f.starts_with('`')), "{line}");
+        assert_eq!(line.split(',').count(), 24, "{line}");
+    }
+    assert!(bill.contains("`S4-W-1,") && bill.contains("`12.34,"), "{bill}");
+    assert!(bill.contains("`REFUND,") && bill.contains("`RF-W,") && bill.contains("`2.50,"), "{bill}");
+    assert!(bill.contains("`REVOKED,"), "{bill}");
+    // 3 payments of 27.34 yuan; 2.50 + 5.00 refunded; fees 0.07 + 0.06 + 0.03.
+    assert_eq!(lines[7], "`5,`27.34,`7.50,`0.00,`0.16,`27.34,`7.50");
+    assert_eq!(wechat.download_bill("20000101", "ALL").await.unwrap(), None);
+
+    let bill = alipay.download_bill(&today).await.unwrap();
+    assert!(bill.contains("S4-A-1,sale") && bill.contains(",9.99,"), "{bill}");
+    assert!(!bill.contains("S4-W-1"));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_endpoints_dump_the_books_and_change_faults() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let running = Running::start(SimOptions::default()).await;
+    running.wechat().micropay(pay(code(Provider::WeChatPay, 41), "S5-W-1", 300)).await.unwrap();
+    let address = running.base.trim_start_matches("http://").to_owned();
+    let http = |request: String| {
+        let address = address.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            answer
+        }
+    };
+    let books = http(format!("GET /sim/books HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")).await;
+    assert!(books.starts_with("HTTP/1.1 200"), "{books}");
+    assert!(books.contains("\"S5-W-1\"") && books.contains("\"WeChatPay/41\":99700"), "{books}");
+    assert!(books.contains("\"amount\":{\"minor_units\":300,\"currency\":\"CNY\"}"), "{books}");
+
+    let faults = r#"{"outage":true,"latency_max_ms":5}"#;
+    let set = http(format!(
+        "POST /sim/faults HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{faults}",
+        faults.len()
+    ))
+    .await;
+    assert!(set.starts_with("HTTP/1.1 200"), "{set}");
+    assert!(running.sim.faults().outage);
+    assert_eq!(running.sim.faults().latency_max_ms, 5);
+    let down = running.wechat().micropay(pay(code(Provider::WeChatPay, 42), "S5-W-2", 300)).await;
+    assert!(matches!(down, Err(ProviderError::Unreachable { .. })));
+
+    let issued = http(format!(
+        "GET /sim/code?provider=alipay&wallet=9 HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(issued.contains("\"code\":\"280009"), "{issued}");
+    running.stop().await;
+}
+
+// ------------------------------------------- requests as the provider sees them
+
+/// Accepts one HTTP request, answers `answer` (or closes the connection), and returns the request body.
+async fn capture_one(answer: Option<String>) -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap();
+            received.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&received).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    if let Some(answer) = answer {
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        stream.write_all(response.as_bytes()).await.unwrap();
+                    }
+                    return body.to_owned();
+                }
+            }
+            assert!(n > 0, "the connection closed before the whole request came");
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_requests_carry_the_documented_fields_and_signature() {
+    use hmac::{Hmac, Mac};
+    let config = WeChatConfig::for_simulator("http://unused");
+    // The answer, signed by hand with the merchant key (the algorithm written out again, independently).
+    let hmac_upper_hex = |text: &str| {
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(config.key.as_bytes()).unwrap();
+        mac.update(text.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02X}")).collect::<String>()
+    };
+    let fields = [
+        ("appid", config.appid.as_str()),
+        ("mch_id", config.mch_id.as_str()),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
+        ("result_code", "SUCCESS"),
+        ("return_code", "SUCCESS"),
+        ("total_fee", "1234"),
+        ("transaction_id", "4200000000000000000000000001"),
+    ];
+    let text: String = fields.iter().map(|(k, v)| format!("{k}={v}&")).collect::<String>() + "key=" + &config.key;
+    let mut answer: String = fields.iter().map(|(k, v)| format!("<{k}>{v}</{k}>")).collect();
+    answer = format!("<xml>{answer}<sign>{}</sign></xml>", hmac_upper_hex(&text));
+
+    let (url, request) = capture_one(Some(answer)).await;
+    let adapter = WeChatPayV2::new(WeChatConfig { base_url: url, ..config.clone() }).unwrap();
+    let code = code(Provider::WeChatPay, 51);
+    let paid = adapter.micropay(pay(code.clone(), "S6-W-1", 1_234)).await.unwrap();
+    assert_eq!((paid.status, paid.transaction_id.as_str()), (ChargeStatus::Paid, "4200000000000000000000000001"));
+
+    let sent = wechat::parse_xml(&request.await.unwrap()).unwrap();
+    for (name, value) in [
+        ("appid", config.appid.as_str()),
+        ("mch_id", config.mch_id.as_str()),
+        ("sign_type", "HMAC-SHA256"),
+        ("total_fee", "1234"),
+        ("fee_type", "CNY"),
+        ("out_trade_no", "S6-W-1"),
+        ("device_info", "L1"),
+        ("spbill_create_ip", "127.0.0.1"),
+        ("body", "groceries"),
+        ("auth_code", code.expose_digits()),
+    ] {
+        assert_eq!(sent.get(name).map(String::as_str), Some(value), "{name}");
+    }
+    assert_eq!(sent["nonce_str"].len(), 32);
+    let text: String = sent.iter().filter(|(k, _)| k.as_str() != "sign").map(|(k, v)| format!("{k}={v}&")).collect();
+    assert_eq!(sent["sign"], hmac_upper_hex(&format!("{text}key={}", config.key)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alipay_requests_carry_the_documented_fields_and_an_rsa2_signature() {
+    use base64::Engine as _;
+    use rsa::{pkcs1v15::VerifyingKey, pkcs8::DecodePublicKey, signature::Verifier};
+    let (url, request) = capture_one(None).await;
+    let adapter = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{url}/gateway.do"))).unwrap();
+    let code = code(Provider::Alipay, 52);
+    // The capture closes without answering: no answer is an error, never a failure.
+    let answer = adapter.micropay(pay(code.clone(), "S6-A-1", 1_234)).await;
+    assert!(matches!(answer, Err(ProviderError::Unreachable { .. })), "{answer:?}");
+
+    let decode = |text: &str| {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'%' => {
+                    out.push(u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16).unwrap());
+                    i += 3;
+                }
+                b'+' => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                b => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    let sent: BTreeMap<String, String> = request
+        .await
+        .unwrap()
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap())
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect();
+    assert_eq!(sent["method"], "alipay.trade.pay");
+    assert_eq!(sent["sign_type"], "RSA2");
+    assert_eq!(sent["charset"], "utf-8");
+    assert_eq!(sent["version"], "1.0");
+    assert_eq!(sent["app_id"], "2021000000000001");
+    assert_eq!(sent["timestamp"].len(), "2026-11-25 18:49:38".len());
+    let biz: serde_json::Value = serde_json::from_str(&sent["biz_content"]).unwrap();
+    assert_eq!(biz["scene"], "bar_code");
+    assert_eq!(biz["total_amount"], "12.34");
+    assert_eq!(biz["out_trade_no"], "S6-A-1");
+    assert_eq!(biz["terminal_id"], "L1");
+    assert_eq!(biz["auth_code"], code.expose_digits());
+
+    // SHA256withRSA over the sorted k=v pairs without `sign`, checked with the rsa crate directly.
+    let content: String = sent
+        .iter()
+        .filter(|(k, _)| k.as_str() != "sign")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let key = rsa::RsaPublicKey::from_public_key_pem(test_keys::MERCHANT_PUBLIC_PEM).unwrap();
+    let signature = base64::engine::general_purpose::STANDARD.decode(&sent["sign"]).unwrap();
+    let signature = rsa::pkcs1v15::Signature::try_from(signature.as_slice()).unwrap();
+    VerifyingKey::<sha2::Sha256>::new(key).verify(content.as_bytes(), &signature).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_md5_signing_works_end_to_end() {
+    let running = Running::start(SimOptions::default()).await;
+    let mut config = WeChatConfig::for_simulator(&running.base);
+    config.sign_type = SignType::Md5;
+    let paid = WeChatPayV2::new(config).unwrap().micropay(pay(code(Provider::WeChatPay, 53), "S6-W-2", 100)).await;
+    assert_eq!(paid.unwrap().status, ChargeStatus::Paid);
+    running.stop().await;
+}

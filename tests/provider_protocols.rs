@@ -1,0 +1,181 @@
+//! `checkout provider-sim` as a process, and a coordinator charging through the real WeChat Pay and Alipay adapters over HTTP.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use checkout_coordinator::{
+    PaymentProvider,
+    alipay::{AlipayAdapter, AlipayConfig},
+    provider::{MicropayRequest, OrderState, ProviderError},
+    wechat::{WeChatConfig, WeChatPayV2},
+};
+use checkout_storage::{
+    ChargeStatus, Currency, LaneId, Money, OutTradeNo, Provider, SimulatedWallet, StoreId, UnixMillis, sample_catalog,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_checkout");
+const SEED: &str = "process test";
+
+fn start_sim(extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["provider-sim", "--listen", "127.0.0.1:0", "--wallet-seed", SEED, "--starting-balance-fen", "10000"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start provider-sim");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read address");
+    let address = line.trim().strip_prefix("provider-sim listening on ").expect("address line").to_owned();
+    (child, format!("http://{address}"))
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("provider-sim did not stop within 10 s of SIGTERM");
+}
+
+fn pay(provider: Provider, wallet: u16, out_trade_no: &str, fen: i64) -> MicropayRequest {
+    MicropayRequest {
+        out_trade_no: OutTradeNo::parse(out_trade_no).unwrap(),
+        code: SimulatedWallet::new(SEED.as_bytes(), provider, wallet).issue_code(UnixMillis::now()),
+        amount: Money::new(fen, Currency::CNY),
+        description: "groceries".into(),
+        terminal: LaneId::parse("L1").unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_sim_process_serves_both_protocols_and_stops_on_sigterm() {
+    let (mut child, base) = start_sim(&["--password-above-fen", "5000", "--customer-delay-ms", "200"]);
+    let wechat = WeChatPayV2::new(WeChatConfig::for_simulator(&base)).unwrap();
+    let alipay = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do"))).unwrap();
+
+    let paid = wechat.micropay(pay(Provider::WeChatPay, 1, "P1-W-1", 1_999)).await.unwrap();
+    assert_eq!(paid.status, ChargeStatus::Paid, "{paid:?}");
+    let paid = alipay.micropay(pay(Provider::Alipay, 1, "P1-A-1", 1_999)).await.unwrap();
+    assert_eq!(paid.status, ChargeStatus::Paid, "{paid:?}");
+
+    // Above the password threshold: unknown first, paid once the customer has typed it.
+    let paying = alipay.micropay(pay(Provider::Alipay, 2, "P1-A-2", 6_000)).await.unwrap();
+    assert_eq!((paying.status, paying.provider_code.as_str()), (ChargeStatus::Unknown, "10003"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let query = alipay.query(Provider::Alipay, &OutTradeNo::parse("P1-A-2").unwrap()).await.unwrap();
+    assert!(matches!(query.state, OrderState::Paid { .. }), "{query:?}");
+
+    // Not enough in the wallet (10 000 fen to start).
+    let poor = wechat.micropay(pay(Provider::WeChatPay, 3, "P1-W-3", 10_001)).await.unwrap();
+    assert_eq!((poor.status, poor.provider_code.as_str()), (ChargeStatus::NewCodeNeeded, "NOTENOUGH"));
+
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status:?}");
+    let gone = wechat.micropay(pay(Provider::WeChatPay, 4, "P1-W-4", 100)).await;
+    assert!(matches!(gone, Err(ProviderError::Unreachable { .. })), "{gone:?}");
+}
+
+#[test]
+fn provider_sim_refuses_rates_outside_zero_to_one() {
+    let output = Command::new(BIN).args(["provider-sim", "--error-rate", "1.5"]).output().expect("run provider-sim");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("between 0 and 1"));
+}
+
+/// The coordinator's engine against the adapters and `provider-sim` over HTTP: paid at once, and paid after
+/// the password step (Alipay 10003: the engine waits, queries, and finds it paid).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinator_charges_through_the_adapters_over_http() {
+    use std::{collections::HashMap, sync::Arc};
+
+    use checkout_coordinator::{
+        CoordinatorConfig,
+        provider_sim::{self, ProviderSim, ProviderSimConfig},
+        simulated::{SimOptions, SimOrderState},
+    };
+    use checkout_proto::v1::{self as pb, lane_service_client::LaneServiceClient};
+
+    let product = &sample_catalog()[1];
+    let price = product.price.minor_units;
+    let mut config = ProviderSimConfig::with_test_keys(SEED.as_bytes(), 1_000_000);
+    config.options = SimOptions {
+        password_above: Some(price * 5),
+        customer_delay: Duration::from_millis(1_000),
+        ..SimOptions::default()
+    };
+    let sim = Arc::new(ProviderSim::new(config).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_sim, sim_stopped) = tokio::sync::oneshot::channel::<()>();
+    let sim_task = tokio::spawn(provider_sim::serve(listener, sim.clone(), async move {
+        let _ = sim_stopped.await;
+    }));
+
+    let mut providers: HashMap<Provider, Arc<dyn PaymentProvider>> = HashMap::new();
+    providers.insert(Provider::WeChatPay, Arc::new(WeChatPayV2::new(WeChatConfig::for_simulator(&base)).unwrap()));
+    let alipay = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do"))).unwrap();
+    providers.insert(Provider::Alipay, Arc::new(alipay));
+    providers.insert(Provider::UnionPay, sim.books().clone());
+    let data = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = CoordinatorConfig {
+        store_id: StoreId::parse("S001").unwrap(),
+        currency: Currency::CNY,
+        data_dir: data.path().to_owned(),
+        providers,
+        shutdown_grace: Duration::from_secs(10),
+        timing: common::fast_timing(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let coordinator = tokio::spawn(checkout_coordinator::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+
+    let mut client = LaneServiceClient::connect(url).await.unwrap();
+    client
+        .register_lane(pb::RegisterLaneRequest { lane_id: "L9".into(), description: "adapters".into() })
+        .await
+        .unwrap();
+    let pay_request = |sale_id: &str, provider: Provider, wallet: u16, quantity: u32| pb::PayRequest {
+        lane_id: "L9".into(),
+        sale_id: sale_id.into(),
+        attempt: 1,
+        payment_code: SimulatedWallet::new(SEED.as_bytes(), provider, wallet)
+            .issue_code(UnixMillis::now())
+            .expose_digits()
+            .into(),
+        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity }],
+        amount: Some(pb::Money { minor_units: price * i64::from(quantity), currency: "CNY".into() }),
+    };
+
+    let paid = client.pay(pay_request("L9-HTTP1", Provider::WeChatPay, 1, 2)).await.unwrap().into_inner();
+    assert_eq!((paid.outcome(), paid.provider_code.as_str()), (pb::PaymentOutcome::Paid, "SUCCESS"), "{paid:?}");
+    let order = sim.books().order(&OutTradeNo::parse(&paid.out_trade_no).unwrap()).unwrap();
+    assert_eq!((order.state, order.amount.minor_units), (SimOrderState::Paid, price * 2));
+    assert_eq!(order.transaction_id, paid.provider_transaction_id);
+
+    // Above the password threshold: 10003 first; the engine waits, queries, and finds it paid.
+    let paid = client.pay(pay_request("L9-HTTP2", Provider::Alipay, 2, 10)).await.unwrap().into_inner();
+    assert_eq!(paid.outcome(), pb::PaymentOutcome::Paid, "{paid:?}");
+    let order = sim.books().order(&OutTradeNo::parse(&paid.out_trade_no).unwrap()).unwrap();
+    assert_eq!((order.state, order.amount.minor_units), (SimOrderState::Paid, price * 10));
+    assert_eq!(sim.books().balance(Provider::Alipay, 2), 1_000_000 - price * 10);
+
+    let _ = stop.send(());
+    coordinator.await.unwrap().unwrap();
+    let _ = stop_sim.send(());
+    sim_task.await.unwrap().unwrap();
+}
