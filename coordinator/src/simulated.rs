@@ -764,7 +764,7 @@ mod tests {
     async fn the_password_step_is_unknown_then_paying_then_paid() {
         let options = SimOptions {
             password_above: Some(1_000),
-            customer_delay: Duration::from_millis(150),
+            customer_delay: Duration::from_millis(400),
             ..SimOptions::default()
         };
         let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
@@ -776,7 +776,7 @@ mod tests {
         let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
         assert_eq!(query.state, OrderState::Paying);
         assert_eq!(sim.balance(Provider::WeChatPay, 5), 10_000);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
         assert!(matches!(query.state, OrderState::Paid { amount, .. } if amount.minor_units == 2_000), "{query:?}");
         assert_eq!(sim.balance(Provider::WeChatPay, 5), 8_000);
@@ -860,14 +860,14 @@ mod tests {
         let options = SimOptions {
             password_above: Some(1_000),
             customer_delay: Duration::from_secs(60),
-            wechat_revoke_unpaid_after: Some(Duration::from_millis(100)),
+            wechat_revoke_unpaid_after: Some(Duration::from_millis(300)),
         };
         let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
         let code = SimulatedWallet::new(b"seed", Provider::WeChatPay, 6).issue_code(UnixMillis::now());
         sim.micropay(request(code, "S1-G-1", 2_000)).await.unwrap();
         let no = OutTradeNo::parse("S1-G-1").unwrap();
         assert_eq!(sim.query(Provider::WeChatPay, &no).await.unwrap().state, OrderState::Paying);
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
         let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
         assert_eq!((query.state, query.provider_code.as_str()), (OrderState::Closed, "REVOKED"));
         assert_eq!(sim.balance(Provider::WeChatPay, 6), 10_000);
