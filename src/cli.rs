@@ -21,8 +21,46 @@ pub enum Command {
     Demo(DemoArgs),
     /// Decode image files and print one JSON object per file.
     Decode(DecodeArgs),
+    /// Measure a part of the system.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Serve a simulated WeChat Pay v2 and Alipay OpenAPI provider over HTTP: real books, fault injection.
     ProviderSim(ProviderSimArgs),
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Charges per second through the payment engine against the in-process provider, and the engine's added latency.
+    Engine(EngineBenchArgs),
+    /// Durable ledger writes per second and commit latency with group commit.
+    Ledger(LedgerBenchArgs),
+}
+
+#[derive(Args)]
+pub struct EngineBenchArgs {
+    /// Charges to make (at most 30000).
+    #[arg(long, default_value_t = 5_000)]
+    pub charges: u64,
+    /// Lanes charging at once.
+    #[arg(long, default_value_t = 40)]
+    pub lanes: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct LedgerBenchArgs {
+    #[arg(long, default_value_t = 20_000)]
+    pub writes: u64,
+    /// Writers committing at once.
+    #[arg(long, default_value_t = 40)]
+    pub writers: u64,
+    /// Folder to put the temporary ledger in (default: the system's temporary folder).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

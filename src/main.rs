@@ -1,5 +1,6 @@
 //! The `checkout` command: parses the command line and hands over to the coordinator, a lane, the demo or the decoder.
 
+mod bench_payments;
 mod cli;
 mod decode;
 mod demo;
@@ -32,6 +33,13 @@ fn main() -> anyhow::Result<()> {
         Command::Decode(args) => {
             init_tracing("warn");
             decode::run(args)
+        }
+        Command::Bench(bench) => {
+            init_tracing("warn");
+            match bench {
+                cli::BenchCommand::Engine(args) => bench_payments::engine(args),
+                cli::BenchCommand::Ledger(args) => bench_payments::ledger(args),
+            }
         }
         Command::ProviderSim(args) => {
             init_tracing("info");

@@ -360,13 +360,14 @@ impl StoreApi {
                 };
                 if let Some(live) = live {
                     out.online = live.online();
-                    out.state = activity_to_pb(live.activity).into();
                     out.last_seen = Some(timestamp(live.last_seen));
-                    out.sale_id = live.sale_id;
-                    out.basket_items = live.basket_items;
-                    out.basket_total = live.basket_total.map(money_to_pb);
-                    out.frames_decoded = live.frames_decoded;
-                    out.codes_read = live.codes_read;
+                    let beat = live.beat;
+                    out.state = activity_to_pb(beat.activity).into();
+                    out.sale_id = beat.sale_id;
+                    out.basket_items = beat.basket_items;
+                    out.basket_total = beat.basket_total.map(money_to_pb);
+                    out.frames_decoded = beat.frames_decoded;
+                    out.codes_read = beat.codes_read;
                 }
                 out
             })

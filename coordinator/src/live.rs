@@ -19,21 +19,17 @@ pub enum LaneActivity {
     Closed,
 }
 
+/// A lane's last heartbeat and when it came.
 #[derive(Debug, Clone)]
 pub struct LiveLane {
-    pub activity: LaneActivity,
-    pub sale_id: String,
-    pub basket_items: u32,
-    pub basket_total: Option<Money>,
-    pub frames_decoded: u64,
-    pub codes_read: u64,
+    pub beat: Heartbeat,
     pub last_seen: UnixMillis,
     pub(crate) last_seen_at: Instant,
 }
 
 impl LiveLane {
     pub fn online(&self) -> bool {
-        self.activity != LaneActivity::Closed && self.last_seen_at.elapsed() < OFFLINE_AFTER
+        self.beat.activity != LaneActivity::Closed && self.last_seen_at.elapsed() < OFFLINE_AFTER
     }
 }
 
@@ -54,16 +50,7 @@ pub struct Heartbeat {
 
 impl LiveLanes {
     pub fn record(&self, lane_id: &LaneId, beat: Heartbeat) {
-        let lane = LiveLane {
-            activity: beat.activity,
-            sale_id: beat.sale_id,
-            basket_items: beat.basket_items,
-            basket_total: beat.basket_total,
-            frames_decoded: beat.frames_decoded,
-            codes_read: beat.codes_read,
-            last_seen: UnixMillis::now(),
-            last_seen_at: Instant::now(),
-        };
+        let lane = LiveLane { beat, last_seen: UnixMillis::now(), last_seen_at: Instant::now() };
         self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(lane_id.clone(), lane);
     }
 

@@ -479,6 +479,24 @@ impl Payments {
 }
 
 #[cfg(test)]
+mod tests_support {
+    pub(super) use super::tests::{Scripted, engine, lost, order};
+    use super::*;
+
+    /// An engine whose provider pays the next micropay.
+    pub(super) async fn paid_engine() -> (Arc<Scripted>, Payments, tempfile::TempDir) {
+        let provider = Arc::new(Scripted::default());
+        provider.micropay.lock().unwrap().push_back(super::tests::answer(
+            ChargeStatus::Paid,
+            "SUCCESS",
+            Duration::ZERO,
+        ));
+        let (payments, dir) = engine(provider.clone());
+        (provider, payments, dir)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use std::{collections::VecDeque, sync::atomic::AtomicUsize};
 
@@ -491,15 +509,21 @@ mod tests {
 
     /// A provider that answers from scripts, as the documented protocol would, and counts calls.
     #[derive(Default)]
-    struct Scripted {
-        micropay: Mutex<VecDeque<Result<ProviderAnswer, ProviderError>>>,
-        query: Mutex<VecDeque<Result<OrderState, ProviderError>>>,
-        reverse: Mutex<VecDeque<Result<ReverseAnswer, ProviderError>>>,
-        micropay_calls: AtomicUsize,
-        reverse_calls: AtomicUsize,
+    pub(super) struct Scripted {
+        pub(super) micropay: Mutex<VecDeque<Result<ProviderAnswer, ProviderError>>>,
+        pub(super) query: Mutex<VecDeque<Result<OrderState, ProviderError>>>,
+        pub(super) reverse: Mutex<VecDeque<Result<ReverseAnswer, ProviderError>>>,
+        pub(super) refund: Mutex<VecDeque<Result<RefundAnswer, ProviderError>>>,
+        pub(super) refund_calls: AtomicUsize,
+        pub(super) micropay_calls: AtomicUsize,
+        pub(super) reverse_calls: AtomicUsize,
     }
 
-    fn answer(status: ChargeStatus, code: &str, query_after: Duration) -> Result<ProviderAnswer, ProviderError> {
+    pub(super) fn answer(
+        status: ChargeStatus,
+        code: &str,
+        query_after: Duration,
+    ) -> Result<ProviderAnswer, ProviderError> {
         Ok(ProviderAnswer {
             status,
             provider_code: code.into(),
@@ -509,7 +533,7 @@ mod tests {
         })
     }
 
-    fn lost() -> ProviderError {
+    pub(super) fn lost() -> ProviderError {
         ProviderError::Unreachable { provider: Provider::WeChatPay, reason: "connection reset".into() }
     }
 
@@ -536,7 +560,14 @@ mod tests {
         }
 
         fn refund(&self, _: RefundRequest) -> ProviderFuture<'_, Result<RefundAnswer, ProviderError>> {
-            Box::pin(async { Ok(RefundAnswer::Unknown { provider_code: "UNSCRIPTED".into() }) })
+            self.refund_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let next = self
+                .refund
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Ok(RefundAnswer::Unknown { provider_code: "UNSCRIPTED".into() }));
+            Box::pin(async move { next })
         }
     }
 
@@ -551,7 +582,7 @@ mod tests {
         }
     }
 
-    fn engine(provider: Arc<Scripted>) -> (Payments, tempfile::TempDir) {
+    pub(super) fn engine(provider: Arc<Scripted>) -> (Payments, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.seed_catalog_if_empty(&sample_catalog()).unwrap();
@@ -560,7 +591,7 @@ mod tests {
         (Payments::new(store, StoreId::parse("S1").unwrap(), providers, timing()), dir)
     }
 
-    fn order(sale: &str, attempt: u32) -> PayOrder {
+    pub(super) fn order(sale: &str, attempt: u32) -> PayOrder {
         let product = &sample_catalog()[0];
         PayOrder {
             lane_id: LaneId::parse("L1").unwrap(),
@@ -695,5 +726,75 @@ mod tests {
         // Asking about the late attempt answers with the winner.
         let answer = payments.pay(order("L1-F", 2)).await.unwrap();
         assert_eq!(answer.out_trade_no, winner.out_trade_no);
+    }
+}
+
+#[cfg(test)]
+mod refund_tests {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use checkout_storage::{Currency, RefundStatus};
+
+    use super::tests_support::*;
+    use crate::{
+        provider::{RefundAnswer, ReverseAnswer},
+        refunds::{MAX_REFUNDS_PER_ORDER, RefundOrder},
+    };
+
+    fn refund(out_trade_no: &checkout_storage::OutTradeNo, number: &str, fen: i64) -> RefundOrder {
+        RefundOrder {
+            out_trade_no: out_trade_no.clone(),
+            out_refund_no: number.into(),
+            amount: checkout_storage::Money::new(fen, Currency::CNY),
+            reason: "damaged".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn refunds_are_idempotent_and_never_exceed_what_was_paid() {
+        let (provider, payments, _dir) = paid_engine().await;
+        let paid = payments.pay(order("L1-R", 1)).await.unwrap();
+        let price = paid.amount.minor_units;
+        provider.refund.lock().unwrap().push_back(Ok(RefundAnswer::Accepted { refund_id: "R1".into() }));
+        let (first, total) = payments.refund(refund(&paid.out_trade_no, "RF-1", price - 10)).await.unwrap();
+        assert_eq!((first.status, total.minor_units), (RefundStatus::Accepted, price - 10));
+        // The same refund number again: the first answer, no second call.
+        let (again, total) = payments.refund(refund(&paid.out_trade_no, "RF-1", price - 10)).await.unwrap();
+        assert_eq!((again, total.minor_units), (first, price - 10));
+        assert_eq!(provider.refund_calls.load(SeqCst), 1);
+        // More than is left is refused before the provider is asked.
+        assert!(payments.refund(refund(&paid.out_trade_no, "RF-2", 11)).await.is_err());
+        assert_eq!(provider.refund_calls.load(SeqCst), 1);
+        // The same number for another amount is a mistake, said as such.
+        assert!(payments.refund(refund(&paid.out_trade_no, "RF-1", 5)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_refund_is_asked_again_with_the_same_number() {
+        let (provider, payments, _dir) = paid_engine().await;
+        let paid = payments.pay(order("L1-S", 1)).await.unwrap();
+        provider.refund.lock().unwrap().push_back(Ok(RefundAnswer::Unknown { provider_code: "SYSTEMERROR".into() }));
+        let (first, total) = payments.refund(refund(&paid.out_trade_no, "RF-9", 100)).await.unwrap();
+        assert_eq!((first.status, total.minor_units), (RefundStatus::Unknown, 0));
+        provider.refund.lock().unwrap().push_back(Ok(RefundAnswer::Accepted { refund_id: "R9".into() }));
+        let (second, total) = payments.refund(refund(&paid.out_trade_no, "RF-9", 100)).await.unwrap();
+        assert_eq!((second.status, total.minor_units), (RefundStatus::Accepted, 100));
+        assert_eq!(provider.refund_calls.load(SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn at_most_fifty_refunds_per_order_and_none_of_an_unpaid_one() {
+        let (provider, payments, _dir) = paid_engine().await;
+        let paid = payments.pay(order("L1-T", 1)).await.unwrap();
+        for n in 0..MAX_REFUNDS_PER_ORDER {
+            provider.refund.lock().unwrap().push_back(Ok(RefundAnswer::Accepted { refund_id: format!("R{n}") }));
+            payments.refund(refund(&paid.out_trade_no, &format!("RF-{n}"), 1)).await.unwrap();
+        }
+        assert!(payments.refund(refund(&paid.out_trade_no, "RF-51", 1)).await.is_err());
+
+        provider.micropay.lock().unwrap().push_back(Err(lost()));
+        provider.reverse.lock().unwrap().push_back(Ok(ReverseAnswer::Reversed { refunded: false }));
+        let reversed = payments.pay(order("L1-U", 1)).await.unwrap();
+        assert!(payments.refund(refund(&reversed.out_trade_no, "RF-X", 1)).await.is_err());
     }
 }

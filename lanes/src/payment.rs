@@ -137,6 +137,9 @@ pub struct Payment {
     /// Whether the coordinator answered the last heartbeat. Wallet payments need it:
     /// a code expires within a minute and cannot be charged later.
     reachable: bool,
+    /// A charge whose outcome is not known yet: the lane asks again (same request, so never a
+    /// second charge) until it is, and takes no other code or item meanwhile.
+    unsettled: Option<pb::PayRequest>,
 }
 
 /// What the payment actor needs besides its lane's identity.
@@ -179,6 +182,7 @@ impl Payment {
             outbox,
             delivering: false,
             reachable: true,
+            unsettled: None,
         }
     }
 
@@ -305,6 +309,29 @@ impl Payment {
                 payment.show(LaneEventKind::Problem { message });
             }
         }));
+    }
+
+    /// Sends `request` (a new charge, or the same one again to learn its outcome) and settles the basket.
+    fn charge(&mut self, request: pb::PayRequest, ctx: &mut Context<Self>) -> ResponseActFuture<Self, ()> {
+        self.paying = true;
+        self.send_heartbeat(ctx);
+        let sent = request.clone();
+        Box::pin(pay(self.client.clone(), request).into_actor(self).map(move |outcome, payment, ctx| {
+            payment.unsettled = matches!(outcome, PayFlow::Uncertain { .. }).then_some(sent);
+            payment.settle(outcome, ctx);
+            payment.send_heartbeat(ctx);
+        }))
+    }
+
+    /// Asks again about the charge whose outcome was not known.
+    fn retry_unsettled(&mut self, ctx: &mut Context<Self>) {
+        if self.paying || !self.reachable {
+            return;
+        }
+        if let Some(request) = self.unsettled.clone() {
+            let retry = self.charge(request, ctx);
+            ctx.spawn(retry);
+        }
     }
 
     fn settle(&mut self, outcome: PayFlow, ctx: &mut Context<Self>) {
@@ -494,6 +521,7 @@ impl Actor for Payment {
         ctx.run_interval(self.heartbeat_every, |payment, ctx| {
             payment.send_heartbeat(ctx);
             payment.deliver_outbox(ctx);
+            payment.retry_unsettled(ctx);
         });
     }
 }
@@ -507,6 +535,16 @@ impl Handler<FrameDone> for Payment {
         if let Some(reason) = frame.skipped {
             self.summary.frames_skipped += 1;
             self.show(LaneEventKind::FrameSkipped { reason });
+        }
+        if self.unsettled.is_some() || self.paying {
+            if !frame.scans.is_empty() {
+                let sale_id = self.sale.as_ref().map(|s| s.sale_id.to_string()).unwrap_or_default();
+                let message =
+                    "the last payment is still being resolved: wait before scanning (do not hand over the goods yet)"
+                        .to_owned();
+                self.show(LaneEventKind::PaymentUncertain { sale_id, message });
+            }
+            return Box::pin(actix::fut::ready(()));
         }
         let mut payment_code: Option<PaymentCode> = None;
         for scan in frame.scans {
@@ -548,12 +586,7 @@ impl Handler<FrameDone> for Payment {
             amount: Some(money_to_pb(sale.total)),
         };
         tracing::info!(lane_id = %self.lane_id, sale_id = %sale.sale_id, code = %code.masked(), total = %sale.total, "charging");
-        self.paying = true;
-        self.send_heartbeat(ctx);
-        Box::pin(pay(self.client.clone(), request).into_actor(self).map(|outcome, payment, ctx| {
-            payment.settle(outcome, ctx);
-            payment.send_heartbeat(ctx);
-        }))
+        self.charge(request, ctx)
     }
 }
 
@@ -568,26 +601,54 @@ impl Handler<FramesEnded> for Payment {
         if let Some(sale) = self.sale.take() {
             tracing::warn!(lane_id = %self.lane_id, sale_id = %sale.sale_id, items = sale.items(), "lane closing with an unpaid basket: sale abandoned");
         }
-        // One last delivery of the outbox; what cannot be delivered stays on disk for the next start.
-        let pending = self.outbox.pending().unwrap_or_default();
-        let delivery = deliver(self.client.clone(), self.outbox.clone(), pending);
-        Box::pin(delivery.into_actor(self).map(|problems, payment, ctx| {
-            for message in problems {
-                payment.show(LaneEventKind::Problem { message });
-            }
-            let undelivered = payment.outbox.pending().map(|p| p.len()).unwrap_or(0);
-            if undelivered > 0 {
-                payment.show(LaneEventKind::Problem {
-                    message: format!("{undelivered} paid sales wait in the lane's outbox for the store"),
-                });
-            }
-            payment.summary.undelivered = undelivered as u64;
-            if let Some(done) = payment.done.take() {
-                // Closed: the last heartbeat says so.
-                payment.send_heartbeat(ctx);
-                let _ = done.send(payment.summary.clone());
-            }
-            ctx.stop();
-        }))
+        // A charge still uncertain is asked about until its outcome is known (the store settles every
+        // charge within its query deadline), so a paid sale is not left unreported.
+        let resolve: ResponseActFuture<Self, ()> = match self.unsettled.clone() {
+            None => Box::pin(actix::fut::ready(())),
+            Some(request) => Box::pin(resolve_before_closing(self.client.clone(), request).into_actor(self).map(
+                |outcome, payment, ctx| {
+                    payment.unsettled = None;
+                    payment.settle(outcome, ctx);
+                },
+            )),
+        };
+        Box::pin(
+            resolve
+                .then(|(), payment, _| {
+                    // One last delivery of the outbox; what cannot be delivered stays on disk for the next start.
+                    let pending = payment.outbox.pending().unwrap_or_default();
+                    deliver(payment.client.clone(), payment.outbox.clone(), pending).into_actor(payment)
+                })
+                .map(|problems, payment, ctx| {
+                    for message in problems {
+                        payment.show(LaneEventKind::Problem { message });
+                    }
+                    let undelivered = payment.outbox.pending().map(|p| p.len()).unwrap_or(0);
+                    if undelivered > 0 {
+                        payment.show(LaneEventKind::Problem {
+                            message: format!("{undelivered} paid sales wait in the lane's outbox for the store"),
+                        });
+                    }
+                    payment.summary.undelivered = undelivered as u64;
+                    if let Some(done) = payment.done.take() {
+                        // Closed: the last heartbeat says so.
+                        payment.send_heartbeat(ctx);
+                        let _ = done.send(payment.summary.clone());
+                    }
+                    ctx.stop();
+                }),
+        )
+    }
+}
+
+/// Repeats a Pay whose outcome is unknown until it is known, for at most two minutes.
+async fn resolve_before_closing(client: LaneServiceClient<Channel>, request: pb::PayRequest) -> PayFlow {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let outcome = pay(client.clone(), request.clone()).await;
+        if !matches!(outcome, PayFlow::Uncertain { .. }) || tokio::time::Instant::now() >= give_up {
+            return outcome;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
