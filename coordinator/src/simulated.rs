@@ -275,6 +275,8 @@ struct Books {
     /// Codes already charged (the provider's memory; the store never keeps a full code).
     used_codes: HashSet<String>,
     orders: HashMap<OutTradeNo, SimulatedOrder>,
+    /// Orders in the password step, so settling them does not scan every order.
+    paying: HashSet<OutTradeNo>,
     /// (provider, out_refund_no) → (out_trade_no, amount): refund numbers are the merchant's, per provider.
     refund_numbers: HashMap<(Provider, String), (OutTradeNo, i64)>,
     next_transaction: u64,
@@ -305,6 +307,7 @@ impl SimulatedProvider {
                 balances: HashMap::new(),
                 used_codes: HashSet::new(),
                 orders: HashMap::new(),
+                paying: HashSet::new(),
                 refund_numbers: HashMap::new(),
                 next_transaction: 1,
             }),
@@ -391,14 +394,20 @@ impl SimulatedProvider {
         // mutation below is a single step), so a poisoned lock is still usable.
         let mut books = self.books.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
+        if books.paying.is_empty() {
+            return books;
+        }
         let due: Vec<OutTradeNo> = books
-            .orders
-            .values()
-            .filter(|o| o.state == SimOrderState::Paying && o.paying_until.is_some_and(|t| t <= now))
-            .map(|o| o.out_trade_no.clone())
+            .paying
+            .iter()
+            .filter(|no| books.orders.get(*no).is_none_or(|o| o.paying_until.is_none_or(|t| t <= now)))
+            .cloned()
             .collect();
         for out_trade_no in due {
-            let Some(order) = books.orders.get(&out_trade_no) else { continue };
+            books.paying.remove(&out_trade_no);
+            let Some(order) = books.orders.get(&out_trade_no).filter(|o| o.state == SimOrderState::Paying) else {
+                continue;
+            };
             let key = (order.provider, order.wallet);
             let amount = order.amount.minor_units;
             let balance = books.balances.get(&key).copied().unwrap_or(self.starting_balance);
@@ -490,6 +499,7 @@ impl SimulatedProvider {
                 order.revoke_when_due = true;
             }
             order.paying_until = Some(Instant::now() + delay);
+            books.paying.insert(out_trade_no.clone());
         } else {
             books.balances.insert(key, balance - amount.minor_units);
         }
@@ -513,6 +523,7 @@ impl SimulatedProvider {
                 order.state = SimOrderState::Closed;
                 order.paying_until = None;
                 order.closed_at = Some(UnixMillis::now());
+                books.paying.remove(out_trade_no);
                 ReverseOutcome::Closed
             }
             SimOrderState::Paid => {
