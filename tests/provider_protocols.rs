@@ -87,6 +87,21 @@ async fn provider_sim_process_serves_both_protocols_and_stops_on_sigterm() {
     assert!(matches!(gone, Err(ProviderError::Unreachable { .. })), "{gone:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_sim_fault_flags_take_effect() {
+    let (mut child, base) = start_sim(&["--outage"]);
+    let wechat = WeChatPayV2::new(WeChatConfig::for_simulator(&base)).unwrap();
+    let down = wechat.micropay(pay(Provider::WeChatPay, 5, "P2-W-1", 100)).await;
+    assert!(matches!(down, Err(ProviderError::Unreachable { .. })), "{down:?}");
+    assert!(terminate(&mut child).success());
+
+    let (mut child, base) = start_sim(&["--error-rate", "1"]);
+    let alipay = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do"))).unwrap();
+    let error = alipay.micropay(pay(Provider::Alipay, 5, "P2-A-1", 100)).await.unwrap();
+    assert_eq!((error.status, error.provider_code.as_str()), (ChargeStatus::Unknown, "20000/aop.ACQ.SYSTEM_ERROR"));
+    assert!(terminate(&mut child).success());
+}
+
 #[test]
 fn provider_sim_refuses_rates_outside_zero_to_one() {
     let output = Command::new(BIN).args(["provider-sim", "--error-rate", "1.5"]).output().expect("run provider-sim");

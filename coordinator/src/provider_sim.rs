@@ -126,6 +126,8 @@ impl ProviderSim {
     pub fn new(config: ProviderSimConfig) -> Result<ProviderSim, KeyError> {
         let books =
             Arc::new(SimulatedProvider::with_options(&config.wallet_seed, config.starting_balance, config.options));
+        books.set_fault_seed(config.fault_seed);
+        books.set_faults(config.faults);
         Ok(ProviderSim {
             books,
             wechat: config.wechat,

@@ -275,6 +275,8 @@ struct Books {
     /// Codes already charged (the provider's memory; the store never keeps a full code).
     used_codes: HashSet<String>,
     orders: HashMap<OutTradeNo, SimulatedOrder>,
+    /// Orders in the password step, so settling them does not scan every order.
+    paying: HashSet<OutTradeNo>,
     /// (provider, out_refund_no) → (out_trade_no, amount): refund numbers are the merchant's, per provider.
     refund_numbers: HashMap<(Provider, String), (OutTradeNo, i64)>,
     next_transaction: u64,
@@ -305,6 +307,7 @@ impl SimulatedProvider {
                 balances: HashMap::new(),
                 used_codes: HashSet::new(),
                 orders: HashMap::new(),
+                paying: HashSet::new(),
                 refund_numbers: HashMap::new(),
                 next_transaction: 1,
             }),
@@ -391,14 +394,20 @@ impl SimulatedProvider {
         // mutation below is a single step), so a poisoned lock is still usable.
         let mut books = self.books.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
+        if books.paying.is_empty() {
+            return books;
+        }
         let due: Vec<OutTradeNo> = books
-            .orders
-            .values()
-            .filter(|o| o.state == SimOrderState::Paying && o.paying_until.is_some_and(|t| t <= now))
-            .map(|o| o.out_trade_no.clone())
+            .paying
+            .iter()
+            .filter(|no| books.orders.get(*no).is_none_or(|o| o.paying_until.is_none_or(|t| t <= now)))
+            .cloned()
             .collect();
         for out_trade_no in due {
-            let Some(order) = books.orders.get(&out_trade_no) else { continue };
+            books.paying.remove(&out_trade_no);
+            let Some(order) = books.orders.get(&out_trade_no).filter(|o| o.state == SimOrderState::Paying) else {
+                continue;
+            };
             let key = (order.provider, order.wallet);
             let amount = order.amount.minor_units;
             let balance = books.balances.get(&key).copied().unwrap_or(self.starting_balance);
@@ -490,6 +499,7 @@ impl SimulatedProvider {
                 order.revoke_when_due = true;
             }
             order.paying_until = Some(Instant::now() + delay);
+            books.paying.insert(out_trade_no.clone());
         } else {
             books.balances.insert(key, balance - amount.minor_units);
         }
@@ -513,6 +523,7 @@ impl SimulatedProvider {
                 order.state = SimOrderState::Closed;
                 order.paying_until = None;
                 order.closed_at = Some(UnixMillis::now());
+                books.paying.remove(out_trade_no);
                 ReverseOutcome::Closed
             }
             SimOrderState::Paid => {
@@ -764,7 +775,7 @@ mod tests {
     async fn the_password_step_is_unknown_then_paying_then_paid() {
         let options = SimOptions {
             password_above: Some(1_000),
-            customer_delay: Duration::from_millis(150),
+            customer_delay: Duration::from_millis(400),
             ..SimOptions::default()
         };
         let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
@@ -776,7 +787,7 @@ mod tests {
         let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
         assert_eq!(query.state, OrderState::Paying);
         assert_eq!(sim.balance(Provider::WeChatPay, 5), 10_000);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
         assert!(matches!(query.state, OrderState::Paid { amount, .. } if amount.minor_units == 2_000), "{query:?}");
         assert_eq!(sim.balance(Provider::WeChatPay, 5), 8_000);
@@ -860,14 +871,14 @@ mod tests {
         let options = SimOptions {
             password_above: Some(1_000),
             customer_delay: Duration::from_secs(60),
-            wechat_revoke_unpaid_after: Some(Duration::from_millis(100)),
+            wechat_revoke_unpaid_after: Some(Duration::from_millis(300)),
         };
         let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
         let code = SimulatedWallet::new(b"seed", Provider::WeChatPay, 6).issue_code(UnixMillis::now());
         sim.micropay(request(code, "S1-G-1", 2_000)).await.unwrap();
         let no = OutTradeNo::parse("S1-G-1").unwrap();
         assert_eq!(sim.query(Provider::WeChatPay, &no).await.unwrap().state, OrderState::Paying);
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
         let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
         assert_eq!((query.state, query.provider_code.as_str()), (OrderState::Closed, "REVOKED"));
         assert_eq!(sim.balance(Provider::WeChatPay, 6), 10_000);

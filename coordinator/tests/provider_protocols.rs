@@ -427,7 +427,7 @@ async fn adapters_pay_reverse_and_refund_against_the_simulator() {
 async fn the_password_step_is_unknown_then_paying_then_paid() {
     let options = SimOptions {
         password_above: Some(10_000),
-        customer_delay: Duration::from_millis(400),
+        customer_delay: Duration::from_millis(1_200),
         ..SimOptions::default()
     };
     let running = Running::start(options).await;
@@ -437,7 +437,7 @@ async fn the_password_step_is_unknown_then_paying_then_paid() {
         assert_eq!(sorted(&answer), (ChargeStatus::Unknown, messages::CUSTOMER_CONFIRMING, WAIT), "{provider}");
         assert_eq!(adapter.query(provider, &no(&order_no)).await.unwrap().state, OrderState::Paying);
         assert_eq!(running.sim.books().balance(provider, 7), 100_000, "no money before the password");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(1_400)).await;
         let query = adapter.query(provider, &no(&order_no)).await.unwrap();
         assert!(matches!(query.state, OrderState::Paid { amount, .. } if amount.minor_units == 20_000), "{query:?}");
         assert_eq!(running.sim.books().balance(provider, 7), 80_000);
