@@ -85,6 +85,37 @@ pub struct CoordinatorArgs {
     /// Seconds in-flight requests may take to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 30)]
     pub grace_secs: u64,
+    /// Charge through a `checkout provider-sim` at this URL (the WeChat Pay v2 adapter for WeChat
+    /// and UnionPay codes, the Alipay adapter for Alipay codes) instead of the in-process simulator.
+    #[arg(long, conflicts_with_all = ["wechat_url", "alipay_gateway"])]
+    pub provider_sim: Option<String>,
+    /// WeChat Pay v2 API base URL: charge WeChat codes through the `wechat-v2` adapter.
+    #[arg(long, requires_all = ["wechat_appid", "wechat_mch_id", "wechat_key"])]
+    pub wechat_url: Option<String>,
+    #[arg(long)]
+    pub wechat_appid: Option<String>,
+    #[arg(long)]
+    pub wechat_mch_id: Option<String>,
+    /// The WeChat Pay merchant API key.
+    #[arg(long, env = "CHECKOUT_WECHAT_KEY", hide_env_values = true)]
+    pub wechat_key: Option<String>,
+    /// Alipay OpenAPI gateway URL: charge Alipay codes through the `alipay` adapter.
+    #[arg(long, requires_all = ["alipay_app_id", "alipay_private_key", "alipay_public_key"])]
+    pub alipay_gateway: Option<String>,
+    #[arg(long)]
+    pub alipay_app_id: Option<String>,
+    /// PEM file of the app's private key (signs requests).
+    #[arg(long)]
+    pub alipay_private_key: Option<PathBuf>,
+    /// PEM file of Alipay's public key (verifies answers).
+    #[arg(long)]
+    pub alipay_public_key: Option<PathBuf>,
+    /// Seconds an unknown charge is queried before it is reversed.
+    #[arg(long, default_value_t = 45)]
+    pub query_deadline_secs: u64,
+    /// Milliseconds between the resolver's passes over unsettled charges.
+    #[arg(long, default_value_t = 10_000)]
+    pub resolve_every_ms: u64,
 }
 
 #[derive(Args)]

@@ -67,18 +67,75 @@ fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         // The one line on stdout: scripts (and tests) that listen on port 0 read the address here.
         println!("coordinator listening on {}", listener.local_addr()?);
-        let simulated = Arc::new(SimulatedProvider::new(args.wallet_seed.as_bytes(), args.starting_balance_fen));
+        let timing = checkout_coordinator::EngineTiming {
+            query_deadline: std::time::Duration::from_secs(args.query_deadline_secs),
+            resolve_every: std::time::Duration::from_millis(args.resolve_every_ms.max(10)),
+            ..checkout_coordinator::EngineTiming::default()
+        };
         let config = CoordinatorConfig {
             store_id: StoreId::parse(&args.store_id)?,
             currency: Currency::parse(&args.currency)?,
             data_dir: args.data.clone(),
-            providers: simulated_providers(simulated),
+            providers: coordinator_providers(&args)?,
             shutdown_grace: std::time::Duration::from_secs(args.grace_secs),
-            timing: checkout_coordinator::EngineTiming::default(),
+            timing,
         };
         checkout_coordinator::run(listener, config, cli::shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// Who charges each provider's codes: adapters over HTTP where configured, else the in-process simulator.
+fn coordinator_providers(args: &CoordinatorArgs) -> anyhow::Result<HashMap<Provider, Arc<dyn PaymentProvider>>> {
+    use checkout_coordinator::{
+        alipay::{AlipayAdapter, AlipayConfig},
+        wechat::{WeChatConfig, WeChatPayV2},
+    };
+    if let Some(url) = &args.provider_sim {
+        let base = url.trim_end_matches('/');
+        let wechat: Arc<dyn PaymentProvider> = Arc::new(WeChatPayV2::new(WeChatConfig::for_simulator(base))?);
+        let alipay: Arc<dyn PaymentProvider> =
+            Arc::new(AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do")))?);
+        tracing::info!(%base, "charging through provider-sim over HTTP");
+        return Ok(HashMap::from([
+            (Provider::WeChatPay, wechat.clone()),
+            (Provider::UnionPay, wechat),
+            (Provider::Alipay, alipay),
+        ]));
+    }
+    if args.wechat_url.is_none() && args.alipay_gateway.is_none() {
+        let simulated = Arc::new(SimulatedProvider::new(args.wallet_seed.as_bytes(), args.starting_balance_fen));
+        return Ok(simulated_providers(simulated));
+    }
+    let mut providers: HashMap<Provider, Arc<dyn PaymentProvider>> = HashMap::new();
+    if let (Some(url), Some(appid), Some(mch_id), Some(key)) =
+        (&args.wechat_url, &args.wechat_appid, &args.wechat_mch_id, &args.wechat_key)
+    {
+        let config = WeChatConfig {
+            base_url: url.clone(),
+            appid: appid.clone(),
+            mch_id: mch_id.clone(),
+            key: key.clone(),
+            ..WeChatConfig::for_simulator(url)
+        };
+        providers.insert(Provider::WeChatPay, Arc::new(WeChatPayV2::new(config)?));
+    }
+    if let (Some(gateway), Some(app_id), Some(private), Some(public)) =
+        (&args.alipay_gateway, &args.alipay_app_id, &args.alipay_private_key, &args.alipay_public_key)
+    {
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let config = AlipayConfig {
+            gateway_url: gateway.clone(),
+            app_id: app_id.clone(),
+            app_private_key: read(private)?,
+            alipay_public_key: read(public)?,
+            ..AlipayConfig::for_simulator(gateway)
+        };
+        providers.insert(Provider::Alipay, Arc::new(AlipayAdapter::new(config)?));
+    }
+    Ok(providers)
 }
 
 fn run_lane(args: LaneArgs) -> anyhow::Result<()> {

@@ -1,0 +1,321 @@
+//! Crash and outage runs with real processes: lanes paying through a coordinator that is killed with
+//! SIGKILL again and again (and a lane killed too), then a provider outage in a busy stretch.
+//! Afterwards every charge is settled, no customer paid twice for a sale, and the ledger equals the
+//! provider's books order by order.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::{BufRead, BufReader, Read, Write},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use checkout_proto::v1::{self as pb, store_service_client::StoreServiceClient};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_checkout");
+const SEED: &str = "crash test wallets";
+
+/// A child process that is killed when the test lets go of it.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn provider_sim(extra: &[&str]) -> (Process, String) {
+    let mut child = Command::new(BIN)
+        .args(["provider-sim", "--listen", "127.0.0.1:0", "--wallet-seed", SEED])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start provider-sim");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("provider-sim listening on ").expect("address line").to_owned();
+    (Process(child), address)
+}
+
+fn coordinator(port: u16, data: &Path, sim: &str) -> Process {
+    let child = Command::new(BIN)
+        .args(["coordinator", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data)
+        .args(["--provider-sim", &format!("http://{sim}")])
+        .args(["--query-deadline-secs", "3", "--resolve-every-ms", "300", "--grace-secs", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start coordinator");
+    wait_for_port(port);
+    Process(child)
+}
+
+fn lane(id: &str, port: u16, data: &Path, customers: u32, seed: u32) -> Process {
+    let child = Command::new(BIN)
+        .args(["lane", "--id", id, "--coordinator", &format!("http://127.0.0.1:{port}"), "--synthetic"])
+        .args(["--customers", &customers.to_string(), "--seed", &seed.to_string(), "--fps", "60"])
+        .args(["--wallet-seed", SEED, "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lane");
+    Process(child)
+}
+
+/// Waits for a lane to finish its customers; returns its summary line.
+fn finish(mut lane: Process, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = lane.0.try_wait().unwrap() {
+            let mut out = String::new();
+            lane.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            assert!(status.success(), "lane failed: {out}");
+            return out;
+        }
+        assert!(Instant::now() < deadline, "lane did not finish in {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kill9(process: &mut Process) {
+    let _ = process.0.kill(); // SIGKILL
+    let _ = process.0.wait();
+}
+
+/// GET or POST on the simulator's administration API.
+fn sim_http(address: &str, method: &str, path: &str, body: &str) -> Value {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, json) = response.split_once("\r\n\r\n").expect("an HTTP answer");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+/// Small, seeded: the kill moments repeat from run to run.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+async fn store(port: u16) -> StoreServiceClient<tonic::transport::Channel> {
+    StoreServiceClient::connect(format!("http://127.0.0.1:{port}")).await.unwrap()
+}
+
+/// Nudges the resolver until nothing is unsettled; returns how many passes it took.
+async fn settle_everything(port: u16) -> usize {
+    let mut client = store(port).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for pass in 1.. {
+        let left = client.resolve_now(pb::ResolveNowRequest {}).await.unwrap().into_inner().still_unsettled;
+        let listed = client.list_unsettled(pb::ListUnsettledRequest {}).await.unwrap().into_inner().payments.len();
+        if left == 0 && listed == 0 {
+            return pass;
+        }
+        assert!(Instant::now() < deadline, "{listed} charges still unsettled after 90 s");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    unreachable!()
+}
+
+/// The sale an order belongs to: its out_trade_no without the attempt.
+fn sale_of(out_trade_no: &str) -> &str {
+    out_trade_no.rsplit_once('-').map_or(out_trade_no, |(sale, _)| sale)
+}
+
+/// The ledger against the provider's books, order by order, and no sale paid twice.
+async fn assert_ledger_equals_books(port: u16, sim: &str) -> (usize, usize) {
+    let mut client = store(port).await;
+    let payments = client
+        .list_payments(pb::ListPaymentsRequest { lane_id: String::new(), limit: 10_000 })
+        .await
+        .unwrap()
+        .into_inner()
+        .payments;
+    let books = sim_http(sim, "GET", "/sim/books", "");
+    let orders: HashMap<String, (String, i64)> = books["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let state = o["state"].as_str().unwrap().to_owned();
+            (o["out_trade_no"].as_str().unwrap().to_owned(), (state, o["amount"]["minor_units"].as_i64().unwrap()))
+        })
+        .collect();
+
+    let mut paid_per_sale: BTreeMap<&str, usize> = BTreeMap::new();
+    for (out_trade_no, (state, _)) in &orders {
+        if state == "Paid" {
+            *paid_per_sale.entry(sale_of(out_trade_no)).or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = paid_per_sale.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "customers charged twice for one sale: {twice:?}");
+
+    let ledger: HashMap<&str, &pb::Payment> = payments.iter().map(|p| (p.out_trade_no.as_str(), p)).collect();
+    for (out_trade_no, (state, amount)) in &orders {
+        let entry = ledger.get(out_trade_no.as_str());
+        if state == "Paid" {
+            let entry = entry.unwrap_or_else(|| panic!("{out_trade_no} took money but is missing from the ledger"));
+            assert_eq!(entry.outcome(), pb::PaymentOutcome::Paid, "{out_trade_no}: books say paid");
+            assert_eq!(entry.amount.as_ref().unwrap().minor_units, *amount, "{out_trade_no}: amount");
+        }
+    }
+    let mut paid = 0;
+    for payment in &payments {
+        let state = orders.get(&payment.out_trade_no).map(|(s, _)| s.as_str());
+        match payment.outcome() {
+            pb::PaymentOutcome::Paid => {
+                paid += 1;
+                assert_eq!(state, Some("Paid"), "{}: the ledger says paid", payment.out_trade_no);
+            }
+            pb::PaymentOutcome::Unknown => panic!("{} is still unknown", payment.out_trade_no),
+            _ => assert!(
+                matches!(state, None | Some("Closed" | "Reversed" | "NotPaid")),
+                "{}: the ledger says not paid ({}), the books say {state:?}",
+                payment.out_trade_no,
+                payment.provider_code
+            ),
+        }
+    }
+    (payments.len(), paid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_coordinator_twenty_times_and_a_lane_once_loses_no_payment_and_takes_none_twice() {
+    let data = tempfile::tempdir().unwrap();
+    let lanes_data = tempfile::tempdir().unwrap();
+    let (_sim, sim) = provider_sim(&[
+        "--password-above-fen",
+        "15000",
+        "--customer-delay-ms",
+        "600",
+        "--drop-after-charge-rate",
+        "0.15",
+        "--error-rate",
+        "0.05",
+        "--fault-seed",
+        "11",
+    ]);
+    let port = free_port();
+    let mut coordinator_process = coordinator(port, data.path(), &sim);
+    let (l1, l2) = (lanes_data.path().join("L1"), lanes_data.path().join("L2"));
+    let lane1 = lane("L1", port, &l1, 25, 1);
+    let mut lane2 = lane("L2", port, &l2, 25, 2);
+
+    let mut dice = Dice(2026);
+    for kill in 1..=20 {
+        tokio::time::sleep(Duration::from_millis(250 + dice.below(600))).await;
+        kill9(&mut coordinator_process);
+        if kill == 8 {
+            // A lane dies too, mid-sale; it comes back on its folder with new customers.
+            kill9(&mut lane2);
+            lane2 = lane("L2", port, &l2, 10, 3);
+        }
+        tokio::time::sleep(Duration::from_millis(dice.below(300))).await;
+        coordinator_process = coordinator(port, data.path(), &sim);
+    }
+    let summary1 = tokio::task::spawn_blocking(move || finish(lane1, Duration::from_secs(240))).await.unwrap();
+    let summary2 = tokio::task::spawn_blocking(move || finish(lane2, Duration::from_secs(240))).await.unwrap();
+    assert!(summary1.contains("lane L1:") && summary2.contains("lane L2:"), "{summary1} {summary2}");
+
+    settle_everything(port).await;
+    let (charges, paid) = assert_ledger_equals_books(port, &sim).await;
+    eprintln!("crash run: 20 coordinator kills, 1 lane kill; {charges} charges, {paid} paid; {summary1}{summary2}");
+    assert!(paid >= 10, "only {paid} of {charges} charges were paid: the run did too little to prove anything");
+
+    // Every sale the lane that was never killed saw paid is recorded once, and its outbox is empty.
+    let mut client = store(port).await;
+    let sales = client
+        .list_sales(pb::ListSalesRequest { lane_id: "L1".into(), limit: 10_000 })
+        .await
+        .unwrap()
+        .into_inner()
+        .sales;
+    let paid_l1 = client
+        .list_payments(pb::ListPaymentsRequest { lane_id: "L1".into(), limit: 10_000 })
+        .await
+        .unwrap()
+        .into_inner()
+        .payments
+        .into_iter()
+        .filter(|p| p.outcome() == pb::PaymentOutcome::Paid)
+        .count();
+    assert_eq!(sales.len(), paid_l1, "every paid charge of L1 has its sale recorded");
+    let reported: usize = summary1
+        .split("lane L1: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("sales count in the lane's summary");
+    assert_eq!(sales.len(), reported, "the store recorded what the lane saw paid: {summary1}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_outage_fills_the_offline_queue_which_drains_to_zero_when_it_ends() {
+    let data = tempfile::tempdir().unwrap();
+    let lanes_data = tempfile::tempdir().unwrap();
+    let (_sim, sim) = provider_sim(&["--fault-seed", "5"]);
+    let port = free_port();
+    let _coordinator = coordinator(port, data.path(), &sim);
+    let lanes: Vec<Process> =
+        (1..=3).map(|n| lane(&format!("L{n}"), port, &lanes_data.path().join(format!("L{n}")), 12, 10 + n)).collect();
+
+    // Busy for a moment, then the provider goes down.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut faults = sim_http(&sim, "GET", "/sim/faults", "");
+    faults["outage"] = Value::Bool(true);
+    sim_http(&sim, "POST", "/sim/faults", &faults.to_string());
+
+    // The queue grows while the provider is down.
+    let mut client = store(port).await;
+    let mut most = 0;
+    let outage_ends = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < outage_ends {
+        let queued = client.list_unsettled(pb::ListUnsettledRequest {}).await.unwrap().into_inner().payments;
+        most = most.max(queued.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(most >= 1, "no charge waited in the offline queue during the outage");
+    let totals = client.get_totals(pb::GetTotalsRequest {}).await.unwrap().into_inner();
+    assert!(totals.payments_unsettled >= 1);
+
+    // The provider is back: the resolver drains the queue and the lanes finish their customers.
+    faults["outage"] = Value::Bool(false);
+    sim_http(&sim, "POST", "/sim/faults", &faults.to_string());
+    for lane in lanes {
+        tokio::task::spawn_blocking(move || finish(lane, Duration::from_secs(240))).await.unwrap();
+    }
+    settle_everything(port).await;
+    assert!(client.list_unsettled(pb::ListUnsettledRequest {}).await.unwrap().into_inner().payments.is_empty());
+    let (charges, paid) = assert_ledger_equals_books(port, &sim).await;
+    eprintln!("outage run: at most {most} charges queued during the outage; {charges} charges, {paid} paid, queue drained to 0");
+    assert!(paid >= 5, "only {paid} charges paid");
+}
