@@ -190,6 +190,9 @@ async fn assert_ledger_equals_books(port: u16, sim: &str) -> (usize, usize) {
     }
     let mut paid = 0;
     for payment in &payments {
+        if std::env::var_os("CHECKOUT_TEST_VERBOSE").is_some() {
+            eprintln!("{} {:?} {} {}", payment.out_trade_no, payment.outcome(), payment.provider_code, payment.message);
+        }
         let state = orders.get(&payment.out_trade_no).map(|(s, _)| s.as_str());
         match payment.outcome() {
             pb::PaymentOutcome::Paid => {
@@ -316,6 +319,46 @@ async fn a_provider_outage_fills_the_offline_queue_which_drains_to_zero_when_it_
     settle_everything(port).await;
     assert!(client.list_unsettled(pb::ListUnsettledRequest {}).await.unwrap().into_inner().payments.is_empty());
     let (charges, paid) = assert_ledger_equals_books(port, &sim).await;
-    eprintln!("outage run: at most {most} charges queued during the outage; {charges} charges, {paid} paid, queue drained to 0");
+    eprintln!(
+        "outage run: at most {most} charges queued during the outage; {charges} charges, {paid} paid, queue drained to 0"
+    );
     assert!(paid >= 5, "only {paid} charges paid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_answers_system_errors_and_password_steps_settle_to_the_books() {
+    let data = tempfile::tempdir().unwrap();
+    let lanes_data = tempfile::tempdir().unwrap();
+    const PASSWORD_ABOVE_FEN: i64 = 20_000;
+    let (_sim, sim) = provider_sim(&[
+        "--drop-after-charge-rate",
+        "0.2",
+        "--error-rate",
+        "0.05",
+        "--password-above-fen",
+        &PASSWORD_ABOVE_FEN.to_string(),
+        "--customer-delay-ms",
+        "700",
+        "--fault-seed",
+        "23",
+    ]);
+    let port = free_port();
+    let _coordinator = coordinator(port, data.path(), &sim);
+    let lanes: Vec<Process> =
+        (1..=3).map(|n| lane(&format!("L{n}"), port, &lanes_data.path().join(format!("L{n}")), 15, 40 + n)).collect();
+    for lane in lanes {
+        tokio::task::spawn_blocking(move || finish(lane, Duration::from_secs(240))).await.unwrap();
+    }
+    settle_everything(port).await;
+    let (charges, paid) = assert_ledger_equals_books(port, &sim).await;
+    let books = sim_http(&sim, "GET", "/sim/books", "");
+    let orders = books["orders"].as_array().unwrap();
+    let with_password =
+        orders.iter().filter(|o| o["amount"]["minor_units"].as_i64().unwrap() > PASSWORD_ABOVE_FEN).count();
+    eprintln!(
+        "fault run: {charges} charges, {paid} paid, {} orders at the provider, {with_password} with a password step",
+        orders.len()
+    );
+    assert!(paid >= 20, "only {paid} charges paid");
+    assert!(with_password >= 1, "no charge went through the password step");
 }
