@@ -798,3 +798,96 @@ mod refund_tests {
         assert!(payments.refund(refund(&reversed.out_trade_no, "RF-X", 1)).await.is_err());
     }
 }
+
+#[cfg(test)]
+mod every_answer_code {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use super::tests_support::*;
+    use super::*;
+    use crate::{alipay, wechat};
+
+    /// Each answer, through the engine: the ledger ends in the answer's outcome (an unknown one is
+    /// queried, found unpaid and reversed), with its provider code and cashier message.
+    async fn drive(answer: ProviderAnswer) {
+        let provider = Arc::new(Scripted::default());
+        provider.micropay.lock().unwrap().push_back(Ok(answer.clone()));
+        provider.query.lock().unwrap().push_back(Ok(OrderState::NotPaid));
+        let (payments, _dir) = engine(provider.clone());
+        let charge = payments.pay(order("L1-CODE", 1)).await.unwrap();
+        let ledger = payments.store.charge(&charge.out_trade_no).unwrap().unwrap();
+        assert_eq!(ledger, charge, "the ledger holds what the lane was told");
+        let code = &answer.provider_code;
+        assert!(ledger.events.iter().any(|e| e.what == format!("micropay: {code}")), "{code}: {:?}", ledger.events);
+        assert!(ledger.status.is_final(), "{code}: left {:?}", ledger.status);
+        match answer.status {
+            ChargeStatus::Paid => {
+                assert_eq!((ledger.status, ledger.message.as_str()), (ChargeStatus::Paid, messages::PAID), "{code}")
+            }
+            ChargeStatus::NewCodeNeeded | ChargeStatus::Failed => {
+                assert_eq!((ledger.status, &ledger.message), (answer.status, &answer.message), "{code}");
+                assert_eq!(&ledger.provider_code, code);
+                assert_eq!(provider.reverse_calls.load(SeqCst), 0, "{code}: nothing to reverse");
+            }
+            _ => {
+                assert_eq!(ledger.status, ChargeStatus::Reversed, "{code}: unknown, unpaid by the deadline");
+                assert_eq!(ledger.message, messages::REVERSED);
+                assert!(provider.reverse_calls.load(SeqCst) >= 1, "{code}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn wechat_micropay_codes() {
+        for code in [
+            "SUCCESS",
+            "USERPAYING",
+            "SYSTEMERROR",
+            "BANKERROR",
+            wechat::HTTP_202,
+            "AUTHCODEEXPIRE",
+            "NOTENOUGH",
+            "NOTSUPORTCARD",
+            "AUTH_CODE_ERROR",
+            "AUTH_CODE_INVALID",
+            "BUYER_MISMATCH",
+            "PARAM_ERROR",
+            "ORDERPAID",
+            "ORDERCLOSED",
+            "ORDERREVERSED",
+            "OUT_TRADE_NO_USED",
+            "NOAUTH",
+            "INVALID_REQUEST",
+            "TRADE_ERROR",
+            "SIGNERROR",
+            "SOMETHING_NEW",
+        ] {
+            let mut answer = wechat::micropay_answer(code);
+            answer.query_after = Duration::ZERO;
+            drive(answer).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn alipay_trade_pay_codes() {
+        for (code, sub_code) in [
+            ("10000", ""),
+            ("10003", ""),
+            ("20000", ""),
+            ("20000", "ACQ.SYSTEM_ERROR"),
+            ("40004", "ACQ.PAYMENT_AUTH_CODE_INVALID"),
+            ("40004", "ACQ.BUYER_BALANCE_NOT_ENOUGH"),
+            ("40004", "ACQ.TRADE_HAS_SUCCESS"),
+            ("40004", "ACQ.TRADE_HAS_CLOSE"),
+            ("40004", "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR"),
+            ("40004", "ACQ.PAYMENT_FAIL"),
+            ("40004", "ACQ.TOTAL_FEE_EXCEED"),
+            ("40004", "ACQ.SOMETHING_NEW"),
+            ("40002", "isv.invalid-signature"),
+        ] {
+            let mut answer = alipay::pay_answer(code, sub_code);
+            answer.query_after = Duration::ZERO;
+            drive(answer).await;
+        }
+    }
+}
