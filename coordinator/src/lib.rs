@@ -32,6 +32,7 @@ use checkout_proto::v1::{lane_service_server::LaneServiceServer, store_service_s
 use checkout_storage::{Currency, Provider, StorageError, Store, StoreId, UnixMillis, sample_catalog};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
 
 pub use error::CoordinatorError;
 pub use payments::{EngineTiming, PayOrder, Payments};
@@ -149,19 +150,42 @@ pub async fn run(
     Ok(())
 }
 
+/// The `grpc.health.v1` service name under which a provider's recovery is reported: `checkout.v1.Provider/WECHAT_PAY`.
+pub fn provider_health_name(provider: Provider) -> String {
+    format!("checkout.v1.Provider/{}", grpc::provider_to_pb(provider).as_str_name().trim_start_matches("PROVIDER_"))
+}
+
 /// Resolves charges left unsettled: once at start (then lanes are told the store is serving), then periodically.
 async fn resolve_forever(coordinator: Arc<Coordinator>, health: tonic_health::server::HealthReporter) {
     let every = coordinator.payments.timing().resolve_every;
     let mut ready = false;
+    // A provider is reported healthy once the charges a crash left with it are settled.
+    let mut recovering: Vec<Provider> = coordinator.payments.providers().collect();
+    for provider in &recovering {
+        health.set_service_status(provider_health_name(*provider), ServingStatus::NotServing).await;
+    }
     loop {
         match coordinator.payments.resolve_outstanding().await {
             Ok(left) => {
                 if !ready {
                     health.set_serving::<LaneServiceServer<grpc::LaneApi>>().await;
                     ready = true;
-                    tracing::info!(unsettled = left, "start-up recovery done: serving lanes");
+                    tracing::info!(unsettled = left, "start-up recovery pass done: serving lanes");
                 } else if left > 0 {
                     tracing::info!(unsettled = left, "charges still unsettled");
+                }
+                if !recovering.is_empty() {
+                    let outstanding = coordinator.store.outstanding_charges().unwrap_or_default();
+                    let mut still = Vec::new();
+                    for provider in recovering {
+                        if outstanding.iter().any(|c| c.provider == provider) {
+                            still.push(provider);
+                        } else {
+                            health.set_service_status(provider_health_name(provider), ServingStatus::Serving).await;
+                            tracing::info!(%provider, "recovered: every charge left by a restart is settled");
+                        }
+                    }
+                    recovering = still;
                 }
             }
             Err(e) => tracing::error!(error = %e, "resolver pass failed"),

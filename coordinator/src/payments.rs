@@ -473,6 +473,11 @@ impl Payments {
         Ok(charge.status.is_final())
     }
 
+    /// The providers this store charges through.
+    pub fn providers(&self) -> impl Iterator<Item = Provider> + '_ {
+        self.providers.keys().copied()
+    }
+
     pub fn timing(&self) -> &EngineTiming {
         &self.timing
     }
