@@ -86,7 +86,7 @@ pub struct CoordinatorArgs {
     #[arg(long, default_value_t = 30)]
     pub grace_secs: u64,
     /// Charge through a `checkout provider-sim` at this URL (the WeChat Pay v2 adapter for WeChat
-    /// and UnionPay codes, the Alipay adapter for Alipay codes) instead of the in-process simulator.
+    /// codes, the Alipay adapter for Alipay codes) instead of the in-process simulator.
     #[arg(long, conflicts_with_all = ["wechat_url", "alipay_gateway"])]
     pub provider_sim: Option<String>,
     /// WeChat Pay v2 API base URL: charge WeChat codes through the `wechat-v2` adapter.

@@ -97,11 +97,8 @@ fn coordinator_providers(args: &CoordinatorArgs) -> anyhow::Result<HashMap<Provi
         let alipay: Arc<dyn PaymentProvider> =
             Arc::new(AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do")))?);
         tracing::info!(%base, "charging through provider-sim over HTTP");
-        return Ok(HashMap::from([
-            (Provider::WeChatPay, wechat.clone()),
-            (Provider::UnionPay, wechat),
-            (Provider::Alipay, alipay),
-        ]));
+        // provider-sim speaks WeChat Pay and Alipay; UnionPay codes are refused as not accepted here.
+        return Ok(HashMap::from([(Provider::WeChatPay, wechat), (Provider::Alipay, alipay)]));
     }
     if args.wechat_url.is_none() && args.alipay_gateway.is_none() {
         let simulated = Arc::new(SimulatedProvider::new(args.wallet_seed.as_bytes(), args.starting_balance_fen));
