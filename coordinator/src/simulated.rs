@@ -35,14 +35,12 @@ use crate::{
         MicropayRequest, PaymentProvider, ProviderAnswer, ProviderError, ProviderFuture, QueryAnswer, RefundAnswer,
         RefundRequest, ReverseAnswer,
     },
+    refunds::MAX_REFUNDS_PER_ORDER,
     wechat,
 };
 
 /// WeChat Pay revokes a quick-pay order still unpaid 45 s after it was made.
 pub const WECHAT_REVOKE_UNPAID_AFTER: Duration = Duration::from_secs(45);
-
-/// At most this many refunds per order (WeChat Pay's documented limit).
-pub const MAX_REFUNDS_PER_ORDER: usize = 50;
 
 /// Where a booked order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
