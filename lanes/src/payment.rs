@@ -598,9 +598,6 @@ impl Handler<FramesEnded> for Payment {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: FramesEnded, _: &mut Context<Self>) -> Self::Result {
-        if let Some(sale) = self.sale.take() {
-            tracing::warn!(lane_id = %self.lane_id, sale_id = %sale.sale_id, items = sale.items(), "lane closing with an unpaid basket: sale abandoned");
-        }
         // A charge still uncertain is asked about until its outcome is known (the store settles every
         // charge within its query deadline), so a paid sale is not left unreported.
         let resolve: ResponseActFuture<Self, ()> = match self.unsettled.clone() {
@@ -615,6 +612,10 @@ impl Handler<FramesEnded> for Payment {
         Box::pin(
             resolve
                 .then(|(), payment, _| {
+                    // Whatever basket is left now was never paid.
+                    if let Some(sale) = payment.sale.take() {
+                        tracing::warn!(lane_id = %payment.lane_id, sale_id = %sale.sale_id, items = sale.items(), "lane closing with an unpaid basket: sale abandoned");
+                    }
                     // One last delivery of the outbox; what cannot be delivered stays on disk for the next start.
                     let pending = payment.outbox.pending().unwrap_or_default();
                     deliver(payment.client.clone(), payment.outbox.clone(), pending).into_actor(payment)
