@@ -77,7 +77,7 @@ impl TestPki {
 /// A WeChat Pay stand-in on 127.0.0.1 over TLS: every request gets a signed SUCCESS for the simulator's merchant.
 struct TlsProvider {
     base: String,
-    /// Requests that got through the handshake and were answered.
+    /// Requests that got through the handshake and were read (and then answered).
     answered: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -127,9 +127,9 @@ impl TlsProvider {
                         "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
                         answer.len()
                     );
-                    if tls.write_all(response.as_bytes()).await.is_ok() {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
+                    // Counted before the answer goes out, so the client never sees an answer not yet counted.
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let _ = tls.write_all(response.as_bytes()).await;
                     let _ = tls.shutdown().await;
                 });
             }
