@@ -110,6 +110,16 @@ pub struct CoordinatorArgs {
     /// PEM file of Alipay's public key (verifies answers).
     #[arg(long)]
     pub alipay_public_key: Option<PathBuf>,
+    /// PEM file of the WeChat Pay merchant API certificate (`apiclient_cert.pem`), presented for TLS client
+    /// authentication on every call; WeChat Pay requires it for reversals and refunds (`secapi`).
+    #[arg(long, requires_all = ["wechat_url", "wechat_client_key"])]
+    pub wechat_client_cert: Option<PathBuf>,
+    /// PEM file of that certificate's private key (`apiclient_key.pem`).
+    #[arg(long, requires = "wechat_client_cert")]
+    pub wechat_client_key: Option<PathBuf>,
+    /// PEM file of a CA both adapters trust for https:// besides the public web roots (a private gateway or proxy).
+    #[arg(long, conflicts_with = "provider_sim")]
+    pub provider_ca: Option<PathBuf>,
     /// Seconds an unknown charge is queried before it is reversed.
     #[arg(long, default_value_t = 45)]
     pub query_deadline_secs: u64,

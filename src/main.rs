@@ -113,6 +113,9 @@ fn coordinator_providers(args: &CoordinatorArgs) -> anyhow::Result<HashMap<Provi
             appid: appid.clone(),
             mch_id: mch_id.clone(),
             key: key.clone(),
+            extra_root_ca_pem: read_pem(args.provider_ca.as_deref())?,
+            client_cert_pem: read_pem(args.wechat_client_cert.as_deref())?,
+            client_key_pem: read_pem(args.wechat_client_key.as_deref())?,
             ..WeChatConfig::for_simulator(url)
         };
         providers.insert(Provider::WeChatPay, Arc::new(WeChatPayV2::new(config)?));
@@ -128,11 +131,18 @@ fn coordinator_providers(args: &CoordinatorArgs) -> anyhow::Result<HashMap<Provi
             app_id: app_id.clone(),
             app_private_key: read(private)?,
             alipay_public_key: read(public)?,
+            extra_root_ca_pem: read_pem(args.provider_ca.as_deref())?,
             ..AlipayConfig::for_simulator(gateway)
         };
         providers.insert(Provider::Alipay, Arc::new(AlipayAdapter::new(config)?));
     }
     Ok(providers)
+}
+
+/// The text of an optional PEM file (`--provider-ca`, `--wechat-client-cert`, `--wechat-client-key`).
+fn read_pem(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    path.map(|path| std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display())))
+        .transpose()
 }
 
 fn run_lane(args: LaneArgs) -> anyhow::Result<()> {

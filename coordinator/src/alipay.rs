@@ -28,7 +28,7 @@ use crate::{
         RefundAnswer, RefundRequest, ReverseAnswer, messages,
     },
     simulated::{PayOutcome, RefundOutcome, SimOrderState, SimulatedOrder},
-    wechat::{AdapterConfigError, HTTP_202, HttpClient, HttpOutcome, PASSWORD_QUERY_AFTER},
+    wechat::{AdapterConfigError, HTTP_202, HttpClient, HttpOutcome, PASSWORD_QUERY_AFTER, TlsOptions},
 };
 
 // ------------------------------------------------------------------- amounts
@@ -368,6 +368,8 @@ pub struct AlipayConfig {
     /// The store as Alipay knows it (`store_id`), optional.
     pub store_id: String,
     pub timeout: Duration,
+    /// PEM certificates trusted for https:// in addition to the public web roots (a private gateway, a test CA).
+    pub extra_root_ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for AlipayConfig {
@@ -377,6 +379,7 @@ impl std::fmt::Debug for AlipayConfig {
             .field("app_id", &self.app_id)
             .field("store_id", &self.store_id)
             .field("timeout", &self.timeout)
+            .field("extra_root_ca", &self.extra_root_ca_pem.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -391,11 +394,12 @@ impl AlipayConfig {
             alipay_public_key: crate::provider_sim::test_keys::ALIPAY_PUBLIC_PEM.into(),
             store_id: String::new(),
             timeout: Duration::from_secs(10),
+            extra_root_ca_pem: None,
         }
     }
 }
 
-/// The `alipay` adapter: `alipay.trade.pay` (bar code), `.query`, `.cancel`, `.refund` over HTTP.
+/// The `alipay` adapter: `alipay.trade.pay` (bar code), `.query`, `.cancel`, `.refund` over HTTP or HTTPS.
 pub struct AlipayAdapter {
     config: AlipayConfig,
     gateway_url: String,
@@ -411,7 +415,9 @@ impl AlipayAdapter {
             .map_err(|e| AdapterConfigError::Invalid { field: "app_private_key", reason: e.to_string() })?;
         let alipay_key = public_key(&config.alipay_public_key)
             .map_err(|e| AdapterConfigError::Invalid { field: "alipay_public_key", reason: e.to_string() })?;
-        Ok(AlipayAdapter { http: HttpClient::new(config.timeout), gateway_url, signing_key, alipay_key, config })
+        let tls = TlsOptions { extra_root_ca_pem: config.extra_root_ca_pem.as_deref(), client_identity: None };
+        let http = HttpClient::new(config.timeout, tls)?;
+        Ok(AlipayAdapter { http, gateway_url, signing_key, alipay_key, config })
     }
 
     fn unreachable(reason: impl Into<String>) -> ProviderError {

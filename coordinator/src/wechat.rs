@@ -1,4 +1,4 @@
-//! WeChat Pay v2 (`wechat-v2`): the answer-code tables, XML and signatures of the protocol, and the adapter that speaks it over HTTP.
+//! WeChat Pay v2 (`wechat-v2`): the answer-code tables, XML and signatures of the protocol, and the adapter that speaks it over HTTP or HTTPS.
 //!
 //! The tables are pure functions from the provider's codes to the engine's
 //! outcomes, shared by the adapter, the in-process simulator and
@@ -374,7 +374,7 @@ pub(crate) fn nonce_str() -> String {
 /// Why an adapter cannot be built from its configuration.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AdapterConfigError {
-    #[error("base URL {0:?}: only http:// URLs are supported by this build (TLS is not wired yet)")]
+    #[error("base URL {0:?}: only http:// and https:// URLs are supported")]
     UnsupportedScheme(String),
     #[error("base URL {0:?} is not a valid URL")]
     BadUrl(String),
@@ -382,11 +382,23 @@ pub enum AdapterConfigError {
     Invalid { field: &'static str, reason: String },
 }
 
+/// The TLS side of an adapter's [`HttpClient`]: what to trust beyond the public roots, and who to be.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct TlsOptions<'a> {
+    /// PEM certificates trusted in addition to the public web roots (a private gateway, a test CA).
+    pub extra_root_ca_pem: Option<&'a str>,
+    /// PEM certificate chain and private key presented for TLS client authentication.
+    pub client_identity: Option<(&'a str, &'a str)>,
+}
+
 /// A small HTTP/1.1 client shared by the adapters: one POST, a whole-call timeout, the body as text.
+///
+/// Speaks plain HTTP (the simulator) and HTTPS through rustls (ring provider), trusting the public
+/// web roots of `webpki-roots` plus any extra CA of the configuration.
 #[derive(Clone)]
 pub(crate) struct HttpClient {
     client: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         http_body_util::Full<bytes::Bytes>,
     >,
     timeout: Duration,
@@ -398,21 +410,85 @@ pub(crate) enum HttpOutcome {
         status: u16,
         body: String,
     },
-    /// Connection refused or dropped, timeout, a body cut short: the outcome is unknown.
+    /// Connection refused or dropped, timeout, a TLS handshake refused, a body cut short: the outcome is unknown.
     NoAnswer(String),
 }
 
+fn invalid(field: &'static str, reason: impl std::fmt::Display) -> AdapterConfigError {
+    AdapterConfigError::Invalid { field, reason: reason.to_string() }
+}
+
+/// Every certificate of a PEM text; at least one.
+fn pem_certificates(
+    field: &'static str,
+    pem: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, AdapterConfigError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(field, format!("not PEM certificates: {e}")))?;
+    if certificates.is_empty() {
+        return Err(invalid(field, "no CERTIFICATE in the PEM text"));
+    }
+    Ok(certificates)
+}
+
+fn tls_config(options: TlsOptions<'_>) -> Result<rustls::ClientConfig, AdapterConfigError> {
+    use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(pem) = options.extra_root_ca_pem {
+        for certificate in pem_certificates("extra_root_ca_pem", pem)? {
+            roots.add(certificate).map_err(|e| invalid("extra_root_ca_pem", e))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("tls", e))?
+        .with_root_certificates(roots);
+    match options.client_identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((certificate_pem, key_pem)) => {
+            let chain = pem_certificates("client_cert_pem", certificate_pem)?;
+            // The error names no part of the key.
+            let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+                .map_err(|_| invalid("client_key_pem", "not a PEM private key (PKCS#8, PKCS#1 or SEC1)"))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| invalid("client_cert_pem", e))
+        }
+    }
+}
+
+/// An error and its causes, `outer: inner: innermost` (hyper's own text hides a refused certificate).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl HttpClient {
-    pub(crate) fn new(timeout: Duration) -> HttpClient {
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        HttpClient { client, timeout }
+    pub(crate) fn new(timeout: Duration, tls: TlsOptions<'_>) -> Result<HttpClient, AdapterConfigError> {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(tls)?)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+        Ok(HttpClient { client, timeout })
     }
 
-    /// Checks that `base` is an http:// URL and returns it without a trailing slash.
+    /// Checks that `base` is an http:// or https:// URL and returns it without a trailing slash.
     pub(crate) fn check_base_url(base: &str) -> Result<String, AdapterConfigError> {
         let uri: http::Uri = base.parse().map_err(|_| AdapterConfigError::BadUrl(base.to_owned()))?;
+        if uri.host().is_none() {
+            return Err(AdapterConfigError::BadUrl(base.to_owned()));
+        }
         match uri.scheme_str() {
-            Some("http") => Ok(base.trim_end_matches('/').to_owned()),
+            Some("http" | "https") => Ok(base.trim_end_matches('/').to_owned()),
             Some(_) => Err(AdapterConfigError::UnsupportedScheme(base.to_owned())),
             None => Err(AdapterConfigError::BadUrl(base.to_owned())),
         }
@@ -439,7 +515,7 @@ impl HttpClient {
             Err(e) => return HttpOutcome::NoAnswer(format!("cannot build the request: {e}")),
         };
         let call = async {
-            let response = self.client.request(request).await.map_err(|e| format!("request failed: {e}"))?;
+            let response = self.client.request(request).await.map_err(|e| format!("request failed: {}", causes(&e)))?;
             let status = response.status().as_u16();
             let body = response.into_body().collect().await.map_err(|e| format!("answer cut short: {e}"))?;
             let body = String::from_utf8(body.to_bytes().to_vec()).map_err(|_| "the answer is not UTF-8".to_owned())?;
@@ -467,10 +543,17 @@ pub struct WeChatConfig {
     pub spbill_create_ip: String,
     /// The whole call: connect, send, answer.
     pub timeout: Duration,
+    /// PEM certificates trusted for https:// in addition to the public web roots (a private gateway, a test CA).
+    pub extra_root_ca_pem: Option<String>,
+    /// The merchant's API certificate (`apiclient_cert.pem`), presented for TLS client authentication on
+    /// every call; WeChat Pay requires it on `secapi/pay/reverse` and `secapi/pay/refund`.
+    pub client_cert_pem: Option<String>,
+    /// The private key of `client_cert_pem` (`apiclient_key.pem`). Never logged.
+    pub client_key_pem: Option<String>,
 }
 
 impl std::fmt::Debug for WeChatConfig {
-    /// Everything but the key.
+    /// Everything but the keys.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WeChatConfig")
             .field("base_url", &self.base_url)
@@ -479,6 +562,8 @@ impl std::fmt::Debug for WeChatConfig {
             .field("sign_type", &self.sign_type)
             .field("spbill_create_ip", &self.spbill_create_ip)
             .field("timeout", &self.timeout)
+            .field("extra_root_ca", &self.extra_root_ca_pem.is_some())
+            .field("client_certificate", &self.client_cert_pem.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -494,11 +579,14 @@ impl WeChatConfig {
             sign_type: SignType::HmacSha256,
             spbill_create_ip: "127.0.0.1".into(),
             timeout: Duration::from_secs(10),
+            extra_root_ca_pem: None,
+            client_cert_pem: None,
+            client_key_pem: None,
         }
     }
 }
 
-/// The `wechat-v2` adapter: WeChat Pay v2 micropay, orderquery, reverse and refund over HTTP.
+/// The `wechat-v2` adapter: WeChat Pay v2 micropay, orderquery, reverse and refund over HTTP or HTTPS.
 pub struct WeChatPayV2 {
     config: WeChatConfig,
     base_url: String,
@@ -511,7 +599,15 @@ impl WeChatPayV2 {
         if config.key.is_empty() {
             return Err(AdapterConfigError::Invalid { field: "key", reason: "the merchant key is empty".into() });
         }
-        Ok(WeChatPayV2 { http: HttpClient::new(config.timeout), base_url, config })
+        let client_identity = match (&config.client_cert_pem, &config.client_key_pem) {
+            (Some(certificate), Some(key)) => Some((certificate.as_str(), key.as_str())),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("client_key_pem", "a client certificate needs its private key")),
+            (None, Some(_)) => return Err(invalid("client_cert_pem", "a client key needs its certificate")),
+        };
+        let tls = TlsOptions { extra_root_ca_pem: config.extra_root_ca_pem.as_deref(), client_identity };
+        let http = HttpClient::new(config.timeout, tls)?;
+        Ok(WeChatPayV2 { http, base_url, config })
     }
 
     fn common(&self) -> BTreeMap<String, String> {

@@ -540,8 +540,9 @@ async fn latency_beyond_the_timeout_is_no_answer_and_wrong_keys_are_refused() {
     let config = AlipayConfig::for_simulator(&running.base);
     assert!(!format!("{config:?}").contains("PRIVATE"));
 
-    // An https URL is refused at construction in this build; a bad key too.
-    assert!(WeChatPayV2::new(WeChatConfig::for_simulator("https://api.mch.weixin.qq.com")).is_err());
+    // An https URL is taken (TLS: see tests/tls.rs), another scheme is refused at construction; a bad key too.
+    assert!(WeChatPayV2::new(WeChatConfig::for_simulator("https://api.mch.weixin.qq.com")).is_ok());
+    assert!(WeChatPayV2::new(WeChatConfig::for_simulator("ftp://api.mch.weixin.qq.com")).is_err());
     let mut config = AlipayConfig::for_simulator("http://127.0.0.1:1/gateway.do");
     config.alipay_public_key = "not a key".into();
     assert!(AlipayAdapter::new(config).is_err());
