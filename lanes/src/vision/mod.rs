@@ -1,5 +1,9 @@
 //! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
 
+mod locate;
+
+pub use locate::{FrameAnalysis, Unreadable, VisionConfig};
+
 use std::collections::HashSet;
 use std::fmt;
 use std::io::Cursor;
@@ -250,9 +254,31 @@ const READ_FORMATS: [BarcodeFormat; 6] = [
 
 /// Decodes the codes in a frame: QR, Code 128, EAN-13, EAN-8, UPC-A, UPC-E. Ok(empty vec) when no code is found.
 ///
-/// rxing reads at most one code per frame, so the vec holds zero or one code. rxing is called behind
-/// `catch_unwind` and a panic in it comes back as [`DecodeError::Panicked`]. An empty frame has no code.
+/// Runs the candidate-region pipeline ([`analyse_frame`]) with the default [`VisionConfig`]. rxing is called
+/// behind `catch_unwind`; a panic in it, with nothing read, comes back as [`DecodeError::Panicked`].
 pub fn decode_frame(frame: &LumaFrame) -> Result<Vec<CodeRead>, DecodeError> {
+    analyse_frame(frame, &VisionConfig::default()).map(|analysis| analysis.reads)
+}
+
+/// Finds and reads the codes in a frame, and says why a code in view could not be read when it can tell.
+pub fn analyse_frame(frame: &LumaFrame, config: &VisionConfig) -> Result<FrameAnalysis, DecodeError> {
+    if !frame.is_consistent() {
+        return Err(DecodeError::InvalidFrame { width: frame.width, height: frame.height, len: frame.pixels.len() });
+    }
+    if frame.width == 0 || frame.height == 0 {
+        return Ok(FrameAnalysis::default());
+    }
+    let analysis = locate::analyse(frame, config);
+    if analysis.panicked && analysis.reads.is_empty() {
+        tracing::warn!(width = frame.width, height = frame.height, "rxing panicked while decoding a frame");
+        return Err(DecodeError::Panicked);
+    }
+    Ok(analysis)
+}
+
+/// The plain approach, kept as the benchmark's baseline: rxing on the whole frame with TryHarder and
+/// AlsoInverted, behind `catch_unwind`.
+pub fn decode_frame_whole(frame: &LumaFrame) -> Result<Vec<CodeRead>, DecodeError> {
     if !frame.is_consistent() {
         return Err(DecodeError::InvalidFrame { width: frame.width, height: frame.height, len: frame.pixels.len() });
     }
