@@ -21,6 +21,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Decode image files and print one JSON object per file.
     Decode(DecodeArgs),
+    /// Benchmarks.
+    Bench(BenchArgs),
 }
 
 #[derive(Args)]
@@ -95,6 +97,45 @@ pub struct DecodeArgs {
     /// Image files (PNG, JPEG).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Subcommand)]
+pub enum BenchWhat {
+    /// Decode a seeded set of distorted synthetic frames; compare with zxing-cpp on the same frames.
+    Decode(BenchDecodeArgs),
+}
+
+#[derive(Args)]
+pub struct BenchDecodeArgs {
+    /// Frames in the set (one in seven has no code; half VGA, half 720p).
+    #[arg(long, default_value_t = 1400)]
+    pub frames: usize,
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not run zxing-cpp.
+    #[arg(long)]
+    pub no_peer: bool,
+    /// The Python that has the `zxing-cpp` package.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Also run rxing on the whole frame (TryHarder, AlsoInverted), the approach before the pipeline.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Also run the pipeline with one step switched off at a time.
+    #[arg(long)]
+    pub ablate: bool,
+    /// Write the frames our decoder misses to this folder as PNG (their specs go to stderr).
+    #[arg(long)]
+    pub failures: Option<PathBuf>,
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -1,5 +1,6 @@
 //! The `checkout` command: parses the command line and hands over to the coordinator, a lane, the demo or the decoder.
 
+mod bench;
 mod cli;
 mod decode;
 mod demo;
@@ -32,6 +33,12 @@ fn main() -> anyhow::Result<()> {
         Command::Decode(args) => {
             init_tracing("warn");
             decode::run(args)
+        }
+        Command::Bench(args) => {
+            init_tracing("warn");
+            match args.what {
+                cli::BenchWhat::Decode(args) => bench::run(args),
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
 
 mod locate;
+#[cfg(test)]
+mod robustness;
 
 pub use locate::{FrameAnalysis, Unreadable, VisionConfig};
 
