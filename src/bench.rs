@@ -163,7 +163,7 @@ fn tilt_of(rotation_deg: f32, quarter: bool) -> f32 {
 fn make_case(i: usize, seed: u64) -> anyhow::Result<Case> {
     let mut rng = SeededRng::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let kind = KINDS[i % KINDS.len()];
-    let (width, height) = if (i / KINDS.len()) % 2 == 0 { (640u32, 480u32) } else { (1280, 720) };
+    let (width, height) = if (i / KINDS.len()).is_multiple_of(2) { (640u32, 480u32) } else { (1280, 720) };
     let large = width > 640;
     let text = code_text(kind, &mut rng);
     let linear = kind != Kind::Qr;

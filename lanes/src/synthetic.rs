@@ -203,11 +203,10 @@ fn draw_clutter(frame: &mut LumaFrame, rng: &mut SeededRng) {
             // A few parallel stripes (shelf edges, a grille): edges all one way, but no code.
             let gap = rng.range(6, 20) as i64;
             let thick = rng.range(2, 5) as i64;
-            let (w, h) = (rng.range(30, 120) as i64, rng.range(20, 80) as i64);
+            let h = rng.range(20, 80) as i64;
             for k in 0..rng.range(2, 4) as i64 {
                 fill_rect(frame, x + k * gap, y, thick, h, v);
             }
-            let _ = w;
         }
         _ => {
             // Print: rows of small dark blocks.
@@ -489,5 +488,69 @@ impl std::fmt::Debug for SyntheticCamera {
     /// Leaves out the code on show.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SyntheticCamera(customers {})", self.customers_started)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(distortion: Distortion, seed: u64) -> FrameSpec {
+        FrameSpec {
+            width: 320,
+            height: 240,
+            code: Some(("6901234567892".to_owned(), Symbology::Ean13)),
+            module_px: 2,
+            centre_x_permille: 500,
+            centre_y_permille: 500,
+            background: 180,
+            distortion,
+            seed,
+        }
+    }
+
+    #[test]
+    fn frames_are_deterministic_from_their_spec() {
+        let d = Distortion {
+            rotation_deg: 30.0,
+            perspective_x: 0.1,
+            blur_sigma: 0.8,
+            noise_sigma: 5.0,
+            contrast: 0.5,
+            glare: 0.4,
+            clutter: 8,
+            ..Distortion::default()
+        };
+        let a = render_frame(&spec(d, 1)).unwrap();
+        assert_eq!(a, render_frame(&spec(d, 1)).unwrap());
+        assert_ne!(a, render_frame(&spec(d, 2)).unwrap(), "another seed, other clutter and noise");
+        assert_eq!((a.width, a.height), (320, 240));
+    }
+
+    #[test]
+    fn an_undistorted_spec_is_the_plain_pasted_code() {
+        let frame = render_frame(&spec(Distortion::default(), 1)).unwrap();
+        let code = render_code("6901234567892", Symbology::Ean13, 2, 60).unwrap();
+        let mut expected = LumaFrame::new(320, 240, 180);
+        paste(&mut expected, &code, 160 - i64::from(code.width) / 2, 120 - 30);
+        assert_eq!(frame, expected);
+    }
+
+    #[test]
+    fn blur_keeps_the_mean_and_noise_has_the_asked_spread() {
+        let mut frame = LumaFrame::new(64, 64, 0);
+        for (i, p) in frame.pixels.iter_mut().enumerate() {
+            *p = if (i % 64) < 32 { 40 } else { 200 };
+        }
+        let mean = |f: &LumaFrame| f.pixels.iter().map(|&p| f64::from(p)).sum::<f64>() / f.pixels.len() as f64;
+        let before = mean(&frame);
+        blur(&mut frame, 1.5);
+        assert!((mean(&frame) - before).abs() < 1.0);
+        assert!(frame.get(31, 10) > 40 && frame.get(31, 10) < 200, "the edge is soft");
+        let mut flat = LumaFrame::new(100, 100, 128);
+        noise(&mut flat, &mut SeededRng::new(3), 8.0);
+        let m = mean(&flat);
+        let var = flat.pixels.iter().map(|&p| (f64::from(p) - m).powi(2)).sum::<f64>() / 10_000.0;
+        assert!((var.sqrt() - 8.0).abs() < 1.0, "sigma {}", var.sqrt());
     }
 }

@@ -885,7 +885,7 @@ mod tests {
     fn unreadable_codes_say_why() {
         // A strip of bars and spaces, 2 samples a module, from `dark` to `light`.
         let bars = |dark: u8, light: u8, module: usize| -> Vec<u8> {
-            (0..400).map(|i| if (i / module) % 3 == 0 { dark } else { light }).collect()
+            (0..400).map(|i| if (i / module).is_multiple_of(3) { dark } else { light }).collect()
         };
         assert_eq!(diagnose_pixels(&bars(120, 150, 4), 400), Some(Unreadable::LowContrast));
         let mut glare = bars(40, 200, 4);
@@ -900,93 +900,5 @@ mod tests {
         let analysis = analyse_frame(&scene(&ean13(), Symbology::Ean13, 2.5, blurred), &patient()).unwrap();
         assert_eq!(analysis.reads, vec![]);
         assert_eq!(analysis.unreadable, Some(Unreadable::TooBlurred));
-    }
-}
-
-#[cfg(test)]
-mod debug_dump {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn dump() {
-        let Ok(path) = std::env::var("DUMP") else { return };
-        for path in path.split(',') {
-            let frame = crate::vision::load_frame_file(std::path::Path::new(path), 40_000_000).unwrap();
-            let grid = cell_grid(&frame);
-            let candidates = find_candidates(&grid);
-            eprintln!("{path}: {} candidates", candidates.len());
-            for c in candidates.iter().take(10) {
-                let x0 = c.cells.iter().map(|c| c.0).min().unwrap() * CELL;
-                let y0 = c.cells.iter().map(|c| c.1).min().unwrap() * CELL;
-                eprintln!(
-                    "  linear {} cells {} at ({x0},{y0}) angle {:.1} coh {:.2} score {:.0}",
-                    c.linear,
-                    c.cells.len(),
-                    c.tensor.angle().to_degrees(),
-                    c.tensor.coherent_energy() / c.tensor.energy(),
-                    c.score
-                );
-            }
-            if let Some(c) = candidates.iter().find(|c| !c.linear) {
-                let (w, h) = (frame.width as usize, frame.height as usize);
-                let x0 = c.cells.iter().map(|c| c.0).min().unwrap().saturating_sub(1) * CELL;
-                let y0 = c.cells.iter().map(|c| c.1).min().unwrap().saturating_sub(1) * CELL;
-                let x1 = ((c.cells.iter().map(|c| c.0).max().unwrap() + 2) * CELL).min(w);
-                let y1 = ((c.cells.iter().map(|c| c.1).max().unwrap() + 2) * CELL).min(h);
-                let mut crop = LumaFrame::new((x1 - x0) as u32, (y1 - y0) as u32, 0);
-                for y in y0..y1 {
-                    for x in x0..x1 {
-                        crop.set((x - x0) as u32, (y - y0) as u32, frame.get(x as u32, y as u32));
-                    }
-                }
-                std::fs::write(format!("{path}.crop.png"), crate::vision::encode_png(&crop).unwrap()).unwrap();
-                let r = rxing_read(
-                    &crop.pixels,
-                    crop.width as usize,
-                    crop.height as usize,
-                    &hints(&[BarcodeFormat::QR_CODE], true, false),
-                );
-                let whole = rxing_read(&frame.pixels, w, h, &hints(&[BarcodeFormat::QR_CODE], true, false));
-                let (cw, ch) = (crop.width as usize, crop.height as usize);
-                let up = upscale2(&crop.pixels, cw, ch);
-                let qh = hints(&[BarcodeFormat::QR_CODE], true, false);
-                let up_read = rxing_read(&up, cw * 2, ch * 2, &qh);
-                let global = catch_unwind(AssertUnwindSafe(|| {
-                    let source = Luma8Source::new_with_slice(&crop.pixels, cw as u32, ch as u32).unwrap();
-                    let mut bitmap = BinaryBitmap::new(rxing::common::GlobalHistogramBinarizer::new(source));
-                    MultiFormatReader::default().decode_with_hints(&mut bitmap, &qh).is_ok()
-                }));
-                let down = {
-                    let (dw, dh) = (cw / 2, ch / 2);
-                    let mut d = vec![0u8; dw * dh];
-                    for y in 0..dh {
-                        for x in 0..dw {
-                            let s = u32::from(crop.pixels[2 * y * cw + 2 * x])
-                                + u32::from(crop.pixels[2 * y * cw + 2 * x + 1])
-                                + u32::from(crop.pixels[(2 * y + 1) * cw + 2 * x])
-                                + u32::from(crop.pixels[(2 * y + 1) * cw + 2 * x + 1]);
-                            d[y * dw + x] = (s / 4) as u8;
-                        }
-                    }
-                    rxing_read(&d, dw, dh, &qh)
-                };
-                eprintln!(
-                    "  up {:?} global {:?} down {:?}",
-                    up_read.map(|r| r.is_some()),
-                    global,
-                    down.map(|r| r.is_some())
-                );
-                eprintln!(
-                    "  crop {}x{} plain read {:?} whole {:?}",
-                    crop.width,
-                    crop.height,
-                    r.map(|r| r.is_some()),
-                    whole.map(|r| r.is_some())
-                );
-            }
-            let a = analyse(&frame, &VisionConfig::default());
-            eprintln!("  reads {:?} tried {} hint {:?}", a.reads.len(), a.tried, a.unreadable);
-        }
     }
 }
