@@ -163,7 +163,11 @@ pub fn load_frame(bytes: &[u8], pixel_limit: u64) -> Result<LumaFrame, FrameErro
     // Enough for the largest allowed frame at 8 bytes a pixel (RGBA16), never below the crate's default.
     limits.max_alloc = Some(pixel_limit.saturating_mul(8).max(Limits::default().max_alloc.unwrap_or(0)));
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| match e {
+    // The JPEG decoder has debug assertions that corrupt input can trip (found by the fuzz target): a panic
+    // in a decoder is a corrupt image, not a crash.
+    let decoded = catch_unwind(AssertUnwindSafe(|| reader.decode()))
+        .map_err(|_| FrameError::Corrupt { reason: "the image decoder gave up on corrupt data".to_owned() })?;
+    let image = decoded.map_err(|e| match e {
         ImageError::Limits(_) => FrameError::TooLarge { width, height, limit: pixel_limit },
         other => image_error(other),
     })?;

@@ -114,3 +114,12 @@ fn random_bytes_and_odd_frames_never_panic() {
         let _ = analyse_frame(&frame, &VisionConfig::default()).unwrap();
     }
 }
+
+#[test]
+fn fuzz_finding_corrupt_jpeg_is_an_error_not_a_panic() {
+    // Found by `cargo fuzz run decode_image`: zune-jpeg's debug assertion `bits_left >= n` fires on it.
+    let bytes = include_bytes!("testdata/fuzz-zune-jpeg-drop-bits.jpg");
+    if let Ok(frame) = load_frame(bytes, LIMIT) {
+        let _ = analyse_frame(&frame, &VisionConfig::default());
+    }
+}
