@@ -474,7 +474,10 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 let name = format!("{:04}-{}-tilt{:.0}.png", contender.outcomes.len(), case.kind.name(), case.tilt);
                 let png = encode_png(&frame).map_err(|e| anyhow::anyhow!("{e}"))?;
                 std::fs::write(dir.join(&name), png)?;
-                eprintln!("{name}: {:?} hint {hint:?}", case.spec);
+                // Product keys only: a payment code is never printed.
+                let read: Vec<&str> =
+                    keys.iter().map(|k| if k.starts_with("gtin:") { k.as_str() } else { "(other)" }).collect();
+                eprintln!("{name}: {:?} hint {hint:?} read {read:?}", case.spec);
             }
             contender.outcomes.push(outcome);
         }

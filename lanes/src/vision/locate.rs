@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
 use rxing::{BarcodeFormat, BinaryBitmap, DecodeHints, Luma8Source, MultiFormatReader, Reader};
 
+use checkout_storage::Symbology;
+
 use super::{CodeRead, LumaFrame, symbology_of};
 
 /// Side of a cell of the candidate finder, in pixels.
@@ -594,6 +596,33 @@ fn edges_in(pixels: &[u8], width: usize, height: usize) -> usize {
     best
 }
 
+/// Whether a strip shows clearly more bar edges than a short symbology has (UPC-E 34, EAN-8 44; EAN-13 and
+/// UPC-A have 60).
+fn too_many_edges_for(symbology: Symbology, edges: usize) -> bool {
+    match symbology {
+        Symbology::UpcE => edges >= 50,
+        Symbology::Ean8 => edges >= 56,
+        _ => false,
+    }
+}
+
+fn is_weak(symbology: Symbology) -> bool {
+    matches!(symbology, Symbology::UpcE | Symbology::Ean8)
+}
+
+/// Whether the strip mirrored end to end reads as a different code of the same symbology (an upside-down
+/// UPC-E or EAN-8 can read as another valid one).
+fn mirror_disagrees(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &CodeRead) -> bool {
+    let mut mirrored = pixels.to_vec();
+    for row in mirrored.chunks_exact_mut(strip.width) {
+        row.reverse();
+    }
+    match rxing_read(&mirrored, strip.width, strip.height, hints) {
+        Ok(Some(other)) => other.symbology == read.symbology && other.text != read.text,
+        _ => false,
+    }
+}
+
 fn read_linear(frame: &LumaFrame, candidate: &Candidate, config: &VisionConfig, hints: &DecodeHints) -> Attempt {
     let Some(mut strip) = linear_strip(frame, candidate, config.deskew) else {
         return Attempt::Failed(None);
@@ -605,7 +634,8 @@ fn read_linear(frame: &LumaFrame, candidate: &Candidate, config: &VisionConfig, 
     // Stripes, shelf edges and print are not codes: too few edges to be worth rxing's time. Glare hides
     // edges from a strip-wide threshold, so they are also counted on the locally normalised strip.
     let normalised = normalise_locally(&Strip { pixels: raw.clone(), ..strip });
-    if edges(&strip) < MIN_EDGES && edges_in(&normalised, strip.width, strip.height) < MIN_EDGES {
+    let edge_count = edges(&strip).max(edges_in(&normalised, strip.width, strip.height));
+    if edge_count < MIN_EDGES {
         return Attempt::Failed(diagnose(&raw, strip.width, candidate));
     }
     let plain = DecodeHints { AlsoInverted: Some(false), ..hints.clone() };
@@ -616,6 +646,10 @@ fn read_linear(frame: &LumaFrame, candidate: &Candidate, config: &VisionConfig, 
     }
     for (pixels, hints) in &tries {
         match rxing_read(pixels, strip.width, strip.height, hints) {
+            // Part of a longer code read as a short one (zxing-cpp #255): the strip has too many bars for it.
+            Ok(Some(read)) if too_many_edges_for(read.symbology, edge_count) => {}
+            // A short code read one way and another code of its kind read the other way: no telling which.
+            Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(pixels, &strip, hints, &read) => {}
             Ok(Some(read)) => return Attempt::Read(read),
             Ok(None) => {}
             Err(()) => return Attempt::Panicked,
