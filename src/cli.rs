@@ -34,6 +34,8 @@ pub enum BenchCommand {
     Engine(EngineBenchArgs),
     /// Durable ledger writes per second and commit latency with group commit.
     Ledger(LedgerBenchArgs),
+    /// Decode a seeded set of distorted synthetic frames; compare with zxing-cpp on the same frames.
+    Decode(BenchDecodeArgs),
 }
 
 #[derive(Args)]
@@ -256,6 +258,33 @@ pub struct ProviderSimArgs {
 fn rate(text: &str) -> Result<f64, String> {
     let value: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
     if (0.0..=1.0).contains(&value) { Ok(value) } else { Err(format!("{value} is not between 0 and 1")) }
+}
+
+#[derive(Args)]
+pub struct BenchDecodeArgs {
+    /// Frames in the set (one in seven has no code; half VGA, half 720p).
+    #[arg(long, default_value_t = 1400)]
+    pub frames: usize,
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not run zxing-cpp.
+    #[arg(long)]
+    pub no_peer: bool,
+    /// The Python that has the `zxing-cpp` package.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Also run rxing on the whole frame (TryHarder, AlsoInverted), the approach before the pipeline.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Also run the pipeline with one step switched off at a time.
+    #[arg(long)]
+    pub ablate: bool,
+    /// Write the frames our decoder misses to this folder as PNG (their specs go to stderr).
+    #[arg(long)]
+    pub failures: Option<PathBuf>,
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -1,5 +1,6 @@
 //! The `checkout` command: parses the command line and hands over to the coordinator, a lane, the demo or the decoder.
 
+mod bench;
 mod bench_payments;
 mod cli;
 mod decode;
@@ -39,6 +40,7 @@ fn main() -> anyhow::Result<()> {
             match bench {
                 cli::BenchCommand::Engine(args) => bench_payments::engine(args),
                 cli::BenchCommand::Ledger(args) => bench_payments::ledger(args),
+                cli::BenchCommand::Decode(args) => bench::run(args),
             }
         }
         Command::ProviderSim(args) => {

@@ -1,7 +1,9 @@
-//! Turns per-frame reads into scan events: a code held in view is one scan, a payment code shown again soon is ignored.
+//! Turns per-frame reads into scan events: a code held in view is one scan, a weak-checksum read needs a second
+//! agreeing read, a payment code shown again soon is ignored and a payment code taken once is never taken again.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque, hash_map::RandomState},
+    hash::BuildHasher,
     time::{Duration, Instant},
 };
 
@@ -11,48 +13,106 @@ use checkout_storage::{ScannedCode, Symbology};
 pub const PAYMENT_HOLD_OFF: Duration = Duration::from_secs(2);
 /// A code must be out of view for this many frames before it scans again.
 pub const REARM_FRAMES: u32 = 2;
+/// Reads of a weak-checksum symbology (EAN-8, UPC-E) that must agree before they count: a slightly tilted
+/// EAN-13 can read as a valid UPC-E.
+pub const WEAK_CONSENSUS: u32 = 2;
+/// How many payment codes taken are remembered (as keyed hashes, never the digits) to refuse them if shown again.
+pub const TAKEN_MEMORY: usize = 4096;
+
+/// A code currently in view.
+struct InView {
+    /// Frames since it was last read (0: read in this frame).
+    absent: u32,
+    /// Frames it was read in while in view.
+    reads: u32,
+    /// Whether it has produced its scan event.
+    emitted: bool,
+}
 
 /// Per-lane scan de-duplication.
 pub struct Debouncer {
     payment_hold_off: Duration,
-    /// Codes in view, with how many frames each has been absent (0 = in this frame).
-    in_view: HashMap<String, u32>,
-    /// Payment codes already taken, with when they were last seen.
-    payments_seen: HashMap<String, Instant>,
+    in_view: HashMap<String, InView>,
+    /// Payment codes (keyed hashes) with when they were last seen.
+    payments_seen: HashMap<u64, Instant>,
+    /// Payment codes (keyed hashes) already handed to the lane, oldest first.
+    taken: HashSet<u64>,
+    taken_order: VecDeque<u64>,
+    /// A per-process random key: the hashes say nothing about the codes outside this process.
+    keys: RandomState,
+}
+
+fn is_weak(symbology: Symbology) -> bool {
+    matches!(symbology, Symbology::Ean8 | Symbology::UpcE)
 }
 
 impl Debouncer {
     pub fn new(payment_hold_off: Duration) -> Debouncer {
-        Debouncer { payment_hold_off, in_view: HashMap::new(), payments_seen: HashMap::new() }
+        Debouncer {
+            payment_hold_off,
+            in_view: HashMap::new(),
+            payments_seen: HashMap::new(),
+            taken: HashSet::new(),
+            taken_order: VecDeque::new(),
+            keys: RandomState::new(),
+        }
     }
 
     /// Feeds the codes read in one frame; returns the ones that are new scans.
     pub fn frame(&mut self, reads: Vec<(String, Symbology, ScannedCode)>, now: Instant) -> Vec<ScannedCode> {
         let seen_now: HashSet<&str> = reads.iter().map(|(text, _, _)| text.as_str()).collect();
         // Age what is not in this frame; forget what has been gone long enough.
-        self.in_view.retain(|text, absent| {
+        self.in_view.retain(|text, code| {
             if !seen_now.contains(text.as_str()) {
-                *absent += 1;
+                code.absent += 1;
             }
-            *absent < REARM_FRAMES
+            code.absent < REARM_FRAMES
         });
         let hold_off = self.payment_hold_off;
         self.payments_seen.retain(|_, at| now.duration_since(*at) < hold_off);
 
         let mut events = Vec::new();
-        for (text, _, scanned) in reads {
-            let already_in_view = self.in_view.insert(text.clone(), 0).is_some();
+        let mut counted: HashSet<String> = HashSet::new();
+        for (text, symbology, scanned) in reads {
+            if !counted.insert(text.clone()) {
+                continue; // The same code twice in one frame is one read.
+            }
+            let code = self.in_view.entry(text.clone()).or_insert(InView { absent: 0, reads: 0, emitted: false });
+            code.absent = 0;
+            code.reads += 1;
+            if code.emitted {
+                if let ScannedCode::Payment(_) = &scanned {
+                    let key = self.keys.hash_one(&text);
+                    self.payments_seen.insert(key, now);
+                }
+                continue;
+            }
+            if is_weak(symbology) && code.reads < WEAK_CONSENSUS {
+                continue;
+            }
+            code.emitted = true;
             if let ScannedCode::Payment(_) = &scanned {
-                let recent = self.payments_seen.insert(text, now).is_some();
-                if recent || already_in_view {
+                let key = self.keys.hash_one(&text);
+                let recent = self.payments_seen.insert(key, now).is_some();
+                if recent || self.taken.contains(&key) {
                     continue;
                 }
-            } else if already_in_view {
-                continue;
+                self.remember_taken(key);
             }
             events.push(scanned);
         }
         events
+    }
+
+    fn remember_taken(&mut self, key: u64) {
+        if self.taken.insert(key) {
+            self.taken_order.push_back(key);
+        }
+        while self.taken_order.len() > TAKEN_MEMORY {
+            if let Some(old) = self.taken_order.pop_front() {
+                self.taken.remove(&old);
+            }
+        }
     }
 }
 
@@ -81,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn a_payment_code_shown_again_within_the_hold_off_is_ignored() {
+    fn a_payment_code_shown_again_is_never_taken_again() {
         let mut d = Debouncer::new(Duration::from_secs(2));
         let t = Instant::now();
         let code = "134567890123456789";
@@ -89,10 +149,64 @@ mod tests {
         for _ in 0..3 {
             d.frame(vec![], t);
         }
+        // Within the hold-off, and as the Code 128 under the QR code: ignored.
         assert_eq!(d.frame(vec![read(code, Symbology::Code128)], t + Duration::from_millis(1500)).len(), 0);
         for _ in 0..3 {
             d.frame(vec![], t + Duration::from_millis(1600));
         }
-        assert_eq!(d.frame(vec![read(code, Symbology::QrCode)], t + Duration::from_secs(4)).len(), 1);
+        // Long after: still never charged again.
+        assert_eq!(d.frame(vec![read(code, Symbology::QrCode)], t + Duration::from_secs(40)).len(), 0);
+        // Another customer's code is taken.
+        assert_eq!(d.frame(vec![read("284567890123456789", Symbology::QrCode)], t + Duration::from_secs(41)).len(), 1);
+    }
+
+    #[test]
+    fn a_code_held_three_seconds_at_30_fps_is_one_scan() {
+        let mut d = Debouncer::new(PAYMENT_HOLD_OFF);
+        let t = Instant::now();
+        let mut events = 0;
+        for f in 0..90u64 {
+            let now = t + Duration::from_millis(f * 33);
+            // Decoding misses the code now and then.
+            let reads = if f % 7 == 3 { vec![] } else { vec![read("6901234000010", Symbology::Ean13)] };
+            events += d.frame(reads, now).len();
+        }
+        assert_eq!(events, 1);
+        let mut events = 0;
+        for f in 0..90u64 {
+            let reads = if f % 5 == 2 { vec![] } else { vec![read("134567890123456789", Symbology::QrCode)] };
+            events += d.frame(reads, t + Duration::from_millis(f * 33)).len();
+        }
+        assert_eq!(events, 1, "a payment code held 3 s is charged once");
+    }
+
+    #[test]
+    fn weak_checksum_reads_need_two_agreeing_reads() {
+        let mut d = Debouncer::new(PAYMENT_HOLD_OFF);
+        let t = Instant::now();
+        let ean8 = "96385074";
+        assert_eq!(d.frame(vec![read(ean8, Symbology::Ean8)], t).len(), 0, "one EAN-8 read is not enough");
+        assert_eq!(d.frame(vec![read(ean8, Symbology::Ean8)], t).len(), 1, "the second agreeing read counts");
+        assert_eq!(d.frame(vec![read(ean8, Symbology::Ean8)], t).len(), 0);
+        // The same code twice in one frame is still one read.
+        let upc_e = "01234565";
+        assert_eq!(d.frame(vec![read(upc_e, Symbology::UpcE), read(upc_e, Symbology::UpcE)], t).len(), 0);
+        // A missed frame between two agreeing reads is fine.
+        assert_eq!(d.frame(vec![], t).len(), 0);
+        assert_eq!(d.frame(vec![read(upc_e, Symbology::UpcE)], t).len(), 1);
+    }
+
+    #[test]
+    fn a_lone_upc_e_misread_of_a_tilted_ean13_never_scans() {
+        let mut d = Debouncer::new(PAYMENT_HOLD_OFF);
+        let t = Instant::now();
+        let ean13 = "6901234000010";
+        assert_eq!(d.frame(vec![read("01234565", Symbology::UpcE)], t).len(), 0);
+        assert_eq!(d.frame(vec![read(ean13, Symbology::Ean13)], t), vec![classify(ean13, Symbology::Ean13)]);
+        for _ in 0..5 {
+            assert_eq!(d.frame(vec![read(ean13, Symbology::Ean13)], t).len(), 0);
+        }
+        // EAN-13 and UPC-A have a strong enough checksum: one read counts.
+        assert_eq!(d.frame(vec![read("036000291452", Symbology::UpcA)], t).len(), 1);
     }
 }

@@ -7,7 +7,7 @@ use checkout_storage::{ScannedCode, Symbology, classify};
 
 use crate::{
     synthetic::{FrameSpec, render_frame},
-    vision::{CodeRead, DEFAULT_PIXEL_LIMIT, FrameError, decode_frame, load_frame_file},
+    vision::{CodeRead, DEFAULT_PIXEL_LIMIT, FrameError, Unreadable, VisionConfig, analyse_frame, load_frame_file},
 };
 
 /// A frame as the scanner hands it over: a file to load or a synthetic shot to render.
@@ -21,6 +21,8 @@ pub enum FrameInput {
 #[derive(Debug, Clone, Default)]
 pub struct FrameReads {
     pub reads: Vec<(String, Symbology, ScannedCode)>,
+    /// Why a code in view could not be read, when the frame tells (a hint for the cashier).
+    pub unreadable: Option<Unreadable>,
 }
 
 /// Why a frame yielded nothing: the lane logs it, skips the frame and goes on.
@@ -36,11 +38,12 @@ pub struct DecodeFrame(pub FrameInput);
 /// Runs on a `SyncArbiter`: CPU-bound work never stalls the lane's other actors.
 pub struct Decoder {
     pixel_limit: u64,
+    vision: VisionConfig,
 }
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder { pixel_limit: DEFAULT_PIXEL_LIMIT }
+        Decoder { pixel_limit: DEFAULT_PIXEL_LIMIT, vision: VisionConfig::default() }
     }
 }
 
@@ -50,6 +53,15 @@ impl Actor for Decoder {
 
 /// Loads or renders and decodes one frame.
 pub fn read_frame(input: &FrameInput, pixel_limit: u64) -> Result<FrameReads, FrameSkipped> {
+    read_frame_with(input, pixel_limit, &VisionConfig::default())
+}
+
+/// Loads or renders and decodes one frame with the given pipeline settings.
+pub fn read_frame_with(
+    input: &FrameInput,
+    pixel_limit: u64,
+    vision: &VisionConfig,
+) -> Result<FrameReads, FrameSkipped> {
     let frame = match input {
         FrameInput::File(path) => load_frame_file(path, pixel_limit).map_err(|e| match e {
             FrameError::Io { .. } => FrameSkipped(e.to_string()),
@@ -59,9 +71,11 @@ pub fn read_frame(input: &FrameInput, pixel_limit: u64) -> Result<FrameReads, Fr
             render_frame(spec).map_err(|e| FrameSkipped(format!("cannot render {spec:?}: {e}")))?
         }
     };
-    let reads = decode_frame(&frame).map_err(|e| FrameSkipped(e.to_string()))?;
+    let analysis = analyse_frame(&frame, vision).map_err(|e| FrameSkipped(e.to_string()))?;
     Ok(FrameReads {
-        reads: reads
+        unreadable: analysis.unreadable,
+        reads: analysis
+            .reads
             .into_iter()
             .map(|CodeRead { text, symbology, .. }| {
                 let scanned = classify(&text, symbology);
@@ -75,6 +89,6 @@ impl Handler<DecodeFrame> for Decoder {
     type Result = Result<FrameReads, FrameSkipped>;
 
     fn handle(&mut self, DecodeFrame(input): DecodeFrame, _: &mut SyncContext<Self>) -> Self::Result {
-        read_frame(&input, self.pixel_limit)
+        read_frame_with(&input, self.pixel_limit, &self.vision)
     }
 }

@@ -13,6 +13,7 @@ use crate::{
     decoder::{DecodeFrame, Decoder, FrameInput},
     payment::{FrameDone, FramesEnded, Payment},
     synthetic::SyntheticCamera,
+    vision::Unreadable,
 };
 
 /// Where frames come from.
@@ -41,6 +42,10 @@ pub struct Scanner {
     frame_interval: Option<Duration>,
     next_due: Instant,
     stopping: bool,
+    /// Camera frames that passed while the decoder was busy (the newest frame is always the one decoded).
+    frames_dropped: u64,
+    /// The last "why unreadable" hint logged, so a code held in view is not hinted at every frame.
+    last_hint: Option<Unreadable>,
 }
 
 impl Scanner {
@@ -51,7 +56,17 @@ impl Scanner {
         debouncer: Debouncer,
         frame_interval: Option<Duration>,
     ) -> Scanner {
-        Scanner { camera, decoder, payment, debouncer, frame_interval, next_due: Instant::now(), stopping: false }
+        Scanner {
+            camera,
+            decoder,
+            payment,
+            debouncer,
+            frame_interval,
+            next_due: Instant::now(),
+            stopping: false,
+            frames_dropped: 0,
+            last_hint: None,
+        }
     }
 
     fn schedule_next(&mut self, ctx: &mut Context<Self>) {
@@ -61,7 +76,10 @@ impl Scanner {
                 self.next_due += interval;
                 let now = Instant::now();
                 if self.next_due < now {
-                    // Behind the camera: the frames we could not take are gone, as with a real camera.
+                    // Behind the camera: the frames we could not take are gone, as with a real camera,
+                    // and the next one taken is the newest.
+                    let behind = (now - self.next_due).as_secs_f64() / interval.as_secs_f64();
+                    self.frames_dropped += behind as u64;
                     self.next_due = now;
                 }
                 ctx.notify_later(NextFrame, self.next_due - now);
@@ -102,6 +120,9 @@ impl Handler<NextFrame> for Scanner {
     fn handle(&mut self, _: NextFrame, ctx: &mut Context<Self>) -> Self::Result {
         let input = if self.stopping { None } else { self.camera.next_input() };
         let Some(input) = input else {
+            if self.frames_dropped > 0 {
+                tracing::info!(frames_dropped = self.frames_dropped, "camera frames dropped while decoding");
+            }
             self.payment.do_send(FramesEnded);
             ctx.stop();
             return Box::pin(actix::fut::ready(()));
@@ -113,6 +134,12 @@ impl Handler<NextFrame> for Scanner {
                 .then(|decoded, scanner, _| {
                     let done = match decoded {
                         Ok(Ok(reads)) => {
+                            if reads.unreadable != scanner.last_hint {
+                                if let Some(hint) = reads.unreadable {
+                                    tracing::info!(%hint, "a code is in view but cannot be read");
+                                }
+                                scanner.last_hint = reads.unreadable;
+                            }
                             let codes_read = reads.reads.len() as u64;
                             let scans = scanner.debouncer.frame(reads.reads, Instant::now());
                             FrameDone { scans, codes_read, skipped: None }

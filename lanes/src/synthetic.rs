@@ -29,8 +29,53 @@ impl SeededRng {
     }
 }
 
+/// How a code is distorted in a synthetic frame, as a camera at a lane sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Distortion {
+    /// Multiplies `module_px` (fractional module sizes: 1.5 pixels a module and so on).
+    pub scale: f32,
+    /// Rotation of the code, in degrees, counter-clockwise.
+    pub rotation_deg: f32,
+    /// Perspective: foreshortening along the frame's x and y axes (0 none, 0.3 strong).
+    pub perspective_x: f32,
+    pub perspective_y: f32,
+    /// Gaussian blur of the whole frame, in pixels (0 sharp).
+    pub blur_sigma: f32,
+    /// Gaussian sensor noise, in grey levels.
+    pub noise_sigma: f32,
+    /// Bar-to-space contrast, 1 for black on white, 0.2 very faint.
+    pub contrast: f32,
+    /// Brightness of a reflection on the code, 0 none, 1 burnt out at its centre.
+    pub glare: f32,
+    /// Objects drawn around the code (boxes, strokes, stripes, print).
+    pub clutter: u32,
+}
+
+impl Default for Distortion {
+    /// No distortion: the code pasted as rendered.
+    fn default() -> Self {
+        Distortion {
+            scale: 1.0,
+            rotation_deg: 0.0,
+            perspective_x: 0.0,
+            perspective_y: 0.0,
+            blur_sigma: 0.0,
+            noise_sigma: 0.0,
+            contrast: 1.0,
+            glare: 0.0,
+            clutter: 0,
+        }
+    }
+}
+
+impl Distortion {
+    fn is_none(&self) -> bool {
+        *self == Distortion::default()
+    }
+}
+
 /// What one synthetic frame shows, rendered on the decoder's thread.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct FrameSpec {
     pub width: u32,
     pub height: u32,
@@ -43,27 +88,276 @@ pub struct FrameSpec {
     pub centre_y_permille: u32,
     /// Background grey level.
     pub background: u8,
+    /// How the camera sees the code.
+    pub distortion: Distortion,
+    /// Seed of the clutter, glare position and noise.
+    pub seed: u64,
 }
 
 impl std::fmt::Debug for FrameSpec {
     /// Masks the text: a frame may show a customer's payment code.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let code = self.code.as_ref().map(|(text, symbology)| (MaskedCode::of(text), *symbology));
-        f.debug_struct("FrameSpec").field("size", &(self.width, self.height)).field("code", &code).finish()
+        f.debug_struct("FrameSpec")
+            .field("size", &(self.width, self.height))
+            .field("code", &code)
+            .field("distortion", &self.distortion)
+            .finish()
     }
 }
 
-/// Draws a frame spec.
+/// Module size codes are rendered at before they are warped into a distorted frame.
+const RENDER_MODULE_PX: u32 = 4;
+
+/// Draws a frame spec: background, clutter, the code (scaled, rotated, in perspective, at the given contrast),
+/// glare, blur and noise, all deterministic from the spec.
 pub fn render_frame(spec: &FrameSpec) -> Result<LumaFrame, RenderError> {
     let mut frame = LumaFrame::new(spec.width, spec.height, spec.background);
+    let d = spec.distortion;
+    let cx = i64::from(spec.width) * i64::from(spec.centre_x_permille) / 1000;
+    let cy = i64::from(spec.height) * i64::from(spec.centre_y_permille) / 1000;
+    if d.is_none() {
+        if let Some((text, symbology)) = &spec.code {
+            let bar_height = spec.height / 4;
+            let code = render_code(text, *symbology, spec.module_px, bar_height)?;
+            paste(&mut frame, &code, cx - i64::from(code.width) / 2, cy - i64::from(code.height) / 2);
+        }
+        return Ok(frame);
+    }
+    let mut rng = SeededRng::new(spec.seed);
+    shade(&mut frame, &mut rng);
+    for _ in 0..d.clutter {
+        draw_clutter(&mut frame, &mut rng);
+    }
+    let mut extent = 0.0f32;
     if let Some((text, symbology)) = &spec.code {
-        let bar_height = spec.height / 4;
-        let code = render_code(text, *symbology, spec.module_px, bar_height)?;
-        let cx = i64::from(spec.width) * i64::from(spec.centre_x_permille) / 1000;
-        let cy = i64::from(spec.height) * i64::from(spec.centre_y_permille) / 1000;
-        paste(&mut frame, &code, cx - i64::from(code.width) / 2, cy - i64::from(code.height) / 2);
+        let code = render_code(text, *symbology, RENDER_MODULE_PX, 1)?;
+        let scale = spec.module_px as f32 * d.scale / RENDER_MODULE_PX as f32;
+        extent = warp_code(&mut frame, &code, *symbology, (cx as f32, cy as f32), scale, &d);
+    }
+    if d.glare > 0.0 {
+        let radius = (extent * (0.25 + 0.25 * rng.unit())).max(20.0);
+        let gx = cx as f32 + (rng.unit() - 0.5) * extent;
+        let gy = cy as f32 + (rng.unit() - 0.5) * extent * 0.5;
+        glare(&mut frame, (gx, gy), radius, d.glare);
+    }
+    if d.blur_sigma > 0.0 {
+        blur(&mut frame, d.blur_sigma);
+    }
+    if d.noise_sigma > 0.0 {
+        noise(&mut frame, &mut rng, d.noise_sigma);
     }
     Ok(frame)
+}
+
+impl SeededRng {
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Uneven store lighting: a gentle gradient across the frame.
+fn shade(frame: &mut LumaFrame, rng: &mut SeededRng) {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (gx, gy) = ((rng.unit() - 0.5) * 40.0 / w as f32, (rng.unit() - 0.5) * 40.0 / h as f32);
+    for y in 0..h {
+        for x in 0..w {
+            let p = &mut frame.pixels[y * w + x];
+            *p = (f32::from(*p) + gx * (x as f32 - w as f32 / 2.0) + gy * (y as f32 - h as f32 / 2.0)).clamp(0.0, 255.0)
+                as u8;
+        }
+    }
+}
+
+fn fill_rect(frame: &mut LumaFrame, x0: i64, y0: i64, w: i64, h: i64, v: u8) {
+    let (fw, fh) = (i64::from(frame.width), i64::from(frame.height));
+    for y in y0.max(0)..(y0 + h).min(fh) {
+        for x in x0.max(0)..(x0 + w).min(fw) {
+            frame.pixels[(y * fw + x) as usize] = v;
+        }
+    }
+}
+
+/// A box, a stroke, a few parallel stripes or a patch of print, somewhere in the frame.
+fn draw_clutter(frame: &mut LumaFrame, rng: &mut SeededRng) {
+    let (fw, fh) = (i64::from(frame.width), i64::from(frame.height));
+    let x = rng.range(0, fw as u64) as i64 - 20;
+    let y = rng.range(0, fh as u64) as i64 - 20;
+    let v = rng.range(0, 255) as u8;
+    match rng.range(0, 3) {
+        0 => fill_rect(frame, x, y, rng.range(10, 160) as i64, rng.range(10, 120) as i64, v),
+        1 => {
+            // A thick stroke at any angle.
+            let angle = rng.unit() * std::f32::consts::PI;
+            let (dx, dy) = (angle.cos(), angle.sin());
+            let length = rng.range(30, 300) as f32;
+            let thickness = rng.range(2, 8) as i64;
+            for i in 0..length as i64 {
+                let px = x + (i as f32 * dx) as i64;
+                let py = y + (i as f32 * dy) as i64;
+                fill_rect(frame, px, py, thickness, thickness, v);
+            }
+        }
+        2 => {
+            // A few parallel stripes (shelf edges, a grille): edges all one way, but no code.
+            let gap = rng.range(6, 20) as i64;
+            let thick = rng.range(2, 5) as i64;
+            let h = rng.range(20, 80) as i64;
+            for k in 0..rng.range(2, 4) as i64 {
+                fill_rect(frame, x + k * gap, y, thick, h, v);
+            }
+        }
+        _ => {
+            // Print: rows of small dark blocks.
+            for row in 0..rng.range(2, 5) as i64 {
+                let mut cx = x;
+                for _ in 0..rng.range(4, 14) {
+                    let cw = rng.range(3, 9) as i64;
+                    fill_rect(frame, cx, y + row * 14, cw, 9, v / 3);
+                    cx += cw + rng.range(2, 6) as i64;
+                }
+            }
+        }
+    }
+}
+
+/// Warps a code rendered at `RENDER_MODULE_PX` into the frame around `centre`; returns the code's size in the frame.
+///
+/// A 1D code is rendered as one row and drawn as a label: bars half as tall as the code is wide (Code 128: a
+/// third), with a white margin above and below.
+fn warp_code(
+    frame: &mut LumaFrame,
+    code: &LumaFrame,
+    symbology: Symbology,
+    centre: (f32, f32),
+    scale: f32,
+    d: &Distortion,
+) -> f32 {
+    let linear = symbology != Symbology::QrCode;
+    let cw = code.width as f32;
+    let (bars, margin) = if linear {
+        let ratio = if symbology == Symbology::Code128 { 0.3 } else { 0.5 };
+        (cw * ratio, 4.0 * RENDER_MODULE_PX as f32)
+    } else {
+        (code.height as f32, 0.0)
+    };
+    let ch = bars + 2.0 * margin;
+    let (sin, cos) = d.rotation_deg.to_radians().sin_cos();
+    let radius = (cw.hypot(ch) * scale / 2.0).max(1.0);
+    let (a, b) = (d.perspective_x / radius, d.perspective_y / radius);
+    // Code coordinates (origin at the code's centre, render pixels) to frame offsets from `centre`.
+    let forward = |u: f32, v: f32| {
+        let (u, v) = (u * scale, v * scale);
+        let (x, y) = (u * cos - v * sin, u * sin + v * cos);
+        let w = 1.0 + a * x + b * y;
+        (x / w, y / w)
+    };
+    let corners = [
+        forward(-cw / 2.0, -ch / 2.0),
+        forward(cw / 2.0, -ch / 2.0),
+        forward(cw / 2.0, ch / 2.0),
+        forward(-cw / 2.0, ch / 2.0),
+    ];
+    let min_x = corners.iter().map(|c| c.0).fold(f32::MAX, f32::min);
+    let max_x = corners.iter().map(|c| c.0).fold(f32::MIN, f32::max);
+    let min_y = corners.iter().map(|c| c.1).fold(f32::MAX, f32::min);
+    let max_y = corners.iter().map(|c| c.1).fold(f32::MIN, f32::max);
+    let light = 235.0f32;
+    let dark = light - d.contrast.clamp(0.0, 1.0) * (light - 15.0);
+    let (fw, fh) = (frame.width as i64, frame.height as i64);
+    let x_range = ((centre.0 + min_x).floor() as i64).max(0)..((centre.0 + max_x).ceil() as i64 + 1).min(fw);
+    let y_range = ((centre.1 + min_y).floor() as i64).max(0)..((centre.1 + max_y).ceil() as i64 + 1).min(fh);
+    let sample = |fx: f32, fy: f32| -> Option<f32> {
+        // Undo the perspective, the rotation and the scale.
+        let w = 1.0 - a * fx - b * fy;
+        if w <= 0.0 {
+            return None;
+        }
+        let (x, y) = (fx / w, fy / w);
+        let (u, v) = ((x * cos + y * sin) / scale + cw / 2.0, (-x * sin + y * cos) / scale + ch / 2.0);
+        if u < 0.0 || v < 0.0 || u >= cw || v >= ch {
+            return None;
+        }
+        let (col, row) = (u as u32, if linear { 0 } else { v as u32 });
+        if linear && (v < margin || v >= margin + bars) {
+            return Some(255.0);
+        }
+        Some(f32::from(code.get(col.min(code.width - 1), row.min(code.height - 1))))
+    };
+    for py in y_range {
+        for px in x_range.clone() {
+            // 2x2 supersampling: small modules come out grey at their edges, as through a lens.
+            let mut sum = 0.0;
+            let mut inside = 0;
+            for (ox, oy) in [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)] {
+                if let Some(v) = sample(px as f32 + ox - centre.0, py as f32 + oy - centre.1) {
+                    sum += v;
+                    inside += 1;
+                }
+            }
+            if inside == 0 {
+                continue;
+            }
+            let i = (py * fw + px) as usize;
+            let code_value = dark + (light - dark) * (sum / inside as f32) / 255.0;
+            let coverage = inside as f32 / 4.0;
+            frame.pixels[i] = (code_value * coverage + f32::from(frame.pixels[i]) * (1.0 - coverage)) as u8;
+        }
+    }
+    cw.max(ch) * scale
+}
+
+fn glare(frame: &mut LumaFrame, centre: (f32, f32), radius: f32, strength: f32) {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let reach = (radius * 3.0) as i64;
+    let (cx, cy) = (centre.0 as i64, centre.1 as i64);
+    for y in (cy - reach).max(0)..(cy + reach).min(h as i64) {
+        for x in (cx - reach).max(0)..(cx + reach).min(w as i64) {
+            let d2 = ((x - cx).pow(2) + (y - cy).pow(2)) as f32;
+            let add = strength * 255.0 * (-d2 / (2.0 * radius * radius)).exp();
+            let p = &mut frame.pixels[y as usize * w + x as usize];
+            *p = (f32::from(*p) + add).min(255.0) as u8;
+        }
+    }
+}
+
+/// Gaussian blur as repeated [a, 1-2a, a] passes along rows and columns (variance 2a a pass).
+fn blur(frame: &mut LumaFrame, sigma: f32) {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mut variance = sigma * sigma;
+    let mut buf: Vec<f32> = frame.pixels.iter().map(|&p| f32::from(p)).collect();
+    let mut tmp = buf.clone();
+    while variance > 1e-3 {
+        let a = (variance / 2.0).min(0.25);
+        variance -= 2.0 * a;
+        for y in 0..h {
+            let row = &buf[y * w..(y + 1) * w];
+            for x in 0..w {
+                let l = row[x.saturating_sub(1)];
+                let r = row[(x + 1).min(w - 1)];
+                tmp[y * w + x] = a * l + (1.0 - 2.0 * a) * row[x] + a * r;
+            }
+        }
+        for y in 0..h {
+            let (up, down) = (y.saturating_sub(1), (y + 1).min(h - 1));
+            for x in 0..w {
+                buf[y * w + x] = a * tmp[up * w + x] + (1.0 - 2.0 * a) * tmp[y * w + x] + a * tmp[down * w + x];
+            }
+        }
+    }
+    for (p, v) in frame.pixels.iter_mut().zip(buf) {
+        *p = v.round().clamp(0.0, 255.0) as u8;
+    }
+}
+
+fn noise(frame: &mut LumaFrame, rng: &mut SeededRng, sigma: f32) {
+    // The sum of four uniforms in [-1, 1) has variance 4/3.
+    let k = sigma * (3.0f32 / 4.0).sqrt();
+    for p in &mut frame.pixels {
+        let n: f32 = (0..4).map(|_| rng.unit() * 2.0 - 1.0).sum();
+        *p = (f32::from(*p) + n * k).round().clamp(0.0, 255.0) as u8;
+    }
 }
 
 /// Settings of the synthetic camera.
@@ -77,6 +371,8 @@ pub struct SyntheticConfig {
     pub wallet_seed: Vec<u8>,
     pub width: u32,
     pub height: u32,
+    /// Distort the frames as a hand-held code looks to a lane camera (tilt, blur, noise, clutter).
+    pub distort: bool,
 }
 
 impl Default for SyntheticConfig {
@@ -88,6 +384,7 @@ impl Default for SyntheticConfig {
             wallet_seed: b"demo".to_vec(),
             width: 640,
             height: 480,
+            distort: true,
         }
     }
 }
@@ -154,7 +451,21 @@ impl SyntheticCamera {
             centre_x_permille: self.rng.range(400, 600) as u32,
             centre_y_permille: self.rng.range(400, 600) as u32,
             background: self.rng.range(150, 220) as u8,
+            distortion: Distortion::default(),
+            seed: self.rng.next_u64(),
         };
+        if self.config.distort {
+            // What a hand-held code at a lane looks like: tilted, a little out of focus, some noise and clutter.
+            spec.distortion = Distortion {
+                rotation_deg: self.rng.range(0, 40) as f32 - 20.0,
+                perspective_x: (self.rng.range(0, 10) as f32 - 5.0) / 100.0,
+                blur_sigma: self.rng.range(0, 6) as f32 / 10.0,
+                noise_sigma: self.rng.range(0, 4) as f32,
+                contrast: self.rng.range(60, 100) as f32 / 100.0,
+                clutter: 4,
+                ..Distortion::default()
+            };
+        }
         match shot {
             Shot::Blank => {}
             Shot::Product(gtin) => {
@@ -177,5 +488,69 @@ impl std::fmt::Debug for SyntheticCamera {
     /// Leaves out the code on show.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SyntheticCamera(customers {})", self.customers_started)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(distortion: Distortion, seed: u64) -> FrameSpec {
+        FrameSpec {
+            width: 320,
+            height: 240,
+            code: Some(("6901234567892".to_owned(), Symbology::Ean13)),
+            module_px: 2,
+            centre_x_permille: 500,
+            centre_y_permille: 500,
+            background: 180,
+            distortion,
+            seed,
+        }
+    }
+
+    #[test]
+    fn frames_are_deterministic_from_their_spec() {
+        let d = Distortion {
+            rotation_deg: 30.0,
+            perspective_x: 0.1,
+            blur_sigma: 0.8,
+            noise_sigma: 5.0,
+            contrast: 0.5,
+            glare: 0.4,
+            clutter: 8,
+            ..Distortion::default()
+        };
+        let a = render_frame(&spec(d, 1)).unwrap();
+        assert_eq!(a, render_frame(&spec(d, 1)).unwrap());
+        assert_ne!(a, render_frame(&spec(d, 2)).unwrap(), "another seed, other clutter and noise");
+        assert_eq!((a.width, a.height), (320, 240));
+    }
+
+    #[test]
+    fn an_undistorted_spec_is_the_plain_pasted_code() {
+        let frame = render_frame(&spec(Distortion::default(), 1)).unwrap();
+        let code = render_code("6901234567892", Symbology::Ean13, 2, 60).unwrap();
+        let mut expected = LumaFrame::new(320, 240, 180);
+        paste(&mut expected, &code, 160 - i64::from(code.width) / 2, 120 - 30);
+        assert_eq!(frame, expected);
+    }
+
+    #[test]
+    fn blur_keeps_the_mean_and_noise_has_the_asked_spread() {
+        let mut frame = LumaFrame::new(64, 64, 0);
+        for (i, p) in frame.pixels.iter_mut().enumerate() {
+            *p = if (i % 64) < 32 { 40 } else { 200 };
+        }
+        let mean = |f: &LumaFrame| f.pixels.iter().map(|&p| f64::from(p)).sum::<f64>() / f.pixels.len() as f64;
+        let before = mean(&frame);
+        blur(&mut frame, 1.5);
+        assert!((mean(&frame) - before).abs() < 1.0);
+        assert!(frame.get(31, 10) > 40 && frame.get(31, 10) < 200, "the edge is soft");
+        let mut flat = LumaFrame::new(100, 100, 128);
+        noise(&mut flat, &mut SeededRng::new(3), 8.0);
+        let m = mean(&flat);
+        let var = flat.pixels.iter().map(|&p| (f64::from(p) - m).powi(2)).sum::<f64>() / 10_000.0;
+        assert!((var.sqrt() - 8.0).abs() < 1.0, "sigma {}", var.sqrt());
     }
 }

@@ -1,5 +1,11 @@
 //! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
 
+mod locate;
+#[cfg(test)]
+mod robustness;
+
+pub use locate::{FrameAnalysis, Unreadable, VisionConfig};
+
 use std::collections::HashSet;
 use std::fmt;
 use std::io::Cursor;
@@ -157,7 +163,11 @@ pub fn load_frame(bytes: &[u8], pixel_limit: u64) -> Result<LumaFrame, FrameErro
     // Enough for the largest allowed frame at 8 bytes a pixel (RGBA16), never below the crate's default.
     limits.max_alloc = Some(pixel_limit.saturating_mul(8).max(Limits::default().max_alloc.unwrap_or(0)));
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| match e {
+    // The JPEG decoder has debug assertions that corrupt input can trip (found by the fuzz target): a panic
+    // in a decoder is a corrupt image, not a crash.
+    let decoded = catch_unwind(AssertUnwindSafe(|| reader.decode()))
+        .map_err(|_| FrameError::Corrupt { reason: "the image decoder gave up on corrupt data".to_owned() })?;
+    let image = decoded.map_err(|e| match e {
         ImageError::Limits(_) => FrameError::TooLarge { width, height, limit: pixel_limit },
         other => image_error(other),
     })?;
@@ -250,9 +260,31 @@ const READ_FORMATS: [BarcodeFormat; 6] = [
 
 /// Decodes the codes in a frame: QR, Code 128, EAN-13, EAN-8, UPC-A, UPC-E. Ok(empty vec) when no code is found.
 ///
-/// rxing reads at most one code per frame, so the vec holds zero or one code. rxing is called behind
-/// `catch_unwind` and a panic in it comes back as [`DecodeError::Panicked`]. An empty frame has no code.
+/// Runs the candidate-region pipeline ([`analyse_frame`]) with the default [`VisionConfig`]. rxing is called
+/// behind `catch_unwind`; a panic in it, with nothing read, comes back as [`DecodeError::Panicked`].
 pub fn decode_frame(frame: &LumaFrame) -> Result<Vec<CodeRead>, DecodeError> {
+    analyse_frame(frame, &VisionConfig::default()).map(|analysis| analysis.reads)
+}
+
+/// Finds and reads the codes in a frame, and says why a code in view could not be read when it can tell.
+pub fn analyse_frame(frame: &LumaFrame, config: &VisionConfig) -> Result<FrameAnalysis, DecodeError> {
+    if !frame.is_consistent() {
+        return Err(DecodeError::InvalidFrame { width: frame.width, height: frame.height, len: frame.pixels.len() });
+    }
+    if frame.width == 0 || frame.height == 0 {
+        return Ok(FrameAnalysis::default());
+    }
+    let analysis = locate::analyse(frame, config);
+    if analysis.panicked && analysis.reads.is_empty() {
+        tracing::warn!(width = frame.width, height = frame.height, "rxing panicked while decoding a frame");
+        return Err(DecodeError::Panicked);
+    }
+    Ok(analysis)
+}
+
+/// The plain approach, kept as the benchmark's baseline: rxing on the whole frame with TryHarder and
+/// AlsoInverted, behind `catch_unwind`.
+pub fn decode_frame_whole(frame: &LumaFrame) -> Result<Vec<CodeRead>, DecodeError> {
     if !frame.is_consistent() {
         return Err(DecodeError::InvalidFrame { width: frame.width, height: frame.height, len: frame.pixels.len() });
     }

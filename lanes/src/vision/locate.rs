@@ -1,0 +1,938 @@
+//! The reading pipeline around rxing: find where codes are and at what angle, then decode small deskewed crops.
+//!
+//! 1. A structure tensor per 16x16 cell (gradients sampled on every other row) gives each cell an edge energy,
+//!    a coherence (how much its edges share one direction) and that direction.
+//! 2. Coherent, energetic cells are grouped by direction into 1D candidates; energetic cells of any direction
+//!    into 2D (QR) candidates. Candidates are tried best first, within a time budget.
+//! 3. A 1D candidate is resampled along its estimated scan direction into a small horizontal strip (bilinear,
+//!    half-pixel steps, each strip row averaged along the bars), checked for enough bar edges, and handed to
+//!    rxing's 1D readers; if that fails, a sharpened and a locally normalised strip are tried. A 2D candidate is cropped
+//!    upright and handed to rxing's QR reader, which handles rotation itself.
+//! 4. When a candidate looks like a code but nothing decodes, the strip's statistics say why if they can:
+//!    glare, low contrast, too small, too blurred.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
+use rxing::{BarcodeFormat, BinaryBitmap, DecodeHints, Luma8Source, MultiFormatReader, Reader};
+
+use checkout_storage::Symbology;
+
+use super::{CodeRead, LumaFrame, symbology_of};
+
+/// Side of a cell of the candidate finder, in pixels.
+const CELL: usize = 16;
+
+/// Why a code in view could not be read, when the frame tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unreadable {
+    /// A bright reflection washes out part of the code.
+    Glare,
+    /// Bars and spaces differ too little in brightness.
+    LowContrast,
+    /// The code's modules are too small in the frame: hold it closer.
+    TooSmall,
+    /// The code is out of focus or moving.
+    TooBlurred,
+}
+
+impl Unreadable {
+    /// A short hint for the cashier.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Unreadable::Glare => "glare on the code: tilt it away from the light",
+            Unreadable::LowContrast => "the code is too faint: more light or a brighter screen",
+            Unreadable::TooSmall => "the code is too small: hold it closer",
+            Unreadable::TooBlurred => "the code is blurred: hold it still",
+        }
+    }
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.hint())
+    }
+}
+
+/// Which steps of the pipeline run (the benchmark switches them off one by one to measure them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisionConfig {
+    /// Time after which no further candidate is tried.
+    pub budget: Duration,
+    /// At most this many candidates are tried per frame.
+    pub max_candidates: usize,
+    /// Resample 1D candidates along their estimated orientation (otherwise: upright crops).
+    pub deskew: bool,
+    /// Stretch each strip's contrast to the full grey range.
+    pub stretch: bool,
+    /// Retry a failed strip sharpened, then locally normalised (for blur and glare).
+    pub retries: bool,
+    /// Also try inverted crops (light bars on a dark screen).
+    pub inverted: bool,
+    /// When no candidate decodes, run rxing once on the whole frame (without TryHarder).
+    pub whole_frame_fallback: bool,
+}
+
+impl Default for VisionConfig {
+    fn default() -> Self {
+        VisionConfig {
+            budget: Duration::from_millis(12),
+            max_candidates: 6,
+            deskew: true,
+            // Measured on `checkout bench decode --ablate`: no accuracy gained on 1D strips, a little time lost.
+            stretch: false,
+            retries: true,
+            // Measured: costs about 0.5 ms a frame; retail and wallet codes are dark on light.
+            inverted: false,
+            whole_frame_fallback: false,
+        }
+    }
+}
+
+/// What the pipeline found in one frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameAnalysis {
+    /// Codes read (at most one per candidate region, no duplicates).
+    pub reads: Vec<CodeRead>,
+    /// Why a code-like region could not be read, if nothing was read and the reason shows.
+    pub unreadable: Option<Unreadable>,
+    /// Candidate regions found.
+    pub candidates: usize,
+    /// Candidate regions tried before the budget ran out.
+    pub tried: usize,
+    /// rxing panicked on a crop (the crop was skipped).
+    pub panicked: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Tensor {
+    xx: f32,
+    yy: f32,
+    xy: f32,
+}
+
+impl Tensor {
+    fn add(&mut self, o: Tensor) {
+        self.xx += o.xx;
+        self.yy += o.yy;
+        self.xy += o.xy;
+    }
+
+    fn energy(self) -> f32 {
+        self.xx + self.yy
+    }
+
+    /// Difference of the eigenvalues: the energy of edges that share one direction.
+    fn coherent_energy(self) -> f32 {
+        ((self.xx - self.yy).powi(2) + 4.0 * self.xy * self.xy).sqrt()
+    }
+
+    /// Direction of the dominant gradient (across the bars), in radians in (-pi/2, pi/2].
+    fn angle(self) -> f32 {
+        0.5 * (2.0 * self.xy).atan2(self.xx - self.yy)
+    }
+}
+
+struct CellGrid {
+    cols: usize,
+    rows: usize,
+    /// Per cell, gradient products averaged over the cell's samples.
+    cells: Vec<Tensor>,
+}
+
+fn cell_grid(frame: &LumaFrame) -> CellGrid {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let cols = w / CELL;
+    let rows = h / CELL;
+    let mut cells = vec![Tensor::default(); cols * rows];
+    if cols == 0 || rows == 0 {
+        return CellGrid { cols, rows, cells };
+    }
+    let p = &frame.pixels;
+    let mut acc = vec![(0i64, 0i64, 0i64); cols];
+    for cy in 0..rows {
+        acc.iter_mut().for_each(|a| *a = (0, 0, 0));
+        let y_start = (cy * CELL).max(1);
+        let y_end = ((cy + 1) * CELL).min(h - 1);
+        for y in (y_start..y_end).step_by(2) {
+            let row = y * w;
+            for (cx, a) in acc.iter_mut().enumerate() {
+                let x_start = (cx * CELL).max(1);
+                let x_end = ((cx + 1) * CELL).min(w - 1);
+                let (mut sxx, mut syy, mut sxy) = (0i32, 0i32, 0i32);
+                for x in x_start..x_end {
+                    let i = row + x;
+                    let gx = i32::from(p[i + 1]) - i32::from(p[i - 1]);
+                    let gy = i32::from(p[i + w]) - i32::from(p[i - w]);
+                    sxx += gx * gx;
+                    syy += gy * gy;
+                    sxy += gx * gy;
+                }
+                a.0 += i64::from(sxx);
+                a.1 += i64::from(syy);
+                a.2 += i64::from(sxy);
+            }
+        }
+        let samples = (CELL * CELL / 2) as f32;
+        for (cx, a) in acc.iter().enumerate() {
+            cells[cy * cols + cx] =
+                Tensor { xx: a.0 as f32 / samples, yy: a.1 as f32 / samples, xy: a.2 as f32 / samples };
+        }
+    }
+    CellGrid { cols, rows, cells }
+}
+
+/// A group of neighbouring cells that may hold a code.
+#[derive(Debug, Clone)]
+struct Candidate {
+    linear: bool,
+    cells: Vec<(usize, usize)>,
+    tensor: Tensor,
+    score: f32,
+}
+
+/// Smallest mean squared gradient (per sample) of a cell worth looking at.
+const MIN_ENERGY: f32 = 150.0;
+/// Coherence (coherent energy / energy) above which a cell is a 1D candidate.
+const MIN_COHERENCE: f32 = 0.55;
+/// Fewest cells of a 1D candidate.
+const MIN_LINEAR_CELLS: usize = 6;
+/// Largest difference in direction between neighbouring cells of one 1D candidate.
+const MAX_ANGLE_STEP: f32 = 0.3;
+
+fn angle_diff(a: f32, b: f32) -> f32 {
+    let d = (a - b).abs() % std::f32::consts::PI;
+    d.min(std::f32::consts::PI - d)
+}
+
+fn find_candidates(grid: &CellGrid) -> Vec<Candidate> {
+    let n = grid.cells.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut energies: Vec<f32> = grid.cells.iter().map(|t| t.energy()).collect();
+    let median = {
+        let mid = n / 2;
+        *energies.select_nth_unstable_by(mid, f32::total_cmp).1
+    };
+    let threshold = MIN_ENERGY.max(3.0 * median);
+    let strong: Vec<bool> = grid.cells.iter().map(|t| t.energy() >= threshold).collect();
+    let coherent: Vec<bool> =
+        grid.cells.iter().zip(&strong).map(|(t, &s)| s && t.coherent_energy() >= MIN_COHERENCE * t.energy()).collect();
+
+    let mut out = Vec::new();
+    // 1D: coherent cells joined with neighbours of a similar direction.
+    let mut seen = vec![false; n];
+    for start in 0..n {
+        if !coherent[start] || seen[start] {
+            continue;
+        }
+        let cells = flood(grid, start, &mut seen, |from, to| {
+            coherent[to] && angle_diff(grid.cells[from].angle(), grid.cells[to].angle()) < MAX_ANGLE_STEP
+        });
+        // The smallest code read (an EAN-8 at 1.5 pixels a module) covers some 20 cells; stripes cover fewer.
+        if cells.len() >= MIN_LINEAR_CELLS {
+            out.push(candidate(grid, cells, true));
+        }
+    }
+    // 2D: every strong cell, in groups of neighbours; mostly coherent groups are 1D codes, already taken.
+    let mut seen = vec![false; n];
+    for start in 0..n {
+        if !strong[start] || seen[start] {
+            continue;
+        }
+        let cells = flood(grid, start, &mut seen, |_, to| strong[to]);
+        if cells.len() >= 4 && looks_square(&cells) {
+            let c = candidate(grid, cells, false);
+            if c.tensor.coherent_energy() < 0.6 * c.tensor.energy() {
+                out.push(c);
+            }
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}
+
+/// Whether a group of cells could be a QR code: about as wide as tall, and mostly filled (a box's outline or
+/// a line of print is not).
+fn looks_square(cells: &[(usize, usize)]) -> bool {
+    let (mut x0, mut x1, mut y0, mut y1) = (usize::MAX, 0, usize::MAX, 0);
+    for &(x, y) in cells {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    let (w, h) = ((x1 - x0 + 1) as f32, (y1 - y0 + 1) as f32);
+    let fill = cells.len() as f32 / (w * h);
+    w.max(h) / w.min(h) <= 4.0 && fill >= 0.3
+}
+
+fn flood(
+    grid: &CellGrid,
+    start: usize,
+    seen: &mut [bool],
+    joins: impl Fn(usize, usize) -> bool,
+) -> Vec<(usize, usize)> {
+    let mut stack = vec![start];
+    seen[start] = true;
+    let mut cells = Vec::new();
+    while let Some(i) = stack.pop() {
+        let (cx, cy) = (i % grid.cols, i / grid.cols);
+        cells.push((cx, cy));
+        let mut visit = |j: usize| {
+            if !seen[j] && joins(i, j) {
+                seen[j] = true;
+                stack.push(j);
+            }
+        };
+        if cx > 0 {
+            visit(i - 1);
+        }
+        if cx + 1 < grid.cols {
+            visit(i + 1);
+        }
+        if cy > 0 {
+            visit(i - grid.cols);
+        }
+        if cy + 1 < grid.rows {
+            visit(i + grid.cols);
+        }
+    }
+    cells
+}
+
+fn candidate(grid: &CellGrid, cells: Vec<(usize, usize)>, linear: bool) -> Candidate {
+    let mut tensor = Tensor::default();
+    for &(cx, cy) in &cells {
+        tensor.add(grid.cells[cy * grid.cols + cx]);
+    }
+    let score = if linear { tensor.coherent_energy() } else { tensor.energy() } * (cells.len() as f32).sqrt();
+    Candidate { linear, cells, tensor, score }
+}
+
+const LINEAR_FORMATS: [BarcodeFormat; 5] =
+    [BarcodeFormat::CODE_128, BarcodeFormat::EAN_13, BarcodeFormat::EAN_8, BarcodeFormat::UPC_A, BarcodeFormat::UPC_E];
+
+fn hints(formats: &[BarcodeFormat], try_harder: bool, inverted: bool) -> DecodeHints {
+    DecodeHints {
+        PossibleFormats: Some(formats.iter().cloned().collect::<HashSet<_>>()),
+        TryHarder: Some(try_harder),
+        AlsoInverted: Some(inverted),
+        ..DecodeHints::default()
+    }
+}
+
+/// Runs rxing on a grey buffer behind `catch_unwind`. `Err(())` if it panicked.
+fn rxing_read(pixels: &[u8], width: usize, height: usize, hints: &DecodeHints) -> Result<Option<CodeRead>, ()> {
+    rxing_read_with(pixels, width, height, hints, false)
+}
+
+/// Like [`rxing_read`], with rxing's global-histogram binarizer when `global` (better on some small QR codes).
+fn rxing_read_with(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    hints: &DecodeHints,
+    global: bool,
+) -> Result<Option<CodeRead>, ()> {
+    if width == 0 || height == 0 {
+        return Ok(None);
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        let Ok(source) = Luma8Source::new_with_slice(pixels, width as u32, height as u32) else {
+            return None;
+        };
+        let result = if global {
+            let mut bitmap = BinaryBitmap::new(GlobalHistogramBinarizer::new(source));
+            MultiFormatReader::default().decode_with_hints(&mut bitmap, hints).ok()?
+        } else {
+            let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
+            MultiFormatReader::default().decode_with_hints(&mut bitmap, hints).ok()?
+        };
+        symbology_of(result.getBarcodeFormat())
+            .map(|symbology| CodeRead { text: result.getText().to_owned(), symbology })
+    }))
+    .map_err(|_| ())
+}
+
+/// Runs the pipeline on a frame whose buffer matches its dimensions.
+pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis {
+    let started = Instant::now();
+    let grid = cell_grid(frame);
+    let candidates = find_candidates(&grid);
+    let mut analysis = FrameAnalysis { candidates: candidates.len(), ..FrameAnalysis::default() };
+    let mut why: Option<(f32, Option<Unreadable>)> = None;
+    let linear_hints = hints(&LINEAR_FORMATS, false, config.inverted);
+    let qr_hints = hints(&[BarcodeFormat::QR_CODE], true, config.inverted);
+    for candidate in candidates.iter().take(config.max_candidates) {
+        if started.elapsed() >= config.budget {
+            break;
+        }
+        analysis.tried += 1;
+        let outcome = if candidate.linear {
+            read_linear(frame, candidate, config, &linear_hints)
+        } else {
+            read_square(frame, candidate, &qr_hints)
+        };
+        match outcome {
+            Attempt::Read(read) => {
+                if !analysis.reads.contains(&read) {
+                    analysis.reads.push(read);
+                }
+            }
+            Attempt::Panicked => analysis.panicked = true,
+            Attempt::Failed(reason) => {
+                if why.as_ref().is_none_or(|(score, _)| candidate.score > *score) {
+                    why = Some((candidate.score, reason));
+                }
+            }
+        }
+    }
+    if analysis.reads.is_empty()
+        && config.whole_frame_fallback
+        && started.elapsed() < config.budget
+        && let Ok(Some(read)) = rxing_read(
+            &frame.pixels,
+            frame.width as usize,
+            frame.height as usize,
+            &hints(&super::READ_FORMATS, false, false),
+        )
+    {
+        analysis.reads.push(read);
+    }
+    if analysis.reads.is_empty() {
+        analysis.unreadable = why.and_then(|(_, reason)| reason);
+    }
+    analysis
+}
+
+enum Attempt {
+    Read(CodeRead),
+    Failed(Option<Unreadable>),
+    Panicked,
+}
+
+/// A grey strip sampled along a 1D candidate's scan direction.
+struct Strip {
+    width: usize,
+    height: usize,
+    pixels: Vec<u8>,
+}
+
+fn bilinear(frame: &LumaFrame, x: f32, y: f32) -> f32 {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let xf = x.clamp(0.0, (w - 1) as f32);
+    let yf = y.clamp(0.0, (h - 1) as f32);
+    let (x0, y0) = (xf as usize, yf as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (xf - x0 as f32, yf - y0 as f32);
+    let p = &frame.pixels;
+    let top = f32::from(p[y0 * w + x0]) * (1.0 - fx) + f32::from(p[y0 * w + x1]) * fx;
+    let bottom = f32::from(p[y1 * w + x0]) * (1.0 - fx) + f32::from(p[y1 * w + x1]) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
+/// Margin added at both ends of a 1D strip, in pixels (quiet zone and end cells the finder missed).
+const STRIP_MARGIN: f32 = 28.0;
+/// Rows of a 1D strip.
+const STRIP_ROWS: usize = 12;
+/// Longest strip, in samples.
+const MAX_STRIP: usize = 2400;
+
+fn linear_strip(frame: &LumaFrame, candidate: &Candidate, deskew: bool) -> Option<Strip> {
+    let theta = if deskew { candidate.tensor.angle() } else { 0.0 };
+    let (ux, uy) = (theta.cos(), theta.sin());
+    let (vx, vy) = (-uy, ux);
+    let half = CELL as f32 / 2.0;
+    let centres: Vec<(f32, f32)> =
+        candidate.cells.iter().map(|&(cx, cy)| ((cx * CELL) as f32 + half, (cy * CELL) as f32 + half)).collect();
+    let n = centres.len() as f32;
+    let (mx, my) = centres.iter().fold((0.0, 0.0), |(ax, ay), (x, y)| (ax + x / n, ay + y / n));
+    let (mut s0, mut s1, mut t0, mut t1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for (x, y) in &centres {
+        let (dx, dy) = (x - mx, y - my);
+        let s = dx * ux + dy * uy;
+        let t = dx * vx + dy * vy;
+        s0 = s0.min(s);
+        s1 = s1.max(s);
+        t0 = t0.min(t);
+        t1 = t1.max(t);
+    }
+    s0 -= half + STRIP_MARGIN;
+    s1 += half + STRIP_MARGIN;
+    let length = s1 - s0;
+    let step = if length * 2.0 <= MAX_STRIP as f32 { 0.5 } else { length / MAX_STRIP as f32 };
+    let width = (length / step) as usize;
+    if width < 16 {
+        return None;
+    }
+    // Rows spread over the middle of the candidate's extent across the bars.
+    let across = (t1 - t0).max(1.0);
+    let mut pixels = Vec::with_capacity(width * STRIP_ROWS);
+    for r in 0..STRIP_ROWS {
+        let t = t0 + across * (0.1 + 0.8 * (r as f32 + 0.5) / STRIP_ROWS as f32);
+        for i in 0..width {
+            let s = s0 + i as f32 * step;
+            let (x, y) = (mx + s * ux + t * vx, my + s * uy + t * vy);
+            // Average three samples along the bars: less noise, same edges.
+            let v = (bilinear(frame, x - 1.5 * vx, y - 1.5 * vy)
+                + bilinear(frame, x, y)
+                + bilinear(frame, x + 1.5 * vx, y + 1.5 * vy))
+                / 3.0;
+            pixels.push(v as u8);
+        }
+    }
+    Some(Strip { width, height: STRIP_ROWS, pixels })
+}
+
+/// Percentiles (2nd, 98th) of a grey buffer.
+fn percentiles(pixels: &[u8]) -> (u8, u8) {
+    let mut histogram = [0usize; 256];
+    for &p in pixels {
+        histogram[p as usize] += 1;
+    }
+    let n = pixels.len();
+    let (lo_count, hi_count) = (n / 50, n - n / 50);
+    let (mut lo, mut hi, mut seen) = (0u8, 255u8, 0usize);
+    let mut lo_set = false;
+    for (v, &c) in histogram.iter().enumerate() {
+        seen += c;
+        if !lo_set && seen > lo_count {
+            lo = v as u8;
+            lo_set = true;
+        }
+        if seen >= hi_count {
+            hi = v as u8;
+            break;
+        }
+    }
+    (lo, hi)
+}
+
+fn stretch(pixels: &mut [u8]) {
+    let (lo, hi) = percentiles(pixels);
+    if hi <= lo.saturating_add(4) {
+        return;
+    }
+    let (lo, range) = (f32::from(lo), f32::from(hi - lo));
+    for p in pixels {
+        *p = ((f32::from(*p) - lo) * 255.0 / range).clamp(0.0, 255.0) as u8;
+    }
+}
+
+/// Unsharp mask along each row (a blurred edge gets steeper).
+fn sharpen(strip: &Strip) -> Vec<u8> {
+    let mut out = strip.pixels.clone();
+    for (row_in, row_out) in strip.pixels.chunks_exact(strip.width).zip(out.chunks_exact_mut(strip.width)) {
+        for i in 3..strip.width.saturating_sub(3) {
+            let smooth = (i32::from(row_in[i - 3])
+                + i32::from(row_in[i - 2])
+                + i32::from(row_in[i - 1])
+                + i32::from(row_in[i])
+                + i32::from(row_in[i + 1])
+                + i32::from(row_in[i + 2])
+                + i32::from(row_in[i + 3]))
+                / 7;
+            let v = i32::from(row_in[i]);
+            row_out[i] = (v + 2 * (v - smooth)).clamp(0, 255) as u8;
+        }
+    }
+    out
+}
+
+/// Subtracts a moving average along each row (removes glare and uneven light).
+fn normalise_locally(strip: &Strip) -> Vec<u8> {
+    let radius = 24usize;
+    let mut out = strip.pixels.clone();
+    for (row_in, row_out) in strip.pixels.chunks_exact(strip.width).zip(out.chunks_exact_mut(strip.width)) {
+        let mut prefix = vec![0i64; strip.width + 1];
+        for (i, &p) in row_in.iter().enumerate() {
+            prefix[i + 1] = prefix[i] + i64::from(p);
+        }
+        for (i, o) in row_out.iter_mut().enumerate() {
+            let (a, b) = (i.saturating_sub(radius), (i + radius + 1).min(strip.width));
+            let mean = (prefix[b] - prefix[a]) / (b - a) as i64;
+            *o = (128 + 2 * (i64::from(row_in[i]) - mean)).clamp(0, 255) as u8;
+        }
+    }
+    out
+}
+
+/// Fewest bar edges worth handing to rxing: a UPC-E, the shortest code read, has 17 bars (34 edges); blur and
+/// glare hide some.
+const MIN_EDGES: usize = 20;
+
+/// Bar edges along the strip's best row, counted with hysteresis around the strip's mid grey.
+fn edges(strip: &Strip) -> usize {
+    edges_in(&strip.pixels, strip.width, strip.height)
+}
+
+fn edges_in(pixels: &[u8], width: usize, height: usize) -> usize {
+    let strip = Strip { width, height, pixels: pixels.to_vec() };
+    let (lo, hi) = percentiles(&strip.pixels);
+    let (lo, hi) = (i32::from(lo), i32::from(hi));
+    let (mid, band) = ((lo + hi) / 2, (hi - lo) / 6);
+    let mut best = 0;
+    for r in [strip.height / 4, strip.height / 2, 3 * strip.height / 4] {
+        let row = &strip.pixels[r * strip.width..(r + 1) * strip.width];
+        let mut dark = i32::from(row[0]) < mid;
+        let mut count = 0;
+        for &p in row {
+            let p = i32::from(p);
+            if dark && p > mid + band {
+                dark = false;
+                count += 1;
+            } else if !dark && p < mid - band {
+                dark = true;
+                count += 1;
+            }
+        }
+        best = best.max(count);
+    }
+    best
+}
+
+/// Whether a strip shows clearly more bar edges than a short symbology has (UPC-E 34, EAN-8 44; EAN-13 and
+/// UPC-A have 60).
+fn too_many_edges_for(symbology: Symbology, edges: usize) -> bool {
+    match symbology {
+        Symbology::UpcE => edges >= 50,
+        Symbology::Ean8 => edges >= 56,
+        _ => false,
+    }
+}
+
+fn is_weak(symbology: Symbology) -> bool {
+    matches!(symbology, Symbology::UpcE | Symbology::Ean8)
+}
+
+/// Whether the strip mirrored end to end reads as a different code of the same symbology (an upside-down
+/// UPC-E or EAN-8 can read as another valid one).
+fn mirror_disagrees(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &CodeRead) -> bool {
+    let mut mirrored = pixels.to_vec();
+    for row in mirrored.chunks_exact_mut(strip.width) {
+        row.reverse();
+    }
+    match rxing_read(&mirrored, strip.width, strip.height, hints) {
+        Ok(Some(other)) => other.symbology == read.symbology && other.text != read.text,
+        _ => false,
+    }
+}
+
+fn read_linear(frame: &LumaFrame, candidate: &Candidate, config: &VisionConfig, hints: &DecodeHints) -> Attempt {
+    let Some(mut strip) = linear_strip(frame, candidate, config.deskew) else {
+        return Attempt::Failed(None);
+    };
+    let raw = strip.pixels.clone();
+    if config.stretch {
+        stretch(&mut strip.pixels);
+    }
+    // Stripes, shelf edges and print are not codes: too few edges to be worth rxing's time. Glare hides
+    // edges from a strip-wide threshold, so they are also counted on the locally normalised strip.
+    let normalised = normalise_locally(&Strip { pixels: raw.clone(), ..strip });
+    let edge_count = edges(&strip).max(edges_in(&normalised, strip.width, strip.height));
+    if edge_count < MIN_EDGES {
+        return Attempt::Failed(diagnose(&raw, strip.width, candidate));
+    }
+    let plain = DecodeHints { AlsoInverted: Some(false), ..hints.clone() };
+    let mut tries = vec![(strip.pixels.clone(), hints)];
+    if config.retries {
+        tries.push((sharpen(&strip), &plain));
+        tries.push((normalised, &plain));
+    }
+    for (pixels, hints) in &tries {
+        match rxing_read(pixels, strip.width, strip.height, hints) {
+            // Part of a longer code read as a short one (zxing-cpp #255): the strip has too many bars for it.
+            Ok(Some(read)) if too_many_edges_for(read.symbology, edge_count) => {}
+            // A short code read one way and another code of its kind read the other way: no telling which.
+            Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(pixels, &strip, hints, &read) => {}
+            Ok(Some(read)) => return Attempt::Read(read),
+            Ok(None) => {}
+            Err(()) => return Attempt::Panicked,
+        }
+    }
+    Attempt::Failed(diagnose(&raw, strip.width, candidate))
+}
+
+fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints) -> Attempt {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let x0 = candidate.cells.iter().map(|c| c.0).min().unwrap_or(0).saturating_sub(1) * CELL;
+    let y0 = candidate.cells.iter().map(|c| c.1).min().unwrap_or(0).saturating_sub(1) * CELL;
+    let x1 = ((candidate.cells.iter().map(|c| c.0).max().unwrap_or(0) + 2) * CELL).min(w);
+    let y1 = ((candidate.cells.iter().map(|c| c.1).max().unwrap_or(0) + 2) * CELL).min(h);
+    if x1 <= x0 || y1 <= y0 {
+        return Attempt::Failed(None);
+    }
+    let (cw, ch) = (x1 - x0, y1 - y0);
+    let mut pixels = Vec::with_capacity(cw * ch);
+    for y in y0..y1 {
+        pixels.extend_from_slice(&frame.pixels[y * w + x0..y * w + x1]);
+    }
+    // Measured order: the crop as it is; twice the size when small (rxing's finder-pattern search needs a few
+    // pixels a module); rxing's global binarizer (better on some faint small codes).
+    let mut tries: Vec<(Vec<u8>, usize, usize, bool)> = vec![(pixels.clone(), cw, ch, false)];
+    if cw.max(ch) <= 320 {
+        tries.push((upscale2(&pixels, cw, ch), cw * 2, ch * 2, false));
+    }
+    tries.push((pixels.clone(), cw, ch, true));
+    for (pixels, tw, th, global) in &tries {
+        match rxing_read_with(pixels, *tw, *th, hints, *global) {
+            Ok(Some(read)) => return Attempt::Read(read),
+            Ok(None) => {}
+            Err(()) => return Attempt::Panicked,
+        }
+    }
+    Attempt::Failed(diagnose_square(&pixels, cw, ch))
+}
+
+/// Bilinear upscale by two.
+fn upscale2(pixels: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let (w2, h2) = (w * 2, h * 2);
+    let mut out = vec![0u8; w2 * h2];
+    for y in 0..h2 {
+        let sy = (y as f32 - 0.5) / 2.0;
+        let y0 = (sy.max(0.0) as usize).min(h - 1);
+        let y1 = (y0 + 1).min(h - 1);
+        let fy = (sy - y0 as f32).clamp(0.0, 1.0);
+        for x in 0..w2 {
+            let sx = (x as f32 - 0.5) / 2.0;
+            let x0 = (sx.max(0.0) as usize).min(w - 1);
+            let x1 = (x0 + 1).min(w - 1);
+            let fx = (sx - x0 as f32).clamp(0.0, 1.0);
+            let top = f32::from(pixels[y0 * w + x0]) * (1.0 - fx) + f32::from(pixels[y0 * w + x1]) * fx;
+            let bottom = f32::from(pixels[y1 * w + x0]) * (1.0 - fx) + f32::from(pixels[y1 * w + x1]) * fx;
+            out[y * w2 + x] = (top * (1.0 - fy) + bottom * fy) as u8;
+        }
+    }
+    out
+}
+
+/// Why a strip that looks like a 1D code did not decode, if its statistics tell.
+fn diagnose(raw: &[u8], width: usize, candidate: &Candidate) -> Option<Unreadable> {
+    // Only regions that look like a code: several cells, mostly one direction.
+    if candidate.cells.len() < 6 {
+        return None;
+    }
+    diagnose_pixels(raw, width)
+}
+
+fn diagnose_square(pixels: &[u8], width: usize, height: usize) -> Option<Unreadable> {
+    if width.min(height) < 3 * CELL {
+        return Some(Unreadable::TooSmall);
+    }
+    diagnose_pixels(pixels, width)
+}
+
+fn diagnose_pixels(raw: &[u8], width: usize) -> Option<Unreadable> {
+    if raw.is_empty() || width < 3 {
+        return None;
+    }
+    let saturated = raw.iter().filter(|&&p| p >= 250).count() as f32 / raw.len() as f32;
+    let (lo, hi) = percentiles(raw);
+    let contrast = f32::from(hi) - f32::from(lo);
+    if saturated > 0.12 {
+        return Some(Unreadable::Glare);
+    }
+    if contrast < 45.0 {
+        return Some(Unreadable::LowContrast);
+    }
+    // Edges along the middle row: how steep, and how far apart.
+    let row = &raw[(raw.len() / width / 2) * width..][..width];
+    let threshold = (f32::from(lo) + f32::from(hi)) / 2.0;
+    let mut crossings = 0usize;
+    let mut steepest = 0f32;
+    for pair in row.windows(3) {
+        let (a, b) = (f32::from(pair[0]), f32::from(pair[2]));
+        steepest = steepest.max((b - a).abs() / 2.0);
+        if (a < threshold) != (f32::from(pair[1]) < threshold) {
+            crossings += 1;
+        }
+    }
+    // Strips are sampled at half-pixel steps when short: 2 samples a pixel.
+    let samples_per_edge = width as f32 / crossings.max(1) as f32;
+    if crossings >= 20 && samples_per_edge < 3.0 {
+        return Some(Unreadable::TooSmall);
+    }
+    if steepest < contrast * 0.12 {
+        return Some(Unreadable::TooBlurred);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn angle_difference_wraps_at_half_a_turn() {
+        assert!(angle_diff(0.05, std::f32::consts::PI - 0.05) < 0.11);
+        assert!((angle_diff(0.0, std::f32::consts::FRAC_PI_2) - std::f32::consts::FRAC_PI_2).abs() < 1e-5);
+    }
+
+    #[test]
+    fn vertical_bars_make_one_coherent_candidate_across_x() {
+        let mut frame = LumaFrame::new(320, 240, 200);
+        for y in 80..160 {
+            for x in 100..220 {
+                if (x / 3) % 2 == 0 {
+                    frame.set(x, y, 20);
+                }
+            }
+        }
+        let candidates = find_candidates(&cell_grid(&frame));
+        let first = candidates.first().expect("a candidate");
+        assert!(first.linear);
+        assert!(angle_diff(first.tensor.angle(), 0.0) < 0.05, "{}", first.tensor.angle());
+    }
+
+    #[test]
+    fn flat_frame_has_no_candidate() {
+        assert!(find_candidates(&cell_grid(&LumaFrame::new(640, 480, 128))).is_empty());
+        assert!(find_candidates(&cell_grid(&LumaFrame::new(8, 8, 128))).is_empty());
+    }
+
+    #[test]
+    fn percentiles_and_stretch() {
+        let mut pixels: Vec<u8> = (100..=150).collect();
+        assert_eq!(percentiles(&pixels), (101, 149));
+        stretch(&mut pixels);
+        assert_eq!(pixels[1], 0);
+        assert_eq!(pixels[49], 255);
+    }
+
+    use crate::synthetic::{Distortion, FrameSpec, render_frame};
+    use crate::vision::analyse_frame;
+    use checkout_storage::{Symbology, gtin_check_digit};
+
+    fn scene(text: &str, symbology: Symbology, module: f32, distortion: Distortion) -> LumaFrame {
+        let spec = FrameSpec {
+            width: 640,
+            height: 480,
+            code: Some((text.to_owned(), symbology)),
+            module_px: 1,
+            centre_x_permille: 520,
+            centre_y_permille: 480,
+            background: 170,
+            distortion: Distortion { scale: module, ..distortion },
+            seed: 99,
+        };
+        render_frame(&spec).unwrap()
+    }
+
+    fn ean13() -> String {
+        let body = "690123456789";
+        format!("{body}{}", gtin_check_digit(body.as_bytes()))
+    }
+
+    /// The default pipeline with a budget that a busy test machine cannot exhaust.
+    fn patient() -> VisionConfig {
+        VisionConfig { budget: Duration::from_secs(2), ..VisionConfig::default() }
+    }
+
+    fn reads(frame: &LumaFrame) -> Vec<String> {
+        analyse_frame(frame, &patient()).unwrap().reads.into_iter().map(|r| r.text).collect()
+    }
+
+    #[test]
+    fn ean13_tilted_30_degrees_decodes() {
+        for rotation_deg in [30.0, -30.0, 210.0, 44.0] {
+            let d = Distortion { rotation_deg, clutter: 6, noise_sigma: 3.0, ..Distortion::default() };
+            let frame = scene(&ean13(), Symbology::Ean13, 2.5, d);
+            assert_eq!(reads(&frame), vec![ean13()], "rotation {rotation_deg}");
+        }
+    }
+
+    #[test]
+    fn every_tilt_up_to_45_degrees_reads_where_plain_rxing_often_fails() {
+        let mut plain = 0;
+        for step in 0..=9 {
+            let rotation_deg = step as f32 * 5.0;
+            let d = Distortion { rotation_deg, noise_sigma: 4.0, blur_sigma: 0.5, clutter: 3, ..Distortion::default() };
+            let frame = scene(&ean13(), Symbology::Ean13, 2.5, d);
+            assert_eq!(reads(&frame), vec![ean13()], "rotation {rotation_deg}");
+            plain += usize::from(!crate::vision::decode_frame_whole(&frame).unwrap().is_empty());
+        }
+        eprintln!("whole-frame rxing (TryHarder) read {plain} of 10 tilts");
+        assert!(plain < 10);
+    }
+
+    #[test]
+    fn rotated_qr_in_perspective_decodes() {
+        let code = "284567890123456789";
+        for rotation_deg in [37.0, 128.0, 260.0] {
+            let d = Distortion { rotation_deg, perspective_x: 0.15, clutter: 6, ..Distortion::default() };
+            let frame = scene(code, Symbology::QrCode, 4.0, d);
+            assert_eq!(reads(&frame), vec![code.to_owned()], "rotation {rotation_deg}");
+        }
+    }
+
+    #[test]
+    fn code128_payment_code_tilted_decodes() {
+        let code = "134567890123456789";
+        let d = Distortion { rotation_deg: 25.0, perspective_y: 0.1, ..Distortion::default() };
+        let frame = scene(code, Symbology::Code128, 2.0, d);
+        assert_eq!(reads(&frame), vec![code.to_owned()]);
+    }
+
+    #[test]
+    fn blurred_low_contrast_noisy_codes_decode() {
+        let d = Distortion {
+            rotation_deg: 12.0,
+            blur_sigma: 0.9,
+            contrast: 0.3,
+            noise_sigma: 5.0,
+            clutter: 4,
+            ..Distortion::default()
+        };
+        let frame = scene(&ean13(), Symbology::Ean13, 2.5, d);
+        assert_eq!(reads(&frame), vec![ean13()]);
+        let code = "6212345678901234567";
+        let frame = scene(code, Symbology::QrCode, 4.0, Distortion { rotation_deg: 70.0, ..d });
+        assert_eq!(reads(&frame), vec![code.to_owned()]);
+    }
+
+    #[test]
+    fn a_frame_with_clutter_and_no_code_gives_no_read() {
+        for seed in 0..20 {
+            let spec = FrameSpec {
+                width: 640,
+                height: 480,
+                code: None,
+                module_px: 1,
+                centre_x_permille: 500,
+                centre_y_permille: 500,
+                background: 150,
+                distortion: Distortion { clutter: 12, noise_sigma: 4.0, blur_sigma: 0.5, ..Distortion::default() },
+                seed,
+            };
+            let frame = render_frame(&spec).unwrap();
+            let analysis = analyse_frame(&frame, &patient()).unwrap();
+            assert_eq!(analysis.reads, vec![], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn unreadable_codes_say_why() {
+        // A strip of bars and spaces, 2 samples a module, from `dark` to `light`.
+        let bars = |dark: u8, light: u8, module: usize| -> Vec<u8> {
+            (0..400).map(|i| if (i / module).is_multiple_of(3) { dark } else { light }).collect()
+        };
+        assert_eq!(diagnose_pixels(&bars(120, 150, 4), 400), Some(Unreadable::LowContrast));
+        let mut glare = bars(40, 200, 4);
+        glare[100..250].fill(255);
+        assert_eq!(diagnose_pixels(&glare, 400), Some(Unreadable::Glare));
+        assert_eq!(diagnose_pixels(&bars(30, 220, 1), 400), Some(Unreadable::TooSmall));
+        let smooth: Vec<u8> = (0..400).map(|i| (128.0 + 90.0 * (i as f32 / 20.0).sin()) as u8).collect();
+        assert_eq!(diagnose_pixels(&smooth, 400), Some(Unreadable::TooBlurred));
+        assert_eq!(diagnose_pixels(&bars(30, 220, 6), 400), None, "a sharp, contrasted strip: no reason to tell");
+        // A whole frame: a code blurred far beyond reading is found, and the hint says why.
+        let blurred = Distortion { rotation_deg: 10.0, blur_sigma: 3.0, ..Distortion::default() };
+        let analysis = analyse_frame(&scene(&ean13(), Symbology::Ean13, 2.5, blurred), &patient()).unwrap();
+        assert_eq!(analysis.reads, vec![]);
+        assert_eq!(analysis.unreadable, Some(Unreadable::TooBlurred));
+    }
+}

@@ -1,0 +1,668 @@
+//! `checkout bench decode`: renders a seeded set of distorted frames and measures our decoder against zxing-cpp on them.
+//!
+//! The frames are made by the synthetic camera (VGA and 720p; 1D codes tilted up to 45 degrees, QR codes at
+//! any rotation; perspective, blur, noise, glare, low contrast, clutter; one frame in seven shows no code).
+//! Each frame is decoded by our pipeline on this thread (one core), then piped as raw grey bytes to a small
+//! Python script that times `zxingcpp.read_barcodes` on it (image loading excluded on both sides).
+//! Decoded texts are compared as the lane would use them (a GTIN normalised, a payment code's digits); a
+//! payment code is never printed.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Write},
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    time::Instant,
+};
+
+use checkout_lanes::{
+    synthetic::{Distortion, FrameSpec, SeededRng, render_frame},
+    vision::{LumaFrame, VisionConfig, analyse_frame, decode_frame_whole, encode_png, render_code},
+};
+use checkout_storage::{ScannedCode, Symbology, classify, gtin_check_digit, upc_e_to_upc_a};
+use serde_json::{Value, json};
+
+use crate::cli::BenchDecodeArgs;
+
+/// The peer: reads `u32 width, u32 height` (little-endian) and the grey bytes from stdin, answers one JSON line.
+const PEER_SCRIPT: &str = r#"
+import sys, json, time, struct
+try:
+    import numpy as np
+    import zxingcpp
+except Exception as e:
+    sys.stdout.write(json.dumps({"error": "cannot import zxingcpp/numpy: %s" % e}) + "\n")
+    sys.stdout.flush()
+    sys.exit(0)
+try:
+    from importlib.metadata import version
+    v = version("zxing-cpp")
+except Exception:
+    v = "?"
+F = zxingcpp.BarcodeFormat
+formats = (F.QRCode, F.Code128, F.EAN13, F.EAN8, F.UPCA, F.UPCE)
+out = sys.stdout
+out.write(json.dumps({"ready": True, "version": v}) + "\n")
+out.flush()
+inp = sys.stdin.buffer
+while True:
+    header = inp.read(8)
+    if len(header) < 8:
+        break
+    w, h = struct.unpack("<II", header)
+    buf = bytearray()
+    while len(buf) < w * h:
+        chunk = inp.read(w * h - len(buf))
+        if not chunk:
+            sys.exit(0)
+        buf.extend(chunk)
+    img = np.frombuffer(bytes(buf), dtype=np.uint8).reshape(h, w)
+    t = time.perf_counter()
+    results = zxingcpp.read_barcodes(img, formats=formats)
+    micros = (time.perf_counter() - t) * 1e6
+    reads = [{"text": r.text, "format": getattr(r.format, "name", str(r.format))} for r in results]
+    out.write(json.dumps({"micros": micros, "reads": reads}) + "\n")
+    out.flush()
+"#;
+
+/// What kind of code a frame of the set shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Qr,
+    Code128,
+    Ean13,
+    Ean8,
+    UpcA,
+    UpcE,
+    None,
+}
+
+const KINDS: [Kind; 7] = [Kind::Qr, Kind::Code128, Kind::Ean13, Kind::Ean8, Kind::UpcA, Kind::UpcE, Kind::None];
+
+impl Kind {
+    fn symbology(self) -> Option<Symbology> {
+        match self {
+            Kind::Qr => Some(Symbology::QrCode),
+            Kind::Code128 => Some(Symbology::Code128),
+            Kind::Ean13 => Some(Symbology::Ean13),
+            Kind::Ean8 => Some(Symbology::Ean8),
+            Kind::UpcA => Some(Symbology::UpcA),
+            Kind::UpcE => Some(Symbology::UpcE),
+            Kind::None => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        self.symbology().map_or("no code", Symbology::name)
+    }
+}
+
+/// One frame of the set: how to render it, and what is in it.
+struct Case {
+    spec: FrameSpec,
+    kind: Kind,
+    /// The key the correct read has (see [`key_of`]); `None` for a frame without a code.
+    truth: Option<String>,
+    /// Tilt away from upright, in degrees (0 to 45).
+    tilt: f32,
+}
+
+fn digits(rng: &mut SeededRng, n: usize) -> String {
+    (0..n).map(|_| char::from(b'0' + rng.range(0, 9) as u8)).collect()
+}
+
+fn with_check(body: String) -> String {
+    let check = gtin_check_digit(body.as_bytes());
+    format!("{body}{check}")
+}
+
+/// A payment code in one of the three providers' shapes.
+fn payment_digits(rng: &mut SeededRng) -> String {
+    match rng.range(0, 2) {
+        0 => format!("1{}{}", rng.range(0, 5), digits(rng, 16)),
+        1 => {
+            let prefix = rng.range(25, 30);
+            let len = rng.range(16, 24) as usize;
+            format!("{prefix}{}", digits(rng, len - 2))
+        }
+        _ => format!("62{}", digits(rng, 17)),
+    }
+}
+
+fn code_text(kind: Kind, rng: &mut SeededRng) -> Option<String> {
+    Some(match kind {
+        Kind::Qr | Kind::Code128 => payment_digits(rng),
+        Kind::Ean13 => with_check(format!("{}{}", rng.range(1, 9), digits(rng, 11))),
+        Kind::Ean8 => with_check(format!("{}{}", rng.range(1, 9), digits(rng, 6))),
+        Kind::UpcA => with_check(format!("{}{}", rng.range(1, 9), digits(rng, 10))),
+        Kind::UpcE => {
+            let body = format!("0{}", digits(rng, 6));
+            let upc_a = upc_e_to_upc_a(&format!("{body}0"))?;
+            let check = gtin_check_digit(&upc_a.as_bytes()[..11]);
+            format!("{body}{check}")
+        }
+        Kind::None => return None,
+    })
+}
+
+/// The text as the lane uses it: a product's normalised GTIN, a payment code's digits, or the raw text.
+fn key_of(text: &str, symbology: Symbology) -> String {
+    match classify(text, symbology) {
+        ScannedCode::Product(gtin) => format!("gtin:{gtin}"),
+        ScannedCode::Payment(code) => format!("pay:{}", code.expose_digits()),
+        ScannedCode::Unrecognised { .. } => format!("raw:{text}"),
+    }
+}
+
+fn tilt_of(rotation_deg: f32, quarter: bool) -> f32 {
+    let period = if quarter { 90.0 } else { 180.0 };
+    let a = rotation_deg.rem_euclid(period);
+    let a = a.min(period - a);
+    if quarter { a } else { a.min(90.0) }
+}
+
+fn make_case(i: usize, seed: u64) -> anyhow::Result<Case> {
+    let mut rng = SeededRng::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let kind = KINDS[i % KINDS.len()];
+    let (width, height) = if (i / KINDS.len()).is_multiple_of(2) { (640u32, 480u32) } else { (1280, 720) };
+    let large = width > 640;
+    let text = code_text(kind, &mut rng);
+    let linear = kind != Kind::Qr;
+    let rotation = if linear {
+        let tilt = rng.unit() * 90.0 - 45.0;
+        // One code in four is upside down.
+        if rng.range(0, 3) == 0 { tilt + 180.0 } else { tilt }
+    } else {
+        rng.unit() * 360.0
+    };
+    let (lo, hi) = match (linear, large) {
+        (true, false) => (1.5, 3.0),
+        (true, true) => (2.0, 4.0),
+        (false, false) => (2.5, 5.0),
+        (false, true) => (3.0, 7.0),
+    };
+    let mut module = lo + rng.unit() * (hi - lo);
+    // Keep the whole code in the frame: its size in modules bounds the module size.
+    let mut extent = (0.0, 0.0);
+    if let (Some(text), Some(symbology)) = (&text, kind.symbology()) {
+        let code = render_code(text, symbology, 1, 1).map_err(|e| anyhow::anyhow!("rendering {kind:?}: {e}"))?;
+        let w = code.width as f32;
+        let h = if linear { w * if kind == Kind::Code128 { 0.3 } else { 0.5 } + 8.0 } else { w };
+        let (s, c) = rotation.to_radians().sin_cos();
+        let (ex, ey) = (w * c.abs() + h * s.abs(), w * s.abs() + h * c.abs());
+        // Perspective can enlarge one side by up to a quarter.
+        let fit = (0.8 * width as f32 / (ex * 1.25)).min(0.8 * height as f32 / (ey * 1.25));
+        module = module.min(fit);
+        extent = (ex * module * 1.25, ey * module * 1.25);
+    }
+    let centre_x = (extent.0 / 2.0 + rng.unit() * (width as f32 - extent.0).max(0.0)) / width as f32;
+    let centre_y = (extent.1 / 2.0 + rng.unit() * (height as f32 - extent.1).max(0.0)) / height as f32;
+    let low_contrast = rng.range(0, 3) == 0;
+    let distortion = Distortion {
+        scale: module,
+        rotation_deg: rotation,
+        perspective_x: (rng.unit() - 0.5) * 0.4,
+        perspective_y: (rng.unit() - 0.5) * 0.4,
+        blur_sigma: if rng.range(0, 4) < 2 { 0.0 } else { 0.3 + rng.unit() * 0.9 },
+        noise_sigma: rng.unit() * 8.0,
+        contrast: if low_contrast { 0.25 + rng.unit() * 0.2 } else { 0.45 + rng.unit() * 0.55 },
+        glare: if rng.range(0, 3) == 0 { 0.2 + rng.unit() * 0.5 } else { 0.0 },
+        clutter: rng.range(3, 10) as u32,
+    };
+    let spec = FrameSpec {
+        width,
+        height,
+        code: text.clone().zip(kind.symbology()),
+        module_px: 1,
+        centre_x_permille: (centre_x * 1000.0) as u32,
+        centre_y_permille: (centre_y * 1000.0) as u32,
+        background: rng.range(90, 210) as u8,
+        distortion,
+        seed: rng.next_u64(),
+    };
+    let truth = text.zip(kind.symbology()).map(|(t, s)| key_of(&t, s));
+    Ok(Case { spec, kind, truth, tilt: tilt_of(rotation, !linear) })
+}
+
+/// How one decoder did on one frame.
+#[derive(Clone, Copy)]
+struct Outcome {
+    correct: bool,
+    /// Read something on a frame without a code, or a wrong text.
+    false_read: bool,
+    micros: f64,
+}
+
+fn judge(case: &Case, keys: &[String], micros: f64) -> Outcome {
+    let correct = case.truth.as_ref().is_some_and(|t| keys.iter().any(|k| k == t));
+    let false_read = keys.iter().any(|k| case.truth.as_ref() != Some(k));
+    Outcome { correct, false_read, micros }
+}
+
+struct Peer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    version: String,
+}
+
+impl Peer {
+    fn start(python: &str) -> Result<Peer, String> {
+        let mut child = Command::new(python)
+            .args(["-u", "-c", PEER_SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot run {python}: {e}"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("no pipes to the Python peer".to_owned());
+        };
+        let mut peer = Peer { child, stdin, stdout: BufReader::new(stdout), version: String::new() };
+        let hello = peer.line()?;
+        if let Some(error) = hello.get("error").and_then(Value::as_str) {
+            return Err(error.to_owned());
+        }
+        peer.version = hello.get("version").and_then(Value::as_str).unwrap_or("?").to_owned();
+        Ok(peer)
+    }
+
+    fn line(&mut self) -> Result<Value, String> {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).map_err(|e| format!("reading from the peer: {e}"))?;
+        if line.is_empty() {
+            return Err("the peer exited".to_owned());
+        }
+        serde_json::from_str(&line).map_err(|e| format!("the peer answered {line:?}: {e}"))
+    }
+
+    fn decode(&mut self, frame: &LumaFrame) -> Result<(Vec<String>, f64), String> {
+        let mut message = Vec::with_capacity(8 + frame.pixels.len());
+        message.extend_from_slice(&frame.width.to_le_bytes());
+        message.extend_from_slice(&frame.height.to_le_bytes());
+        message.extend_from_slice(&frame.pixels);
+        self.stdin
+            .write_all(&message)
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| format!("writing to the peer: {e}"))?;
+        let answer = self.line()?;
+        let micros = answer.get("micros").and_then(Value::as_f64).unwrap_or(f64::NAN);
+        let keys = answer
+            .get("reads")
+            .and_then(Value::as_array)
+            .map(|reads| {
+                reads
+                    .iter()
+                    .filter_map(|r| {
+                        let text = r.get("text")?.as_str()?;
+                        let format = r.get("format")?.as_str()?;
+                        // zxing-cpp gives UPC-E as its 12- or 13-digit GTIN.
+                        let symbology = match (peer_symbology(format)?, text.len()) {
+                            (Symbology::UpcE, 13) => Symbology::Ean13,
+                            (Symbology::UpcE, 12) => Symbology::UpcA,
+                            (symbology, _) => symbology,
+                        };
+                        Some(key_of(text, symbology))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((keys, micros))
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn peer_symbology(format: &str) -> Option<Symbology> {
+    let f = format.rsplit('.').next().unwrap_or(format);
+    Some(match f {
+        f if f.starts_with("QRCode") || f == "QR Code" => Symbology::QrCode,
+        "Code128" | "Code 128" => Symbology::Code128,
+        "EAN13" | "EAN-13" => Symbology::Ean13,
+        "EAN8" | "EAN-8" => Symbology::Ean8,
+        "UPCA" | "UPC-A" => Symbology::UpcA,
+        "UPCE" | "UPC-E" => Symbology::UpcE,
+        _ => return None,
+    })
+}
+
+/// A decoder under test and its outcomes, frame by frame.
+struct Contender {
+    name: String,
+    outcomes: Vec<Outcome>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[derive(Default)]
+struct Stats {
+    frames: usize,
+    /// Frames that show a code.
+    coded: usize,
+    correct: usize,
+    false_reads: usize,
+    millis: Vec<f64>,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Outcome, coded: bool) {
+        self.frames += 1;
+        self.coded += usize::from(coded);
+        self.correct += usize::from(o.correct);
+        self.false_reads += usize::from(o.false_read);
+        self.millis.push(o.micros / 1000.0);
+    }
+
+    fn accuracy(&self) -> f64 {
+        100.0 * self.correct as f64 / self.coded.max(1) as f64
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut m = self.millis.clone();
+        m.sort_by(f64::total_cmp);
+        m
+    }
+
+    fn median(&self) -> f64 {
+        percentile(&self.sorted(), 50.0)
+    }
+
+    fn p99(&self) -> f64 {
+        percentile(&self.sorted(), 99.0)
+    }
+}
+
+/// Groups of frames a report line is about.
+fn groups(cases: &[Case]) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    for kind in KINDS {
+        out.push((kind.name().to_owned(), (0..cases.len()).filter(|&i| cases[i].kind == kind).collect()));
+    }
+    let coded = |i: &usize| cases[*i].kind != Kind::None;
+    out.push(("all codes".to_owned(), (0..cases.len()).filter(coded).collect()));
+    out.push(("tilt < 15°".to_owned(), (0..cases.len()).filter(|i| coded(i) && cases[*i].tilt < 15.0).collect()));
+    out.push(("tilt >= 15°".to_owned(), (0..cases.len()).filter(|i| coded(i) && cases[*i].tilt >= 15.0).collect()));
+    out.push(("VGA frames".to_owned(), (0..cases.len()).filter(|i| cases[*i].spec.width == 640).collect()));
+    out.push(("720p frames".to_owned(), (0..cases.len()).filter(|i| cases[*i].spec.width == 1280).collect()));
+    out.push(("every frame".to_owned(), (0..cases.len()).collect()));
+    out
+}
+
+fn stats(contender: &Contender, cases: &[Case], indices: &[usize]) -> Stats {
+    let mut s = Stats::default();
+    for &i in indices {
+        s.add(&contender.outcomes[i], cases[i].truth.is_some());
+    }
+    s
+}
+
+/// Frame-to-read latency of a lane at 30 fps with one decoder thread that always takes the newest frame,
+/// replayed from the measured decode times: (p99 latency in ms, frames dropped).
+fn lane_latency(contender: &Contender) -> (f64, usize) {
+    let interval = 1000.0 / 30.0;
+    let mut free_at = 0.0f64;
+    let mut latencies = Vec::new();
+    let mut dropped = 0;
+    let mut i = 0usize;
+    let n = contender.outcomes.len();
+    while i < n {
+        let arrival = i as f64 * interval;
+        let start = free_at.max(arrival);
+        // Frames that arrived while the decoder was busy, except the newest, are dropped.
+        let newest = ((start / interval).floor() as usize).max(i).min(n - 1);
+        dropped += newest - i;
+        let arrival = newest as f64 * interval;
+        let done = start.max(arrival) + contender.outcomes[newest].micros / 1000.0;
+        latencies.push(done - arrival);
+        free_at = done;
+        i = newest + 1;
+    }
+    latencies.sort_by(f64::total_cmp);
+    (percentile(&latencies, 99.0), dropped)
+}
+
+pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
+    let cases: Vec<Case> = (0..args.frames).map(|i| make_case(i, args.seed)).collect::<anyhow::Result<_>>()?;
+    let mut peer = if args.no_peer { Err("not run (--no-peer)".to_owned()) } else { Peer::start(&args.python) };
+    let mut variants: Vec<(String, VisionConfig)> = vec![("ours".to_owned(), VisionConfig::default())];
+    if args.ablate {
+        let base = VisionConfig::default();
+        variants.push(("ours, no deskew".to_owned(), VisionConfig { deskew: false, ..base.clone() }));
+        variants.push(("ours + stretch".to_owned(), VisionConfig { stretch: true, ..base.clone() }));
+        variants.push(("ours, no retries".to_owned(), VisionConfig { retries: false, ..base.clone() }));
+        variants.push(("ours + inverted".to_owned(), VisionConfig { inverted: true, ..base.clone() }));
+        variants.push(("ours + whole-frame fallback".to_owned(), VisionConfig { whole_frame_fallback: true, ..base }));
+    }
+    let mut contenders: Vec<Contender> =
+        variants.iter().map(|(name, _)| Contender { name: name.clone(), outcomes: Vec::new() }).collect();
+    let mut baseline = args.baseline.then(|| Contender { name: "rxing whole frame".to_owned(), outcomes: Vec::new() });
+    let mut peer_outcomes = Vec::new();
+    let mut peer_failure: Option<String> = None;
+    let mut hints: BTreeMap<String, usize> = BTreeMap::new();
+    let started = Instant::now();
+    for case in &cases {
+        let frame = render_frame(&case.spec).map_err(|e| anyhow::anyhow!("rendering {:?}: {e}", case.spec))?;
+        for ((_, config), contender) in variants.iter().zip(contenders.iter_mut()) {
+            let t = Instant::now();
+            let analysis = analyse_frame(&frame, config);
+            let micros = t.elapsed().as_secs_f64() * 1e6;
+            let (keys, hint) = match analysis {
+                Ok(a) => (a.reads.iter().map(|r| key_of(&r.text, r.symbology)).collect::<Vec<_>>(), a.unreadable),
+                Err(_) => (Vec::new(), None),
+            };
+            if contender.name == "ours"
+                && let Some(hint) = hint
+            {
+                *hints.entry(format!("{hint:?}")).or_default() += 1;
+            }
+            let outcome = judge(case, &keys, micros);
+            if contender.name == "ours"
+                && (outcome.false_read || (case.truth.is_some() && !outcome.correct))
+                && let Some(dir) = &args.failures
+            {
+                std::fs::create_dir_all(dir)?;
+                let name = format!("{:04}-{}-tilt{:.0}.png", contender.outcomes.len(), case.kind.name(), case.tilt);
+                let png = encode_png(&frame).map_err(|e| anyhow::anyhow!("{e}"))?;
+                std::fs::write(dir.join(&name), png)?;
+                // Product keys only: a payment code is never printed.
+                let read: Vec<&str> =
+                    keys.iter().map(|k| if k.starts_with("gtin:") { k.as_str() } else { "(other)" }).collect();
+                eprintln!("{name}: {:?} hint {hint:?} read {read:?}", case.spec);
+            }
+            contender.outcomes.push(outcome);
+        }
+        if let Some(baseline) = baseline.as_mut() {
+            let t = Instant::now();
+            let reads = decode_frame_whole(&frame).unwrap_or_default();
+            let micros = t.elapsed().as_secs_f64() * 1e6;
+            let keys: Vec<String> = reads.iter().map(|r| key_of(&r.text, r.symbology)).collect();
+            baseline.outcomes.push(judge(case, &keys, micros));
+        }
+        if let Ok(p) = peer.as_mut() {
+            match p.decode(&frame) {
+                Ok((keys, micros)) => peer_outcomes.push(judge(case, &keys, micros)),
+                Err(e) => peer_failure = Some(e),
+            }
+            if peer_failure.is_some() {
+                peer = Err(peer_failure.clone().unwrap_or_default());
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let (peer_name, peer_missing) = match &peer {
+        Ok(p) if peer_outcomes.len() == cases.len() => (format!("zxing-cpp {}", p.version), None),
+        Ok(_) => ("zxing-cpp".to_owned(), Some("the peer stopped answering".to_owned())),
+        Err(e) => ("zxing-cpp".to_owned(), Some(e.clone())),
+    };
+    let peer_contender = peer_missing.is_none().then(|| Contender { name: peer_name.clone(), outcomes: peer_outcomes });
+    let mut all: Vec<&Contender> = contenders.iter().collect();
+    if let Some(b) = baseline.as_ref() {
+        all.push(b);
+    }
+    if let Some(p) = peer_contender.as_ref() {
+        all.push(p);
+    }
+    let groups = groups(&cases);
+    if args.json {
+        let summary = |c: &Contender| {
+            let coded = &groups.iter().find(|g| g.0 == "all codes").map(|g| g.1.clone()).unwrap_or_default();
+            let under15 = &groups.iter().find(|g| g.0 == "tilt < 15°").map(|g| g.1.clone()).unwrap_or_default();
+            let every = stats(c, &cases, &(0..cases.len()).collect::<Vec<_>>());
+            let empty: Vec<usize> = (0..cases.len()).filter(|&i| cases[i].kind == Kind::None).collect();
+            let vga: Vec<usize> = (0..cases.len()).filter(|&i| cases[i].spec.width == 640).collect();
+            let per_format: serde_json::Map<String, Value> = KINDS
+                .iter()
+                .filter(|k| **k != Kind::None)
+                .map(|k| {
+                    let idx: Vec<usize> = (0..cases.len()).filter(|&i| cases[i].kind == *k).collect();
+                    let s = stats(c, &cases, &idx);
+                    (
+                        k.name().to_owned(),
+                        json!({"accuracy": s.accuracy() / 100.0, "median_ms": s.median(), "p99_ms": s.p99()}),
+                    )
+                })
+                .collect();
+            let (latency, dropped) = lane_latency(c);
+            json!({
+                "name": c.name,
+                "accuracy": stats(c, &cases, coded).accuracy() / 100.0,
+                "accuracy_tilt_under_15": stats(c, &cases, under15).accuracy() / 100.0,
+                "false_positives": stats(c, &cases, &empty).false_reads,
+                "misreads": stats(c, &cases, coded).false_reads,
+                "median_ms": every.median(),
+                "p99_ms": every.p99(),
+                "vga_p99_ms": stats(c, &cases, &vga).p99(),
+                "lane_p99_latency_ms_at_30fps": latency,
+                "lane_frames_dropped_at_30fps": dropped,
+                "per_format": per_format,
+            })
+        };
+        let mut out = json!({
+            "frames": cases.len(),
+            "seed": args.seed,
+            "ours": summary(&contenders[0]),
+            "peer": peer_contender.as_ref().map(summary),
+        });
+        if let Some(missing) = &peer_missing {
+            out["peer_missing"] = json!(missing);
+        }
+        if contenders.len() > 1 || baseline.is_some() {
+            out["variants"] = contenders[1..].iter().chain(baseline.iter()).map(summary).collect();
+        }
+        println!("{out}");
+        return Ok(());
+    }
+
+    let coded = cases.iter().filter(|c| c.kind != Kind::None).count();
+    println!(
+        "checkout bench decode: {} frames (seed {}), {} with a code, {} without; {} VGA, {} 720p; {:.1} s",
+        cases.len(),
+        args.seed,
+        coded,
+        cases.len() - coded,
+        cases.iter().filter(|c| c.spec.width == 640).count(),
+        cases.iter().filter(|c| c.spec.width == 1280).count(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "1D codes tilted up to 45° (a quarter of them upside down), QR at any rotation; perspective, blur, noise,"
+    );
+    println!("glare, low contrast, clutter. Decode times on one thread, image loading excluded on both sides.");
+    match &peer_missing {
+        None => println!("peer: {peer_name} (Python, read_barcodes with its defaults), same frames, same run"),
+        Some(why) => println!("peer: zxing-cpp not measured: {why}. Our results alone."),
+    }
+    println!();
+    print!("{:<12} {:>5}", "frames", "n");
+    for c in &all {
+        print!(" | {:^33}", truncate(&c.name, 33));
+    }
+    println!();
+    print!("{:<12} {:>5}", "", "");
+    for _ in &all {
+        print!(" | {:>7} {:>7} {:>7} {:>9}", "acc %", "med ms", "p99 ms", "false rd");
+    }
+    println!();
+    for (name, indices) in &groups {
+        print!("{:<12} {:>5}", truncate(name, 12), indices.len());
+        for c in &all {
+            let s = stats(c, &cases, indices);
+            let acc = if s.coded == 0 { "-".to_owned() } else { format!("{:.1}", s.accuracy()) };
+            print!(" | {:>7} {:>7.2} {:>7.2} {:>9}", acc, s.median(), s.p99(), s.false_reads);
+        }
+        println!();
+    }
+    println!();
+    println!("false rd: reads that are wrong (a wrong text, or any read on a frame with no code).");
+    for c in &all {
+        let (latency, dropped) = lane_latency(c);
+        println!(
+            "{}: lane at 30 fps, newest frame first: p99 frame-to-read latency {:.1} ms, {} of {} frames dropped",
+            c.name,
+            latency,
+            dropped,
+            cases.len()
+        );
+    }
+    if !hints.is_empty() {
+        let list: Vec<String> = hints.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("ours: frames with a code-like region left unread, by the hint given: {}", list.join(", "));
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tilt_folds_to_the_nearest_upright() {
+        assert!((tilt_of(30.0, false) - 30.0).abs() < 1e-3);
+        assert!((tilt_of(-30.0, false) - 30.0).abs() < 1e-3);
+        assert!((tilt_of(190.0, false) - 10.0).abs() < 1e-3);
+        assert!((tilt_of(100.0, true) - 10.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn cases_are_deterministic_and_fit() {
+        for i in 0..14 {
+            let a = make_case(i, 5).unwrap();
+            let b = make_case(i, 5).unwrap();
+            assert_eq!(a.spec, b.spec);
+            assert_eq!(a.truth, b.truth);
+            assert_eq!(a.truth.is_none(), a.kind == Kind::None);
+        }
+    }
+
+    #[test]
+    fn lane_latency_drops_frames_when_decoding_is_slow() {
+        let slow = Contender {
+            name: "x".into(),
+            outcomes: vec![Outcome { correct: true, false_read: false, micros: 50_000.0 }; 30],
+        };
+        let (latency, dropped) = lane_latency(&slow);
+        assert!(dropped > 0);
+        assert!(latency >= 50.0);
+        let fast = Contender {
+            name: "y".into(),
+            outcomes: vec![Outcome { correct: true, false_read: false, micros: 5_000.0 }; 30],
+        };
+        let (latency, dropped) = lane_latency(&fast);
+        assert_eq!(dropped, 0);
+        assert!((latency - 5.0).abs() < 1e-6, "{latency}");
+    }
+}
