@@ -156,6 +156,9 @@ pub struct LaneArgs {
     /// Camera frames per second (synthetic default 30; image files default: as fast as they decode).
     #[arg(long)]
     pub fps: Option<f64>,
+    /// Wallets the synthetic customers pay with: wechat, alipay, unionpay (default: all three).
+    #[arg(long, value_delimiter = ',', value_parser = wallet)]
+    pub wallets: Vec<checkout_storage::Provider>,
     /// The lane's own data folder, where paid sales wait while the store is unreachable
     /// [default: ./checkout-lane-ID].
     #[arg(long)]
@@ -252,6 +255,16 @@ pub struct ProviderSimArgs {
     /// PEM file of the app's public key that requests are checked with (default: the test-only key).
     #[arg(long)]
     pub app_public_key: Option<PathBuf>,
+}
+
+/// A wallet by its short name.
+fn wallet(text: &str) -> Result<checkout_storage::Provider, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "wechat" => Ok(checkout_storage::Provider::WeChatPay),
+        "alipay" => Ok(checkout_storage::Provider::Alipay),
+        "unionpay" => Ok(checkout_storage::Provider::UnionPay),
+        other => Err(format!("{other:?}: wechat, alipay or unionpay")),
+    }
 }
 
 /// A probability from 0 to 1.

@@ -154,6 +154,7 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
             seed: args.seed,
             customers: args.customers,
             wallet_seed: args.wallet_seed.as_bytes().to_vec(),
+            wallets: args.wallets.clone(),
             ..SyntheticConfig::default()
         })
     } else {

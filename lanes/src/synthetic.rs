@@ -373,6 +373,8 @@ pub struct SyntheticConfig {
     pub height: u32,
     /// Distort the frames as a hand-held code looks to a lane camera (tilt, blur, noise, clutter).
     pub distort: bool,
+    /// The wallets customers pay with, chosen evenly (all three when empty).
+    pub wallets: Vec<Provider>,
 }
 
 impl Default for SyntheticConfig {
@@ -385,6 +387,7 @@ impl Default for SyntheticConfig {
             width: 640,
             height: 480,
             distort: true,
+            wallets: Provider::ALL.to_vec(),
         }
     }
 }
@@ -428,7 +431,8 @@ impl SyntheticCamera {
             let gtin = product.gtin.as_str().to_owned();
             self.script.extend([Shot::Product(gtin.clone()), Shot::Product(gtin), Shot::Blank, Shot::Blank]);
         }
-        let provider = Provider::ALL[self.rng.range(0, 2) as usize];
+        let wallets = if self.config.wallets.is_empty() { &Provider::ALL[..] } else { &self.config.wallets[..] };
+        let provider = wallets[self.rng.range(0, wallets.len() as u64 - 1) as usize];
         let wallet = SimulatedWallet::new(&self.config.wallet_seed, provider, self.rng.range(0, 9_999) as u16);
         for first in [true, false, false] {
             self.script.push_back(Shot::Wallet { wallet: wallet.clone(), first });
