@@ -62,7 +62,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<LaneEvent>();
     let printer = std::thread::spawn(move || {
         while let Some(event) = events_rx.blocking_recv() {
-            let shown = !matches!(event.kind, LaneEventKind::ItemAdded { .. });
+            // Items and "cannot read, hold it still" hints are the cashier's business; the demo shows the rest.
+            let shown = !matches!(event.kind, LaneEventKind::ItemAdded { .. } | LaneEventKind::ReadHint { .. });
             if shown {
                 println!("[{:6.2}s] {event}", started.elapsed().as_secs_f64());
             }

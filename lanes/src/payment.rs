@@ -17,18 +17,51 @@ use tonic::{Code, transport::Channel};
 /// What a lane shows its cashier, and the demo prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaneEventKind {
-    ItemAdded { sale_id: String, name: String, price: Money, basket_items: u32, basket_total: Money },
-    UnknownProduct { gtin: String },
-    Unrecognised { reason: String },
+    ItemAdded {
+        sale_id: String,
+        name: String,
+        price: Money,
+        basket_items: u32,
+        basket_total: Money,
+    },
+    UnknownProduct {
+        gtin: String,
+    },
+    Unrecognised {
+        reason: String,
+    },
     ScanItemsFirst,
-    SalePaid { sale_id: String, items: u32, total: Money, provider: String, masked_code: String, out_trade_no: String },
-    PaymentDeclined { sale_id: String, message: String },
-    PaymentUncertain { sale_id: String, message: String },
-    FrameSkipped { reason: String },
-    CoordinatorUnreachable { reason: String },
+    SalePaid {
+        sale_id: String,
+        items: u32,
+        total: Money,
+        provider: String,
+        masked_code: String,
+        out_trade_no: String,
+    },
+    PaymentDeclined {
+        sale_id: String,
+        message: String,
+    },
+    PaymentUncertain {
+        sale_id: String,
+        message: String,
+    },
+    FrameSkipped {
+        reason: String,
+    },
+    /// A code is in view but cannot be read; what might help.
+    ReadHint {
+        hint: String,
+    },
+    CoordinatorUnreachable {
+        reason: String,
+    },
     CoordinatorReachable,
     WalletPaymentsUnavailable,
-    Problem { message: String },
+    Problem {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +90,7 @@ impl fmt::Display for LaneEvent {
             }
             LaneEventKind::PaymentUncertain { sale_id, message } => write!(f, "{lane}: sale {sale_id}: {message}"),
             LaneEventKind::FrameSkipped { reason } => write!(f, "{lane}: frame skipped: {reason}"),
+            LaneEventKind::ReadHint { hint } => write!(f, "{lane}: a code is in view but cannot be read: {hint}"),
             LaneEventKind::CoordinatorUnreachable { reason } => {
                 write!(
                     f,
@@ -97,6 +131,8 @@ pub struct FrameDone {
     pub codes_read: u64,
     /// Why the frame was skipped, if it was.
     pub skipped: Option<String>,
+    /// What the cashier can do about a code in view that cannot be read, when that just became the case.
+    pub hint: Option<String>,
 }
 
 /// The camera has no more frames (or the lane is stopping).
@@ -535,6 +571,9 @@ impl Handler<FrameDone> for Payment {
         if let Some(reason) = frame.skipped {
             self.summary.frames_skipped += 1;
             self.show(LaneEventKind::FrameSkipped { reason });
+        }
+        if let Some(hint) = frame.hint {
+            self.show(LaneEventKind::ReadHint { hint });
         }
         if self.unsettled.is_some() || self.paying {
             if !frame.scans.is_empty() {

@@ -134,23 +134,30 @@ impl Handler<NextFrame> for Scanner {
                 .then(|decoded, scanner, _| {
                     let done = match decoded {
                         Ok(Ok(reads)) => {
+                            let mut hint = None;
                             if reads.unreadable != scanner.last_hint {
-                                if let Some(hint) = reads.unreadable {
-                                    tracing::info!(%hint, "a code is in view but cannot be read");
+                                if let Some(unreadable) = reads.unreadable {
+                                    tracing::info!(hint = %unreadable, "a code is in view but cannot be read");
+                                    hint = Some(unreadable.hint().to_owned());
                                 }
                                 scanner.last_hint = reads.unreadable;
                             }
                             let codes_read = reads.reads.len() as u64;
                             let scans = scanner.debouncer.frame(reads.reads, Instant::now());
-                            FrameDone { scans, codes_read, skipped: None }
+                            FrameDone { scans, codes_read, skipped: None, hint }
                         }
                         Ok(Err(skipped)) => {
                             tracing::warn!(reason = %skipped, "frame skipped");
-                            FrameDone { scans: Vec::new(), codes_read: 0, skipped: Some(skipped.0) }
+                            FrameDone { scans: Vec::new(), codes_read: 0, skipped: Some(skipped.0), hint: None }
                         }
                         Err(mailbox) => {
                             tracing::error!(error = %mailbox, "decoder unavailable");
-                            FrameDone { scans: Vec::new(), codes_read: 0, skipped: Some(mailbox.to_string()) }
+                            FrameDone {
+                                scans: Vec::new(),
+                                codes_read: 0,
+                                skipped: Some(mailbox.to_string()),
+                                hint: None,
+                            }
                         }
                     };
                     let payment = scanner.payment.clone();
