@@ -5,7 +5,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use checkout_storage::{FORMAT_FILE, StorageError, Store, sample_catalog};
+use checkout_storage::{COMMITTED_FILE, FORMAT_FILE, StorageError, Store, sample_catalog};
 
 /// Every file below `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -34,45 +34,46 @@ fn ledger_with_products(dir: &Path) {
 fn a_folder_of_another_format_version_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     ledger_with_products(dir.path());
-    std::fs::write(dir.path().join(FORMAT_FILE), "checkout-ledger 2\n").unwrap();
+    std::fs::write(dir.path().join(FORMAT_FILE), "checkout-ledger 1\n").unwrap();
     let before = snapshot(dir.path());
-    let err = Store::open(dir.path()).err().expect("a version 2 folder must not open");
+    let err = Store::open(dir.path()).err().expect("a version 1 folder must not open");
     assert!(matches!(err, StorageError::FormatVersion { .. }), "{err}");
     let message = err.to_string();
-    assert!(message.contains("checkout-ledger 2") && message.contains("reads version 1"), "{message}");
+    assert!(message.contains("checkout-ledger 1") && message.contains("reads version 2"), "{message}");
     assert_eq!(snapshot(dir.path()), before, "the folder was changed");
 }
 
-#[test]
-fn a_corrupted_ledger_is_an_error_not_a_panic_or_a_misreading() {
+/// Damages every ledger file but the format marker and commit mark with `damage`, then opens it.
+fn damaged_ledger_is_refused_unchanged(damage: impl Fn(&mut Vec<u8>)) {
     let dir = tempfile::tempdir().unwrap();
     ledger_with_products(dir.path());
-    // Scribble over the middle of every ledger file but the format marker.
-    for (path, bytes) in snapshot(dir.path()) {
-        if path.ends_with(FORMAT_FILE) || bytes.len() < 64 {
+    for (path, mut bytes) in snapshot(dir.path()) {
+        if path.ends_with(FORMAT_FILE) || path.ends_with(COMMITTED_FILE) || bytes.len() < 64 {
             continue;
         }
-        let mut bytes = bytes;
+        damage(&mut bytes);
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let before = snapshot(dir.path());
+    let err = Store::open(dir.path()).err().expect("a damaged ledger must not open");
+    eprintln!("damaged ledger refused: {err}");
+    assert!(matches!(err, StorageError::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("restore it from a backup"), "the error says what to do: {err}");
+    assert_eq!(snapshot(dir.path()), before, "the refused folder was changed");
+}
+
+#[test]
+fn a_scribbled_ledger_is_refused_with_its_files_untouched() {
+    damaged_ledger_is_refused_unchanged(|bytes| {
         let middle = bytes.len() / 2;
         let end = (middle + 4096).min(bytes.len());
         bytes[middle..end].iter_mut().for_each(|b| *b ^= 0xA5);
-        std::fs::write(&path, bytes).unwrap();
-    }
-    match Store::open(dir.path()) {
-        Err(err) => {
-            eprintln!("corrupted ledger refused: {err}");
-            assert!(err.to_string().contains("cannot open the data folder"), "{err}")
-        }
-        // sled may recover to its last intact state; then every record it returns must still decode.
-        Ok(store) => match store.products() {
-            Ok(products) => {
-                for product in &products {
-                    assert!(sample_catalog().contains(product), "misread {product:?}");
-                }
-            }
-            Err(err) => assert!(matches!(err, StorageError::Corrupt { .. } | StorageError::Io { .. }), "{err}"),
-        },
-    }
+    });
+}
+
+#[test]
+fn a_truncated_ledger_is_refused_with_its_files_untouched() {
+    damaged_ledger_is_refused_unchanged(|bytes| bytes.truncate(bytes.len() / 3));
 }
 
 #[test]

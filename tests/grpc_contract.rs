@@ -32,6 +32,7 @@ fn valid_pay(code: &str) -> pb::PayRequest {
         payment_code: code.into(),
         lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity: 2 }],
         amount: money(product.price.minor_units * 2),
+        ..Default::default()
     }
 }
 

@@ -10,8 +10,8 @@ use checkout_proto::v1::{
     self as pb, lane_service_client::LaneServiceClient, store_service_client::StoreServiceClient,
 };
 use checkout_storage::{
-    Attempt, FinishedSale, LaneId, LaneStore, OutTradeNo, Provider, SaleId, SimulatedWallet, StoreId, Symbology,
-    UnixMillis, sample_catalog,
+    Attempt, FinishedSale, LaneId, LaneStore, OutTradeNo, OutboxItem, Provider, SaleId, SimulatedWallet, StoreId,
+    Symbology, UnixMillis, sample_catalog,
 };
 use common::{WALLET_SEED, frame_with, run_lane, run_lane_with_events, start_coordinator, write_png};
 
@@ -36,6 +36,7 @@ async fn a_sale_left_in_the_outbox_is_delivered_once_when_the_lane_starts_again(
             payment_code: code.expose_digits().into(),
             lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity: 3 }],
             amount: Some(pb::Money { minor_units: product.price.minor_units * 3, currency: "CNY".into() }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -45,15 +46,16 @@ async fn a_sale_left_in_the_outbox_is_delivered_once_when_the_lane_starts_again(
     {
         let outbox = LaneStore::open(lane_data.path()).unwrap();
         outbox
-            .push(&FinishedSale {
+            .push(&OutboxItem::Sale(FinishedSale {
                 lane_id: LaneId::parse("L5").unwrap(),
+                shift_id: None,
                 out_trade_no: OutTradeNo::derive(&StoreId::parse("S001").unwrap(), &sale_id, Attempt::new(1).unwrap()),
                 sale_id,
                 lines: vec![(product.gtin.clone(), 3)],
                 total: product.price.checked_mul(3).unwrap(),
                 started_at: UnixMillis::now(),
                 finished_at: UnixMillis::now(),
-            })
+            }))
             .unwrap();
     }
 
@@ -73,6 +75,18 @@ async fn a_sale_left_in_the_outbox_is_delivered_once_when_the_lane_starts_again(
     let sales = store.list_sales(pb::ListSalesRequest::default()).await.unwrap().into_inner().sales;
     assert_eq!(sales.len(), 1, "recorded exactly once");
     assert_eq!((sales[0].sale_id.as_str(), sales[0].items), ("L5-OUTBOX1", 3));
+    // Each run signed its cashier on and off: two shifts, both closed, in order.
+    let shifts = store
+        .list_shifts(pb::ListShiftsRequest { lane_id: "L5".into(), open_only: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .shifts;
+    assert_eq!(shifts.len(), 2, "{shifts:?}");
+    for shift in &shifts {
+        assert_eq!((shift.cashier_id.as_str(), shift.closed_how.as_str()), ("cashier-L5", "signed off"), "{shift:?}");
+    }
+    assert_ne!(shifts[0].shift_id, shifts[1].shift_id);
     coordinator.stop().await;
 }
 

@@ -174,6 +174,7 @@ async fn the_coordinator_charges_through_the_adapters_over_http() {
             .into(),
         lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity }],
         amount: Some(pb::Money { minor_units: price * i64::from(quantity), currency: "CNY".into() }),
+        ..Default::default()
     };
 
     let paid = client.pay(pay_request("L9-HTTP1", Provider::WeChatPay, 1, 2)).await.unwrap().into_inner();

@@ -9,8 +9,9 @@ use crate::refunds::RefundOrder;
 
 use checkout_proto::v1 as pb;
 use checkout_storage::{
-    Attempt, ChargeRecord, ChargeStatus, Currency, LaneId, LaneRecord, Money, OutTradeNo, PaymentCode,
-    PaymentCodeError, Product, ProductCode, Provider, RefundRecord, RefundStatus, SaleId, SaleRecord, UnixMillis,
+    Attempt, CashierId, ChargeRecord, ChargeStatus, Currency, LaneId, LaneRecord, Money, OutTradeNo, PaymentCode,
+    PaymentCodeError, Product, ProductCode, Provider, RefundRecord, RefundStatus, SaleId, SaleRecord, ShiftId,
+    ShiftRecord, UnixMillis,
 };
 use tonic::{Request, Response, Status};
 
@@ -19,6 +20,7 @@ use crate::{
     error::{CoordinatorError, field},
     live::{Heartbeat, LaneActivity, LiveLane},
     payments::{PayOrder, price_lines},
+    shifts::{ShiftFilter, ShiftReport, close_shift, open_shift, shift_reports},
     totals::{Totals, compute_totals},
 };
 
@@ -124,7 +126,37 @@ fn sale_to_pb(sale: SaleRecord) -> pb::Sale {
         out_trade_no: sale.out_trade_no.to_string(),
         started_at: Some(timestamp(sale.started_at)),
         finished_at: Some(timestamp(sale.finished_at)),
+        shift_id: sale.shift_id.map(|s| s.to_string()).unwrap_or_default(),
     }
+}
+
+fn shift_report_to_pb(report: ShiftReport) -> pb::ShiftReport {
+    let ShiftReport { shift, sales, items, sales_total, payments_declined, by_provider } = report;
+    pb::ShiftReport {
+        shift_id: shift.shift_id.to_string(),
+        lane_id: shift.lane_id.to_string(),
+        cashier_id: shift.cashier.to_string(),
+        opened_at: Some(timestamp(shift.opened_at)),
+        closed_at: shift.closed_at.map(timestamp),
+        closed_how: shift.closed_how,
+        sales,
+        items,
+        sales_total: Some(money_to_pb(sales_total)),
+        payments_declined,
+        by_provider: by_provider
+            .into_iter()
+            .map(|(provider, (payments, total))| pb::ProviderTakings {
+                provider: provider_to_pb(provider).into(),
+                payments,
+                total: Some(money_to_pb(total)),
+            })
+            .collect(),
+    }
+}
+
+/// An optional shift id: empty means none.
+fn shift_id_of(value: &str) -> Result<Option<ShiftId>> {
+    if value.is_empty() { Ok(None) } else { ShiftId::parse(value).map(Some).map_err(field("shift_id")) }
 }
 
 fn activity_from_pb(state: i32) -> Result<LaneActivity> {
@@ -226,11 +258,14 @@ impl LaneApi {
         })?;
         let lines = lines_from_pb(request.lines)?;
         let amount = money_from_pb("amount", request.amount)?;
+        let shift_id = shift_id_of(&request.shift_id)?;
+        let started_at = millis_from_pb("started_at", request.started_at)?.unwrap_or_else(UnixMillis::now);
         self.registered(&lane_id)?;
         if self.0.shutting_down.load(Ordering::SeqCst) {
             return Err(CoordinatorError::ShuttingDown);
         }
-        let charge = self.0.payments.pay(PayOrder { lane_id, sale_id, attempt, code, lines, amount }).await?;
+        let order = PayOrder { lane_id, sale_id, attempt, code, lines, amount, shift_id, started_at };
+        let charge = self.0.payments.pay(order).await?;
         Ok(pb::PayResponse {
             outcome: outcome_to_pb(charge.status).into(),
             message: charge.message,
@@ -252,6 +287,7 @@ impl LaneApi {
         let now = UnixMillis::now();
         let started_at = millis_from_pb("started_at", request.started_at)?.unwrap_or(now);
         let finished_at = millis_from_pb("finished_at", request.finished_at)?.unwrap_or(now);
+        let shift_id = shift_id_of(&request.shift_id)?;
         self.registered(&lane_id)?;
         let c = &self.0;
         if let Some(existing) = c.store.sale(&sale_id)? {
@@ -286,7 +322,8 @@ impl LaneApi {
                 charge.amount
             )));
         }
-        let sale = SaleRecord { lane_id, sale_id, lines: priced, total, out_trade_no, started_at, finished_at };
+        let sale =
+            SaleRecord { lane_id, sale_id, shift_id, lines: priced, total, out_trade_no, started_at, finished_at };
         let newly_recorded = c.store.insert_sale_if_absent(&sale)?;
         c.store.commit().await?;
         tracing::info!(lane_id = %sale.lane_id, sale_id = %sale.sale_id, total = %sale.total, items = sale.items(), "sale recorded");
@@ -332,6 +369,47 @@ impl pb::lane_service_server::LaneService for LaneApi {
         request: Request<pb::FinishSaleRequest>,
     ) -> Result<Response<pb::FinishSaleResponse>, Status> {
         respond(self.finish_sale(request.into_inner()).await)
+    }
+
+    async fn open_shift(&self, request: Request<pb::OpenShiftRequest>) -> Result<Response<pb::ShiftReport>, Status> {
+        respond(self.open_shift(request.into_inner()).await)
+    }
+
+    async fn close_shift(&self, request: Request<pb::CloseShiftRequest>) -> Result<Response<pb::ShiftReport>, Status> {
+        respond(self.close_shift(request.into_inner()).await)
+    }
+}
+
+impl LaneApi {
+    async fn open_shift(&self, request: pb::OpenShiftRequest) -> Result<pb::ShiftReport> {
+        let lane_id = lane_id_of(&request.lane_id)?;
+        let shift_id = ShiftId::parse(&request.shift_id).map_err(field("shift_id"))?;
+        let cashier = CashierId::parse(&request.cashier_id).map_err(field("cashier_id"))?;
+        let opened_at = millis_from_pb("opened_at", request.opened_at)?.unwrap_or_else(UnixMillis::now);
+        self.registered(&lane_id)?;
+        let shift = ShiftRecord { shift_id, lane_id, cashier, opened_at, closed_at: None, closed_how: String::new() };
+        let shift = open_shift(&self.0.store, shift).await?;
+        self.report_of(&shift.shift_id)
+    }
+
+    async fn close_shift(&self, request: pb::CloseShiftRequest) -> Result<pb::ShiftReport> {
+        let lane_id = lane_id_of(&request.lane_id)?;
+        let shift_id = ShiftId::parse(&request.shift_id).map_err(field("shift_id"))?;
+        let closed_at = millis_from_pb("closed_at", request.closed_at)?.unwrap_or_else(UnixMillis::now);
+        self.registered(&lane_id)?;
+        close_shift(&self.0.store, &lane_id, &shift_id, closed_at).await?;
+        self.report_of(&shift_id)
+    }
+
+    fn report_of(&self, shift_id: &ShiftId) -> Result<pb::ShiftReport> {
+        let shift =
+            self.0.store.shift(shift_id)?.ok_or_else(|| CoordinatorError::NotFound(format!("no shift {shift_id}")))?;
+        let filter = ShiftFilter { lane_id: Some(shift.lane_id.clone()), open_only: false };
+        shift_reports(&self.0.store, self.0.currency, &filter)?
+            .into_iter()
+            .find(|r| &r.shift.shift_id == shift_id)
+            .map(shift_report_to_pb)
+            .ok_or_else(|| CoordinatorError::NotFound(format!("no shift {shift_id}")))
     }
 }
 
@@ -535,6 +613,18 @@ impl pb::store_service_server::StoreService for StoreApi {
         request: Request<pb::ListRefundsRequest>,
     ) -> Result<Response<pb::ListRefundsResponse>, Status> {
         respond(self.list_refunds(request.into_inner()))
+    }
+
+    async fn list_shifts(
+        &self,
+        request: Request<pb::ListShiftsRequest>,
+    ) -> Result<Response<pb::ListShiftsResponse>, Status> {
+        let request = request.into_inner();
+        respond(StoreApi::lane_filter(&request.lane_id).and_then(|lane_id| {
+            let filter = ShiftFilter { lane_id, open_only: request.open_only };
+            let reports = shift_reports(&self.0.store, self.0.currency, &filter)?;
+            Ok(pb::ListShiftsResponse { shifts: reports.into_iter().map(shift_report_to_pb).collect() })
+        }))
     }
 
     async fn list_lanes(&self, _: Request<pb::ListLanesRequest>) -> Result<Response<pb::ListLanesResponse>, Status> {

@@ -13,6 +13,7 @@ mod payments;
 pub mod provider;
 pub mod provider_sim;
 mod refunds;
+mod shifts;
 pub mod simulated;
 mod totals;
 pub mod wechat;

@@ -24,7 +24,7 @@ use std::{
 
 use checkout_storage::{
     Attempt, ChargeRecord, ChargeStatus, LaneId, Money, OutTradeNo, PaymentCode, ProductCode, Provider, SaleId,
-    SaleLine, Store, StoreId, UnixMillis,
+    SaleLine, SaleRecord, ShiftId, Store, StoreId, UnixMillis,
 };
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -45,6 +45,10 @@ pub struct PayOrder {
     pub lines: Vec<(ProductCode, u32)>,
     /// The total the lane showed the customer.
     pub amount: Money,
+    /// The cashier's shift the sale is rung up in, if one is open.
+    pub shift_id: Option<ShiftId>,
+    /// When the lane started the sale; now, if the lane did not say.
+    pub started_at: UnixMillis,
 }
 
 /// How patient the engine is with a provider.
@@ -233,7 +237,7 @@ impl Payments {
                 order.sale_id, paid.out_trade_no
             )));
         }
-        let (_, total) = price_lines(&self.store, &order.lines)?;
+        let (lines, total) = price_lines(&self.store, &order.lines)?;
         if total != order.amount {
             return Err(CoordinatorError::FailedPrecondition(format!(
                 "the lane's total {} differs from the store's price {total}: refresh the price file",
@@ -260,6 +264,9 @@ impl Payments {
             settled_at: None,
             superseded_by: None,
             events: Vec::new(),
+            lines,
+            shift_id: order.shift_id.clone(),
+            sale_started_at: order.started_at,
         };
         charge.log("intent recorded");
         // The intent is durable before any money can move.
@@ -334,6 +341,19 @@ impl Payments {
         }
         charge.status = ChargeStatus::Paid;
         charge.message = messages::PAID.to_owned();
+        // The sale is recorded with its payment, in the same commit: a lane that dies before it
+        // hears the answer loses nothing, and its FinishSale later only confirms it.
+        let sale = SaleRecord {
+            lane_id: charge.lane_id.clone(),
+            sale_id: charge.sale_id.clone(),
+            shift_id: charge.shift_id.clone(),
+            lines: charge.lines.clone(),
+            total: charge.amount,
+            out_trade_no: charge.out_trade_no.clone(),
+            started_at: charge.sale_started_at,
+            finished_at: charge.settled_at.unwrap_or(charge.sale_started_at),
+        };
+        self.store.insert_sale_if_absent(&sale)?;
         self.save(charge).await
     }
 
@@ -605,6 +625,8 @@ mod tests {
             code: SimulatedWallet::new(b"t", Provider::WeChatPay, attempt as u16).issue_code(UnixMillis::now()),
             lines: vec![(product.gtin.clone(), 1)],
             amount: Money::new(product.price.minor_units, Currency::CNY),
+            shift_id: None,
+            started_at: UnixMillis::now(),
         }
     }
 

@@ -17,7 +17,7 @@ use std::{collections::VecDeque, future::Future, path::PathBuf, time::Duration};
 
 use actix::prelude::*;
 use checkout_proto::v1::{self as pb, lane_service_client::LaneServiceClient};
-use checkout_storage::{Currency, LaneId, LaneStore, Money, Product, ProductCode};
+use checkout_storage::{CashierId, Currency, LaneId, LaneStore, Money, Product, ProductCode};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use tonic::transport::{Channel, Endpoint};
 
@@ -57,12 +57,19 @@ pub struct LaneConfig {
     pub decoder_threads: usize,
     /// The lane's own sled folder (its outbox); `None` keeps it in a temporary folder for this run.
     pub data_dir: Option<PathBuf>,
+    /// The cashier signed on: the lane opens (or resumes) their shift when it starts and closes it when it stops.
+    pub cashier: CashierId,
+}
+
+/// The cashier a lane signs on when none is named: "cashier-" and the lane id.
+pub fn default_cashier(lane_id: &LaneId) -> CashierId {
+    // A lane id has at most 6 letters or digits, so this is at most 14 characters: always valid.
+    CashierId::parse(&format!("cashier-{lane_id}")).unwrap_or_else(|_| unreachable!("cashier id of lane {lane_id}"))
 }
 
 impl LaneConfig {
     pub fn new(lane_id: LaneId, coordinator_url: impl Into<String>, source: FrameSource) -> LaneConfig {
         LaneConfig {
-            lane_id,
             coordinator_url: coordinator_url.into(),
             source,
             frames_per_second: None,
@@ -70,6 +77,8 @@ impl LaneConfig {
             payment_hold_off: PAYMENT_HOLD_OFF,
             connect_timeout: Duration::from_secs(30),
             decoder_threads: 1,
+            cashier: default_cashier(&lane_id),
+            lane_id,
             data_dir: None,
         }
     }
@@ -198,7 +207,15 @@ pub async fn run_lane(
     let data_dir = data_dir.unwrap_or_default();
     let outbox = LaneStore::open(&data_dir).map_err(|source| LaneError::Storage { path: data_dir.clone(), source })?;
     let (done_tx, done_rx) = oneshot::channel();
-    let setup = PaymentSetup { client, products, currency, heartbeat_every: config.heartbeat_every, events, outbox };
+    let setup = PaymentSetup {
+        client,
+        products,
+        currency,
+        heartbeat_every: config.heartbeat_every,
+        events,
+        outbox,
+        cashier: config.cashier.clone(),
+    };
     let payment = Payment::new(config.lane_id.clone(), setup, done_tx).start();
     let decoder = SyncArbiter::start(config.decoder_threads.max(1), Decoder::default);
     let frame_interval =

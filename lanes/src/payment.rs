@@ -8,8 +8,8 @@ use checkout_proto::{
     v1::{self as pb, lane_service_client::LaneServiceClient},
 };
 use checkout_storage::{
-    Currency, FinishedSale, LaneId, LaneStore, Money, OutTradeNo, PaymentCode, Product, ProductCode, SaleId,
-    ScannedCode, UnixMillis,
+    CashierId, Currency, FinishedSale, LaneId, LaneStore, Money, OutTradeNo, OutboxItem, PaymentCode, Product,
+    ProductCode, SaleId, ScannedCode, ShiftId, ShiftRecord, UnixMillis,
 };
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use tonic::{Code, transport::Channel};
@@ -59,6 +59,20 @@ pub enum LaneEventKind {
     },
     CoordinatorReachable,
     WalletPaymentsUnavailable,
+    /// The cashier signed on (or a shift left open by a crash was resumed).
+    ShiftOpened {
+        shift_id: String,
+        cashier: String,
+        resumed: bool,
+    },
+    /// The store's end-of-shift report.
+    ShiftReport {
+        shift_id: String,
+        cashier: String,
+        sales: u64,
+        items: u64,
+        total: Money,
+    },
     Problem {
         message: String,
     },
@@ -102,6 +116,15 @@ impl fmt::Display for LaneEvent {
                 f,
                 "{lane}: store system offline: wallet codes cannot be charged now (they expire within a minute); ask for another payment method"
             ),
+            LaneEventKind::ShiftOpened { shift_id, cashier, resumed: false } => {
+                write!(f, "{lane}: {cashier} signed on (shift {shift_id})")
+            }
+            LaneEventKind::ShiftOpened { shift_id, cashier, resumed: true } => {
+                write!(f, "{lane}: shift {shift_id} of {cashier} resumed")
+            }
+            LaneEventKind::ShiftReport { shift_id, cashier, sales, items, total } => {
+                write!(f, "{lane}: shift {shift_id} of {cashier} closed: {sales} sales, {items} items, {total}")
+            }
             LaneEventKind::Problem { message } => write!(f, "{lane}: {message}"),
         }
     }
@@ -176,6 +199,9 @@ pub struct Payment {
     /// A charge whose outcome is not known yet: the lane asks again (same request, so never a
     /// second charge) until it is, and takes no other code or item meanwhile.
     unsettled: Option<pb::PayRequest>,
+    cashier: CashierId,
+    /// The cashier's shift, open from the lane's start to its stop.
+    shift: Option<ShiftId>,
 }
 
 /// What the payment actor needs besides its lane's identity.
@@ -186,11 +212,12 @@ pub struct PaymentSetup {
     pub heartbeat_every: Duration,
     pub events: Option<UnboundedSender<LaneEvent>>,
     pub outbox: LaneStore,
+    pub cashier: CashierId,
 }
 
 impl Payment {
     pub fn new(lane_id: LaneId, setup: PaymentSetup, done: oneshot::Sender<LaneSummary>) -> Payment {
-        let PaymentSetup { client, products, currency, heartbeat_every, events, outbox } = setup;
+        let PaymentSetup { client, products, currency, heartbeat_every, events, outbox, cashier } = setup;
         let summary = LaneSummary {
             lane_id: lane_id.clone(),
             sales: 0,
@@ -219,6 +246,8 @@ impl Payment {
             delivering: false,
             reachable: true,
             unsettled: None,
+            cashier,
+            shift: None,
         }
     }
 
@@ -230,8 +259,67 @@ impl Payment {
         }
     }
 
-    /// A sale id unique to this lane: the lane and the start time in base 36, strictly increasing.
+    /// Resumes the shift a crash left open for this lane's cashier, or opens a new one
+    /// (closing one of another cashier). Openings and closings go through the outbox.
+    fn sign_on(&mut self) {
+        let now = UnixMillis::now();
+        let resumed = match self.outbox.current_shift() {
+            Ok(Some(shift)) if shift.cashier == self.cashier && shift.lane_id == self.lane_id => Some(shift),
+            Ok(Some(_)) => {
+                if let Err(e) = self.outbox.close_shift(now) {
+                    self.show(LaneEventKind::Problem { message: format!("cannot close the earlier shift: {e}") });
+                }
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.show(LaneEventKind::Problem { message: format!("cannot read the lane's shift: {e}") });
+                None
+            }
+        };
+        if let Some(shift) = resumed {
+            self.shift = Some(shift.shift_id.clone());
+            let (shift_id, cashier) = (shift.shift_id.to_string(), shift.cashier.to_string());
+            self.show(LaneEventKind::ShiftOpened { shift_id, cashier, resumed: true });
+            return;
+        }
+        let id = self.new_id();
+        let shift_id = ShiftId::parse(&id).unwrap_or_else(|_| unreachable!("shift id {id} out of shape"));
+        let shift = ShiftRecord {
+            shift_id: shift_id.clone(),
+            lane_id: self.lane_id.clone(),
+            cashier: self.cashier.clone(),
+            opened_at: now,
+            closed_at: None,
+            closed_how: String::new(),
+        };
+        match self.outbox.open_shift(&shift) {
+            Ok(()) => {
+                self.shift = Some(shift_id.clone());
+                let cashier = self.cashier.to_string();
+                self.show(LaneEventKind::ShiftOpened { shift_id: shift_id.to_string(), cashier, resumed: false });
+            }
+            Err(e) => self.show(LaneEventKind::Problem { message: format!("cannot open the cashier's shift: {e}") }),
+        }
+    }
+
+    /// Closes the cashier's shift; the store's report comes back when the outbox delivers it.
+    fn sign_off(&mut self) {
+        if self.shift.take().is_some()
+            && let Err(e) = self.outbox.close_shift(UnixMillis::now())
+        {
+            self.show(LaneEventKind::Problem { message: format!("cannot close the cashier's shift: {e}") });
+        }
+    }
+
     fn new_sale_id(&mut self) -> SaleId {
+        let id = self.new_id();
+        // A lane id has at most 6 characters and the millis at most 9 base-36 digits: always valid.
+        SaleId::parse(&id).unwrap_or_else(|_| unreachable!("sale id {id} out of shape"))
+    }
+
+    /// An id unique to this lane: the lane and the time in base 36, strictly increasing.
+    fn new_id(&mut self) -> String {
         let millis = UnixMillis::now().0.max(self.last_sale_millis + 1);
         self.last_sale_millis = millis;
         let mut n = millis as u64;
@@ -241,9 +329,7 @@ impl Payment {
             n /= 36;
         }
         digits.reverse();
-        let id = format!("{}-{}", self.lane_id, String::from_utf8_lossy(&digits));
-        // A lane id has at most 6 characters and the millis at most 9 base-36 digits: always valid.
-        SaleId::parse(&id).unwrap_or_else(|_| unreachable!("sale id {id} out of shape"))
+        format!("{}-{}", self.lane_id, String::from_utf8_lossy(&digits))
     }
 
     fn add_product(&mut self, gtin: ProductCode) {
@@ -338,11 +424,11 @@ impl Payment {
             }
         };
         self.delivering = true;
-        let delivery = deliver(self.client.clone(), self.outbox.clone(), pending);
-        ctx.spawn(delivery.into_actor(self).map(|problems, payment, _| {
+        let delivery = deliver(self.client.clone(), self.outbox.clone(), pending, self.currency);
+        ctx.spawn(delivery.into_actor(self).map(|shown, payment, _| {
             payment.delivering = false;
-            for message in problems {
-                payment.show(LaneEventKind::Problem { message });
+            for kind in shown {
+                payment.show(kind);
             }
         }));
     }
@@ -417,13 +503,14 @@ impl Payment {
         let finished = FinishedSale {
             lane_id: self.lane_id.clone(),
             sale_id: sale.sale_id.clone(),
+            shift_id: self.shift.clone(),
             lines: sale.lines.clone(),
             total: sale.total,
             out_trade_no,
             started_at: sale.started_at,
             finished_at: UnixMillis::now(),
         };
-        if let Err(e) = self.outbox.push(&finished) {
+        if let Err(e) = self.outbox.push(&OutboxItem::Sale(finished)) {
             let message = format!("sale {} is paid but cannot be kept on this lane's disk: {e}", sale.sale_id);
             self.show(LaneEventKind::Problem { message });
         }
@@ -443,37 +530,92 @@ fn finish_request(sale: &FinishedSale) -> pb::FinishSaleRequest {
         out_trade_no: sale.out_trade_no.to_string(),
         started_at: Some(timestamp(sale.started_at)),
         finished_at: Some(timestamp(sale.finished_at)),
+        shift_id: sale.shift_id.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }
 
-/// Sends queued sales in order; returns problems worth showing. A sale the store refuses for good
-/// is set aside (logged at error level) rather than retried forever.
+/// Sends queued items in order; returns what to show the cashier. An item the store refuses for
+/// good is set aside (logged at error level) rather than retried forever.
 async fn deliver(
     mut client: LaneServiceClient<Channel>,
     outbox: LaneStore,
-    pending: Vec<(u64, FinishedSale)>,
-) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (seq, sale) in pending {
-        let mut request = tonic::Request::new(finish_request(&sale));
-        request.set_timeout(Duration::from_secs(10));
-        match client.finish_sale(request).await {
-            Ok(_) => {}
+    pending: Vec<(u64, OutboxItem)>,
+    currency: Currency,
+) -> Vec<LaneEventKind> {
+    let mut shown = Vec::new();
+    for (seq, item) in pending {
+        let sent = match &item {
+            OutboxItem::Sale(sale) => {
+                let mut request = tonic::Request::new(finish_request(sale));
+                request.set_timeout(Duration::from_secs(10));
+                client.finish_sale(request).await.map(drop)
+            }
+            OutboxItem::ShiftOpened(shift) => {
+                let mut request = tonic::Request::new(pb::OpenShiftRequest {
+                    lane_id: shift.lane_id.to_string(),
+                    shift_id: shift.shift_id.to_string(),
+                    cashier_id: shift.cashier.to_string(),
+                    opened_at: Some(timestamp(shift.opened_at)),
+                });
+                request.set_timeout(Duration::from_secs(10));
+                client.open_shift(request).await.map(drop)
+            }
+            OutboxItem::ShiftClosed { lane_id, shift_id, closed_at } => {
+                let mut request = tonic::Request::new(pb::CloseShiftRequest {
+                    lane_id: lane_id.to_string(),
+                    shift_id: shift_id.to_string(),
+                    closed_at: Some(timestamp(*closed_at)),
+                });
+                request.set_timeout(Duration::from_secs(10));
+                client.close_shift(request).await.map(|report| {
+                    let report = report.into_inner();
+                    shown.push(LaneEventKind::ShiftReport {
+                        shift_id: report.shift_id,
+                        cashier: report.cashier_id,
+                        sales: report.sales,
+                        items: report.items,
+                        total: report
+                            .sales_total
+                            .map(|total| money_from_pb(total, currency))
+                            .unwrap_or(Money::zero(currency)),
+                    });
+                })
+            }
+        };
+        match sent {
+            Ok(()) => {}
             Err(status) if retryable(&status) => {
-                tracing::info!(sale_id = %sale.sale_id, %status, "sale stays in the outbox until the store answers");
+                tracing::info!(?item, %status, "stays in the outbox until the store answers");
                 break;
             }
             Err(status) => {
-                tracing::error!(sale_id = %sale.sale_id, total = %sale.total, %status, "the store refused a finished sale");
-                problems.push(format!("the store refused sale {}: {}", sale.sale_id, status.message()));
+                tracing::error!(?item, %status, "the store refused an item of the lane's outbox");
+                shown.push(LaneEventKind::Problem {
+                    message: format!("the store refused {}: {}", describe(&item), status.message()),
+                });
             }
         }
         if let Err(e) = outbox.delivered(seq) {
-            problems.push(format!("cannot clear sale {} from the outbox: {e}", sale.sale_id));
+            shown.push(LaneEventKind::Problem {
+                message: format!("cannot clear {} from the outbox: {e}", describe(&item)),
+            });
             break;
         }
     }
-    problems
+    shown
+}
+
+fn describe(item: &OutboxItem) -> String {
+    match item {
+        OutboxItem::Sale(sale) => format!("sale {}", sale.sale_id),
+        OutboxItem::ShiftOpened(shift) => format!("the opening of shift {}", shift.shift_id),
+        OutboxItem::ShiftClosed { shift_id, .. } => format!("the closing of shift {shift_id}"),
+    }
+}
+
+/// The store's money; the lane's own currency stands in for a currency it cannot read.
+fn money_from_pb(money: pb::Money, lane_currency: Currency) -> Money {
+    Money::new(money.minor_units, Currency::parse(&money.currency).unwrap_or(lane_currency))
 }
 
 fn provider_name(provider: i32) -> String {
@@ -551,6 +693,7 @@ impl Actor for Payment {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.sign_on();
         self.send_heartbeat(ctx);
         // Sales left in the outbox by an earlier run go first.
         self.deliver_outbox(ctx);
@@ -623,6 +766,8 @@ impl Handler<FrameDone> for Payment {
             payment_code: code.expose_digits().to_owned(),
             lines,
             amount: Some(money_to_pb(sale.total)),
+            shift_id: self.shift.as_ref().map(ToString::to_string).unwrap_or_default(),
+            started_at: Some(timestamp(sale.started_at)),
         };
         tracing::info!(lane_id = %self.lane_id, sale_id = %sale.sale_id, code = %code.masked(), total = %sale.total, "charging");
         self.charge(request, ctx)
@@ -655,15 +800,22 @@ impl Handler<FramesEnded> for Payment {
                     if let Some(sale) = payment.sale.take() {
                         tracing::warn!(lane_id = %payment.lane_id, sale_id = %sale.sale_id, items = sale.items(), "lane closing with an unpaid basket: sale abandoned");
                     }
+                    // The cashier signs off with the lane.
+                    payment.sign_off();
                     // One last delivery of the outbox; what cannot be delivered stays on disk for the next start.
                     let pending = payment.outbox.pending().unwrap_or_default();
-                    deliver(payment.client.clone(), payment.outbox.clone(), pending).into_actor(payment)
+                    deliver(payment.client.clone(), payment.outbox.clone(), pending, payment.currency)
+                        .into_actor(payment)
                 })
-                .map(|problems, payment, ctx| {
-                    for message in problems {
-                        payment.show(LaneEventKind::Problem { message });
+                .map(|shown, payment, ctx| {
+                    for kind in shown {
+                        payment.show(kind);
                     }
-                    let undelivered = payment.outbox.pending().map(|p| p.len()).unwrap_or(0);
+                    let undelivered = payment
+                        .outbox
+                        .pending()
+                        .map(|p| p.iter().filter(|(_, item)| matches!(item, OutboxItem::Sale(_))).count())
+                        .unwrap_or(0);
                     if undelivered > 0 {
                         payment.show(LaneEventKind::Problem {
                             message: format!("{undelivered} paid sales wait in the lane's outbox for the store"),

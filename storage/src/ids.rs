@@ -66,6 +66,14 @@ string_id!(
     /// The merchant order number of one charge attempt (WeChat `out_trade_no`).
     OutTradeNo, "out_trade_no", 32, true, "1 to 32 letters, digits or dashes"
 );
+string_id!(
+    /// One cashier's shift at a lane, made by the lane when the cashier signs on: "L1-MIH4K2AB".
+    ShiftId, "shift id", 20, true, "1 to 20 letters, digits or dashes"
+);
+string_id!(
+    /// The cashier signed on to a lane, as the store's staff list knows them: "C042" or "anna-li".
+    CashierId, "cashier id", 20, true, "1 to 20 letters, digits or dashes"
+);
 
 /// Which code a customer showed for a sale: 1 for the first, then 2, 3...
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

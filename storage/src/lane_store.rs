@@ -9,13 +9,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{LaneId, Money, OutTradeNo, ProductCode, SaleId, StorageError, UnixMillis, store::open_checked};
+use crate::{
+    LaneId, Money, OutTradeNo, ProductCode, SaleId, ShiftId, ShiftRecord, StorageError, UnixMillis,
+    folder::DataFolder,
+    store::{decode, encode},
+};
 
 /// A paid sale as the lane reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinishedSale {
     pub lane_id: LaneId,
     pub sale_id: SaleId,
+    pub shift_id: Option<ShiftId>,
     pub lines: Vec<(ProductCode, u32)>,
     pub total: Money,
     pub out_trade_no: OutTradeNo,
@@ -23,11 +28,26 @@ pub struct FinishedSale {
     pub finished_at: UnixMillis,
 }
 
+/// What a lane tells the coordinator, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutboxItem {
+    Sale(FinishedSale),
+    /// A cashier signed on; `closed_at` is `None`.
+    ShiftOpened(ShiftRecord),
+    /// The cashier signed off.
+    ShiftClosed {
+        lane_id: LaneId,
+        shift_id: ShiftId,
+        closed_at: UnixMillis,
+    },
+}
+
 /// The lane's data folder.
 #[derive(Clone)]
 pub struct LaneStore {
-    db: sled::Db,
+    folder: std::sync::Arc<DataFolder>,
     outbox: sled::Tree,
+    meta: sled::Tree,
     path: PathBuf,
 }
 
@@ -37,28 +57,43 @@ fn io(doing: &'static str) -> impl FnOnce(sled::Error) -> StorageError {
     move |source| StorageError::Io { doing, source }
 }
 
+const CURRENT_SHIFT: &[u8] = b"current-shift";
+
+fn verify_lane_folder(db: &sled::Db) -> Result<()> {
+    for entry in db.open_tree("outbox").map_err(io("opening a tree"))?.iter() {
+        let (k, v) = entry.map_err(io("reading the outbox"))?;
+        decode::<OutboxItem>("outbox", &k, &v)?;
+    }
+    let meta = db.open_tree("meta").map_err(io("opening a tree"))?;
+    if let Some(v) = meta.get(CURRENT_SHIFT).map_err(io("reading"))? {
+        decode::<ShiftRecord>("meta", CURRENT_SHIFT, &v)?;
+    }
+    Ok(())
+}
+
 impl LaneStore {
     pub fn open(path: &Path) -> Result<LaneStore> {
-        let db = open_checked(path, "checkout-lane")?;
-        let outbox = db.open_tree("outbox").map_err(io("opening a tree"))?;
-        Ok(LaneStore { db, outbox, path: path.to_owned() })
+        let folder = DataFolder::open(path, "checkout-lane", verify_lane_folder)?;
+        let outbox = folder.db.open_tree("outbox").map_err(io("opening a tree"))?;
+        let meta = folder.db.open_tree("meta").map_err(io("opening a tree"))?;
+        Ok(LaneStore { folder: std::sync::Arc::new(folder), outbox, meta, path: path.to_owned() })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Queues a finished sale, durably, after every sale queued before it.
-    pub fn push(&self, sale: &FinishedSale) -> Result<u64> {
-        let seq = self.db.generate_id().map_err(io("numbering an outbox item"))?;
-        let bytes = crate::store::encode("finished sale", sale)?;
-        self.outbox.insert(seq.to_be_bytes(), bytes).map_err(io("queueing a sale"))?;
-        self.db.flush().map_err(io("flushing the outbox"))?;
+    /// Queues an item, durably, after every item queued before it.
+    pub fn push(&self, item: &OutboxItem) -> Result<u64> {
+        let seq = self.folder.db.generate_id().map_err(io("numbering an outbox item"))?;
+        let bytes = encode("outbox item", item)?;
+        self.outbox.insert(seq.to_be_bytes(), bytes).map_err(io("queueing an outbox item"))?;
+        self.folder.commit_blocking()?;
         Ok(seq)
     }
 
-    /// Every queued sale, oldest first.
-    pub fn pending(&self) -> Result<Vec<(u64, FinishedSale)>> {
+    /// Every queued item, oldest first.
+    pub fn pending(&self) -> Result<Vec<(u64, OutboxItem)>> {
         self.outbox
             .iter()
             .map(|entry| {
@@ -67,16 +102,42 @@ impl LaneStore {
                 if k.len() == 8 {
                     seq.copy_from_slice(&k);
                 }
-                Ok((u64::from_be_bytes(seq), crate::store::decode("outbox", &k, &v)?))
+                Ok((u64::from_be_bytes(seq), decode("outbox", &k, &v)?))
             })
             .collect()
     }
 
-    /// Forgets a delivered sale.
+    /// Forgets a delivered item.
     pub fn delivered(&self, seq: u64) -> Result<()> {
         self.outbox.remove(seq.to_be_bytes()).map_err(io("clearing the outbox"))?;
-        self.db.flush().map_err(io("flushing the outbox"))?;
-        Ok(())
+        self.folder.commit_blocking()
+    }
+
+    /// The shift open at this lane, kept across restarts so a lane that crashed resumes it.
+    pub fn current_shift(&self) -> Result<Option<ShiftRecord>> {
+        match self.meta.get(CURRENT_SHIFT).map_err(io("reading the current shift"))? {
+            Some(v) => decode("meta", CURRENT_SHIFT, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens `shift`: it becomes the current shift and its opening is queued for the store, durably.
+    pub fn open_shift(&self, shift: &ShiftRecord) -> Result<()> {
+        self.meta.insert(CURRENT_SHIFT, encode("shift", shift)?).map_err(io("writing the current shift"))?;
+        self.push(&OutboxItem::ShiftOpened(shift.clone())).map(drop)
+    }
+
+    /// Closes the current shift, if any, and queues its closing for the store; returns it.
+    pub fn close_shift(&self, closed_at: UnixMillis) -> Result<Option<ShiftRecord>> {
+        let Some(mut shift) = self.current_shift()? else { return Ok(None) };
+        self.meta.remove(CURRENT_SHIFT).map_err(io("clearing the current shift"))?;
+        self.push(&OutboxItem::ShiftClosed {
+            lane_id: shift.lane_id.clone(),
+            shift_id: shift.shift_id.clone(),
+            closed_at,
+        })?;
+        shift.closed_at = Some(closed_at);
+        Ok(Some(shift))
     }
 }
 
@@ -91,6 +152,7 @@ mod tests {
             lane_id: LaneId::parse("L1").unwrap(),
             out_trade_no: OutTradeNo::derive(&StoreId::parse("S1").unwrap(), &sale_id, Attempt::new(1).unwrap()),
             sale_id,
+            shift_id: None,
             lines: vec![(ProductCode::parse("4006381333931").unwrap(), n)],
             total: Money::new(i64::from(n) * 100, Currency::CNY),
             started_at: UnixMillis(1),
@@ -104,14 +166,14 @@ mod tests {
         {
             let store = LaneStore::open(dir.path()).unwrap();
             for n in 1..=3 {
-                store.push(&sale(n)).unwrap();
+                store.push(&OutboxItem::Sale(sale(n))).unwrap();
             }
             let first = store.pending().unwrap()[0].0;
             store.delivered(first).unwrap();
         }
         let store = LaneStore::open(dir.path()).unwrap();
-        let pending: Vec<FinishedSale> = store.pending().unwrap().into_iter().map(|(_, s)| s).collect();
-        assert_eq!(pending, vec![sale(2), sale(3)]);
+        let pending: Vec<OutboxItem> = store.pending().unwrap().into_iter().map(|(_, s)| s).collect();
+        assert_eq!(pending, vec![OutboxItem::Sale(sale(2)), OutboxItem::Sale(sale(3))]);
     }
 
     #[test]
@@ -119,5 +181,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(crate::Store::open(dir.path()).unwrap());
         assert!(LaneStore::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_shift_stays_open_across_restarts_until_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let shift = ShiftRecord {
+            shift_id: ShiftId::parse("L1-SHIFT1").unwrap(),
+            lane_id: LaneId::parse("L1").unwrap(),
+            cashier: crate::CashierId::parse("anna").unwrap(),
+            opened_at: UnixMillis(10),
+            closed_at: None,
+            closed_how: String::new(),
+        };
+        {
+            let store = LaneStore::open(dir.path()).unwrap();
+            assert_eq!(store.current_shift().unwrap(), None);
+            store.open_shift(&shift).unwrap();
+        }
+        let store = LaneStore::open(dir.path()).unwrap();
+        assert_eq!(store.current_shift().unwrap().as_ref(), Some(&shift));
+        let closed = store.close_shift(UnixMillis(20)).unwrap().unwrap();
+        assert_eq!(closed.closed_at, Some(UnixMillis(20)));
+        assert_eq!(store.current_shift().unwrap(), None);
+        let queued: Vec<OutboxItem> = store.pending().unwrap().into_iter().map(|(_, item)| item).collect();
+        assert_eq!(
+            queued,
+            vec![
+                OutboxItem::ShiftOpened(shift.clone()),
+                OutboxItem::ShiftClosed { lane_id: shift.lane_id, shift_id: shift.shift_id, closed_at: UnixMillis(20) }
+            ]
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 mod catalog;
 mod codes;
+mod folder;
 mod ids;
 mod lane_store;
 mod money;
@@ -19,11 +20,13 @@ pub use codes::{
     MaskedCode, PaymentCode, PaymentCodeError, ProductCode, ProductCodeError, Provider, ScannedCode, Symbology,
     classify, gtin_check_digit, upc_e_to_upc_a,
 };
-pub use ids::{Attempt, IdError, LaneId, OutTradeNo, SaleId, StoreId, UnixMillis};
-pub use lane_store::{FinishedSale, LaneStore};
+pub use folder::{COMMITTED_FILE, FORMAT_FILE, FORMAT_VERSION};
+pub use ids::{Attempt, CashierId, IdError, LaneId, OutTradeNo, SaleId, ShiftId, StoreId, UnixMillis};
+pub use lane_store::{FinishedSale, LaneStore, OutboxItem};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
     ChargeEvent, ChargeRecord, ChargeStatus, LaneRecord, Product, RefundRecord, RefundStatus, SaleLine, SaleRecord,
+    ShiftRecord,
 };
-pub use store::{FORMAT_FILE, FORMAT_VERSION, StorageError, Store};
+pub use store::{StorageError, Store};
 pub use wallets::{CODE_LIFETIME_MILLIS, SimulatedCodeError, SimulatedWallet, check_simulated_code};

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Attempt, LaneId, MaskedCode, Money, OutTradeNo, ProductCode, Provider, SaleId, UnixMillis};
+use crate::{
+    Attempt, CashierId, LaneId, MaskedCode, Money, OutTradeNo, ProductCode, Provider, SaleId, ShiftId, UnixMillis,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Product {
@@ -25,11 +27,14 @@ pub struct SaleLine {
     pub unit_price: Money,
 }
 
-/// A finished, paid sale.
+/// A finished, paid sale: recorded by the coordinator the moment its charge is paid,
+/// from the basket the lane sent with the charge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleRecord {
     pub lane_id: LaneId,
     pub sale_id: SaleId,
+    /// The cashier's shift the sale was rung up in, when the lane had one open.
+    pub shift_id: Option<ShiftId>,
     pub lines: Vec<SaleLine>,
     pub total: Money,
     pub out_trade_no: OutTradeNo,
@@ -95,6 +100,12 @@ pub struct ChargeRecord {
     pub provider_transaction_id: String,
     pub created_at: UnixMillis,
     pub settled_at: Option<UnixMillis>,
+    /// The basket this charge pays for, priced from the catalog when the intent was recorded,
+    /// so a paid charge makes its sale whatever happens to the lane afterwards.
+    pub lines: Vec<SaleLine>,
+    pub shift_id: Option<ShiftId>,
+    /// When the lane started the sale (its first scan).
+    pub sale_started_at: UnixMillis,
     /// When another attempt paid this sale first, that attempt: this one is reversed as surplus.
     pub superseded_by: Option<OutTradeNo>,
     /// Every provider call and answer, oldest first.
@@ -132,4 +143,16 @@ pub struct RefundRecord {
     pub refund_id: String,
     pub created_at: UnixMillis,
     pub settled_at: Option<UnixMillis>,
+}
+
+/// A cashier's shift at a lane, from sign-on to sign-off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShiftRecord {
+    pub shift_id: ShiftId,
+    pub lane_id: LaneId,
+    pub cashier: CashierId,
+    pub opened_at: UnixMillis,
+    pub closed_at: Option<UnixMillis>,
+    /// How it closed: "signed off", or "the next shift on the lane opened" when the lane never said.
+    pub closed_how: String,
 }

@@ -1,22 +1,22 @@
-//! The store's sled database: typed trees of products, lanes, sales and charges.
+//! The store's ledger on sled: typed trees of products, lanes, shifts, sales, charges and refunds.
 //!
-//! Values are a one-byte record version followed by the record in postcard;
-//! the `meta` tree names the data folder's format version, and a folder of
-//! another version is refused on open rather than misread.
+//! Values are a one-byte record version followed by the record in postcard.
+//! The data folder around sled (format marker, commit watermark, the guarded
+//! open, group commit) is [`crate::folder`]'s.
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, mpsc},
+    sync::Arc,
 };
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{ChargeRecord, LaneId, LaneRecord, OutTradeNo, Product, ProductCode, RefundRecord, SaleId, SaleRecord};
+use crate::{
+    ChargeRecord, LaneId, LaneRecord, OutTradeNo, Product, ProductCode, RefundRecord, SaleId, SaleRecord, ShiftId,
+    ShiftRecord,
+    folder::{DataFolder, FORMAT_FILE},
+};
 
-/// The layout of a data folder this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
-/// The file in a data folder that names its format, read before sled touches anything.
-pub const FORMAT_FILE: &str = "CHECKOUT_FORMAT";
 const RECORD_VERSION: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,51 +35,22 @@ pub enum StorageError {
     Io { doing: &'static str, source: sled::Error },
     #[error("record in {tree} at key {key:?} cannot be read: {reason}")]
     Corrupt { tree: &'static str, key: String, reason: String },
+    #[error(
+        "the data folder {path} is damaged: {detail}. Nothing was changed; restore it from a backup (see the README)"
+    )]
+    Damaged { path: PathBuf, detail: String },
     #[error("cannot encode a {what}: {source}")]
     Encode { what: &'static str, source: postcard::Error },
 }
 
 type Result<T, E = StorageError> = std::result::Result<T, E>;
 
-type CommitWaiter = tokio::sync::oneshot::Sender<std::result::Result<(), String>>;
-
-/// Group commit: callers queue up, one thread flushes once for everyone queued, then wakes them all.
-///
-/// A caller's writes happen before it queues, so the flush that follows covers
-/// them; callers that queue during a flush wait for the next one. Under load
-/// one `fsync` serves many acknowledged writes.
-struct GroupCommit {
-    queue: mpsc::Sender<CommitWaiter>,
-}
-
-impl GroupCommit {
-    fn start(db: &sled::Db) -> std::io::Result<GroupCommit> {
-        let (queue, waiting) = mpsc::channel::<CommitWaiter>();
-        // The thread ends, closing its handle on the database, when the last Store is dropped.
-        let db = db.clone();
-        std::thread::Builder::new().name("sled-group-commit".into()).spawn(move || {
-            while let Ok(first) = waiting.recv() {
-                let mut batch = vec![first];
-                batch.extend(waiting.try_iter());
-                let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, "ledger flush failed");
-                }
-                for waiter in batch {
-                    let _ = waiter.send(result.clone());
-                }
-            }
-        })?;
-        Ok(GroupCommit { queue })
-    }
-}
-
 /// The opened data folder. Cheap to clone; every clone is the same database.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    committer: Arc<GroupCommit>,
+    folder: Arc<DataFolder>,
     products: sled::Tree,
+    shifts: sled::Tree,
     lanes: sled::Tree,
     sales: sled::Tree,
     charges: sled::Tree,
@@ -140,73 +111,35 @@ fn insert_if_absent<T: Serialize + DeserializeOwned>(
     }
 }
 
-/// Checks the format marker, then opens sled: the one way a data folder is opened.
-pub(crate) fn open_checked(path: &Path, kind: &str) -> Result<sled::Db> {
-    check_format(path, kind)?;
-    open_db(path)
-}
-
-/// Checks the data folder's format file before sled opens (and so writes to) anything; marks a new folder.
-fn check_format(path: &Path, kind: &str) -> Result<()> {
-    let folder = |doing: &'static str| move |source| StorageError::Folder { doing, path: path.to_owned(), source };
-    let expected = format!("{kind} {FORMAT_VERSION}\n");
-    let marker = path.join(FORMAT_FILE);
-    match std::fs::read(&marker) {
-        Ok(found) if found == expected.as_bytes() => Ok(()),
-        Ok(found) => Err(StorageError::FormatVersion {
-            path: path.to_owned(),
-            found: String::from_utf8_lossy(&found).trim().chars().take(60).collect(),
-            expected: FORMAT_VERSION,
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(path).map_err(folder("create"))?;
-            if std::fs::read_dir(path).map_err(folder("list"))?.next().is_some() {
-                return Err(StorageError::NotCheckoutData { path: path.to_owned() });
-            }
-            let mut file = std::fs::File::create(&marker).map_err(folder("mark"))?;
-            std::io::Write::write_all(&mut file, expected.as_bytes()).map_err(folder("mark"))?;
-            file.sync_all().map_err(folder("mark"))?;
-            Ok(())
-        }
-        Err(e) => Err(folder("read the format of")(e)),
+/// Reads every record of the ledger once: a record that does not decode refuses the folder.
+fn verify_ledger(db: &sled::Db) -> Result<()> {
+    fn check<T: DeserializeOwned>(db: &sled::Db, name: &'static str) -> Result<()> {
+        all::<T>(&db.open_tree(name).map_err(io("opening a tree"))?, name).map(drop)
     }
-}
-
-/// Opens the sled database; waits briefly for the lock a closing handle in this process may still hold.
-fn open_db(path: &Path) -> Result<sled::Db> {
-    let mut tries = 0;
-    loop {
-        let opened = sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024).open();
-        match opened {
-            Err(sled::Error::Io(e)) if tries < 30 && e.to_string().contains("lock") => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            other => return other.map_err(|source| StorageError::Open { path: path.to_owned(), source }),
-        }
-    }
+    check::<Product>(db, "products")?;
+    check::<crate::LaneRecord>(db, "lanes")?;
+    check::<ShiftRecord>(db, "shifts")?;
+    check::<SaleRecord>(db, "sales")?;
+    check::<ChargeRecord>(db, "charges")?;
+    check::<RefundRecord>(db, "refunds")
 }
 
 impl Store {
-    /// Opens (or creates) the data folder at `path`.
+    /// Opens (or creates) the data folder at `path`. A folder of another format, of
+    /// something else, or one that lost acknowledged writes is refused, unchanged.
     pub fn open(path: &Path) -> Result<Store> {
-        let db = open_checked(path, "checkout-ledger")?;
-        let committer = Arc::new(
-            GroupCommit::start(&db)
-                .map_err(|e| StorageError::Open { path: path.to_owned(), source: sled::Error::Io(e) })?,
-        );
-        let tree = |name: &str| db.open_tree(name).map_err(io("opening a tree"));
-        let store = Store {
+        let folder = DataFolder::open(path, "checkout-ledger", verify_ledger)?;
+        let tree = |name: &str| folder.db.open_tree(name).map_err(io("opening a tree"));
+        Ok(Store {
             products: tree("products")?,
+            shifts: tree("shifts")?,
             lanes: tree("lanes")?,
             sales: tree("sales")?,
             charges: tree("charges")?,
             refunds: tree("refunds")?,
             path: path.to_owned(),
-            db,
-            committer,
-        };
-        Ok(store)
+            folder: Arc::new(folder),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -214,21 +147,14 @@ impl Store {
     }
 
     /// Makes every write before this call durable. Concurrent callers share
-    /// one flush (group commit): see [`GroupCommit`].
+    /// one flush (group commit).
     pub async fn commit(&self) -> Result<()> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        let failed = |reason: String| StorageError::Io {
-            doing: "flushing",
-            source: sled::Error::Io(std::io::Error::other(reason)),
-        };
-        self.committer.queue.send(done).map_err(|_| failed("the group-commit thread is gone".into()))?;
-        wait.await.map_err(|_| failed("the group-commit thread is gone".into()))?.map_err(failed)
+        self.folder.commit().await
     }
 
     /// Blocking form of [`Store::commit`], for start-up and shutdown.
     pub fn commit_blocking(&self) -> Result<()> {
-        self.db.flush().map_err(io("flushing"))?;
-        Ok(())
+        self.folder.commit_blocking()
     }
 
     pub fn products(&self) -> Result<Vec<Product>> {
@@ -337,6 +263,20 @@ impl Store {
     pub fn sales(&self) -> Result<Vec<SaleRecord>> {
         all(&self.sales, "sales")
     }
+
+    pub fn shift(&self, shift_id: &ShiftId) -> Result<Option<ShiftRecord>> {
+        get(&self.shifts, "shifts", shift_id.as_str().as_bytes())
+    }
+
+    pub fn put_shift(&self, shift: &ShiftRecord) -> Result<()> {
+        let bytes = encode("shift", shift)?;
+        self.shifts.insert(shift.shift_id.as_str().as_bytes(), bytes).map_err(io("writing a shift"))?;
+        Ok(())
+    }
+
+    pub fn shifts(&self) -> Result<Vec<ShiftRecord>> {
+        all(&self.shifts, "shifts")
+    }
 }
 
 #[cfg(test)]
@@ -382,6 +322,13 @@ mod tests {
         let err = store.products().unwrap_err();
         assert!(matches!(err, StorageError::Corrupt { tree: "products", .. }), "{err}");
         let _ = Money::zero(Currency::CNY);
+        store.commit_blocking().unwrap();
+        drop(store);
+        let before = crate::folder::files_below(dir.path());
+        let Err(err) = Store::open(dir.path()) else { panic!("opened a ledger holding an unreadable record") };
+        assert!(matches!(err, StorageError::Damaged { .. }), "{err}");
+        assert!(err.to_string().contains("4006381333931"), "the error names the record: {err}");
+        assert_eq!(crate::folder::files_below(dir.path()), before, "a refused folder is left as it was");
     }
 }
 

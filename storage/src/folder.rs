@@ -1,0 +1,385 @@
+//! A data folder on disk: its format marker, its commit watermark, the guarded open, and group commit.
+//!
+//! sled 0.34 recovers a damaged log by silently truncating it to its last
+//! intact entry, and it writes to its files whenever it opens. On its own it
+//! would turn "the disk lost our last hundred charges" into a quietly shorter
+//! ledger. So every data folder keeps, beside sled's files:
+//!
+//! - `CHECKOUT_FORMAT`: what the folder is and its format version, read before
+//!   sled touches anything;
+//! - `COMMITTED`: the number of the last group commit sled reported durable.
+//!   Every commit also writes its number inside sled, so a sled that reopens
+//!   with a smaller number has lost acknowledged writes.
+//!
+//! Opening copies sled's files aside first (`.opening/`), opens and verifies,
+//! and on any damage puts the copy back, so a damaged folder is refused with
+//! its files exactly as they were.
+
+use std::{
+    fs::File,
+    os::unix::fs::FileExt,
+    path::Path,
+    sync::{Arc, Mutex, mpsc},
+};
+
+use crate::StorageError;
+
+/// The layout of a data folder this build reads and writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The file in a data folder that names its format, read before sled touches anything.
+pub const FORMAT_FILE: &str = "CHECKOUT_FORMAT";
+/// The file holding the number of the last durable commit.
+pub const COMMITTED_FILE: &str = "COMMITTED";
+/// Where sled's files are copied while the folder is being opened.
+const OPENING_COPY: &str = ".opening";
+/// The key, in sled's default tree, of the last commit's number.
+const COMMIT_KEY: &[u8] = b"checkout:commit";
+
+type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+fn folder_error(path: &Path, doing: &'static str) -> impl FnOnce(std::io::Error) -> StorageError {
+    let path = path.to_owned();
+    move |source| StorageError::Folder { doing, path, source }
+}
+
+/// An opened data folder: the sled database and its committer.
+pub(crate) struct DataFolder {
+    pub(crate) db: sled::Db,
+    committer: GroupCommit,
+}
+
+impl DataFolder {
+    /// Opens the folder at `path` holding data of `kind` ("checkout-ledger", "checkout-lane"),
+    /// creating it when it does not exist. `verify` reads every record once the
+    /// database is open; an error from it refuses the folder and restores its files.
+    pub(crate) fn open(path: &Path, kind: &str, verify: impl FnOnce(&sled::Db) -> Result<()>) -> Result<DataFolder> {
+        check_format(path, kind)?;
+        restore_opening_copy(path)?;
+        let acknowledged = read_committed(path);
+        copy_sled_files(path, &path.join(OPENING_COPY))?;
+        match open_and_verify(path, acknowledged, verify) {
+            Ok(db) => {
+                std::fs::remove_dir_all(path.join(OPENING_COPY))
+                    .map_err(folder_error(path, "clean up after opening"))?;
+                let watermark = Watermark::start(path, &db)?;
+                let committer = GroupCommit::start(&db, watermark).map_err(folder_error(path, "start committing"))?;
+                Ok(DataFolder { db, committer })
+            }
+            Err(error) => {
+                restore_opening_copy(path)?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Makes every write before this call durable; concurrent callers share one flush.
+    pub(crate) async fn commit(&self) -> Result<()> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.committer.queue.send(done).map_err(|_| commit_failed("the group-commit thread is gone".into()))?;
+        wait.await.map_err(|_| commit_failed("the group-commit thread is gone".into()))?.map_err(commit_failed)
+    }
+
+    /// Blocking form of [`DataFolder::commit`].
+    pub(crate) fn commit_blocking(&self) -> Result<()> {
+        self.committer.watermark.lock().map_err(|_| commit_failed("a commit panicked".into()))?.commit(&self.db)
+    }
+}
+
+fn commit_failed(reason: String) -> StorageError {
+    StorageError::Io { doing: "flushing", source: sled::Error::Io(std::io::Error::other(reason)) }
+}
+
+fn open_and_verify(
+    path: &Path,
+    acknowledged: Option<u64>,
+    verify: impl FnOnce(&sled::Db) -> Result<()>,
+) -> Result<sled::Db> {
+    let damaged = |detail: String| StorageError::Damaged { path: path.to_owned(), detail };
+    let db = open_db(path).map_err(|e| match e {
+        StorageError::Open { source, .. } if !is_lock_error(&source) => {
+            damaged(format!("sled cannot read it: {source}"))
+        }
+        other => other,
+    })?;
+    let found = stored_commit(&db).map_err(&damaged)?;
+    if let Some(acknowledged) = acknowledged
+        && found < acknowledged
+    {
+        return Err(damaged(format!(
+            "it holds commits up to #{found} but #{acknowledged} were acknowledged, so acknowledged writes are missing"
+        )));
+    }
+    verify(&db).map_err(|e| damaged(e.to_string()))?;
+    Ok(db)
+}
+
+fn is_lock_error(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(e) if e.to_string().contains("lock"))
+}
+
+fn stored_commit(db: &sled::Db) -> std::result::Result<u64, String> {
+    match db.get(COMMIT_KEY).map_err(|e| format!("sled cannot read it: {e}"))? {
+        None => Ok(0),
+        Some(bytes) => {
+            let bytes: [u8; 8] = bytes.as_ref().try_into().map_err(|_| "its commit number is garbled".to_owned())?;
+            Ok(u64::from_be_bytes(bytes))
+        }
+    }
+}
+
+/// The last acknowledged commit, from `COMMITTED`; `None` when there is none to check against.
+fn read_committed(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path.join(COMMITTED_FILE)).ok()?;
+    match text.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            tracing::warn!(folder = %path.display(), "{COMMITTED_FILE} is unreadable; lost writes cannot be checked this time");
+            None
+        }
+    }
+}
+
+/// Is `name`, in the top of a data folder, one of sled's files (as opposed to ours)?
+fn is_sled_file(name: &std::ffi::OsStr) -> bool {
+    name != FORMAT_FILE && name != COMMITTED_FILE && name != OPENING_COPY
+}
+
+fn copy_sled_files(path: &Path, copy: &Path) -> Result<()> {
+    let fail = |doing| folder_error(path, doing);
+    std::fs::create_dir_all(copy).map_err(fail("copy aside before opening"))?;
+    for entry in std::fs::read_dir(path).map_err(fail("list"))? {
+        let entry = entry.map_err(fail("list"))?;
+        if is_sled_file(&entry.file_name()) {
+            copy_recursively(&entry.path(), &copy.join(entry.file_name()))
+                .map_err(fail("copy aside before opening"))?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_recursively(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_recursively(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(|_| ())
+    }
+}
+
+/// Puts back the copy taken before an open that failed (or crashed), so the folder is as it was.
+fn restore_opening_copy(path: &Path) -> Result<()> {
+    let copy = path.join(OPENING_COPY);
+    if !copy.exists() {
+        return Ok(());
+    }
+    let fail = |doing| folder_error(path, doing);
+    for entry in std::fs::read_dir(path).map_err(fail("list"))? {
+        let entry = entry.map_err(fail("list"))?;
+        if is_sled_file(&entry.file_name()) {
+            let target = entry.path();
+            if target.is_dir() { std::fs::remove_dir_all(&target) } else { std::fs::remove_file(&target) }
+                .map_err(fail("restore"))?;
+        }
+    }
+    for entry in std::fs::read_dir(&copy).map_err(fail("restore"))? {
+        let entry = entry.map_err(fail("restore"))?;
+        std::fs::rename(entry.path(), path.join(entry.file_name())).map_err(fail("restore"))?;
+    }
+    std::fs::remove_dir(&copy).map_err(fail("restore"))
+}
+
+/// Checks the data folder's format file before sled opens (and so writes to) anything; marks a new folder.
+fn check_format(path: &Path, kind: &str) -> Result<()> {
+    let expected = format!("{kind} {FORMAT_VERSION}\n");
+    let marker = path.join(FORMAT_FILE);
+    match std::fs::read(&marker) {
+        Ok(found) if found == expected.as_bytes() => Ok(()),
+        Ok(found) => Err(StorageError::FormatVersion {
+            path: path.to_owned(),
+            found: String::from_utf8_lossy(&found).trim().chars().take(60).collect(),
+            expected: FORMAT_VERSION,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path).map_err(folder_error(path, "create"))?;
+            if std::fs::read_dir(path).map_err(folder_error(path, "list"))?.next().is_some() {
+                return Err(StorageError::NotCheckoutData { path: path.to_owned() });
+            }
+            let mut file = File::create(&marker).map_err(folder_error(path, "mark"))?;
+            std::io::Write::write_all(&mut file, expected.as_bytes()).map_err(folder_error(path, "mark"))?;
+            file.sync_all().map_err(folder_error(path, "mark"))?;
+            Ok(())
+        }
+        Err(e) => Err(folder_error(path, "read the format of")(e)),
+    }
+}
+
+/// Opens the sled database; waits briefly for the lock a closing handle in this process may still hold.
+fn open_db(path: &Path) -> Result<sled::Db> {
+    let mut tries = 0;
+    loop {
+        let opened = sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024).open();
+        match opened {
+            Err(e) if tries < 30 && is_lock_error(&e) => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other.map_err(|source| StorageError::Open { path: path.to_owned(), source }),
+        }
+    }
+}
+
+/// Numbers commits: inside sled with the commit, then in `COMMITTED` once sled says it is durable.
+struct Watermark {
+    file: File,
+    committed: u64,
+}
+
+impl Watermark {
+    fn start(path: &Path, db: &sled::Db) -> Result<Watermark> {
+        let committed = stored_commit(db).map_err(|detail| StorageError::Damaged { path: path.to_owned(), detail })?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join(COMMITTED_FILE))
+            .map_err(folder_error(path, "open the commit mark of"))?;
+        let watermark = Watermark { file, committed };
+        watermark.mark();
+        Ok(watermark)
+    }
+
+    fn commit(&mut self, db: &sled::Db) -> Result<()> {
+        let next = self.committed + 1;
+        db.insert(COMMIT_KEY, &next.to_be_bytes()).map_err(|source| StorageError::Io { doing: "flushing", source })?;
+        db.flush().map_err(|source| StorageError::Io { doing: "flushing", source })?;
+        self.committed = next;
+        self.mark();
+        Ok(())
+    }
+
+    /// Records the durable commit's number. Fixed width, so one small write replaces it in place.
+    /// Losing this write only weakens the next check; it never makes a sound folder look damaged.
+    fn mark(&self) {
+        if let Err(e) = self.file.write_all_at(format!("{:020}\n", self.committed).as_bytes(), 0) {
+            tracing::warn!(error = %e, "cannot update {COMMITTED_FILE}; lost writes cannot be checked on the next start");
+        }
+    }
+}
+
+type CommitWaiter = tokio::sync::oneshot::Sender<std::result::Result<(), String>>;
+
+/// Group commit: callers queue up, one thread flushes once for everyone queued, then wakes them all.
+///
+/// A caller's writes happen before it queues, so the flush that follows covers
+/// them; callers that queue during a flush wait for the next one. Under load
+/// one `fsync` serves many acknowledged writes.
+struct GroupCommit {
+    queue: mpsc::Sender<CommitWaiter>,
+    watermark: Arc<Mutex<Watermark>>,
+}
+
+impl GroupCommit {
+    fn start(db: &sled::Db, watermark: Watermark) -> std::io::Result<GroupCommit> {
+        let (queue, waiting) = mpsc::channel::<CommitWaiter>();
+        let watermark = Arc::new(Mutex::new(watermark));
+        // The thread ends, closing its handle on the database, when the last handle on the folder is dropped.
+        let db = db.clone();
+        let shared = Arc::clone(&watermark);
+        std::thread::Builder::new().name("sled-group-commit".into()).spawn(move || {
+            while let Ok(first) = waiting.recv() {
+                let mut batch = vec![first];
+                batch.extend(waiting.try_iter());
+                let result = match shared.lock() {
+                    Ok(mut watermark) => watermark.commit(&db).map_err(|e| e.to_string()),
+                    Err(_) => Err("a commit panicked".to_owned()),
+                };
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "ledger flush failed");
+                }
+                for waiter in batch {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        })?;
+        Ok(GroupCommit { queue, watermark })
+    }
+}
+
+/// The folder's files, for tests that damage them.
+#[cfg(test)]
+pub(crate) fn files_below(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, sample_catalog};
+
+    fn ledger_with_catalog(dir: &Path) {
+        let store = Store::open(dir).unwrap();
+        for product in sample_catalog() {
+            store.put_product(&product).unwrap();
+            store.commit_blocking().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_ledger_that_lost_acknowledged_writes_is_refused_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        ledger_with_catalog(dir.path());
+        let db = dir.path().join("db");
+        let bytes = std::fs::read(&db).unwrap();
+        std::fs::write(&db, &bytes[..bytes.len() / 2]).unwrap();
+        let before = files_below(dir.path());
+        let Err(err) = Store::open(dir.path()) else { panic!("opened a ledger cut in half") };
+        assert!(matches!(err, StorageError::Damaged { .. }), "{err}");
+        assert!(err.to_string().contains("acknowledged"), "{err}");
+        assert_eq!(files_below(dir.path()), before, "a refused folder is left as it was");
+        // Refused again, the same way: the first refusal changed nothing.
+        assert!(matches!(Store::open(dir.path()), Err(StorageError::Damaged { .. })));
+    }
+
+    #[test]
+    fn an_open_interrupted_by_a_crash_is_undone_before_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        ledger_with_catalog(dir.path());
+        // A crash between copying aside and finishing the open leaves the copy; sled's files may be half-written.
+        copy_sled_files(dir.path(), &dir.path().join(OPENING_COPY)).unwrap();
+        std::fs::write(dir.path().join("db"), b"half-written").unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.products().unwrap().len(), sample_catalog().len());
+        assert!(!dir.path().join(OPENING_COPY).exists());
+    }
+
+    #[test]
+    fn commits_are_numbered_inside_and_outside_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        ledger_with_catalog(dir.path());
+        let outside = read_committed(dir.path()).unwrap();
+        assert_eq!(outside, sample_catalog().len() as u64);
+        let store = Store::open(dir.path()).unwrap();
+        store.commit_blocking().unwrap();
+        assert_eq!(read_committed(dir.path()), Some(outside + 1));
+        // A lost or garbled mark only weakens the check: the folder still opens.
+        drop(store);
+        std::fs::write(dir.path().join(COMMITTED_FILE), "garbled").unwrap();
+        assert!(Store::open(dir.path()).is_ok());
+    }
+}
