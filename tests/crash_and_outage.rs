@@ -212,6 +212,35 @@ async fn assert_ledger_equals_books(port: u16, sim: &str) -> (usize, usize) {
     (payments.len(), paid)
 }
 
+/// Every paid charge has its sale, with the charge's amount and a basket that adds up to it, and
+/// every sale has its paid charge: also for a lane killed between the charge and its answer.
+async fn assert_every_paid_charge_has_its_sale(port: u16) {
+    let mut client = store(port).await;
+    let sales = client.list_sales(pb::ListSalesRequest { lane_id: String::new(), limit: 10_000 }).await.unwrap();
+    let sales: HashMap<String, pb::Sale> =
+        sales.into_inner().sales.into_iter().map(|s| (s.out_trade_no.clone(), s)).collect();
+    let products = client.list_products(pb::ListProductsRequest {}).await.unwrap().into_inner().products;
+    let price: HashMap<&str, i64> =
+        products.iter().map(|p| (p.gtin.as_str(), p.price.as_ref().unwrap().minor_units)).collect();
+    let payments = client.list_payments(pb::ListPaymentsRequest { lane_id: String::new(), limit: 10_000 }).await;
+    let paid: Vec<pb::Payment> = payments
+        .unwrap()
+        .into_inner()
+        .payments
+        .into_iter()
+        .filter(|p| p.outcome() == pb::PaymentOutcome::Paid)
+        .collect();
+    for payment in &paid {
+        let sale =
+            sales.get(&payment.out_trade_no).unwrap_or_else(|| panic!("{} paid but no sale", payment.out_trade_no));
+        let amount = payment.amount.as_ref().unwrap().minor_units;
+        assert_eq!(sale.total.as_ref().unwrap().minor_units, amount, "{}: sale total", payment.out_trade_no);
+        let basket: i64 = sale.lines.iter().map(|l| price[l.gtin.as_str()] * i64::from(l.quantity)).sum();
+        assert_eq!(basket, amount, "{}: the basket adds up to the payment", payment.out_trade_no);
+    }
+    assert_eq!(sales.len(), paid.len(), "a sale without a paid charge");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_and_takes_none_twice() {
     let data = tempfile::tempdir().unwrap();
@@ -252,6 +281,7 @@ async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_a
     settle_everything(port).await;
     let (charges, paid) = assert_ledger_equals_books(port, &sim).await;
     eprintln!("crash run: 20 coordinator kills, 20 lane kills; {charges} charges, {paid} paid; {summary1}{summary2}");
+    assert_every_paid_charge_has_its_sale(port).await;
     assert!(paid >= 10, "only {paid} of {charges} charges were paid: the run did too little to prove anything");
 
     // Every sale the lane that was never killed saw paid is recorded once, and its outbox is empty.
@@ -320,6 +350,7 @@ async fn a_provider_outage_fills_the_offline_queue_which_drains_to_zero_when_it_
     settle_everything(port).await;
     assert!(client.list_unsettled(pb::ListUnsettledRequest {}).await.unwrap().into_inner().payments.is_empty());
     let (charges, paid) = assert_ledger_equals_books(port, &sim).await;
+    assert_every_paid_charge_has_its_sale(port).await;
     eprintln!(
         "outage run: at most {most} charges queued during the outage; {charges} charges, {paid} paid, queue drained to 0"
     );
@@ -353,6 +384,7 @@ async fn dropped_answers_system_errors_and_password_steps_settle_to_the_books() 
     }
     settle_everything(port).await;
     let (charges, paid) = assert_ledger_equals_books(port, &sim).await;
+    assert_every_paid_charge_has_its_sale(port).await;
     let books = sim_http(&sim, "GET", "/sim/books", "");
     let orders = books["orders"].as_array().unwrap();
     let with_password =

@@ -141,3 +141,124 @@ fn add(sum: &mut Money, amount: Money) {
         Err(e) => tracing::warn!(error = %e, amount = %amount, "sale left out of a shift report"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use checkout_storage::{
+        Attempt, CashierId, ChargeRecord, MaskedCode, OutTradeNo, SaleId, SaleLine, SaleRecord, StoreId, sample_catalog,
+    };
+
+    use super::*;
+
+    fn shift(id: &str, lane: &str, cashier: &str, opened_at: i64) -> ShiftRecord {
+        ShiftRecord {
+            shift_id: ShiftId::parse(id).unwrap(),
+            lane_id: LaneId::parse(lane).unwrap(),
+            cashier: CashierId::parse(cashier).unwrap(),
+            opened_at: UnixMillis(opened_at),
+            closed_at: None,
+            closed_how: String::new(),
+        }
+    }
+
+    /// A charge of `quantity` of the first catalog product in `shift`, with its sale when paid.
+    fn ring_up(store: &Store, sale: &str, shift: &str, provider: Provider, quantity: u32, status: ChargeStatus) {
+        let product = &sample_catalog()[0];
+        let sale_id = SaleId::parse(sale).unwrap();
+        let out_trade_no = OutTradeNo::derive(&StoreId::parse("S1").unwrap(), &sale_id, Attempt::new(1).unwrap());
+        let amount = product.price.checked_mul(quantity).unwrap();
+        let lines = vec![SaleLine { gtin: product.gtin.clone(), quantity, unit_price: product.price }];
+        let shift_id = Some(ShiftId::parse(shift).unwrap());
+        store
+            .put_charge(&ChargeRecord {
+                out_trade_no: out_trade_no.clone(),
+                lane_id: LaneId::parse("L1").unwrap(),
+                sale_id: sale_id.clone(),
+                attempt: Attempt::new(1).unwrap(),
+                provider,
+                masked_code: MaskedCode::of("134567890123456789"),
+                amount,
+                status,
+                provider_code: String::new(),
+                message: String::new(),
+                provider_transaction_id: String::new(),
+                created_at: UnixMillis(100),
+                settled_at: Some(UnixMillis(101)),
+                lines: lines.clone(),
+                shift_id: shift_id.clone(),
+                sale_started_at: UnixMillis(90),
+                superseded_by: None,
+                events: Vec::new(),
+            })
+            .unwrap();
+        if status == ChargeStatus::Paid {
+            let sale = SaleRecord {
+                lane_id: LaneId::parse("L1").unwrap(),
+                sale_id,
+                shift_id,
+                lines,
+                total: amount,
+                out_trade_no,
+                started_at: UnixMillis(90),
+                finished_at: UnixMillis(101),
+            };
+            assert!(store.insert_sale_if_absent(&sale).unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shift_report_counts_its_own_sales_by_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let currency = sample_catalog()[0].price.currency;
+        open_shift(&store, shift("L1-A", "L1", "anna", 10)).await.unwrap();
+        ring_up(&store, "L1-S1", "L1-A", Provider::WeChatPay, 2, ChargeStatus::Paid);
+        ring_up(&store, "L1-S2", "L1-A", Provider::Alipay, 1, ChargeStatus::Paid);
+        ring_up(&store, "L1-S3", "L1-A", Provider::Alipay, 1, ChargeStatus::NewCodeNeeded);
+        ring_up(&store, "L1-S4", "L1-OTHER", Provider::Alipay, 5, ChargeStatus::Paid);
+        let closed =
+            close_shift(&store, &LaneId::parse("L1").unwrap(), &ShiftId::parse("L1-A").unwrap(), UnixMillis(50))
+                .await
+                .unwrap();
+        assert_eq!((closed.closed_at, closed.closed_how.as_str()), (Some(UnixMillis(50)), SIGNED_OFF));
+
+        let reports = shift_reports(&store, currency, &ShiftFilter::default()).unwrap();
+        assert_eq!(reports.len(), 1);
+        let report = &reports[0];
+        let price = sample_catalog()[0].price;
+        assert_eq!((report.sales, report.items, report.payments_declined), (2, 3, 1));
+        assert_eq!(report.sales_total, price.checked_mul(3).unwrap());
+        assert_eq!(report.by_provider[&Provider::WeChatPay], (1, price.checked_mul(2).unwrap()));
+        assert_eq!(report.by_provider[&Provider::Alipay], (1, price));
+        assert!(!report.by_provider.contains_key(&Provider::UnionPay));
+    }
+
+    #[tokio::test]
+    async fn opening_and_closing_are_idempotent_and_a_forgotten_shift_is_closed_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let lane = LaneId::parse("L1").unwrap();
+        open_shift(&store, shift("L1-A", "L1", "anna", 10)).await.unwrap();
+        assert_eq!(open_shift(&store, shift("L1-A", "L1", "anna", 10)).await.unwrap().closed_at, None);
+        let err = open_shift(&store, shift("L1-A", "L1", "bo", 10)).await.unwrap_err();
+        assert!(matches!(err, CoordinatorError::FailedPrecondition(_)), "{err}");
+        // Another lane's shift is left alone.
+        open_shift(&store, shift("L2-A", "L2", "cai", 15)).await.unwrap();
+        // Anna's lane crashed and Bo signs on: Anna's shift closes when Bo's opens.
+        open_shift(&store, shift("L1-B", "L1", "bo", 20)).await.unwrap();
+        let anna = store.shift(&ShiftId::parse("L1-A").unwrap()).unwrap().unwrap();
+        assert_eq!((anna.closed_at, anna.closed_how.as_str()), (Some(UnixMillis(20)), NEXT_SHIFT_OPENED));
+        // Anna's lane delivers her sign-off late: the shift stays as it closed.
+        let late = close_shift(&store, &lane, &anna.shift_id, UnixMillis(30)).await.unwrap();
+        assert_eq!(late, anna);
+        let open = ShiftFilter { lane_id: None, open_only: true };
+        let open: Vec<_> =
+            shift_reports(&store, Currency::CNY, &open).unwrap().into_iter().map(|r| r.shift.shift_id).collect();
+        assert_eq!(open, vec![ShiftId::parse("L2-A").unwrap(), ShiftId::parse("L1-B").unwrap()]);
+        let unknown = close_shift(&store, &lane, &ShiftId::parse("L1-X").unwrap(), UnixMillis(40)).await.unwrap_err();
+        assert!(matches!(unknown, CoordinatorError::NotFound(_)), "{unknown}");
+        let (l2, l1_b) = (LaneId::parse("L2").unwrap(), ShiftId::parse("L1-B").unwrap());
+        let wrong_lane = close_shift(&store, &l2, &l1_b, UnixMillis(40)).await.unwrap_err();
+        assert!(matches!(wrong_lane, CoordinatorError::InvalidArgument { .. }), "{wrong_lane}");
+    }
+}
