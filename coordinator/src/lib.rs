@@ -76,6 +76,10 @@ pub enum RunError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(
+        "the ledger failed ({0}); the coordinator stopped so that nothing unrecorded is acknowledged: free or fix the disk, then start it again"
+    )]
+    LedgerFailed(String),
 }
 
 /// Serves the coordinator on `listener` until `shutdown` completes.
@@ -116,9 +120,23 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let state = coordinator.clone();
+    let ledger_failure = Arc::new(std::sync::OnceLock::new());
+    let failure = ledger_failure.clone();
+    let lanes_health = health.clone();
     let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new connections or charges, finishing in-flight requests");
+        tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutting down: no new connections or charges, finishing in-flight requests");
+            }
+            // Fail-stop: after a failed write or flush nobody knows what reached the disk, so the
+            // coordinator takes no more charges and exits; what it acknowledged is safe on disk and
+            // what was in flight resumes at the next start.
+            reason = state.store.failed() => {
+                tracing::error!(%reason, "the ledger failed: refusing charges and stopping; restart once the disk is fixed");
+                lanes_health.set_not_serving::<LaneServiceServer<grpc::LaneApi>>().await;
+                let _ = failure.set(reason);
+            }
+        }
         state.shutting_down.store(true, Ordering::SeqCst);
         let _ = stop_tx.send(());
     };
@@ -146,6 +164,9 @@ pub async fn run(
     }
     // Whatever the resolver was doing is durable step by step; it resumes at the next start.
     resolver.abort();
+    if let Some(reason) = ledger_failure.get() {
+        return Err(RunError::LedgerFailed(reason.clone()));
+    }
     store.commit().await?;
     tracing::info!("ledger flushed; coordinator stopped");
     Ok(())

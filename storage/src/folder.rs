@@ -46,6 +46,12 @@ fn folder_error(path: &Path, doing: &'static str) -> impl FnOnce(std::io::Error)
 pub(crate) struct DataFolder {
     pub(crate) db: sled::Db,
     committer: GroupCommit,
+    /// Why the folder stopped taking writes, once a write or flush failed.
+    ///
+    /// After a failed write or `fsync` nobody knows what reached the disk, and
+    /// sled refuses every later write anyway; so the folder fails for good and
+    /// the process must restart (the lesson of PostgreSQL's "fsyncgate").
+    failure: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl DataFolder {
@@ -63,7 +69,7 @@ impl DataFolder {
                     .map_err(folder_error(path, "clean up after opening"))?;
                 let watermark = Watermark::start(path, &db)?;
                 let committer = GroupCommit::start(&db, watermark).map_err(folder_error(path, "start committing"))?;
-                Ok(DataFolder { db, committer })
+                Ok(DataFolder { db, committer, failure: tokio::sync::watch::Sender::new(None) })
             }
             Err(error) => {
                 restore_opening_copy(path)?;
@@ -74,14 +80,72 @@ impl DataFolder {
 
     /// Makes every write before this call durable; concurrent callers share one flush.
     pub(crate) async fn commit(&self) -> Result<()> {
+        self.refuse_if_failed()?;
         let (done, wait) = tokio::sync::oneshot::channel();
-        self.committer.queue.send(done).map_err(|_| commit_failed("the group-commit thread is gone".into()))?;
-        wait.await.map_err(|_| commit_failed("the group-commit thread is gone".into()))?.map_err(commit_failed)
+        let committed = match self.committer.queue.send(done) {
+            Err(_) => Err(commit_failed("the group-commit thread is gone".into())),
+            Ok(()) => match wait.await {
+                Err(_) => Err(commit_failed("the group-commit thread is gone".into())),
+                Ok(result) => result.map_err(commit_failed),
+            },
+        };
+        self.noting_failure(committed)
     }
 
     /// Blocking form of [`DataFolder::commit`].
     pub(crate) fn commit_blocking(&self) -> Result<()> {
-        self.committer.watermark.lock().map_err(|_| commit_failed("a commit panicked".into()))?.commit(&self.db)
+        self.refuse_if_failed()?;
+        let committed = match self.committer.watermark.lock() {
+            Ok(mut watermark) => watermark.commit(&self.db),
+            Err(_) => Err(commit_failed("a commit panicked".into())),
+        };
+        self.noting_failure(committed)
+    }
+
+    /// Runs a write unless the folder has failed; a write that fails with an I/O error fails the folder.
+    pub(crate) fn write<T>(&self, write: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.refuse_if_failed()?;
+        self.noting_failure(write())
+    }
+
+    fn refuse_if_failed(&self) -> Result<()> {
+        match &*self.failure.borrow() {
+            Some(reason) => Err(StorageError::Failed { reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    fn noting_failure<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(StorageError::Io { doing, source }) = &result {
+            let reason = format!("{doing}: {source}");
+            self.failure.send_if_modified(|failure| {
+                let first = failure.is_none();
+                if first {
+                    tracing::error!(%reason, "the data folder failed: it takes no more writes until the process restarts");
+                    *failure = Some(reason.clone());
+                }
+                first
+            });
+        }
+        result
+    }
+
+    /// Why the folder failed, once it has.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure.borrow().clone()
+    }
+
+    /// Completes when the folder fails, with the reason.
+    pub(crate) async fn failed(&self) -> String {
+        let mut failure = self.failure.subscribe();
+        loop {
+            if let Some(reason) = &*failure.borrow_and_update() {
+                return reason.clone();
+            }
+            if failure.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 

@@ -85,9 +85,12 @@ impl LaneStore {
 
     /// Queues an item, durably, after every item queued before it.
     pub fn push(&self, item: &OutboxItem) -> Result<u64> {
-        let seq = self.folder.db.generate_id().map_err(io("numbering an outbox item"))?;
-        let bytes = encode("outbox item", item)?;
-        self.outbox.insert(seq.to_be_bytes(), bytes).map_err(io("queueing an outbox item"))?;
+        let seq = self.folder.write(|| {
+            let seq = self.folder.db.generate_id().map_err(io("numbering an outbox item"))?;
+            let bytes = encode("outbox item", item)?;
+            self.outbox.insert(seq.to_be_bytes(), bytes).map_err(io("queueing an outbox item"))?;
+            Ok(seq)
+        })?;
         self.folder.commit_blocking()?;
         Ok(seq)
     }
@@ -109,7 +112,7 @@ impl LaneStore {
 
     /// Forgets a delivered item.
     pub fn delivered(&self, seq: u64) -> Result<()> {
-        self.outbox.remove(seq.to_be_bytes()).map_err(io("clearing the outbox"))?;
+        self.folder.write(|| self.outbox.remove(seq.to_be_bytes()).map_err(io("clearing the outbox")))?;
         self.folder.commit_blocking()
     }
 
@@ -123,14 +126,16 @@ impl LaneStore {
 
     /// Opens `shift`: it becomes the current shift and its opening is queued for the store, durably.
     pub fn open_shift(&self, shift: &ShiftRecord) -> Result<()> {
-        self.meta.insert(CURRENT_SHIFT, encode("shift", shift)?).map_err(io("writing the current shift"))?;
+        self.folder.write(|| {
+            self.meta.insert(CURRENT_SHIFT, encode("shift", shift)?).map_err(io("writing the current shift"))
+        })?;
         self.push(&OutboxItem::ShiftOpened(shift.clone())).map(drop)
     }
 
     /// Closes the current shift, if any, and queues its closing for the store; returns it.
     pub fn close_shift(&self, closed_at: UnixMillis) -> Result<Option<ShiftRecord>> {
         let Some(mut shift) = self.current_shift()? else { return Ok(None) };
-        self.meta.remove(CURRENT_SHIFT).map_err(io("clearing the current shift"))?;
+        self.folder.write(|| self.meta.remove(CURRENT_SHIFT).map_err(io("clearing the current shift")))?;
         self.push(&OutboxItem::ShiftClosed {
             lane_id: shift.lane_id.clone(),
             shift_id: shift.shift_id.clone(),

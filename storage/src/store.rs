@@ -39,6 +39,8 @@ pub enum StorageError {
         "the data folder {path} is damaged: {detail}. Nothing was changed; restore it from a backup (see the README)"
     )]
     Damaged { path: PathBuf, detail: String },
+    #[error("the data folder failed earlier ({reason}) and takes no more writes: restart once the disk is fixed")]
+    Failed { reason: String },
     #[error("cannot encode a {what}: {source}")]
     Encode { what: &'static str, source: postcard::Error },
 }
@@ -146,6 +148,31 @@ impl Store {
         &self.path
     }
 
+    /// Why the ledger stopped taking writes, once a write or flush failed (a full or failing disk).
+    pub fn failure(&self) -> Option<String> {
+        self.folder.failure()
+    }
+
+    /// Completes when the ledger fails, with the reason: the process should stop and be restarted.
+    pub async fn failed(&self) -> String {
+        self.folder.failed().await
+    }
+
+    /// Writes `value` under `key`; `what` names the record ("charge") and the write ("writing a charge").
+    fn put<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        (what, doing): (&'static str, &'static str),
+        key: &[u8],
+        value: &T,
+    ) -> Result<()> {
+        self.folder.write(|| {
+            let bytes = encode(what, value)?;
+            tree.insert(key, bytes).map_err(io(doing))?;
+            Ok(())
+        })
+    }
+
     /// Makes every write before this call durable. Concurrent callers share
     /// one flush (group commit).
     pub async fn commit(&self) -> Result<()> {
@@ -166,9 +193,7 @@ impl Store {
     }
 
     pub fn put_product(&self, product: &Product) -> Result<()> {
-        let bytes = encode("product", product)?;
-        self.products.insert(product.gtin.as_str().as_bytes(), bytes).map_err(io("writing a product"))?;
-        Ok(())
+        self.put(&self.products, ("product", "writing a product"), product.gtin.as_str().as_bytes(), product)
     }
 
     /// Loads `catalog` when the store has no products yet; returns how many were loaded.
@@ -192,9 +217,7 @@ impl Store {
     }
 
     pub fn put_lane(&self, lane: &LaneRecord) -> Result<()> {
-        let bytes = encode("lane", lane)?;
-        self.lanes.insert(lane.lane_id.as_str().as_bytes(), bytes).map_err(io("writing a lane"))?;
-        Ok(())
+        self.put(&self.lanes, ("lane", "writing a lane"), lane.lane_id.as_str().as_bytes(), lane)
     }
 
     pub fn charge(&self, out_trade_no: &OutTradeNo) -> Result<Option<ChargeRecord>> {
@@ -203,13 +226,12 @@ impl Store {
 
     /// Records a new charge intent; if one with the same `out_trade_no` exists, returns it instead.
     pub fn insert_charge_if_absent(&self, charge: &ChargeRecord) -> Result<Option<ChargeRecord>> {
-        insert_if_absent(&self.charges, "charges", charge.out_trade_no.as_str().as_bytes(), charge)
+        self.folder
+            .write(|| insert_if_absent(&self.charges, "charges", charge.out_trade_no.as_str().as_bytes(), charge))
     }
 
     pub fn put_charge(&self, charge: &ChargeRecord) -> Result<()> {
-        let bytes = encode("charge", charge)?;
-        self.charges.insert(charge.out_trade_no.as_str().as_bytes(), bytes).map_err(io("writing a charge"))?;
-        Ok(())
+        self.put(&self.charges, ("charge", "writing a charge"), charge.out_trade_no.as_str().as_bytes(), charge)
     }
 
     pub fn charges(&self) -> Result<Vec<ChargeRecord>> {
@@ -237,14 +259,12 @@ impl Store {
     }
 
     pub fn put_refund(&self, refund: &RefundRecord) -> Result<()> {
-        let bytes = encode("refund", refund)?;
-        self.refunds.insert(refund.out_refund_no.as_bytes(), bytes).map_err(io("writing a refund"))?;
-        Ok(())
+        self.put(&self.refunds, ("refund", "writing a refund"), refund.out_refund_no.as_bytes(), refund)
     }
 
     /// Records a new refund unless one with the same `out_refund_no` exists; returns that one.
     pub fn insert_refund_if_absent(&self, refund: &RefundRecord) -> Result<Option<RefundRecord>> {
-        insert_if_absent(&self.refunds, "refunds", refund.out_refund_no.as_bytes(), refund)
+        self.folder.write(|| insert_if_absent(&self.refunds, "refunds", refund.out_refund_no.as_bytes(), refund))
     }
 
     pub fn refunds(&self) -> Result<Vec<RefundRecord>> {
@@ -257,7 +277,9 @@ impl Store {
 
     /// Records a finished sale; returns false when it was already recorded.
     pub fn insert_sale_if_absent(&self, sale: &SaleRecord) -> Result<bool> {
-        Ok(insert_if_absent(&self.sales, "sales", sale.sale_id.as_str().as_bytes(), sale)?.is_none())
+        let existing =
+            self.folder.write(|| insert_if_absent(&self.sales, "sales", sale.sale_id.as_str().as_bytes(), sale))?;
+        Ok(existing.is_none())
     }
 
     pub fn sales(&self) -> Result<Vec<SaleRecord>> {
@@ -269,9 +291,7 @@ impl Store {
     }
 
     pub fn put_shift(&self, shift: &ShiftRecord) -> Result<()> {
-        let bytes = encode("shift", shift)?;
-        self.shifts.insert(shift.shift_id.as_str().as_bytes(), bytes).map_err(io("writing a shift"))?;
-        Ok(())
+        self.put(&self.shifts, ("shift", "writing a shift"), shift.shift_id.as_str().as_bytes(), shift)
     }
 
     pub fn shifts(&self) -> Result<Vec<ShiftRecord>> {

@@ -1,0 +1,69 @@
+//! Real processes for the tests that need them: the `checkout` binary as provider-sim and coordinator, killed at will.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The `checkout` binary cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_checkout");
+
+/// A child process that is killed when the test lets go of it.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts `checkout provider-sim` on a free port; returns it and its address.
+pub fn provider_sim(seed: &str, extra: &[&str]) -> (Process, String) {
+    let mut child = Command::new(BIN)
+        .args(["provider-sim", "--listen", "127.0.0.1:0", "--wallet-seed", seed])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start provider-sim");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("provider-sim listening on ").expect("address line").to_owned();
+    (Process(child), address)
+}
+
+pub fn kill9(process: &mut Process) {
+    let _ = process.0.kill(); // SIGKILL
+    let _ = process.0.wait();
+}
+
+/// GET or POST on the simulator's administration API.
+pub fn sim_http(address: &str, method: &str, path: &str, body: &str) -> Value {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, json) = response.split_once("\r\n\r\n").expect("an HTTP answer");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
