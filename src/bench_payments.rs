@@ -8,8 +8,8 @@ use std::{
 use anyhow::Context;
 use checkout_coordinator::{EngineTiming, PayOrder, Payments, simulated::SimulatedProvider};
 use checkout_storage::{
-    Attempt, ChargeRecord, ChargeStatus, Currency, LaneId, MaskedCode, Money, OutTradeNo, ProductCode, Provider,
-    SaleId, SaleLine, SimulatedWallet, Store, StoreId, UnixMillis, sample_catalog,
+    Attempt, ChargeRecord, ChargeStatus, CodeFingerprint, Currency, LaneId, MaskedCode, Money, OutTradeNo, ProductCode,
+    Provider, SaleId, SaleLine, SimulatedWallet, Store, StoreId, UnixMillis, sample_catalog,
 };
 use serde_json::json;
 
@@ -130,6 +130,7 @@ fn sample_charge(n: u64) -> anyhow::Result<ChargeRecord> {
         attempt: Attempt::new(1)?,
         provider: Provider::WeChatPay,
         masked_code: MaskedCode::of("130000000000000000"),
+        code_fingerprint: CodeFingerprint([0; 16]),
         amount: Money::new(1290, Currency::CNY),
         status: ChargeStatus::Paid,
         provider_code: "SUCCESS".into(),

@@ -163,6 +163,10 @@ pub struct LaneArgs {
     /// [default: ./checkout-lane-ID].
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// The cashier signing on (1 to 20 letters, digits or dashes); their shift opens when the lane
+    /// starts and closes when it stops [default: cashier-ID].
+    #[arg(long)]
+    pub cashier: Option<String>,
 }
 
 #[derive(Args)]

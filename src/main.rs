@@ -163,6 +163,9 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
     let mut config = LaneConfig::new(lane_id, args.coordinator.clone(), source);
     config.frames_per_second = args.fps.or(if args.synthetic { Some(30.0) } else { None });
     config.data_dir = Some(args.data.clone().unwrap_or_else(|| format!("checkout-lane-{}", args.id).into()));
+    if let Some(cashier) = &args.cashier {
+        config.cashier = checkout_storage::CashierId::parse(cashier).context("--cashier")?;
+    }
     let system = actix_rt::System::new();
     let summary = system.block_on(checkout_lanes::run_lane(config, None, cli::shutdown_signal()))?;
     println!(

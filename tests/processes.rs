@@ -89,7 +89,7 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
                 .arg("--data")
                 .arg(&lane_data)
                 .args(["--id", "L3", "--coordinator", &url, "--synthetic", "--customers", "2", "--fps", "120"])
-                .args(["--wallet-seed", "process test"])
+                .args(["--wallet-seed", "process test", "--cashier", "anna-li"])
                 .env("RUST_LOG", "debug")
                 .output()
                 .expect("run lane")
@@ -104,6 +104,13 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
     let before = totals(&url).await;
     assert_eq!(before.sales, 2);
     assert_eq!(before.payments_paid, 2);
+    // The cashier's shift opened with the lane and closed with it, with both sales in its report.
+    let mut manager = StoreServiceClient::connect(url.clone()).await.unwrap();
+    let shifts = manager.list_shifts(pb::ListShiftsRequest::default()).await.unwrap().into_inner().shifts;
+    assert_eq!(shifts.len(), 1, "{shifts:?}");
+    let shift = &shifts[0];
+    assert_eq!((shift.cashier_id.as_str(), shift.closed_how.as_str(), shift.sales), ("anna-li", "signed off", 2));
+    assert_eq!(shift.sales_total, before.sales_total);
 
     let status = terminate(&mut coordinator);
     assert!(status.success(), "coordinator exit status after SIGTERM: {status:?}");

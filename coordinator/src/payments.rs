@@ -247,7 +247,7 @@ impl Payments {
         total.positive()?;
         let provider = order.code.provider();
         let client = self.provider(provider)?;
-
+        let code_fingerprint = self.store.fingerprint(&order.code);
         let mut charge = ChargeRecord {
             out_trade_no: out_trade_no.clone(),
             lane_id: order.lane_id.clone(),
@@ -255,6 +255,7 @@ impl Payments {
             attempt: order.attempt,
             provider,
             masked_code: order.code.masked(),
+            code_fingerprint,
             amount: total,
             status: ChargeStatus::Pending,
             provider_code: String::new(),
@@ -268,6 +269,18 @@ impl Payments {
             shift_id: order.shift_id.clone(),
             sale_started_at: order.started_at,
         };
+        // A code is single-use: one shown again (a screenshot, a lane that saw it twice) is declined
+        // here without a call to the provider. The claim is committed with the intent.
+        let owner = self.store.claim_code(code_fingerprint, out_trade_no)?;
+        if &owner != out_trade_no {
+            tracing::warn!(earlier = %owner, "payment code shown again: declined without calling the provider");
+            charge.status = ChargeStatus::NewCodeNeeded;
+            charge.message = messages::CODE_USED.to_owned();
+            charge.settled_at = Some(UnixMillis::now());
+            charge.log(format!("declined: the code was already used in {owner}; the provider was not called"));
+            self.save(&charge).await?;
+            return Ok(charge);
+        }
         charge.log("intent recorded");
         // The intent is durable before any money can move.
         self.save(&charge).await?;

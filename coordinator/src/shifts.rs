@@ -145,7 +145,8 @@ fn add(sum: &mut Money, amount: Money) {
 #[cfg(test)]
 mod tests {
     use checkout_storage::{
-        Attempt, CashierId, ChargeRecord, MaskedCode, OutTradeNo, SaleId, SaleLine, SaleRecord, StoreId, sample_catalog,
+        Attempt, CashierId, ChargeRecord, CodeFingerprint, MaskedCode, OutTradeNo, SaleId, SaleLine, SaleRecord,
+        StoreId, sample_catalog,
     };
 
     use super::*;
@@ -177,6 +178,7 @@ mod tests {
                 attempt: Attempt::new(1).unwrap(),
                 provider,
                 masked_code: MaskedCode::of("134567890123456789"),
+                code_fingerprint: CodeFingerprint([1; 16]),
                 amount,
                 status,
                 provider_code: String::new(),

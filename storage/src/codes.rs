@@ -218,6 +218,34 @@ impl fmt::Debug for MaskedCode {
     }
 }
 
+/// A keyed hash of a payment code: spots a code shown again without keeping the code.
+///
+/// HMAC-SHA256 under a random key of the data folder, cut to 16 bytes. The same code gives the same
+/// fingerprint in one store; without the key a fingerprint says nothing about the code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CodeFingerprint(pub [u8; 16]);
+
+impl CodeFingerprint {
+    pub fn of(code: &PaymentCode, key: &[u8]) -> CodeFingerprint {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) else {
+            unreachable!("HMAC takes keys of any length")
+        };
+        mac.update(code.expose_digits().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut fingerprint = [0u8; 16];
+        fingerprint.copy_from_slice(&digest[..16]);
+        CodeFingerprint(fingerprint)
+    }
+}
+
+impl fmt::Debug for CodeFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0[..4].iter().try_for_each(|b| write!(f, "{b:02x}"))?;
+        f.write_str("…")
+    }
+}
+
 /// The barcode symbologies a lane reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Symbology {

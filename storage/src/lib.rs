@@ -17,8 +17,8 @@ mod wallets;
 
 pub use catalog::sample_catalog;
 pub use codes::{
-    MaskedCode, PaymentCode, PaymentCodeError, ProductCode, ProductCodeError, Provider, ScannedCode, Symbology,
-    classify, gtin_check_digit, upc_e_to_upc_a,
+    CodeFingerprint, MaskedCode, PaymentCode, PaymentCodeError, ProductCode, ProductCodeError, Provider, ScannedCode,
+    Symbology, classify, gtin_check_digit, upc_e_to_upc_a,
 };
 pub use folder::{COMMITTED_FILE, FORMAT_FILE, FORMAT_VERSION};
 pub use ids::{Attempt, CashierId, IdError, LaneId, OutTradeNo, SaleId, ShiftId, StoreId, UnixMillis};

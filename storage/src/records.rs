@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Attempt, CashierId, LaneId, MaskedCode, Money, OutTradeNo, ProductCode, Provider, SaleId, ShiftId, UnixMillis,
+    Attempt, CashierId, CodeFingerprint, LaneId, MaskedCode, Money, OutTradeNo, ProductCode, Provider, SaleId, ShiftId,
+    UnixMillis,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +92,8 @@ pub struct ChargeRecord {
     pub attempt: Attempt,
     pub provider: Provider,
     pub masked_code: MaskedCode,
+    /// The code's keyed hash (see [`crate::CodeFingerprint`]): the code itself is never stored.
+    pub code_fingerprint: CodeFingerprint,
     pub amount: Money,
     pub status: ChargeStatus,
     /// The provider's own answer code ("SUCCESS", "NOTENOUGH", ...), empty while pending.

@@ -12,8 +12,8 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    ChargeRecord, LaneId, LaneRecord, OutTradeNo, Product, ProductCode, RefundRecord, SaleId, SaleRecord, ShiftId,
-    ShiftRecord,
+    ChargeRecord, CodeFingerprint, LaneId, LaneRecord, OutTradeNo, PaymentCode, Product, ProductCode, RefundRecord,
+    SaleId, SaleRecord, ShiftId, ShiftRecord,
     folder::{DataFolder, FORMAT_FILE},
 };
 
@@ -51,6 +51,10 @@ type Result<T, E = StorageError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     folder: Arc<DataFolder>,
+    /// The key of payment-code fingerprints, made at random when the folder was created.
+    code_key: Arc<[u8; 32]>,
+    /// Payment code fingerprint -> the order it was first sent in: a code is single-use.
+    code_uses: sled::Tree,
     products: sled::Tree,
     shifts: sled::Tree,
     lanes: sled::Tree,
@@ -123,7 +127,31 @@ fn verify_ledger(db: &sled::Db) -> Result<()> {
     check::<ShiftRecord>(db, "shifts")?;
     check::<SaleRecord>(db, "sales")?;
     check::<ChargeRecord>(db, "charges")?;
-    check::<RefundRecord>(db, "refunds")
+    check::<RefundRecord>(db, "refunds")?;
+    check::<OutTradeNo>(db, "code_uses")
+}
+
+const CODE_KEY: &[u8] = b"checkout:code-key";
+
+/// The folder's payment-code fingerprint key; a new folder gets one from the system's random source.
+fn code_key(folder: &DataFolder, path: &Path) -> Result<[u8; 32]> {
+    if let Some(key) = folder.db.get(CODE_KEY).map_err(io("reading the code key"))? {
+        return key.as_ref().try_into().map_err(|_| StorageError::Damaged {
+            path: path.to_owned(),
+            detail: "its payment-code key is garbled".to_owned(),
+        });
+    }
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut key))
+        .map_err(|source| StorageError::Folder {
+            doing: "make a payment-code key for",
+            path: path.to_owned(),
+            source,
+        })?;
+    folder.write(|| folder.db.insert(CODE_KEY, key.as_slice()).map_err(io("writing the code key")))?;
+    folder.commit_blocking()?;
+    Ok(key)
 }
 
 impl Store {
@@ -132,7 +160,10 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let folder = DataFolder::open(path, "checkout-ledger", verify_ledger)?;
         let tree = |name: &str| folder.db.open_tree(name).map_err(io("opening a tree"));
+        let code_key = Arc::new(code_key(&folder, path)?);
         Ok(Store {
+            code_key,
+            code_uses: tree("code_uses")?,
             products: tree("products")?,
             shifts: tree("shifts")?,
             lanes: tree("lanes")?,
@@ -146,6 +177,19 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The keyed fingerprint of `code` in this store.
+    pub fn fingerprint(&self, code: &PaymentCode) -> CodeFingerprint {
+        CodeFingerprint::of(code, self.code_key.as_slice())
+    }
+
+    /// Records that the code with `fingerprint` is sent in order `out_trade_no`, unless it was sent
+    /// in another order before; returns the order that has it (`out_trade_no` when newly recorded).
+    pub fn claim_code(&self, fingerprint: CodeFingerprint, out_trade_no: &OutTradeNo) -> Result<OutTradeNo> {
+        let owner =
+            self.folder.write(|| insert_if_absent(&self.code_uses, "code_uses", &fingerprint.0, out_trade_no))?;
+        Ok(owner.unwrap_or_else(|| out_trade_no.clone()))
     }
 
     /// Why the ledger stopped taking writes, once a write or flush failed (a full or failing disk).
@@ -349,6 +393,41 @@ mod tests {
         assert!(matches!(err, StorageError::Damaged { .. }), "{err}");
         assert!(err.to_string().contains("4006381333931"), "the error names the record: {err}");
         assert_eq!(crate::folder::files_below(dir.path()), before, "a refused folder is left as it was");
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+    use crate::{Attempt, Provider, SimulatedWallet, StoreId, UnixMillis};
+
+    fn order(sale: &str) -> OutTradeNo {
+        OutTradeNo::derive(&StoreId::parse("S1").unwrap(), &SaleId::parse(sale).unwrap(), Attempt::new(1).unwrap())
+    }
+
+    #[test]
+    fn a_code_is_claimed_by_one_order_and_recognised_without_being_kept() {
+        let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let code = SimulatedWallet::new(b"k", Provider::Alipay, 1).issue_code(UnixMillis::now());
+        let fresh = SimulatedWallet::new(b"k", Provider::Alipay, 2).issue_code(UnixMillis::now());
+        let key_of_first;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let fingerprint = store.fingerprint(&code);
+            key_of_first = fingerprint;
+            assert_ne!(fingerprint, store.fingerprint(&fresh));
+            assert_eq!(store.claim_code(fingerprint, &order("L1-A")).unwrap(), order("L1-A"));
+            assert_eq!(store.claim_code(fingerprint, &order("L1-A")).unwrap(), order("L1-A"), "the same order again");
+            assert_eq!(store.claim_code(fingerprint, &order("L1-B")).unwrap(), order("L1-A"), "another order");
+            store.commit_blocking().unwrap();
+        }
+        // The key stays with the folder, and another folder has its own.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.fingerprint(&code), key_of_first);
+        assert_eq!(store.claim_code(key_of_first, &order("L1-C")).unwrap(), order("L1-A"));
+        assert_ne!(Store::open(other.path()).unwrap().fingerprint(&code), key_of_first);
+        let shown = format!("{key_of_first:?}");
+        assert!(!shown.contains(code.expose_digits()) && shown.len() < 12, "{shown}");
     }
 }
 
