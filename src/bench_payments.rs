@@ -170,11 +170,17 @@ pub fn ledger(args: LedgerBenchArgs) -> anyhow::Result<()> {
     })?;
     let (median, p99) = percentiles(&mut latencies);
     let per_second = latencies.len() as f64 / elapsed.as_secs_f64();
+    // Opening copies sled's files aside and reads every record back: what a restart costs at this size.
+    let folder_bytes = bytes_below(dir.path())?;
+    let begun = Instant::now();
+    let records = Store::open(dir.path())?.charges()?.len();
+    let open_ms = begun.elapsed().as_secs_f64() * 1e3;
     if args.json {
         println!(
             "{}",
             json!({"writes": latencies.len(), "writers": writers, "writes_per_second": per_second,
-                   "commit_median_ms": median, "commit_p99_ms": p99})
+                   "commit_median_ms": median, "commit_p99_ms": p99,
+                   "reopen_ms": open_ms, "reopen_records": records, "folder_bytes": folder_bytes})
         );
     } else {
         println!(
@@ -184,6 +190,19 @@ pub fn ledger(args: LedgerBenchArgs) -> anyhow::Result<()> {
         );
         println!("  throughput: {per_second:.0} writes/s over {:.2} s (group commit)", elapsed.as_secs_f64());
         println!("  commit latency: median {median:.2} ms, p99 {p99:.2} ms");
+        println!(
+            "  reopening (copy aside, open, check every record): {open_ms:.0} ms for {records} charges, {:.1} MiB",
+            folder_bytes as f64 / (1024.0 * 1024.0)
+        );
     }
     Ok(())
+}
+
+fn bytes_below(dir: &std::path::Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        total += if entry.file_type()?.is_dir() { bytes_below(&entry.path())? } else { entry.metadata()?.len() };
+    }
+    Ok(total)
 }

@@ -30,8 +30,14 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const FORMAT_FILE: &str = "CHECKOUT_FORMAT";
 /// The file holding the number of the last durable commit.
 pub const COMMITTED_FILE: &str = "COMMITTED";
-/// Where sled's files are copied while the folder is being opened.
+/// Where sled's files are copied while the folder is being opened. It exists only complete:
+/// the copy is made under [`COPY_IN_PROGRESS`] and renamed, and it is renamed to
+/// [`COPY_TO_DELETE`] before it is deleted, so a crash at any step leaves nothing half-restorable.
 const OPENING_COPY: &str = ".opening";
+const COPY_IN_PROGRESS: &str = ".opening-partial";
+const COPY_TO_DELETE: &str = ".opening-done";
+/// Inside the copy: the names of the files copied, so a restore can remove what sled added.
+const COPY_MANIFEST: &str = "MANIFEST";
 /// The key, in sled's default tree, of the last commit's number.
 const COMMIT_KEY: &[u8] = b"checkout:commit";
 
@@ -60,13 +66,16 @@ impl DataFolder {
     /// database is open; an error from it refuses the folder and restores its files.
     pub(crate) fn open(path: &Path, kind: &str, verify: impl FnOnce(&sled::Db) -> Result<()>) -> Result<DataFolder> {
         check_format(path, kind)?;
+        remove_leftover_copies(path)?;
         restore_opening_copy(path)?;
         let acknowledged = read_committed(path);
-        copy_sled_files(path, &path.join(OPENING_COPY))?;
+        copy_sled_files(path)?;
         match open_and_verify(path, acknowledged, verify) {
             Ok(db) => {
-                std::fs::remove_dir_all(path.join(OPENING_COPY))
-                    .map_err(folder_error(path, "clean up after opening"))?;
+                let cleanup = folder_error(path, "clean up after opening");
+                std::fs::rename(path.join(OPENING_COPY), path.join(COPY_TO_DELETE))
+                    .and_then(|()| std::fs::remove_dir_all(path.join(COPY_TO_DELETE)))
+                    .map_err(cleanup)?;
                 let watermark = Watermark::start(path, &db)?;
                 let committer = GroupCommit::start(&db, watermark).map_err(folder_error(path, "start committing"))?;
                 Ok(DataFolder { db, committer, failure: tokio::sync::watch::Sender::new(None) })
@@ -205,20 +214,42 @@ fn read_committed(path: &Path) -> Option<u64> {
 
 /// Is `name`, in the top of a data folder, one of sled's files (as opposed to ours)?
 fn is_sled_file(name: &std::ffi::OsStr) -> bool {
-    name != FORMAT_FILE && name != COMMITTED_FILE && name != OPENING_COPY
+    ![FORMAT_FILE, COMMITTED_FILE, OPENING_COPY, COPY_IN_PROGRESS, COPY_TO_DELETE].iter().any(|ours| name == *ours)
 }
 
-fn copy_sled_files(path: &Path, copy: &Path) -> Result<()> {
-    let fail = |doing| folder_error(path, doing);
-    std::fs::create_dir_all(copy).map_err(fail("copy aside before opening"))?;
-    for entry in std::fs::read_dir(path).map_err(fail("list"))? {
-        let entry = entry.map_err(fail("list"))?;
-        if is_sled_file(&entry.file_name()) {
-            copy_recursively(&entry.path(), &copy.join(entry.file_name()))
-                .map_err(fail("copy aside before opening"))?;
+fn sled_file_names(path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let name = entry?.file_name();
+        if is_sled_file(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// A copy being made, or one whose open succeeded, is never restored: a crash left it.
+fn remove_leftover_copies(path: &Path) -> Result<()> {
+    for leftover in [COPY_IN_PROGRESS, COPY_TO_DELETE] {
+        let leftover = path.join(leftover);
+        if leftover.exists() {
+            std::fs::remove_dir_all(&leftover).map_err(folder_error(path, "remove a copy left by a crash in"))?;
         }
     }
     Ok(())
+}
+
+fn copy_sled_files(path: &Path) -> Result<()> {
+    let fail = |doing| folder_error(path, doing);
+    let partial = path.join(COPY_IN_PROGRESS);
+    std::fs::create_dir_all(&partial).map_err(fail("copy aside before opening"))?;
+    let names = sled_file_names(path).map_err(fail("list"))?;
+    for name in &names {
+        copy_recursively(&path.join(name), &partial.join(name)).map_err(fail("copy aside before opening"))?;
+    }
+    let manifest: Vec<&str> = names.iter().filter_map(|n| n.to_str()).collect();
+    std::fs::write(partial.join(COPY_MANIFEST), manifest.join("\n")).map_err(fail("copy aside before opening"))?;
+    std::fs::rename(&partial, path.join(OPENING_COPY)).map_err(fail("copy aside before opening"))
 }
 
 fn copy_recursively(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -235,25 +266,35 @@ fn copy_recursively(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Puts back the copy taken before an open that failed (or crashed), so the folder is as it was.
+/// Every step can be repeated: a crash part-way leaves a restore the next start finishes.
 fn restore_opening_copy(path: &Path) -> Result<()> {
     let copy = path.join(OPENING_COPY);
     if !copy.exists() {
         return Ok(());
     }
     let fail = |doing| folder_error(path, doing);
-    for entry in std::fs::read_dir(path).map_err(fail("list"))? {
-        let entry = entry.map_err(fail("list"))?;
-        if is_sled_file(&entry.file_name()) {
-            let target = entry.path();
-            if target.is_dir() { std::fs::remove_dir_all(&target) } else { std::fs::remove_file(&target) }
-                .map_err(fail("restore"))?;
+    let manifest = std::fs::read_to_string(copy.join(COPY_MANIFEST)).map_err(fail("read the copy's manifest in"))?;
+    let copied: Vec<&str> = manifest.lines().filter(|l| !l.is_empty()).collect();
+    // What sled added while the failed open ran goes; what was copied comes back.
+    for name in sled_file_names(path).map_err(fail("list"))? {
+        if !copied.iter().any(|c| name == **c) {
+            remove_entry(&path.join(name)).map_err(fail("restore"))?;
         }
     }
-    for entry in std::fs::read_dir(&copy).map_err(fail("restore"))? {
-        let entry = entry.map_err(fail("restore"))?;
-        std::fs::rename(entry.path(), path.join(entry.file_name())).map_err(fail("restore"))?;
+    for name in copied {
+        let (from, to) = (copy.join(name), path.join(name));
+        if from.exists() {
+            if to.is_dir() {
+                std::fs::remove_dir_all(&to).map_err(fail("restore"))?;
+            }
+            std::fs::rename(&from, &to).map_err(fail("restore"))?;
+        }
     }
-    std::fs::remove_dir(&copy).map_err(fail("restore"))
+    std::fs::remove_dir_all(&copy).map_err(fail("restore"))
+}
+
+fn remove_entry(entry: &Path) -> std::io::Result<()> {
+    if entry.is_dir() { std::fs::remove_dir_all(entry) } else { std::fs::remove_file(entry) }
 }
 
 /// Checks the data folder's format file before sled opens (and so writes to) anything; marks a new folder.
@@ -424,12 +465,32 @@ mod tests {
     fn an_open_interrupted_by_a_crash_is_undone_before_the_next() {
         let dir = tempfile::tempdir().unwrap();
         ledger_with_catalog(dir.path());
-        // A crash between copying aside and finishing the open leaves the copy; sled's files may be half-written.
-        copy_sled_files(dir.path(), &dir.path().join(OPENING_COPY)).unwrap();
+        // A crash between copying aside and finishing the open leaves the copy; sled's files may be
+        // half-written, and sled may have added files of its own.
+        copy_sled_files(dir.path()).unwrap();
         std::fs::write(dir.path().join("db"), b"half-written").unwrap();
+        std::fs::write(dir.path().join("snap.00000000DEADBEEF"), b"sled's own").unwrap();
+        // A crash part-way through an earlier restore: one file already back in place.
+        std::fs::rename(dir.path().join(OPENING_COPY).join("conf"), dir.path().join("conf")).unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.products().unwrap().len(), sample_catalog().len());
         assert!(!dir.path().join(OPENING_COPY).exists());
+        assert!(!dir.path().join("snap.00000000DEADBEEF").exists());
+    }
+
+    #[test]
+    fn a_copy_left_half_made_or_after_a_good_open_is_never_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        ledger_with_catalog(dir.path());
+        for leftover in [COPY_IN_PROGRESS, COPY_TO_DELETE] {
+            std::fs::create_dir_all(dir.path().join(leftover)).unwrap();
+            std::fs::write(dir.path().join(leftover).join("db"), b"stale").unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.products().unwrap().len(), sample_catalog().len());
+        for leftover in [COPY_IN_PROGRESS, COPY_TO_DELETE] {
+            assert!(!dir.path().join(leftover).exists());
+        }
     }
 
     #[test]
