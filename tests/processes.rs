@@ -1,7 +1,8 @@
 //! The `checkout` binary as an operator runs it: a coordinator process, a lane process, SIGTERM, restart.
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
@@ -9,8 +10,7 @@ use std::{
 
 use checkout_proto::v1::{self as pb, store_service_client::StoreServiceClient};
 use checkout_storage::Provider;
-
-const BIN: &str = env!("CARGO_BIN_EXE_checkout");
+use common::processes::{BIN, listening_address, terminate};
 
 /// Starts `checkout coordinator` on a free port, logging everything to `log`, and returns it with its URL.
 fn start_coordinator(data: &Path, log: &Path) -> (Child, String) {
@@ -24,24 +24,8 @@ fn start_coordinator(data: &Path, log: &Path) -> (Child, String) {
         .stderr(log)
         .spawn()
         .expect("start coordinator");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read address");
-    let address = line.trim().strip_prefix("coordinator listening on ").expect("address line").to_owned();
+    let address = listening_address(&mut child, "coordinator");
     (child, format!("http://{address}"))
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
-    for _ in 0..300 {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("the coordinator did not stop within 15 s of SIGTERM");
 }
 
 /// Every run of digits in `bytes` that is shaped like a wallet payment code.
@@ -112,13 +96,13 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
     assert_eq!((shift.cashier_id.as_str(), shift.closed_how.as_str(), shift.sales), ("anna-li", "signed off", 2));
     assert_eq!(shift.sales_total, before.sales_total);
 
-    let status = terminate(&mut coordinator);
+    let status = terminate(&mut coordinator, Duration::from_secs(15));
     assert!(status.success(), "coordinator exit status after SIGTERM: {status:?}");
 
     let (mut coordinator, url) = start_coordinator(data.path(), &coordinator_log);
     let after = totals(&url).await;
     assert_eq!((after.sales, after.items, after.paid_total), (before.sales, before.items, before.paid_total));
-    assert!(terminate(&mut coordinator).success());
+    assert!(terminate(&mut coordinator, Duration::from_secs(15)).success());
 
     // Privacy: no full payment code in the ledger's files or in any log, even at debug level.
     let coordinator_log = std::fs::read(&coordinator_log).unwrap();

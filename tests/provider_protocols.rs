@@ -2,11 +2,7 @@
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use checkout_coordinator::{
     PaymentProvider,
@@ -18,35 +14,16 @@ use checkout_storage::{
     ChargeStatus, Currency, LaneId, Money, OutTradeNo, Provider, SimulatedWallet, StoreId, UnixMillis, sample_catalog,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_checkout");
+use common::processes::{BIN, Process, provider_sim, terminate};
+
 const SEED: &str = "process test";
 
-fn start_sim(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["provider-sim", "--listen", "127.0.0.1:0", "--wallet-seed", SEED, "--starting-balance-fen", "10000"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start provider-sim");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read address");
-    let address = line.trim().strip_prefix("provider-sim listening on ").expect("address line").to_owned();
-    (child, format!("http://{address}"))
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
-    for _ in 0..200 {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("provider-sim did not stop within 10 s of SIGTERM");
+/// provider-sim with 100.00 CNY in every wallet; returns it and its base URL.
+fn start_sim(extra: &[&str]) -> (Process, String) {
+    let mut args = vec!["--starting-balance-fen", "10000"];
+    args.extend_from_slice(extra);
+    let (sim, address) = provider_sim(SEED, &args);
+    (sim, format!("http://{address}"))
 }
 
 fn pay(provider: Provider, wallet: u16, out_trade_no: &str, fen: i64) -> MicropayRequest {
@@ -81,7 +58,7 @@ async fn provider_sim_process_serves_both_protocols_and_stops_on_sigterm() {
     let poor = wechat.micropay(pay(Provider::WeChatPay, 3, "P1-W-3", 10_001)).await.unwrap();
     assert_eq!((poor.status, poor.provider_code.as_str()), (ChargeStatus::NewCodeNeeded, "NOTENOUGH"));
 
-    let status = terminate(&mut child);
+    let status = terminate(&mut child.0, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     let gone = wechat.micropay(pay(Provider::WeChatPay, 4, "P1-W-4", 100)).await;
     assert!(matches!(gone, Err(ProviderError::Unreachable { .. })), "{gone:?}");
@@ -93,13 +70,13 @@ async fn provider_sim_fault_flags_take_effect() {
     let wechat = WeChatPayV2::new(WeChatConfig::for_simulator(&base)).unwrap();
     let down = wechat.micropay(pay(Provider::WeChatPay, 5, "P2-W-1", 100)).await;
     assert!(matches!(down, Err(ProviderError::Unreachable { .. })), "{down:?}");
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0, Duration::from_secs(10)).success());
 
     let (mut child, base) = start_sim(&["--error-rate", "1"]);
     let alipay = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do"))).unwrap();
     let error = alipay.micropay(pay(Provider::Alipay, 5, "P2-A-1", 100)).await.unwrap();
     assert_eq!((error.status, error.provider_code.as_str()), (ChargeStatus::Unknown, "20000/aop.ACQ.SYSTEM_ERROR"));
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0, Duration::from_secs(10)).success());
 }
 
 #[test]

@@ -42,10 +42,30 @@ pub fn provider_sim(seed: &str, extra: &[&str]) -> (Process, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start provider-sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line.trim().strip_prefix("provider-sim listening on ").expect("address line").to_owned();
+    let address = listening_address(&mut child, "provider-sim");
     (Process(child), address)
+}
+
+/// Sends SIGTERM and waits for the exit, at most `within`.
+pub fn terminate(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("process {} did not stop within {within:?} of SIGTERM", child.id());
+}
+
+/// The address a `checkout` server prints on its first line of stdout ("... listening on ADDRESS").
+pub fn listening_address(child: &mut Child, server: &str) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped")).read_line(&mut line).expect("read address");
+    line.trim().strip_prefix(&format!("{server} listening on ")).expect("address line").to_owned()
 }
 
 pub fn kill9(process: &mut Process) {
