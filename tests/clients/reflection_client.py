@@ -1,0 +1,45 @@
+"""A grpcurl stand-in on Python's grpcio (gRPC C-core): everything it knows of the coordinator
+comes from server reflection. Usage: reflection_client.py HOST:PORT. Prints one JSON object."""
+
+import json
+import sys
+
+import grpc
+from google.protobuf import descriptor_pool, json_format
+from google.protobuf.message_factory import GetMessageClass
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+
+def call(channel, pool, method_name, request_json):
+    method = pool.FindMethodByName(method_name)
+    request_class = GetMessageClass(method.input_type)
+    response_class = GetMessageClass(method.output_type)
+    path = "/{}/{}".format(method.containing_service.full_name, method.name)
+    stub = channel.unary_unary(
+        path, request_serializer=request_class.SerializeToString, response_deserializer=response_class.FromString
+    )
+    request = json_format.Parse(json.dumps(request_json), request_class())
+    try:
+        response = stub(request, timeout=10)
+        return {"ok": json_format.MessageToDict(response)}
+    except grpc.RpcError as error:
+        return {"code": error.code().name, "details": error.details()}
+
+
+def main():
+    channel = grpc.insecure_channel(sys.argv[1])
+    database = ProtoReflectionDescriptorDatabase(channel)
+    pool = descriptor_pool.DescriptorPool(database)
+    out = {"services": sorted(database.get_services())}
+    out["totals"] = call(channel, pool, "checkout.v1.StoreService.GetTotals", {})
+    out["shifts"] = call(channel, pool, "checkout.v1.StoreService.ListShifts", {"openOnly": False})
+    out["bad_pay"] = call(
+        channel,
+        pool,
+        "checkout.v1.LaneService.Pay",
+        {"laneId": "L1", "saleId": "L1-X", "attempt": 1, "paymentCode": "12ab"},
+    )
+    print(json.dumps(out))
+
+
+main()

@@ -1,0 +1,71 @@
+//! Another gRPC implementation as the manager's tool: Python's grpcio (gRPC C-core) learns the API
+//! from server reflection alone, as grpcurl does, and reads totals and shifts after a lane's run.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::processes::{BIN, Process, listening_address, terminate};
+use serde_json::Value;
+
+fn python_grpc_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import grpc, grpc_reflection"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_reflection_only_client_reads_totals_and_shifts_and_gets_clear_errors() {
+    if !python_grpc_available() {
+        eprintln!(
+            "SKIPPED: python3 with grpcio and grpcio-reflection is not installed (pip install grpcio grpcio-reflection)"
+        );
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let lane_data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["coordinator", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .args(["--wallet-seed", "real client"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start coordinator");
+    let address = listening_address(&mut child, "coordinator");
+    let mut coordinator = Process(child);
+
+    let lane = Command::new(BIN)
+        .args(["lane", "--id", "L2", "--coordinator", &format!("http://{address}"), "--synthetic"])
+        .args(["--customers", "2", "--fps", "120", "--wallet-seed", "real client", "--cashier", "bo", "--data"])
+        .arg(lane_data.path())
+        .output()
+        .expect("run lane");
+    assert!(lane.status.success(), "{}", String::from_utf8_lossy(&lane.stdout));
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/reflection_client.py");
+    let output = Command::new("python3").arg(script).arg(&address).output().expect("run the Python client");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+
+    let services: Vec<&str> = answer["services"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for service in ["checkout.v1.LaneService", "checkout.v1.StoreService", "grpc.health.v1.Health"] {
+        assert!(services.contains(&service), "{service} missing from {services:?}");
+    }
+    // Proto3 JSON: 64-bit integers are strings, and zero fields are left out.
+    let totals = &answer["totals"]["ok"];
+    assert_eq!(totals["sales"], "2", "{answer}");
+    assert_eq!(totals["storeId"], "S001");
+    let shifts = answer["shifts"]["ok"]["shifts"].as_array().expect("one shift");
+    assert_eq!(shifts.len(), 1, "{answer}");
+    assert_eq!(
+        (&shifts[0]["cashierId"], &shifts[0]["closedHow"], &shifts[0]["sales"]),
+        (&"bo".into(), &"signed off".into(), &"2".into())
+    );
+    assert_eq!(answer["bad_pay"]["code"], "INVALID_ARGUMENT", "{answer}");
+    assert!(answer["bad_pay"]["details"].as_str().unwrap().starts_with("payment_code:"), "{answer}");
+
+    assert!(terminate(&mut coordinator.0, std::time::Duration::from_secs(15)).success());
+}
