@@ -23,12 +23,13 @@ use rsa::{
 use sha2::Sha256;
 
 use crate::{
+    http::{AdapterConfigError, HttpClient, HttpOutcome, TlsOptions},
     provider::{
         MicropayRequest, OrderState, PaymentProvider, ProviderAnswer, ProviderError, ProviderFuture, QueryAnswer,
         RefundAnswer, RefundRequest, ReverseAnswer, messages,
     },
     simulated::{PayOutcome, RefundOutcome, SimOrderState, SimulatedOrder},
-    wechat::{AdapterConfigError, HTTP_202, HttpClient, HttpOutcome, PASSWORD_QUERY_AFTER, TlsOptions},
+    wechat::{HTTP_202, PASSWORD_QUERY_AFTER},
 };
 
 // ------------------------------------------------------------------- amounts
@@ -447,15 +448,7 @@ impl AlipayAdapter {
         params.insert("sign".to_owned(), signature);
         let body = form_encode(&params);
         let outcome = self.http.post(&self.gateway_url, "application/x-www-form-urlencoded;charset=utf-8", body).await;
-        let body = match outcome {
-            HttpOutcome::NoAnswer(reason) => return Err(Self::unreachable(reason)),
-            HttpOutcome::Answer { status: 202, .. } => return Ok(None),
-            HttpOutcome::Answer { status, .. } if status >= 500 => {
-                return Err(Self::unreachable(format!("HTTP {status}")));
-            }
-            HttpOutcome::Answer { status, .. } if status != 200 => return Err(Self::bad(format!("HTTP {status}"))),
-            HttpOutcome::Answer { body, .. } => body,
-        };
+        let Some(body) = outcome.body_of(Provider::Alipay)? else { return Ok(None) };
         let (content, sign) = response_parts(&body, &response_key(method)).map_err(Self::bad)?;
         let Some(sign) = sign else { return Err(Self::bad("the answer is not signed")) };
         if !rsa2_verify(&self.alipay_key, content, &sign) {

@@ -8,6 +8,7 @@
 pub mod alipay;
 mod error;
 mod grpc;
+mod http;
 mod live;
 mod payments;
 pub mod provider;
