@@ -235,6 +235,20 @@ async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_a
     assert_every_paid_charge_has_its_sale(port).await;
     assert!(paid >= 10, "only {paid} of {charges} charges were paid: the run did too little to prove anything");
 
+    // Each lane had one cashier's shift: L2 resumed its shift after every kill, and both signed off at the
+    // end; every sale belongs to its lane's shift.
+    let mut client = store(port).await;
+    let shifts = client.list_shifts(pb::ListShiftsRequest::default()).await.unwrap().into_inner().shifts;
+    let all_sales = client.list_sales(pb::ListSalesRequest { lane_id: String::new(), limit: 10_000 }).await;
+    let all_sales = all_sales.unwrap().into_inner().sales;
+    for lane in ["L1", "L2"] {
+        let of_lane: Vec<_> = shifts.iter().filter(|s| s.lane_id == lane).collect();
+        assert_eq!(of_lane.len(), 1, "{lane}: {of_lane:?}");
+        assert_eq!(of_lane[0].closed_how, "signed off", "{lane}: {of_lane:?}");
+        let sales = all_sales.iter().filter(|s| s.lane_id == lane).count() as u64;
+        assert_eq!(of_lane[0].sales, sales, "{lane}: every sale is in the shift");
+    }
+
     // Every sale the lane that was never killed saw paid is recorded once, and its outbox is empty.
     let mut client = store(port).await;
     let sales = client
