@@ -169,7 +169,8 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
     let system = actix_rt::System::new();
     let summary = system.block_on(checkout_lanes::run_lane(config, None, cli::shutdown_signal()))?;
     println!(
-        "lane {}: {} sales, {} items, {} paid; {} frames ({} skipped), {} codes read, {} unrecognised, {} declined",
+        "lane {}: {} sales, {} items, {} paid; {} frames ({} skipped), {} codes read, {} unrecognised, {} declined; \
+         frame to scan event: median {:.1} ms, p99 {:.1} ms",
         summary.lane_id,
         summary.sales,
         summary.items,
@@ -178,7 +179,9 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
         summary.frames_skipped,
         summary.codes_read,
         summary.unrecognised,
-        summary.declined
+        summary.declined,
+        summary.scan_latency_median.as_secs_f64() * 1e3,
+        summary.scan_latency_p99.as_secs_f64() * 1e3,
     );
     Ok(())
 }

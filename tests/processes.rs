@@ -84,6 +84,7 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
     let stdout = String::from_utf8_lossy(&lane.stdout);
     assert!(lane.status.success(), "lane failed: {stdout}");
     assert!(stdout.contains("lane L3: 2 sales"), "{stdout}");
+    assert!(stdout.contains("frame to scan event: median"), "the lane measures its own latency: {stdout}");
 
     let before = totals(&url).await;
     assert_eq!(before.sales, 2);

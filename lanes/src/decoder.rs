@@ -23,6 +23,9 @@ pub struct FrameReads {
     pub reads: Vec<(String, Symbology, ScannedCode)>,
     /// Why a code in view could not be read, when the frame tells (a hint for the cashier).
     pub unreadable: Option<Unreadable>,
+    /// Time spent getting the frame's pixels (loading the file, rendering the synthetic shot): a
+    /// camera delivers them ready, so this is not part of the lane's frame-to-scan latency.
+    pub acquiring: std::time::Duration,
 }
 
 /// Why a frame yielded nothing: the lane logs it, skips the frame and goes on.
@@ -62,6 +65,7 @@ pub fn read_frame_with(
     pixel_limit: u64,
     vision: &VisionConfig,
 ) -> Result<FrameReads, FrameSkipped> {
+    let started = std::time::Instant::now();
     let frame = match input {
         FrameInput::File(path) => load_frame_file(path, pixel_limit).map_err(|e| match e {
             FrameError::Io { .. } => FrameSkipped(e.to_string()),
@@ -71,8 +75,10 @@ pub fn read_frame_with(
             render_frame(spec).map_err(|e| FrameSkipped(format!("cannot render {spec:?}: {e}")))?
         }
     };
+    let acquiring = started.elapsed();
     let analysis = analyse_frame(&frame, vision).map_err(|e| FrameSkipped(e.to_string()))?;
     Ok(FrameReads {
+        acquiring,
         unreadable: analysis.unreadable,
         reads: analysis
             .reads

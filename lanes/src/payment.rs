@@ -144,6 +144,9 @@ pub struct LaneSummary {
     pub unrecognised: u64,
     /// Paid sales still in the lane's outbox when it stopped.
     pub undelivered: u64,
+    /// Frame-to-scan-event latency of the frames that gave scans: median and 99th percentile.
+    pub scan_latency_median: Duration,
+    pub scan_latency_p99: Duration,
 }
 
 /// The outcome of one decoded frame, after de-duplication.
@@ -156,6 +159,8 @@ pub struct FrameDone {
     pub skipped: Option<String>,
     /// What the cashier can do about a code in view that cannot be read, when that just became the case.
     pub hint: Option<String>,
+    /// From the camera's frame to its scan events, when it had any.
+    pub latency: Option<Duration>,
 }
 
 /// The camera has no more frames (or the lane is stopping).
@@ -202,6 +207,8 @@ pub struct Payment {
     cashier: CashierId,
     /// The cashier's shift, open from the lane's start to its stop.
     shift: Option<ShiftId>,
+    /// Frame-to-scan latencies seen so far.
+    scan_latencies: Vec<Duration>,
 }
 
 /// What the payment actor needs besides its lane's identity.
@@ -229,6 +236,8 @@ impl Payment {
             codes_read: 0,
             unrecognised: 0,
             undelivered: 0,
+            scan_latency_median: Duration::ZERO,
+            scan_latency_p99: Duration::ZERO,
         };
         Payment {
             lane_id,
@@ -248,6 +257,7 @@ impl Payment {
             unsettled: None,
             cashier,
             shift: None,
+            scan_latencies: Vec::new(),
         }
     }
 
@@ -711,6 +721,7 @@ impl Handler<FrameDone> for Payment {
     fn handle(&mut self, frame: FrameDone, ctx: &mut Context<Self>) -> Self::Result {
         self.summary.frames += 1;
         self.summary.codes_read += frame.codes_read;
+        self.scan_latencies.extend(frame.latency);
         if let Some(reason) = frame.skipped {
             self.summary.frames_skipped += 1;
             self.show(LaneEventKind::FrameSkipped { reason });
@@ -822,6 +833,13 @@ impl Handler<FramesEnded> for Payment {
                         });
                     }
                     payment.summary.undelivered = undelivered as u64;
+                    payment.scan_latencies.sort();
+                    let at = |q: f64| {
+                        let n = payment.scan_latencies.len();
+                        let i = ((n as f64 * q).ceil() as usize).clamp(1, n.max(1)) - 1;
+                        payment.scan_latencies.get(i).copied().unwrap_or_default()
+                    };
+                    (payment.summary.scan_latency_median, payment.summary.scan_latency_p99) = (at(0.5), at(0.99));
                     if let Some(done) = payment.done.take() {
                         // Closed: the last heartbeat says so.
                         payment.send_heartbeat(ctx);

@@ -128,10 +128,11 @@ impl Handler<NextFrame> for Scanner {
             return Box::pin(actix::fut::ready(()));
         };
         let decoder = self.decoder.clone();
+        let captured_at = Instant::now();
         Box::pin(
             async move { decoder.send(DecodeFrame(input)).await }
                 .into_actor(self)
-                .then(|decoded, scanner, _| {
+                .then(move |decoded, scanner, _| {
                     let done = match decoded {
                         Ok(Ok(reads)) => {
                             let mut hint = None;
@@ -144,11 +145,21 @@ impl Handler<NextFrame> for Scanner {
                             }
                             let codes_read = reads.reads.len() as u64;
                             let scans = scanner.debouncer.frame(reads.reads, Instant::now());
-                            FrameDone { scans, codes_read, skipped: None, hint }
+                            // From the camera's frame to the scan event, not counting the time the frame's
+                            // pixels took to arrive (a file loaded, a synthetic shot rendered).
+                            let latency =
+                                (!scans.is_empty()).then(|| captured_at.elapsed().saturating_sub(reads.acquiring));
+                            FrameDone { scans, codes_read, skipped: None, hint, latency }
                         }
                         Ok(Err(skipped)) => {
                             tracing::warn!(reason = %skipped, "frame skipped");
-                            FrameDone { scans: Vec::new(), codes_read: 0, skipped: Some(skipped.0), hint: None }
+                            FrameDone {
+                                scans: Vec::new(),
+                                codes_read: 0,
+                                skipped: Some(skipped.0),
+                                hint: None,
+                                latency: None,
+                            }
                         }
                         Err(mailbox) => {
                             tracing::error!(error = %mailbox, "decoder unavailable");
@@ -157,6 +168,7 @@ impl Handler<NextFrame> for Scanner {
                                 codes_read: 0,
                                 skipped: Some(mailbox.to_string()),
                                 hint: None,
+                                latency: None,
                             }
                         }
                     };
