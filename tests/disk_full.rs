@@ -50,6 +50,12 @@ fn tmpfs_holder(mount_point: &Path) -> Process {
 
 /// Starts a coordinator inside `holder`'s namespace, its ledger on the tmpfs; its stderr goes to `log`.
 fn coordinator_on_tmpfs(holder: &Process, mount_point: &Path, port: u16, sim: &str, log: &Path) -> Process {
+    let process = spawn_on_tmpfs(holder, mount_point, port, sim, log);
+    wait_for_port(port);
+    process
+}
+
+fn spawn_on_tmpfs(holder: &Process, mount_point: &Path, port: u16, sim: &str, log: &Path) -> Process {
     let child = Command::new("nsenter")
         .args(["--preserve-credentials", "-U", "-m", "-t", &holder.0.id().to_string(), BIN, "coordinator"])
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data"])
@@ -59,8 +65,23 @@ fn coordinator_on_tmpfs(holder: &Process, mount_point: &Path, port: u16, sim: &s
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("start the coordinator in the tmpfs's namespace");
-    wait_for_port(port);
     Process(child)
+}
+
+/// Waits for `process` to exit, at most 20 s.
+async fn exit_of(mut process: Process) -> std::process::ExitStatus {
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = process.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the coordinator kept running");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap()
 }
 
 /// Fills the file system of `dir` up to the last byte; returns the filler file.
@@ -123,7 +144,7 @@ async fn a_full_disk_stops_the_coordinator_cleanly_and_loses_nothing() {
     // The namespace's view of its tmpfs, from outside.
     let tmpfs = PathBuf::from(format!("/proc/{}/root{}", holder.0.id(), mount_point.path().display()));
     let port = free_port();
-    let mut coordinator = coordinator_on_tmpfs(&holder, mount_point.path(), port, &sim, &logs.path().join("1.log"));
+    let coordinator = coordinator_on_tmpfs(&holder, mount_point.path(), port, &sim, &logs.path().join("1.log"));
     assert!(tmpfs.join("ledger").is_dir(), "the ledger is on the tmpfs");
 
     let (mut lane, _) = connect(port).await;
@@ -154,21 +175,18 @@ async fn a_full_disk_stops_the_coordinator_cleanly_and_loses_nothing() {
     eprintln!("disk full: {paid_on_full_disk} charges fitted in sled's last segment, then {refused_sale} was refused");
 
     // Fail-stop: the coordinator exits with a clear message instead of carrying on unsure of its disk.
-    let exited = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = coordinator.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(std::time::Instant::now() < deadline, "the coordinator kept running on a failed ledger");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap();
+    let exited = exit_of(coordinator).await;
     assert!(!exited.success(), "a failed ledger is not a clean exit");
     let log = std::fs::read_to_string(logs.path().join("1.log")).unwrap();
     assert!(log.contains("No space left on device") && log.contains("start it again"), "{log}");
+
+    // Started again on the still-full disk, it refuses to open, clearly, and leaves no half copy behind.
+    let refused = spawn_on_tmpfs(&holder, mount_point.path(), free_port(), &sim, &logs.path().join("full.log"));
+    assert!(!exit_of(refused).await.success(), "opened a ledger on a full disk");
+    let log = std::fs::read_to_string(logs.path().join("full.log")).unwrap();
+    assert!(log.contains("No space left on device"), "{log}");
+    let leftovers: Vec<_> = std::fs::read_dir(tmpfs.join("ledger")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!leftovers.iter().any(|name| name.to_string_lossy().starts_with(".opening")), "{leftovers:?}");
 
     // Room again: the coordinator starts on the same folder with everything it acknowledged.
     std::fs::remove_file(&filler).unwrap();

@@ -240,16 +240,24 @@ fn remove_leftover_copies(path: &Path) -> Result<()> {
 }
 
 fn copy_sled_files(path: &Path) -> Result<()> {
-    let fail = |doing| folder_error(path, doing);
     let partial = path.join(COPY_IN_PROGRESS);
-    std::fs::create_dir_all(&partial).map_err(fail("copy aside before opening"))?;
-    let names = sled_file_names(path).map_err(fail("list"))?;
+    let copied = copy_into(path, &partial);
+    if copied.is_err() {
+        // A copy that could not be finished (a full disk, most likely) must not hold on to the space.
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    copied.map_err(folder_error(path, "copy aside before opening"))
+}
+
+fn copy_into(path: &Path, partial: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(partial)?;
+    let names = sled_file_names(path)?;
     for name in &names {
-        copy_recursively(&path.join(name), &partial.join(name)).map_err(fail("copy aside before opening"))?;
+        copy_recursively(&path.join(name), &partial.join(name))?;
     }
     let manifest: Vec<&str> = names.iter().filter_map(|n| n.to_str()).collect();
-    std::fs::write(partial.join(COPY_MANIFEST), manifest.join("\n")).map_err(fail("copy aside before opening"))?;
-    std::fs::rename(&partial, path.join(OPENING_COPY)).map_err(fail("copy aside before opening"))
+    std::fs::write(partial.join(COPY_MANIFEST), manifest.join("\n"))?;
+    std::fs::rename(partial, path.join(OPENING_COPY))
 }
 
 fn copy_recursively(from: &Path, to: &Path) -> std::io::Result<()> {
