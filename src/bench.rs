@@ -449,6 +449,9 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     let mut peer_outcomes = Vec::new();
     let mut peer_failure: Option<String> = None;
     let mut hints: BTreeMap<String, usize> = BTreeMap::new();
+    // Work spent by "ours" per frame, and frames whose search the work budget cut short.
+    let mut work: Vec<u64> = Vec::new();
+    let (mut cut, mut timed_out) = (0usize, 0usize);
     let started = Instant::now();
     for case in &cases {
         let frame = render_frame(&case.spec).map_err(|e| anyhow::anyhow!("rendering {:?}: {e}", case.spec))?;
@@ -456,6 +459,13 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
             let t = Instant::now();
             let analysis = analyse_frame(&frame, config);
             let micros = t.elapsed().as_secs_f64() * 1e6;
+            if contender.name == "ours"
+                && let Ok(a) = &analysis
+            {
+                work.push(a.work);
+                cut += usize::from(a.tried < a.candidates.min(config.max_candidates));
+                timed_out += usize::from(a.timed_out);
+            }
             let (keys, hint) = match analysis {
                 Ok(a) => (a.reads.iter().map(|r| key_of(&r.text, r.symbology)).collect::<Vec<_>>(), a.unreadable),
                 Err(_) => (Vec::new(), None),
@@ -612,6 +622,19 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
             latency,
             dropped,
             cases.len()
+        );
+    }
+    work.sort_unstable();
+    if let (Some(&max), false) = (work.last(), work.is_empty()) {
+        println!(
+            "ours: work per frame (pixels resampled and handed to rxing) median {}, p99 {}, max {}; budget {}, \
+             reached on {} frames; safety time cap reached on {} frames",
+            work[work.len() / 2],
+            work[(work.len() - 1) * 99 / 100],
+            max,
+            VisionConfig::default().work_budget,
+            cut,
+            timed_out
         );
     }
     if !hints.is_empty() {

@@ -3,7 +3,8 @@
 //! 1. A structure tensor per 16x16 cell (gradients sampled on every other row) gives each cell an edge energy,
 //!    a coherence (how much its edges share one direction) and that direction.
 //! 2. Coherent, energetic cells are grouped by direction into 1D candidates; energetic cells of any direction
-//!    into 2D (QR) candidates. Candidates are tried best first, within a time budget.
+//!    into 2D (QR) candidates. Candidates are tried best first, within a budget of work (pixels resampled and
+//!    handed to rxing), so that what a frame yields does not depend on how busy the machine is.
 //! 3. A 1D candidate is resampled along its estimated scan direction into a small horizontal strip (bilinear,
 //!    half-pixel steps, each strip row averaged along the bars), checked for enough bar edges, and handed to
 //!    rxing's 1D readers; if that fails, a sharpened and a locally normalised strip are tried. A 2D candidate is cropped
@@ -60,8 +61,13 @@ impl fmt::Display for Unreadable {
 /// Which steps of the pipeline run (the benchmark switches them off one by one to measure them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VisionConfig {
-    /// Time after which no further candidate is tried.
-    pub budget: Duration,
+    /// Work after which no further candidate is tried: pixels resampled into strips plus pixels handed to
+    /// rxing (a crop of w x h handed over twice costs 2wh). Counted, not timed: the same frame always gets the
+    /// same attempts, however loaded the machine is.
+    pub work_budget: u64,
+    /// Wall-clock safety cap, a last resort against pathological images (rxing stuck in a loop on a crop): no
+    /// further candidate is started after it. Far above what the work budget takes on a loaded machine.
+    pub time_cap: Duration,
     /// At most this many candidates are tried per frame.
     pub max_candidates: usize,
     /// Resample 1D candidates along their estimated orientation (otherwise: upright crops).
@@ -79,7 +85,8 @@ pub struct VisionConfig {
 impl Default for VisionConfig {
     fn default() -> Self {
         VisionConfig {
-            budget: Duration::from_millis(12),
+            work_budget: DEFAULT_WORK_BUDGET,
+            time_cap: Duration::from_millis(250),
             max_candidates: 6,
             deskew: true,
             // Measured on `checkout bench decode --ablate`: no accuracy gained on 1D strips, a little time lost.
@@ -91,6 +98,9 @@ impl Default for VisionConfig {
         }
     }
 }
+
+/// Default [`VisionConfig::work_budget`].
+pub const DEFAULT_WORK_BUDGET: u64 = 1_200_000;
 
 /// What the pipeline found in one frame.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,6 +115,10 @@ pub struct FrameAnalysis {
     pub tried: usize,
     /// rxing panicked on a crop (the crop was skipped).
     pub panicked: bool,
+    /// Work spent (see [`VisionConfig::work_budget`]).
+    pub work: u64,
+    /// The wall-clock safety cap stopped the search (never on a sane image).
+    pub timed_out: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -327,8 +341,14 @@ fn hints(formats: &[BarcodeFormat], try_harder: bool, inverted: bool) -> DecodeH
 }
 
 /// Runs rxing on a grey buffer behind `catch_unwind`. `Err(())` if it panicked.
-fn rxing_read(pixels: &[u8], width: usize, height: usize, hints: &DecodeHints) -> Result<Option<CodeRead>, ()> {
-    rxing_read_with(pixels, width, height, hints, false)
+fn rxing_read(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    hints: &DecodeHints,
+    work: &mut u64,
+) -> Result<Option<CodeRead>, ()> {
+    rxing_read_with(pixels, width, height, hints, false, work)
 }
 
 /// Like [`rxing_read`], with rxing's global-histogram binarizer when `global` (better on some small QR codes).
@@ -338,10 +358,12 @@ fn rxing_read_with(
     height: usize,
     hints: &DecodeHints,
     global: bool,
+    work: &mut u64,
 ) -> Result<Option<CodeRead>, ()> {
     if width == 0 || height == 0 {
         return Ok(None);
     }
+    *work += (width * height) as u64;
     catch_unwind(AssertUnwindSafe(|| {
         let Ok(source) = Luma8Source::new_with_slice(pixels, width as u32, height as u32) else {
             return None;
@@ -368,15 +390,21 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
     let mut why: Option<(f32, Option<Unreadable>)> = None;
     let linear_hints = hints(&LINEAR_FORMATS, false, config.inverted);
     let qr_hints = hints(&[BarcodeFormat::QR_CODE], true, config.inverted);
+    let mut work = 0u64;
     for candidate in candidates.iter().take(config.max_candidates) {
-        if started.elapsed() >= config.budget {
+        if work >= config.work_budget {
+            break;
+        }
+        if started.elapsed() >= config.time_cap {
+            analysis.timed_out = true;
+            tracing::warn!(width = frame.width, height = frame.height, "frame search stopped by the safety time cap");
             break;
         }
         analysis.tried += 1;
         let outcome = if candidate.linear {
-            read_linear(frame, candidate, config, &linear_hints)
+            read_linear(frame, candidate, config, &linear_hints, &mut work)
         } else {
-            read_square(frame, candidate, &qr_hints)
+            read_square(frame, candidate, &qr_hints, &mut work)
         };
         match outcome {
             Attempt::Read(read) => {
@@ -394,16 +422,19 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
     }
     if analysis.reads.is_empty()
         && config.whole_frame_fallback
-        && started.elapsed() < config.budget
+        && work < config.work_budget
+        && !analysis.timed_out
         && let Ok(Some(read)) = rxing_read(
             &frame.pixels,
             frame.width as usize,
             frame.height as usize,
             &hints(&super::READ_FORMATS, false, false),
+            &mut work,
         )
     {
         analysis.reads.push(read);
     }
+    analysis.work = work;
     if analysis.reads.is_empty() {
         analysis.unreadable = why.and_then(|(_, reason)| reason);
     }
@@ -612,21 +643,29 @@ fn is_weak(symbology: Symbology) -> bool {
 
 /// Whether the strip mirrored end to end reads as a different code of the same symbology (an upside-down
 /// UPC-E or EAN-8 can read as another valid one).
-fn mirror_disagrees(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &CodeRead) -> bool {
+fn mirror_disagrees(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &CodeRead, work: &mut u64) -> bool {
     let mut mirrored = pixels.to_vec();
     for row in mirrored.chunks_exact_mut(strip.width) {
         row.reverse();
     }
-    match rxing_read(&mirrored, strip.width, strip.height, hints) {
+    match rxing_read(&mirrored, strip.width, strip.height, hints, work) {
         Ok(Some(other)) => other.symbology == read.symbology && other.text != read.text,
         _ => false,
     }
 }
 
-fn read_linear(frame: &LumaFrame, candidate: &Candidate, config: &VisionConfig, hints: &DecodeHints) -> Attempt {
+fn read_linear(
+    frame: &LumaFrame,
+    candidate: &Candidate,
+    config: &VisionConfig,
+    hints: &DecodeHints,
+    work: &mut u64,
+) -> Attempt {
     let Some(mut strip) = linear_strip(frame, candidate, config.deskew) else {
         return Attempt::Failed(None);
     };
+    // Three bilinear samples a strip pixel.
+    *work += 3 * (strip.width * strip.height) as u64;
     let raw = strip.pixels.clone();
     if config.stretch {
         stretch(&mut strip.pixels);
@@ -645,11 +684,11 @@ fn read_linear(frame: &LumaFrame, candidate: &Candidate, config: &VisionConfig, 
         tries.push((normalised, &plain));
     }
     for (pixels, hints) in &tries {
-        match rxing_read(pixels, strip.width, strip.height, hints) {
+        match rxing_read(pixels, strip.width, strip.height, hints, work) {
             // Part of a longer code read as a short one (zxing-cpp #255): the strip has too many bars for it.
             Ok(Some(read)) if too_many_edges_for(read.symbology, edge_count) => {}
             // A short code read one way and another code of its kind read the other way: no telling which.
-            Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(pixels, &strip, hints, &read) => {}
+            Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(pixels, &strip, hints, &read, work) => {}
             Ok(Some(read)) => return Attempt::Read(read),
             Ok(None) => {}
             Err(()) => return Attempt::Panicked,
@@ -658,7 +697,7 @@ fn read_linear(frame: &LumaFrame, candidate: &Candidate, config: &VisionConfig, 
     Attempt::Failed(diagnose(&raw, strip.width, candidate))
 }
 
-fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints) -> Attempt {
+fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, work: &mut u64) -> Attempt {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let x0 = candidate.cells.iter().map(|c| c.0).min().unwrap_or(0).saturating_sub(1) * CELL;
     let y0 = candidate.cells.iter().map(|c| c.1).min().unwrap_or(0).saturating_sub(1) * CELL;
@@ -680,7 +719,7 @@ fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints) ->
     }
     tries.push((pixels.clone(), cw, ch, true));
     for (pixels, tw, th, global) in &tries {
-        match rxing_read_with(pixels, *tw, *th, hints, *global) {
+        match rxing_read_with(pixels, *tw, *th, hints, *global, work) {
             Ok(Some(read)) => return Attempt::Read(read),
             Ok(None) => {}
             Err(()) => return Attempt::Panicked,
@@ -828,9 +867,9 @@ mod tests {
         format!("{body}{}", gtin_check_digit(body.as_bytes()))
     }
 
-    /// The default pipeline with a budget that a busy test machine cannot exhaust.
+    /// The default pipeline with a safety time cap that a busy test machine cannot reach.
     fn patient() -> VisionConfig {
-        VisionConfig { budget: Duration::from_secs(2), ..VisionConfig::default() }
+        VisionConfig { time_cap: Duration::from_secs(2), ..VisionConfig::default() }
     }
 
     fn reads(frame: &LumaFrame) -> Vec<String> {
