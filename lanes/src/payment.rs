@@ -176,6 +176,8 @@ pub struct Payment {
     /// A charge whose outcome is not known yet: the lane asks again (same request, so never a
     /// second charge) until it is, and takes no other code or item meanwhile.
     unsettled: Option<pb::PayRequest>,
+    /// Told of every payment code charged (the scanner, so that it never hands one over again).
+    charges_to: Option<Recipient<crate::scanner::PaymentCodeCharged>>,
 }
 
 /// What the payment actor needs besides its lane's identity.
@@ -219,6 +221,7 @@ impl Payment {
             delivering: false,
             reachable: true,
             unsettled: None,
+            charges_to: None,
         }
     }
 
@@ -353,6 +356,7 @@ impl Payment {
         self.send_heartbeat(ctx);
         let sent = request.clone();
         Box::pin(pay(self.client.clone(), request).into_actor(self).map(move |outcome, payment, ctx| {
+            payment.report_charged(&outcome, &sent);
             payment.unsettled = matches!(outcome, PayFlow::Uncertain { .. }).then_some(sent);
             payment.settle(outcome, ctx);
             payment.send_heartbeat(ctx);
@@ -559,6 +563,30 @@ impl Actor for Payment {
             payment.deliver_outbox(ctx);
             payment.retry_unsettled(ctx);
         });
+    }
+}
+
+/// Where the payment actor reports the payment codes it charges.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TellChargesTo(pub Recipient<crate::scanner::PaymentCodeCharged>);
+
+impl Handler<TellChargesTo> for Payment {
+    type Result = ();
+
+    fn handle(&mut self, TellChargesTo(to): TellChargesTo, _: &mut Context<Self>) {
+        self.charges_to = Some(to);
+    }
+}
+
+impl Payment {
+    /// Tells the scanner a code was charged, so that it never hands the code over again.
+    fn report_charged(&self, outcome: &PayFlow, request: &pb::PayRequest) {
+        if let (PayFlow::Paid { .. }, Some(to)) = (outcome, &self.charges_to)
+            && let Ok(code) = PaymentCode::parse(&request.payment_code)
+        {
+            to.do_send(crate::scanner::PaymentCodeCharged(code));
+        }
     }
 }
 
