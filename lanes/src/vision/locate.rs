@@ -593,6 +593,53 @@ fn normalise_locally(strip: &Strip) -> Vec<u8> {
     out
 }
 
+/// Stretches each row between its local darkest and lightest values (a window of a few bars either side): a
+/// glare ramp or uneven light across the code no longer moves the threshold, so one threshold fits the row.
+fn normalise_envelope(strip: &Strip, edge_count: usize) -> Vec<u8> {
+    let width = strip.width;
+    // Some three bars and spaces either side: the window always holds a bar and a space.
+    let radius = (3 * width / (edge_count + 1)).clamp(4, 64);
+    // Below this spread (grey levels) a window is flat (a quiet zone, the label): not stretched into bars.
+    let floor = 16.0f32;
+    let mut out = Vec::with_capacity(strip.pixels.len());
+    let mut lo = vec![0f32; width];
+    let mut hi = vec![0f32; width];
+    for row in strip.pixels.chunks_exact(width) {
+        let smooth: Vec<f32> = (0..width)
+            .map(|i| {
+                let (a, b) = (row[i.saturating_sub(1)], row[(i + 1).min(width - 1)]);
+                (f32::from(a) + 2.0 * f32::from(row[i]) + f32::from(b)) / 4.0
+            })
+            .collect();
+        for i in 0..width {
+            let window = &smooth[i.saturating_sub(radius)..(i + radius + 1).min(width)];
+            lo[i] = window.iter().copied().fold(f32::MAX, f32::min);
+            hi[i] = window.iter().copied().fold(f32::MIN, f32::max);
+        }
+        let (lo, hi) = (box_smooth(&lo, radius / 2), box_smooth(&hi, radius / 2));
+        for i in 0..width {
+            let spread = (hi[i] - lo[i]).max(floor);
+            let mid = (hi[i] + lo[i]) / 2.0;
+            out.push((128.0 + (f32::from(row[i]) - mid) * 255.0 / spread).clamp(0.0, 255.0) as u8);
+        }
+    }
+    out
+}
+
+/// Moving average of `radius` either side.
+fn box_smooth(values: &[f32], radius: usize) -> Vec<f32> {
+    let mut prefix = vec![0f64; values.len() + 1];
+    for (i, &v) in values.iter().enumerate() {
+        prefix[i + 1] = prefix[i] + f64::from(v);
+    }
+    (0..values.len())
+        .map(|i| {
+            let (a, b) = (i.saturating_sub(radius), (i + radius + 1).min(values.len()));
+            ((prefix[b] - prefix[a]) / (b - a) as f64) as f32
+        })
+        .collect()
+}
+
 /// Fewest bar edges worth handing to rxing: a UPC-E, the shortest code read, has 17 bars (34 edges); blur and
 /// glare hide some.
 const MIN_EDGES: usize = 20;
@@ -682,6 +729,7 @@ fn read_linear(
     if config.retries {
         tries.push((sharpen(&strip), &plain));
         tries.push((normalised, &plain));
+        tries.push((normalise_envelope(&Strip { pixels: raw.clone(), ..strip }, edge_count), &plain));
     }
     for (pixels, hints) in &tries {
         match rxing_read(pixels, strip.width, strip.height, hints, work) {
