@@ -701,6 +701,20 @@ fn mirror_disagrees(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &Co
     }
 }
 
+/// Whether at least two rows of the strip, read one by one, give `read`, and none gives another code.
+fn rows_agree(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &CodeRead, work: &mut u64) -> bool {
+    let mut agreeing = 0;
+    for row in pixels.chunks_exact(strip.width) {
+        match rxing_read(row, strip.width, 1, hints, work) {
+            Ok(Some(other)) if other == *read => agreeing += 1,
+            Ok(Some(_)) => return false,
+            Ok(None) => {}
+            Err(()) => return false,
+        }
+    }
+    agreeing >= 2
+}
+
 fn read_linear(
     frame: &LumaFrame,
     candidate: &Candidate,
@@ -737,6 +751,8 @@ fn read_linear(
             Ok(Some(read)) if too_many_edges_for(read.symbology, edge_count) => {}
             // A short code read one way and another code of its kind read the other way: no telling which.
             Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(pixels, &strip, hints, &read, work) => {}
+            // A short code must read the same along two scan lines, and no line may read another code.
+            Ok(Some(read)) if is_weak(read.symbology) && !rows_agree(pixels, &strip, hints, &read, work) => {}
             Ok(Some(read)) => return Attempt::Read(read),
             Ok(None) => {}
             Err(()) => return Attempt::Panicked,
@@ -880,6 +896,27 @@ mod tests {
     fn flat_frame_has_no_candidate() {
         assert!(find_candidates(&cell_grid(&LumaFrame::new(640, 480, 128))).is_empty());
         assert!(find_candidates(&cell_grid(&LumaFrame::new(8, 8, 128))).is_empty());
+    }
+
+    #[test]
+    fn a_short_code_must_read_the_same_along_two_rows() {
+        let code = crate::vision::render_code("96385074", Symbology::Ean8, 3, 1).unwrap();
+        let width = code.width as usize;
+        let strip_of = |rows_with_code: usize| {
+            let mut pixels = vec![255u8; width * STRIP_ROWS];
+            for row in pixels.chunks_exact_mut(width).take(rows_with_code) {
+                row.copy_from_slice(&code.pixels);
+            }
+            Strip { width, height: STRIP_ROWS, pixels }
+        };
+        let hints = hints(&LINEAR_FORMATS, false, false);
+        let read = CodeRead { text: "96385074".to_owned(), symbology: Symbology::Ean8 };
+        let mut work = 0;
+        let one = strip_of(1);
+        assert!(!rows_agree(&one.pixels, &one, &hints, &read, &mut work), "one row is not enough");
+        let two = strip_of(2);
+        assert!(rows_agree(&two.pixels, &two, &hints, &read, &mut work));
+        assert!(work > 0);
     }
 
     #[test]
