@@ -743,7 +743,13 @@ fn read_linear(
     if config.retries {
         tries.push((sharpen(&strip), &plain));
         tries.push((normalised, &plain));
-        tries.push((normalise_envelope(&Strip { pixels: raw.clone(), ..strip }, edge_count), &plain));
+        let envelope = normalise_envelope(&Strip { pixels: raw.clone(), ..strip }, edge_count);
+        let sharpened = normalise_envelope(
+            &Strip { pixels: sharpen(&Strip { pixels: raw.clone(), ..strip }), ..strip },
+            edge_count,
+        );
+        tries.push((envelope, &plain));
+        tries.push((sharpened, &plain));
     }
     for (pixels, hints) in &tries {
         match rxing_read(pixels, strip.width, strip.height, hints, work) {
