@@ -750,6 +750,8 @@ fn read_linear(
         );
         tries.push((envelope, &plain));
         tries.push((sharpened, &plain));
+        let twice = sharpen(&Strip { pixels: sharpen(&Strip { pixels: raw.clone(), ..strip }), ..strip });
+        tries.push((normalise_envelope(&Strip { pixels: twice, ..strip }, edge_count), &plain));
     }
     for (pixels, hints) in &tries {
         match rxing_read(pixels, strip.width, strip.height, hints, work) {
