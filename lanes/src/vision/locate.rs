@@ -70,6 +70,8 @@ pub struct VisionConfig {
     pub time_cap: Duration,
     /// At most this many candidates are tried per frame.
     pub max_candidates: usize,
+    /// Stop at the first code read (a lane is shown one code at a time; the regions left are mostly clutter).
+    pub first_read_ends: bool,
     /// Resample 1D candidates along their estimated orientation (otherwise: upright crops).
     pub deskew: bool,
     /// Stretch each strip's contrast to the full grey range.
@@ -88,6 +90,7 @@ impl Default for VisionConfig {
             work_budget: DEFAULT_WORK_BUDGET,
             time_cap: Duration::from_millis(250),
             max_candidates: 6,
+            first_read_ends: true,
             deskew: true,
             // Measured on `checkout bench decode --ablate`: no accuracy gained on 1D strips, a little time lost.
             stretch: false,
@@ -105,7 +108,8 @@ pub const DEFAULT_WORK_BUDGET: u64 = 1_200_000;
 /// What the pipeline found in one frame.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrameAnalysis {
-    /// Codes read (at most one per candidate region, no duplicates).
+    /// Codes read (at most one per candidate region, no duplicates; only the first unless
+    /// [`VisionConfig::first_read_ends`] is off).
     pub reads: Vec<CodeRead>,
     /// Why a code-like region could not be read, if nothing was read and the reason shows.
     pub unreadable: Option<Unreadable>,
@@ -411,6 +415,9 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
                 if !analysis.reads.contains(&read) {
                     analysis.reads.push(read);
                 }
+                if config.first_read_ends {
+                    break;
+                }
             }
             Attempt::Panicked => analysis.panicked = true,
             Attempt::Failed(reason) => {
@@ -611,11 +618,8 @@ fn normalise_envelope(strip: &Strip, edge_count: usize) -> Vec<u8> {
                 (f32::from(a) + 2.0 * f32::from(row[i]) + f32::from(b)) / 4.0
             })
             .collect();
-        for i in 0..width {
-            let window = &smooth[i.saturating_sub(radius)..(i + radius + 1).min(width)];
-            lo[i] = window.iter().copied().fold(f32::MAX, f32::min);
-            hi[i] = window.iter().copied().fold(f32::MIN, f32::max);
-        }
+        sliding_extreme(&smooth, radius, &mut lo, |a, b| a <= b);
+        sliding_extreme(&smooth, radius, &mut hi, |a, b| a >= b);
         let (lo, hi) = (box_smooth(&lo, radius / 2), box_smooth(&hi, radius / 2));
         for i in 0..width {
             let spread = (hi[i] - lo[i]).max(floor);
@@ -624,6 +628,28 @@ fn normalise_envelope(strip: &Strip, edge_count: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The extreme (by `keeps`: `a` wins over `b`) of `values` within `radius` either side of each position, in one
+/// pass (a monotonic queue of candidates).
+fn sliding_extreme(values: &[f32], radius: usize, out: &mut [f32], keeps: impl Fn(f32, f32) -> bool) {
+    let n = values.len();
+    let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    let mut next = 0;
+    for (i, o) in out.iter_mut().enumerate().take(n) {
+        // Take in everything up to i + radius; a new value retires the ones it beats.
+        while next < n && next <= i + radius {
+            while queue.back().is_some_and(|&b| keeps(values[next], values[b])) {
+                queue.pop_back();
+            }
+            queue.push_back(next);
+            next += 1;
+        }
+        while queue.front().is_some_and(|&f| f + radius < i) {
+            queue.pop_front();
+        }
+        *o = queue.front().map_or(values[i], |&f| values[f]);
+    }
 }
 
 /// Moving average of `radius` either side.
@@ -790,6 +816,13 @@ fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, wo
         tries.push((upscale2(&pixels, cw, ch), cw * 2, ch * 2, false));
     }
     tries.push((pixels.clone(), cw, ch, true));
+    // Blurred and noisy: smoothed, then sharpened around the smoothed (unsharp mask), twice the size.
+    let crisp = unsharp_2d(&pixels, cw, ch);
+    if cw.max(ch) <= 320 {
+        tries.push((upscale2(&crisp, cw, ch), cw * 2, ch * 2, false));
+    } else {
+        tries.push((crisp, cw, ch, false));
+    }
     for (pixels, tw, th, global) in &tries {
         match rxing_read_with(pixels, *tw, *th, hints, *global, work) {
             Ok(Some(read)) => return Attempt::Read(read),
@@ -800,23 +833,57 @@ fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, wo
     Attempt::Failed(diagnose_square(&pixels, cw, ch))
 }
 
-/// Bilinear upscale by two.
+/// A 3x3 mean (less noise) sharpened against a 7x7 mean: v + 1.5 (v - wide), over a grey crop.
+fn unsharp_2d(pixels: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let mut integral = vec![0u32; (w + 1) * (h + 1)];
+    for y in 0..h {
+        let mut row = 0u32;
+        for x in 0..w {
+            row += u32::from(pixels[y * w + x]);
+            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1] + row;
+        }
+    }
+    let mean = |x: usize, y: usize, r: usize| {
+        let (x0, y0, x1, y1) = (x.saturating_sub(r), y.saturating_sub(r), (x + r + 1).min(w), (y + r + 1).min(h));
+        let sum = integral[y1 * (w + 1) + x1] + integral[y0 * (w + 1) + x0]
+            - integral[y0 * (w + 1) + x1]
+            - integral[y1 * (w + 1) + x0];
+        sum as f32 / ((x1 - x0) * (y1 - y0)) as f32
+    };
+    let mut out = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let (v, wide) = (mean(x, y, 1), mean(x, y, 3));
+            out.push((v + 1.5 * (v - wide)).clamp(0.0, 255.0) as u8);
+        }
+    }
+    out
+}
+
+/// Bilinear upscale by two (each new pixel 3/4 of its nearest source pixel and 1/4 of the next, both ways),
+/// in integers.
 fn upscale2(pixels: &[u8], w: usize, h: usize) -> Vec<u8> {
     let (w2, h2) = (w * 2, h * 2);
+    // Rows upscaled along x, times 4.
+    let wide: Vec<u16> = pixels
+        .chunks_exact(w)
+        .flat_map(|row| {
+            (0..w).flat_map(move |x| {
+                let centre = 3 * u16::from(row[x]);
+                [centre + u16::from(row[x.saturating_sub(1)]), centre + u16::from(row[(x + 1).min(w - 1)])]
+            })
+        })
+        .collect();
     let mut out = vec![0u8; w2 * h2];
-    for y in 0..h2 {
-        let sy = (y as f32 - 0.5) / 2.0;
-        let y0 = (sy.max(0.0) as usize).min(h - 1);
-        let y1 = (y0 + 1).min(h - 1);
-        let fy = (sy - y0 as f32).clamp(0.0, 1.0);
-        for x in 0..w2 {
-            let sx = (x as f32 - 0.5) / 2.0;
-            let x0 = (sx.max(0.0) as usize).min(w - 1);
-            let x1 = (x0 + 1).min(w - 1);
-            let fx = (sx - x0 as f32).clamp(0.0, 1.0);
-            let top = f32::from(pixels[y0 * w + x0]) * (1.0 - fx) + f32::from(pixels[y0 * w + x1]) * fx;
-            let bottom = f32::from(pixels[y1 * w + x0]) * (1.0 - fx) + f32::from(pixels[y1 * w + x1]) * fx;
-            out[y * w2 + x] = (top * (1.0 - fy) + bottom * fy) as u8;
+    for y in 0..h {
+        let row = &wide[y * w2..(y + 1) * w2];
+        let above = &wide[y.saturating_sub(1) * w2..][..w2];
+        let below = &wide[(y + 1).min(h - 1) * w2..][..w2];
+        for (neighbour, out_row) in [(above, 2 * y), (below, 2 * y + 1)] {
+            let dst = &mut out[out_row * w2..(out_row + 1) * w2];
+            for ((d, &c), &n) in dst.iter_mut().zip(row).zip(neighbour) {
+                *d = ((3 * c + n + 8) / 16) as u8;
+            }
         }
     }
     out
@@ -925,6 +992,32 @@ mod tests {
         let two = strip_of(2);
         assert!(rows_agree(&two.pixels, &two, &hints, &read, &mut work));
         assert!(work > 0);
+    }
+
+    #[test]
+    fn sliding_extremes_match_a_plain_scan() {
+        let values: Vec<f32> = (0..200u32).map(|i| ((i * 37 + 11) % 97) as f32).collect();
+        for radius in [0, 1, 4, 13] {
+            let (mut lo, mut hi) = (vec![0.0; 200], vec![0.0; 200]);
+            sliding_extreme(&values, radius, &mut lo, |a, b| a <= b);
+            sliding_extreme(&values, radius, &mut hi, |a, b| a >= b);
+            for i in 0..200usize {
+                let window = &values[i.saturating_sub(radius)..(i + radius + 1).min(200)];
+                assert_eq!(lo[i], window.iter().copied().fold(f32::MAX, f32::min), "radius {radius} at {i}");
+                assert_eq!(hi[i], window.iter().copied().fold(f32::MIN, f32::max), "radius {radius} at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn upscale_by_two_keeps_flat_areas_and_edges() {
+        let pixels = [0u8, 0, 255, 255, 0, 0, 255, 255];
+        let up = upscale2(&pixels, 4, 2);
+        assert_eq!(up.len(), 32);
+        for row in up.chunks_exact(8) {
+            assert_eq!(row, &[0, 0, 0, 64, 191, 255, 255, 255]);
+        }
+        assert_eq!(upscale2(&[7], 1, 1), vec![7; 4]);
     }
 
     #[test]
