@@ -494,7 +494,7 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 && let Ok(a) = &analysis
             {
                 work.push(a.work);
-                cut += usize::from(a.tried < a.candidates.min(config.max_candidates));
+                cut += usize::from(a.reads.is_empty() && a.tried < a.candidates.min(config.max_candidates));
                 timed_out += usize::from(a.timed_out);
             }
             let (tried, candidates) = analysis.as_ref().map_or((0, 0), |a| (a.tried, a.candidates));
@@ -668,7 +668,7 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     if let (Some(&max), false) = (work.last(), work.is_empty()) {
         println!(
             "ours: work per frame (pixels resampled and handed to rxing) median {}, p99 {}, max {}; budget {}, \
-             reached on {} frames; safety time cap reached on {} frames",
+             cut short a fruitless search on {} frames; safety time cap reached on {} frames",
             work[work.len() / 2],
             work[(work.len() - 1) * 99 / 100],
             max,

@@ -103,7 +103,7 @@ impl Default for VisionConfig {
 }
 
 /// Default [`VisionConfig::work_budget`].
-pub const DEFAULT_WORK_BUDGET: u64 = 1_200_000;
+pub const DEFAULT_WORK_BUDGET: u64 = 2_500_000;
 
 /// What the pipeline found in one frame.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -481,7 +481,8 @@ const STRIP_ROWS: usize = 12;
 /// Longest strip, in samples.
 const MAX_STRIP: usize = 2400;
 
-fn linear_strip(frame: &LumaFrame, candidate: &Candidate, deskew: bool) -> Option<Strip> {
+/// Samples a candidate along its scan direction, reaching past its ends by `reach` times its length.
+fn linear_strip(frame: &LumaFrame, candidate: &Candidate, deskew: bool, reach: f32) -> Option<Strip> {
     let theta = if deskew { candidate.tensor.angle() } else { 0.0 };
     let (ux, uy) = (theta.cos(), theta.sin());
     let (vx, vy) = (-uy, ux);
@@ -500,8 +501,9 @@ fn linear_strip(frame: &LumaFrame, candidate: &Candidate, deskew: bool) -> Optio
         t0 = t0.min(t);
         t1 = t1.max(t);
     }
-    s0 -= half + STRIP_MARGIN;
-    s1 += half + STRIP_MARGIN;
+    let extra = half + STRIP_MARGIN + reach * (s1 - s0);
+    s0 -= extra;
+    s1 += extra;
     let length = s1 - s0;
     let step = if length * 2.0 <= MAX_STRIP as f32 { 0.5 } else { length / MAX_STRIP as f32 };
     let width = (length / step) as usize;
@@ -748,51 +750,97 @@ fn read_linear(
     hints: &DecodeHints,
     work: &mut u64,
 ) -> Attempt {
-    let Some(mut strip) = linear_strip(frame, candidate, config.deskew) else {
+    let Some(strip) = linear_strip(frame, candidate, config.deskew, 0.0) else {
         return Attempt::Failed(None);
     };
+    let raw = strip.pixels.clone();
+    let outcome = read_strip(strip, config, hints, work);
+    if !matches!(outcome, StripOutcome::Failed) || !config.retries || saturated_share(&raw) < GLARE_SHARE {
+        return finish(outcome, &raw, candidate);
+    }
+    // Glare: the finder may have seen only the part of the code beside the reflection. The strip reaches on
+    // past both ends, where the rest of the code would be.
+    let Some(longer) = linear_strip(frame, candidate, config.deskew, GLARE_REACH) else {
+        return finish(outcome, &raw, candidate);
+    };
+    finish(read_strip(longer, config, hints, work), &raw, candidate)
+}
+
+/// Share of a strip's samples at white, above which a failed strip is tried again longer.
+const GLARE_SHARE: f32 = 0.01;
+/// How far the strip of a candidate under glare reaches past its ends, as a share of its length.
+const GLARE_REACH: f32 = 0.6;
+
+fn saturated_share(pixels: &[u8]) -> f32 {
+    pixels.iter().filter(|&&p| p >= 250).count() as f32 / pixels.len().max(1) as f32
+}
+
+enum StripOutcome {
+    /// Too few bar edges to be a code.
+    NotACode,
+    Read(CodeRead),
+    Failed,
+    Panicked,
+}
+
+fn finish(outcome: StripOutcome, raw: &[u8], candidate: &Candidate) -> Attempt {
+    match outcome {
+        StripOutcome::Read(read) => Attempt::Read(read),
+        StripOutcome::Panicked => Attempt::Panicked,
+        StripOutcome::NotACode | StripOutcome::Failed => {
+            Attempt::Failed(diagnose(raw, raw.len() / STRIP_ROWS, candidate))
+        }
+    }
+}
+
+/// Reads a strip as it is, then (when `config.retries`) sharpened, locally normalised and envelope-stretched
+/// in turn, each made only when the ones before it failed.
+fn read_strip(mut strip: Strip, config: &VisionConfig, hints: &DecodeHints, work: &mut u64) -> StripOutcome {
     // Three bilinear samples a strip pixel.
     *work += 3 * (strip.width * strip.height) as u64;
-    let raw = strip.pixels.clone();
+    let raw = Strip { pixels: strip.pixels.clone(), ..strip };
     if config.stretch {
         stretch(&mut strip.pixels);
     }
     // Stripes, shelf edges and print are not codes: too few edges to be worth rxing's time. Glare hides
     // edges from a strip-wide threshold, so they are also counted on the locally normalised strip.
-    let normalised = normalise_locally(&Strip { pixels: raw.clone(), ..strip });
+    let normalised = normalise_locally(&raw);
     let edge_count = edges(&strip).max(edges_in(&normalised, strip.width, strip.height));
     if edge_count < MIN_EDGES {
-        return Attempt::Failed(diagnose(&raw, strip.width, candidate));
+        return StripOutcome::NotACode;
     }
     let plain = DecodeHints { AlsoInverted: Some(false), ..hints.clone() };
-    let mut tries = vec![(strip.pixels.clone(), hints)];
-    if config.retries {
-        tries.push((sharpen(&strip), &plain));
-        tries.push((normalised, &plain));
-        let envelope = normalise_envelope(&Strip { pixels: raw.clone(), ..strip }, edge_count);
-        let sharpened = normalise_envelope(
-            &Strip { pixels: sharpen(&Strip { pixels: raw.clone(), ..strip }), ..strip },
-            edge_count,
-        );
-        tries.push((envelope, &plain));
-        tries.push((sharpened, &plain));
-        let twice = sharpen(&Strip { pixels: sharpen(&Strip { pixels: raw.clone(), ..strip }), ..strip });
-        tries.push((normalise_envelope(&Strip { pixels: twice, ..strip }, edge_count), &plain));
-    }
-    for (pixels, hints) in &tries {
-        match rxing_read(pixels, strip.width, strip.height, hints, work) {
+    let sharpened = |pixels: Vec<u8>| sharpen(&Strip { pixels, ..raw });
+    let envelope = |pixels: Vec<u8>| normalise_envelope(&Strip { pixels, ..raw }, edge_count);
+    // Measured order (bench decode): as it is; sharpened (blur); normalised against a moving average (glare);
+    // stretched between local extremes (glare ramps, faint bars); sharpened then stretched; sharpened twice
+    // then stretched (small blurred modules).
+    // Inverted bars (config.inverted) are looked for in the strip as it is only.
+    let variants: [&dyn Fn() -> Vec<u8>; 6] = [
+        &|| strip.pixels.clone(),
+        &|| sharpen(&strip),
+        &|| normalised.clone(),
+        &|| envelope(raw.pixels.clone()),
+        &|| envelope(sharpened(raw.pixels.clone())),
+        &|| envelope(sharpened(sharpened(raw.pixels.clone()))),
+    ];
+    let count = if config.retries { variants.len() } else { 1 };
+    for (k, variant) in variants[..count].iter().enumerate() {
+        let pixels = variant();
+        let hints = if k == 0 { hints } else { &plain };
+        match rxing_read(&pixels, strip.width, strip.height, hints, work) {
             // Part of a longer code read as a short one (zxing-cpp #255): the strip has too many bars for it.
             Ok(Some(read)) if too_many_edges_for(read.symbology, edge_count) => {}
             // A short code read one way and another code of its kind read the other way: no telling which.
-            Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(pixels, &strip, hints, &read, work) => {}
+            Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(&pixels, &strip, hints, &read, work) => {}
             // A short code must read the same along two scan lines, and no line may read another code.
-            Ok(Some(read)) if is_weak(read.symbology) && !rows_agree(pixels, &strip, hints, &read, work) => {}
-            Ok(Some(read)) => return Attempt::Read(read),
+            Ok(Some(read)) if is_weak(read.symbology) && !rows_agree(&pixels, &strip, hints, &read, work) => {}
+            Ok(Some(read)) => return StripOutcome::Read(read),
             Ok(None) => {}
-            Err(()) => return Attempt::Panicked,
+            Err(()) => return StripOutcome::Panicked,
         }
     }
-    Attempt::Failed(diagnose(&raw, strip.width, candidate))
+    StripOutcome::Failed
 }
 
 fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, work: &mut u64) -> Attempt {
