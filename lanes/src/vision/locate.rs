@@ -843,6 +843,9 @@ fn read_strip(mut strip: Strip, config: &VisionConfig, hints: &DecodeHints, work
     StripOutcome::Failed
 }
 
+/// A grey crop for rxing: pixels, width, height, and whether to binarize it with one global threshold.
+type Crop = (Vec<u8>, usize, usize, bool);
+
 fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, work: &mut u64) -> Attempt {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let x0 = candidate.cells.iter().map(|c| c.0).min().unwrap_or(0).saturating_sub(1) * CELL;
@@ -857,22 +860,27 @@ fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, wo
     for y in y0..y1 {
         pixels.extend_from_slice(&frame.pixels[y * w + x0..y * w + x1]);
     }
-    // Measured order: the crop as it is; twice the size when small (rxing's finder-pattern search needs a few
-    // pixels a module); rxing's global binarizer (better on some faint small codes).
-    let mut tries: Vec<(Vec<u8>, usize, usize, bool)> = vec![(pixels.clone(), cw, ch, false)];
-    if cw.max(ch) <= 320 {
-        tries.push((upscale2(&pixels, cw, ch), cw * 2, ch * 2, false));
-    }
-    tries.push((pixels.clone(), cw, ch, true));
-    // Blurred and noisy: smoothed, then sharpened around the smoothed (unsharp mask), twice the size.
-    let crisp = unsharp_2d(&pixels, cw, ch);
-    if cw.max(ch) <= 320 {
-        tries.push((upscale2(&crisp, cw, ch), cw * 2, ch * 2, false));
-    } else {
-        tries.push((crisp, cw, ch, false));
-    }
-    for (pixels, tw, th, global) in &tries {
-        match rxing_read_with(pixels, *tw, *th, hints, *global, work) {
+    let small = cw.max(ch) <= 320;
+    // Twice the size when small: rxing's finder-pattern search needs a few pixels a module.
+    let sized = |p: Vec<u8>| if small { (upscale2(&p, cw, ch), cw * 2, ch * 2) } else { (p, cw, ch) };
+    // Measured order (bench decode), each made only when the ones before failed: the crop as it is; twice the
+    // size; rxing's global binarizer (some faint small codes); denoised and unsharp-masked (blur and noise);
+    // flattened against a wide local mean (glare).
+    let variants: [&dyn Fn() -> Option<Crop>; 5] = [
+        &|| Some((pixels.clone(), cw, ch, false)),
+        &|| small.then(|| (upscale2(&pixels, cw, ch), cw * 2, ch * 2, false)),
+        &|| Some((pixels.clone(), cw, ch, true)),
+        &|| {
+            let (p, w, h) = sized(Integral::new(&pixels, cw, ch).unsharp());
+            Some((p, w, h, false))
+        },
+        &|| {
+            let (p, w, h) = sized(Integral::new(&pixels, cw, ch).flattened(cw.max(ch) / 6));
+            Some((p, w, h, false))
+        },
+    ];
+    for (pixels, tw, th, global) in variants.iter().filter_map(|variant| variant()) {
+        match rxing_read_with(&pixels, tw, th, hints, global, work) {
             Ok(Some(read)) => return Attempt::Read(read),
             Ok(None) => {}
             Err(()) => return Attempt::Panicked,
@@ -881,31 +889,60 @@ fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, wo
     Attempt::Failed(diagnose_square(&pixels, cw, ch))
 }
 
-/// A 3x3 mean (less noise) sharpened against a 7x7 mean: v + 1.5 (v - wide), over a grey crop.
-fn unsharp_2d(pixels: &[u8], w: usize, h: usize) -> Vec<u8> {
-    let mut integral = vec![0u32; (w + 1) * (h + 1)];
-    for y in 0..h {
-        let mut row = 0u32;
-        for x in 0..w {
-            row += u32::from(pixels[y * w + x]);
-            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1] + row;
+/// Box means over a grey crop, from its integral image.
+struct Integral {
+    w: usize,
+    h: usize,
+    pixels: Vec<u8>,
+    sums: Vec<u32>,
+}
+
+impl Integral {
+    fn new(pixels: &[u8], w: usize, h: usize) -> Integral {
+        let mut sums = vec![0u32; (w + 1) * (h + 1)];
+        for y in 0..h {
+            let mut row = 0u32;
+            for x in 0..w {
+                row += u32::from(pixels[y * w + x]);
+                sums[(y + 1) * (w + 1) + x + 1] = sums[y * (w + 1) + x + 1] + row;
+            }
         }
+        Integral { w, h, pixels: pixels.to_vec(), sums }
     }
-    let mean = |x: usize, y: usize, r: usize| {
+
+    /// Mean of the square of `r` pixels either side of (x, y), clipped to the crop.
+    fn mean(&self, x: usize, y: usize, r: usize) -> f32 {
+        let (w, h) = (self.w, self.h);
         let (x0, y0, x1, y1) = (x.saturating_sub(r), y.saturating_sub(r), (x + r + 1).min(w), (y + r + 1).min(h));
-        let sum = integral[y1 * (w + 1) + x1] + integral[y0 * (w + 1) + x0]
-            - integral[y0 * (w + 1) + x1]
-            - integral[y1 * (w + 1) + x0];
+        let s = &self.sums;
+        let sum = s[y1 * (w + 1) + x1] + s[y0 * (w + 1) + x0] - s[y0 * (w + 1) + x1] - s[y1 * (w + 1) + x0];
         sum as f32 / ((x1 - x0) * (y1 - y0)) as f32
-    };
-    let mut out = Vec::with_capacity(w * h);
-    for y in 0..h {
-        for x in 0..w {
-            let (v, wide) = (mean(x, y, 1), mean(x, y, 3));
-            out.push((v + 1.5 * (v - wide)).clamp(0.0, 255.0) as u8);
-        }
     }
-    out
+
+    fn map(&self, f: impl Fn(usize, usize, f32) -> f32) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.w * self.h);
+        for y in 0..self.h {
+            for x in 0..self.w {
+                out.push(f(x, y, f32::from(self.pixels[y * self.w + x])).clamp(0.0, 255.0) as u8);
+            }
+        }
+        out
+    }
+
+    /// A 3x3 mean (less noise) sharpened against a 7x7 mean: v + 1.5 (v - wide).
+    fn unsharp(&self) -> Vec<u8> {
+        self.map(|x, y, _| {
+            let v = self.mean(x, y, 1);
+            v + 1.5 * (v - self.mean(x, y, 3))
+        })
+    }
+
+    /// Each pixel against the mean of `radius` either side, doubled around mid grey: a reflection's slope and
+    /// uneven light are taken out.
+    fn flattened(&self, radius: usize) -> Vec<u8> {
+        let radius = radius.max(4);
+        self.map(|x, y, v| 128.0 + 2.0 * (v - self.mean(x, y, radius)))
+    }
 }
 
 /// Bilinear upscale by two (each new pixel 3/4 of its nearest source pixel and 1/4 of the next, both ways),
