@@ -482,6 +482,8 @@ const STRIP_ROWS: usize = 12;
 const MAX_STRIP: usize = 2400;
 
 /// Samples a candidate along its scan direction, reaching past its ends by `reach` times its length.
+/// With a reach (a second look under glare), the rows span the candidate's whole height, ends of the bars
+/// included, rather than its middle 80%.
 fn linear_strip(frame: &LumaFrame, candidate: &Candidate, deskew: bool, reach: f32) -> Option<Strip> {
     let theta = if deskew { candidate.tensor.angle() } else { 0.0 };
     let (ux, uy) = (theta.cos(), theta.sin());
@@ -510,11 +512,12 @@ fn linear_strip(frame: &LumaFrame, candidate: &Candidate, deskew: bool, reach: f
     if width < 16 {
         return None;
     }
-    // Rows spread over the middle of the candidate's extent across the bars.
+    // Rows spread over the middle of the candidate's extent across the bars (or all of it, cells included).
+    let (t0, t1, cover) = if reach > 0.0 { (t0 - half, t1 + half, 1.0) } else { (t0, t1, 0.8) };
     let across = (t1 - t0).max(1.0);
     let mut pixels = Vec::with_capacity(width * STRIP_ROWS);
     for r in 0..STRIP_ROWS {
-        let t = t0 + across * (0.1 + 0.8 * (r as f32 + 0.5) / STRIP_ROWS as f32);
+        let t = t0 + across * ((1.0 - cover) / 2.0 + cover * (r as f32 + 0.5) / STRIP_ROWS as f32);
         for i in 0..width {
             let s = s0 + i as f32 * step;
             let (x, y) = (mx + s * ux + t * vx, my + s * uy + t * vy);
@@ -755,11 +758,13 @@ fn read_linear(
     };
     let raw = strip.pixels.clone();
     let outcome = read_strip(strip, config, hints, work);
-    if !matches!(outcome, StripOutcome::Failed) || !config.retries || saturated_share(&raw) < GLARE_SHARE {
+    let failed = matches!(outcome, StripOutcome::Failed | StripOutcome::NotACode);
+    if !failed || !config.retries || saturated_share(&raw) < GLARE_SHARE {
         return finish(outcome, &raw, candidate);
     }
-    // Glare: the finder may have seen only the part of the code beside the reflection. The strip reaches on
-    // past both ends, where the rest of the code would be.
+    // Glare: the finder may have seen only the part of the code beside the reflection, and the bars may keep
+    // their contrast only near their ends, farthest from it. The strip reaches on past both ends, where the
+    // rest of the code would be, and its rows span the candidate's whole height.
     let Some(longer) = linear_strip(frame, candidate, config.deskew, GLARE_REACH) else {
         return finish(outcome, &raw, candidate);
     };
@@ -805,7 +810,12 @@ fn read_strip(mut strip: Strip, config: &VisionConfig, hints: &DecodeHints, work
     // Stripes, shelf edges and print are not codes: too few edges to be worth rxing's time. Glare hides
     // edges from a strip-wide threshold, so they are also counted on the locally normalised strip.
     let normalised = normalise_locally(&raw);
-    let edge_count = edges(&strip).max(edges_in(&normalised, strip.width, strip.height));
+    let mut edge_count = edges(&strip).max(edges_in(&normalised, strip.width, strip.height));
+    if edge_count < MIN_EDGES && saturated_share(&raw.pixels) >= GLARE_SHARE {
+        // Clipped bars leave faint edges that only a local stretch shows.
+        let stretched = normalise_envelope(&raw, 2 * MIN_EDGES);
+        edge_count = edge_count.max(edges_in(&stretched, strip.width, strip.height));
+    }
     if edge_count < MIN_EDGES {
         return StripOutcome::NotACode;
     }
