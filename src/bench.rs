@@ -401,12 +401,14 @@ fn groups(cases: &[Case]) -> Vec<(String, Vec<usize>)> {
     out.push((LEGIBLE.to_owned(), (0..cases.len()).filter(legible).collect()));
     out.push((UNDER_15.to_owned(), (0..cases.len()).filter(|i| legible(i) && cases[*i].tilt < 15.0).collect()));
     out.push(("tilt >= 15°".to_owned(), (0..cases.len()).filter(|i| legible(i) && cases[*i].tilt >= 15.0).collect()));
-    let distortions: [(&str, &dyn Fn(&Distortion) -> bool); 6] = [
+    let distortions: [(&str, &dyn Fn(&Distortion) -> bool); 7] = [
         ("  glare", &|d| d.glare > 0.0),
         ("  blur>=0.8", &|d| d.blur_sigma >= 0.8),
+        // Module size is `scale` pixels (the bench renders at 1 pixel a module before scaling).
+        ("  blur>=.6mod", &|d| d.blur_sigma >= 0.6 * d.scale),
         ("  contr<0.45", &|d| d.contrast < 0.45),
         ("  module<2px", &|d| d.scale < 2.0),
-        ("  persp>=0.15", &|d| d.perspective_x.abs().max(d.perspective_y.abs()) >= 0.15),
+        ("  persp>=.15", &|d| d.perspective_x.abs().max(d.perspective_y.abs()) >= 0.15),
         ("  none above", &|d| {
             d.glare == 0.0
                 && d.blur_sigma < 0.8
