@@ -89,7 +89,7 @@ impl Default for VisionConfig {
         VisionConfig {
             work_budget: DEFAULT_WORK_BUDGET,
             time_cap: Duration::from_millis(250),
-            max_candidates: 6,
+            max_candidates: 9,
             first_read_ends: true,
             deskew: true,
             // Measured on `checkout bench decode --ablate`: no accuracy gained on 1D strips, a little time lost.
