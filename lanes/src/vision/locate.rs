@@ -870,8 +870,10 @@ fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, wo
     for y in y0..y1 {
         pixels.extend_from_slice(&frame.pixels[y * w + x0..y * w + x1]);
     }
-    let small = cw.max(ch) <= 320;
-    // Twice the size when small: rxing's finder-pattern search needs a few pixels a module.
+    // Twice the size when small: rxing's finder-pattern search needs a few pixels a module. Larger crops hold
+    // larger modules (measured: upscaling crops up to 320 pixels reads one QR code more in 193 and costs a
+    // third of the p99 time).
+    let small = cw.max(ch) <= 200;
     let sized = |p: Vec<u8>| if small { (upscale2(&p, cw, ch), cw * 2, ch * 2) } else { (p, cw, ch) };
     // Measured order (bench decode), each made only when the ones before failed: the crop as it is; twice the
     // size; rxing's global binarizer (some faint small codes); denoised and unsharp-masked (blur and noise);
