@@ -213,7 +213,7 @@ struct Candidate {
 }
 
 /// Smallest mean squared gradient (per sample) of a cell worth looking at.
-const MIN_ENERGY: f32 = 150.0;
+const MIN_ENERGY: f32 = 80.0;
 /// Coherence (coherent energy / energy) above which a cell is a 1D candidate.
 const MIN_COHERENCE: f32 = 0.55;
 /// Fewest cells of a 1D candidate.
