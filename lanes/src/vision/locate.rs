@@ -236,7 +236,7 @@ fn find_candidates(grid: &CellGrid) -> Vec<Candidate> {
         let mid = n / 2;
         *energies.select_nth_unstable_by(mid, f32::total_cmp).1
     };
-    let threshold = MIN_ENERGY.max(3.0 * median);
+    let threshold = MIN_ENERGY.max(2.0 * median);
     let strong: Vec<bool> = grid.cells.iter().map(|t| t.energy() >= threshold).collect();
     let coherent: Vec<bool> =
         grid.cells.iter().zip(&strong).map(|(t, &s)| s && t.coherent_energy() >= MIN_COHERENCE * t.energy()).collect();
