@@ -4,12 +4,18 @@
 //!    a coherence (how much its edges share one direction) and that direction.
 //! 2. Coherent, energetic cells are grouped by direction into 1D candidates; energetic cells of any direction
 //!    into 2D (QR) candidates. Candidates are tried best first, within a budget of work (pixels resampled and
-//!    handed to rxing), so that what a frame yields does not depend on how busy the machine is.
+//!    handed to rxing), so that what a frame yields does not depend on how busy the machine is; the search
+//!    ends at the first code read.
 //! 3. A 1D candidate is resampled along its estimated scan direction into a small horizontal strip (bilinear,
 //!    half-pixel steps, each strip row averaged along the bars), checked for enough bar edges, and handed to
-//!    rxing's 1D readers; if that fails, a sharpened and a locally normalised strip are tried. A 2D candidate is cropped
-//!    upright and handed to rxing's QR reader, which handles rotation itself.
-//! 4. When a candidate looks like a code but nothing decodes, the strip's statistics say why if they can:
+//!    rxing's 1D readers; if that fails, variants are made one at a time and tried: sharpened, normalised
+//!    against a moving average, stretched between local extremes (after none, one or two sharpenings). Under
+//!    glare a failed strip is sampled again, longer and over the bars' whole height. An EAN-8 or UPC-E read
+//!    (weak checksums) counts only when two of the strip's rows read it alike and none reads another code.
+//! 4. A 2D candidate is cropped upright and handed to rxing's QR reader, which handles rotation itself; then
+//!    twice the size when small, with a global threshold, denoised and unsharp-masked, flattened against a wide
+//!    local mean.
+//! 5. When a candidate looks like a code but nothing decodes, the strip's statistics say why if they can:
 //!    glare, low contrast, too small, too blurred.
 
 use std::collections::HashSet;
