@@ -384,6 +384,9 @@ impl Stats {
     }
 }
 
+/// Whether a frame's distortion belongs to a report line.
+type DistortionTest<'a> = &'a dyn Fn(&Distortion) -> bool;
+
 /// The group whose accuracy the targets are about: frames whose code is still in the pixels.
 const LEGIBLE: &str = "codes";
 const UNDER_15: &str = "tilt < 15°";
@@ -401,7 +404,7 @@ fn groups(cases: &[Case]) -> Vec<(String, Vec<usize>)> {
     out.push((LEGIBLE.to_owned(), (0..cases.len()).filter(legible).collect()));
     out.push((UNDER_15.to_owned(), (0..cases.len()).filter(|i| legible(i) && cases[*i].tilt < 15.0).collect()));
     out.push(("tilt >= 15°".to_owned(), (0..cases.len()).filter(|i| legible(i) && cases[*i].tilt >= 15.0).collect()));
-    let distortions: [(&str, &dyn Fn(&Distortion) -> bool); 7] = [
+    let distortions: [(&str, DistortionTest); 7] = [
         ("  glare", &|d| d.glare > 0.0),
         ("  blur>=0.8", &|d| d.blur_sigma >= 0.8),
         // Module size is `scale` pixels (the bench renders at 1 pixel a module before scaling).
