@@ -781,7 +781,7 @@ fn read_linear(
 /// Share of a strip's samples at white, above which a failed strip is tried again longer.
 const GLARE_SHARE: f32 = 0.01;
 /// How far the strip of a candidate under glare reaches past its ends, as a share of its length.
-const GLARE_REACH: f32 = 0.6;
+const GLARE_REACH: f32 = 0.9;
 
 fn saturated_share(pixels: &[u8]) -> f32 {
     pixels.iter().filter(|&&p| p >= 250).count() as f32 / pixels.len().max(1) as f32
