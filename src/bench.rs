@@ -15,7 +15,7 @@ use std::{
 };
 
 use checkout_lanes::{
-    synthetic::{Distortion, FrameSpec, SeededRng, render_frame},
+    synthetic::{Distortion, FrameSpec, Legibility, SeededRng, render_frame_judged},
     vision::{LumaFrame, VisionConfig, analyse_frame, decode_frame_whole, encode_png, render_code},
 };
 use checkout_storage::{ScannedCode, Symbology, classify, gtin_check_digit, upc_e_to_upc_a};
@@ -104,6 +104,8 @@ struct Case {
     truth: Option<String>,
     /// Tilt away from upright, in degrees (0 to 45).
     tilt: f32,
+    /// Whether the code is still in the pixels (glare can clip it away), known once the frame is rendered.
+    legibility: Legibility,
 }
 
 fn digits(rng: &mut SeededRng, n: usize) -> String {
@@ -220,7 +222,7 @@ fn make_case(i: usize, seed: u64) -> anyhow::Result<Case> {
         seed: rng.next_u64(),
     };
     let truth = text.zip(kind.symbology()).map(|(t, s)| key_of(&t, s));
-    Ok(Case { spec, kind, truth, tilt: tilt_of(rotation, !linear) })
+    Ok(Case { spec, kind, truth, tilt: tilt_of(rotation, !linear), legibility: Legibility::Legible })
 }
 
 /// How one decoder did on one frame.
@@ -382,18 +384,49 @@ impl Stats {
     }
 }
 
-/// Groups of frames a report line is about.
+/// Whether a frame's distortion belongs to a report line.
+type DistortionTest<'a> = &'a dyn Fn(&Distortion) -> bool;
+
+/// The group whose accuracy the targets are about: frames whose code is still in the pixels.
+const LEGIBLE: &str = "codes";
+const UNDER_15: &str = "tilt < 15°";
+
+/// Groups of frames a report line is about. Per format and by distortion, frames whose code glare washed out
+/// (unreadable by construction, see [`Legibility::WashedOut`]) are left out; they have a line of their own.
 fn groups(cases: &[Case]) -> Vec<(String, Vec<usize>)> {
     let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    let legible = |i: &usize| cases[*i].kind != Kind::None && cases[*i].legibility == Legibility::Legible;
+    let pick = |f: &dyn Fn(&Case) -> bool| (0..cases.len()).filter(|i| f(&cases[*i])).collect::<Vec<_>>();
     for kind in KINDS {
-        out.push((kind.name().to_owned(), (0..cases.len()).filter(|&i| cases[i].kind == kind).collect()));
+        let of_kind = pick(&|c| c.kind == kind);
+        out.push((kind.name().to_owned(), of_kind.into_iter().filter(|i| kind == Kind::None || legible(i)).collect()));
     }
-    let coded = |i: &usize| cases[*i].kind != Kind::None;
-    out.push(("all codes".to_owned(), (0..cases.len()).filter(coded).collect()));
-    out.push(("tilt < 15°".to_owned(), (0..cases.len()).filter(|i| coded(i) && cases[*i].tilt < 15.0).collect()));
-    out.push(("tilt >= 15°".to_owned(), (0..cases.len()).filter(|i| coded(i) && cases[*i].tilt >= 15.0).collect()));
-    out.push(("VGA frames".to_owned(), (0..cases.len()).filter(|i| cases[*i].spec.width == 640).collect()));
-    out.push(("720p frames".to_owned(), (0..cases.len()).filter(|i| cases[*i].spec.width == 1280).collect()));
+    out.push((LEGIBLE.to_owned(), (0..cases.len()).filter(legible).collect()));
+    out.push((UNDER_15.to_owned(), (0..cases.len()).filter(|i| legible(i) && cases[*i].tilt < 15.0).collect()));
+    out.push(("tilt >= 15°".to_owned(), (0..cases.len()).filter(|i| legible(i) && cases[*i].tilt >= 15.0).collect()));
+    let distortions: [(&str, DistortionTest); 7] = [
+        ("  glare", &|d| d.glare > 0.0),
+        ("  blur>=0.8", &|d| d.blur_sigma >= 0.8),
+        // Module size is `scale` pixels (the bench renders at 1 pixel a module before scaling).
+        ("  blur>=.6mod", &|d| d.blur_sigma >= 0.6 * d.scale),
+        ("  contr<0.45", &|d| d.contrast < 0.45),
+        ("  module<2px", &|d| d.scale < 2.0),
+        ("  persp>=.15", &|d| d.perspective_x.abs().max(d.perspective_y.abs()) >= 0.15),
+        ("  none above", &|d| {
+            d.glare == 0.0
+                && d.blur_sigma < 0.8
+                && d.contrast >= 0.45
+                && d.scale >= 2.0
+                && d.perspective_x.abs().max(d.perspective_y.abs()) < 0.15
+        }),
+    ];
+    for (name, f) in distortions {
+        out.push((name.to_owned(), (0..cases.len()).filter(|i| legible(i) && f(&cases[*i].spec.distortion)).collect()));
+    }
+    out.push(("washed out".to_owned(), pick(&|c| c.kind != Kind::None && c.legibility == Legibility::WashedOut)));
+    out.push(("all codes".to_owned(), pick(&|c| c.kind != Kind::None)));
+    out.push(("VGA frames".to_owned(), pick(&|c| c.spec.width == 640)));
+    out.push(("720p frames".to_owned(), pick(&|c| c.spec.width == 1280)));
     out.push(("every frame".to_owned(), (0..cases.len()).collect()));
     out
 }
@@ -432,7 +465,7 @@ fn lane_latency(contender: &Contender) -> (f64, usize) {
 }
 
 pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
-    let cases: Vec<Case> = (0..args.frames).map(|i| make_case(i, args.seed)).collect::<anyhow::Result<_>>()?;
+    let mut cases: Vec<Case> = (0..args.frames).map(|i| make_case(i, args.seed)).collect::<anyhow::Result<_>>()?;
     let mut peer = if args.no_peer { Err("not run (--no-peer)".to_owned()) } else { Peer::start(&args.python) };
     let mut variants: Vec<(String, VisionConfig)> = vec![("ours".to_owned(), VisionConfig::default())];
     if args.ablate {
@@ -449,13 +482,27 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     let mut peer_outcomes = Vec::new();
     let mut peer_failure: Option<String> = None;
     let mut hints: BTreeMap<String, usize> = BTreeMap::new();
+    // Work spent by "ours" per frame, and frames whose search the work budget cut short.
+    let mut work: Vec<u64> = Vec::new();
+    let (mut cut, mut timed_out) = (0usize, 0usize);
     let started = Instant::now();
-    for case in &cases {
-        let frame = render_frame(&case.spec).map_err(|e| anyhow::anyhow!("rendering {:?}: {e}", case.spec))?;
+    for case in &mut cases {
+        let (frame, legibility) =
+            render_frame_judged(&case.spec).map_err(|e| anyhow::anyhow!("rendering {:?}: {e}", case.spec))?;
+        case.legibility = legibility;
+        let case = &*case;
         for ((_, config), contender) in variants.iter().zip(contenders.iter_mut()) {
             let t = Instant::now();
             let analysis = analyse_frame(&frame, config);
             let micros = t.elapsed().as_secs_f64() * 1e6;
+            if contender.name == "ours"
+                && let Ok(a) = &analysis
+            {
+                work.push(a.work);
+                cut += usize::from(a.reads.is_empty() && a.tried < a.candidates.min(config.max_candidates));
+                timed_out += usize::from(a.timed_out);
+            }
+            let (tried, candidates) = analysis.as_ref().map_or((0, 0), |a| (a.tried, a.candidates));
             let (keys, hint) = match analysis {
                 Ok(a) => (a.reads.iter().map(|r| key_of(&r.text, r.symbology)).collect::<Vec<_>>(), a.unreadable),
                 Err(_) => (Vec::new(), None),
@@ -477,7 +524,10 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 // Product keys only: a payment code is never printed.
                 let read: Vec<&str> =
                     keys.iter().map(|k| if k.starts_with("gtin:") { k.as_str() } else { "(other)" }).collect();
-                eprintln!("{name}: {:?} hint {hint:?} read {read:?}", case.spec);
+                eprintln!(
+                    "{name}: {:?} {:?}, {tried} of {candidates} regions tried, hint {hint:?} read {read:?}",
+                    case.spec, case.legibility
+                );
             }
             contender.outcomes.push(outcome);
         }
@@ -515,8 +565,11 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     let groups = groups(&cases);
     if args.json {
         let summary = |c: &Contender| {
-            let coded = &groups.iter().find(|g| g.0 == "all codes").map(|g| g.1.clone()).unwrap_or_default();
-            let under15 = &groups.iter().find(|g| g.0 == "tilt < 15°").map(|g| g.1.clone()).unwrap_or_default();
+            let group = |name: &str| groups.iter().find(|g| g.0 == name).map(|g| g.1.clone()).unwrap_or_default();
+            let coded = &group(LEGIBLE);
+            let under15 = &group(UNDER_15);
+            let washed = &group("washed out");
+            let all_codes = &group("all codes");
             let every = stats(c, &cases, &(0..cases.len()).collect::<Vec<_>>());
             let empty: Vec<usize> = (0..cases.len()).filter(|&i| cases[i].kind == Kind::None).collect();
             let vga: Vec<usize> = (0..cases.len()).filter(|&i| cases[i].spec.width == 640).collect();
@@ -524,8 +577,7 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 .iter()
                 .filter(|k| **k != Kind::None)
                 .map(|k| {
-                    let idx: Vec<usize> = (0..cases.len()).filter(|&i| cases[i].kind == *k).collect();
-                    let s = stats(c, &cases, &idx);
+                    let s = stats(c, &cases, &group(k.name()));
                     (
                         k.name().to_owned(),
                         json!({"accuracy": s.accuracy() / 100.0, "median_ms": s.median(), "p99_ms": s.p99()}),
@@ -537,8 +589,11 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 "name": c.name,
                 "accuracy": stats(c, &cases, coded).accuracy() / 100.0,
                 "accuracy_tilt_under_15": stats(c, &cases, under15).accuracy() / 100.0,
+                "accuracy_all_codes_with_washed_out": stats(c, &cases, all_codes).accuracy() / 100.0,
+                "washed_out_frames": washed.len(),
+                "washed_out_read": stats(c, &cases, washed).correct,
                 "false_positives": stats(c, &cases, &empty).false_reads,
-                "misreads": stats(c, &cases, coded).false_reads,
+                "misreads": stats(c, &cases, all_codes).false_reads,
                 "median_ms": every.median(),
                 "p99_ms": every.p99(),
                 "vga_p99_ms": stats(c, &cases, &vga).p99(),
@@ -612,6 +667,19 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
             latency,
             dropped,
             cases.len()
+        );
+    }
+    work.sort_unstable();
+    if let (Some(&max), false) = (work.last(), work.is_empty()) {
+        println!(
+            "ours: work per frame (pixels resampled and handed to rxing) median {}, p99 {}, max {}; budget {}, \
+             cut short a fruitless search on {} frames; safety time cap reached on {} frames",
+            work[work.len() / 2],
+            work[(work.len() - 1) * 99 / 100],
+            max,
+            VisionConfig::default().work_budget,
+            cut,
+            timed_out
         );
     }
     if !hints.is_empty() {

@@ -1,5 +1,8 @@
 //! Turns per-frame reads into scan events: a code held in view is one scan, a weak-checksum read needs a second
-//! agreeing read, a payment code shown again soon is ignored and a payment code taken once is never taken again.
+//! agreeing read, a payment code shown again within the hold-off is ignored, and a payment code the lane has
+//! charged (it says so with [`Debouncer::charged`]) is never handed over again. A payment code that was handed
+//! over but not charged (shown before any item, declined) is taken again once it has left view and the
+//! hold-off has passed.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque, hash_map::RandomState},
@@ -7,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use checkout_storage::{ScannedCode, Symbology};
+use checkout_storage::{PaymentCode, ScannedCode, Symbology};
 
 /// Default time within which the same payment code is not taken again.
 pub const PAYMENT_HOLD_OFF: Duration = Duration::from_secs(2);
@@ -16,8 +19,9 @@ pub const REARM_FRAMES: u32 = 2;
 /// Reads of a weak-checksum symbology (EAN-8, UPC-E) that must agree before they count: a slightly tilted
 /// EAN-13 can read as a valid UPC-E.
 pub const WEAK_CONSENSUS: u32 = 2;
-/// How many payment codes taken are remembered (as keyed hashes, never the digits) to refuse them if shown again.
-pub const TAKEN_MEMORY: usize = 4096;
+/// How many charged payment codes are remembered (as keyed hashes, never the digits) to refuse them if shown
+/// again.
+pub const CHARGED_MEMORY: usize = 4096;
 
 /// A code currently in view.
 struct InView {
@@ -35,9 +39,9 @@ pub struct Debouncer {
     in_view: HashMap<String, InView>,
     /// Payment codes (keyed hashes) with when they were last seen.
     payments_seen: HashMap<u64, Instant>,
-    /// Payment codes (keyed hashes) already handed to the lane, oldest first.
-    taken: HashSet<u64>,
-    taken_order: VecDeque<u64>,
+    /// Payment codes (keyed hashes) the lane has charged, oldest first.
+    charged: HashSet<u64>,
+    charged_order: VecDeque<u64>,
     /// A per-process random key: the hashes say nothing about the codes outside this process.
     keys: RandomState,
 }
@@ -52,8 +56,8 @@ impl Debouncer {
             payment_hold_off,
             in_view: HashMap::new(),
             payments_seen: HashMap::new(),
-            taken: HashSet::new(),
-            taken_order: VecDeque::new(),
+            charged: HashSet::new(),
+            charged_order: VecDeque::new(),
             keys: RandomState::new(),
         }
     }
@@ -81,8 +85,8 @@ impl Debouncer {
             code.absent = 0;
             code.reads += 1;
             if code.emitted {
-                if let ScannedCode::Payment(_) = &scanned {
-                    let key = self.keys.hash_one(&text);
+                if let ScannedCode::Payment(payment) = &scanned {
+                    let key = self.keys.hash_one(payment.expose_digits());
                     self.payments_seen.insert(key, now);
                 }
                 continue;
@@ -91,26 +95,27 @@ impl Debouncer {
                 continue;
             }
             code.emitted = true;
-            if let ScannedCode::Payment(_) = &scanned {
-                let key = self.keys.hash_one(&text);
+            if let ScannedCode::Payment(payment) = &scanned {
+                let key = self.keys.hash_one(payment.expose_digits());
                 let recent = self.payments_seen.insert(key, now).is_some();
-                if recent || self.taken.contains(&key) {
+                if recent || self.charged.contains(&key) {
                     continue;
                 }
-                self.remember_taken(key);
             }
             events.push(scanned);
         }
         events
     }
 
-    fn remember_taken(&mut self, key: u64) {
-        if self.taken.insert(key) {
-            self.taken_order.push_back(key);
+    /// The lane charged this payment code: it is never handed over again (the last [`CHARGED_MEMORY`] codes).
+    pub fn charged(&mut self, code: &PaymentCode) {
+        let key = self.keys.hash_one(code.expose_digits());
+        if self.charged.insert(key) {
+            self.charged_order.push_back(key);
         }
-        while self.taken_order.len() > TAKEN_MEMORY {
-            if let Some(old) = self.taken_order.pop_front() {
-                self.taken.remove(&old);
+        while self.charged_order.len() > CHARGED_MEMORY {
+            if let Some(old) = self.charged_order.pop_front() {
+                self.charged.remove(&old);
             }
         }
     }
@@ -140,12 +145,22 @@ mod tests {
         assert_eq!(d.frame(vec![read(ean, Symbology::Ean13)], t).len(), 1, "the second item of the same product");
     }
 
+    fn charge(d: &mut Debouncer, events: &[ScannedCode]) {
+        for event in events {
+            if let ScannedCode::Payment(code) = event {
+                d.charged(code);
+            }
+        }
+    }
+
     #[test]
-    fn a_payment_code_shown_again_is_never_taken_again() {
+    fn a_charged_payment_code_shown_again_is_never_taken_again() {
         let mut d = Debouncer::new(Duration::from_secs(2));
         let t = Instant::now();
         let code = "134567890123456789";
-        assert_eq!(d.frame(vec![read(code, Symbology::QrCode)], t).len(), 1);
+        let events = d.frame(vec![read(code, Symbology::QrCode)], t);
+        assert_eq!(events.len(), 1);
+        charge(&mut d, &events);
         for _ in 0..3 {
             d.frame(vec![], t);
         }
@@ -158,6 +173,64 @@ mod tests {
         assert_eq!(d.frame(vec![read(code, Symbology::QrCode)], t + Duration::from_secs(40)).len(), 0);
         // Another customer's code is taken.
         assert_eq!(d.frame(vec![read("284567890123456789", Symbology::QrCode)], t + Duration::from_secs(41)).len(), 1);
+    }
+
+    #[test]
+    fn a_payment_code_not_charged_is_taken_again_after_the_hold_off_once_out_of_view() {
+        let mut d = Debouncer::new(Duration::from_secs(2));
+        let t = Instant::now();
+        let at = |ms: u64| t + Duration::from_millis(ms);
+        let code = "134567890123456789";
+        // Shown before any item: handed over, but the lane does not charge it.
+        assert_eq!(d.frame(vec![read(code, Symbology::QrCode)], at(0)).len(), 1);
+        // Held in view for 3 s: still one scan.
+        for f in 1..90 {
+            assert_eq!(d.frame(vec![read(code, Symbology::QrCode)], at(f * 33)).len(), 0, "frame {f}");
+        }
+        // Taken away and shown again within the hold-off of its last sighting: ignored.
+        for f in 90..95 {
+            d.frame(vec![], at(f * 33));
+        }
+        assert_eq!(d.frame(vec![read(code, Symbology::QrCode)], at(95 * 33)).len(), 0, "within the hold-off");
+        // Out of view past the hold-off, then shown again: taken again.
+        for f in 96..100 {
+            d.frame(vec![], at(f * 33));
+        }
+        let again = d.frame(vec![read(code, Symbology::Code128)], at(95 * 33 + 2100));
+        assert_eq!(again.len(), 1, "a code never charged can be taken again");
+        // Now it is charged: never again, however long after.
+        charge(&mut d, &again);
+        for f in 0..3 {
+            d.frame(vec![], at(95 * 33 + 2200 + f));
+        }
+        assert_eq!(d.frame(vec![read(code, Symbology::QrCode)], at(60_000)).len(), 0);
+    }
+
+    #[test]
+    fn a_payment_code_never_leaving_view_is_not_taken_twice_even_past_the_hold_off() {
+        let mut d = Debouncer::new(Duration::from_secs(2));
+        let t = Instant::now();
+        let code = "284567890123456789";
+        let mut events = 0;
+        for f in 0..300u64 {
+            events += d.frame(vec![read(code, Symbology::QrCode)], t + Duration::from_millis(f * 33)).len();
+        }
+        assert_eq!(events, 1);
+    }
+
+    #[test]
+    fn the_charged_memory_is_bounded() {
+        let mut d = Debouncer::new(Duration::from_secs(2));
+        for i in 0..(CHARGED_MEMORY as u64 + 10) {
+            let text = format!("13{:016}", i);
+            if let ScannedCode::Payment(code) = classify(&text, Symbology::QrCode) {
+                d.charged(&code);
+            } else {
+                panic!("{text} is a payment code");
+            }
+        }
+        assert_eq!(d.charged.len(), CHARGED_MEMORY);
+        assert_eq!(d.charged_order.len(), CHARGED_MEMORY);
     }
 
     #[test]

@@ -209,6 +209,8 @@ pub struct Payment {
     shift: Option<ShiftId>,
     /// Frame-to-scan latencies seen so far.
     scan_latencies: Vec<Duration>,
+    /// Told of every payment code charged (the scanner, so that it never hands one over again).
+    charges_to: Option<Recipient<crate::scanner::PaymentCodeCharged>>,
 }
 
 /// What the payment actor needs besides its lane's identity.
@@ -258,6 +260,7 @@ impl Payment {
             cashier,
             shift: None,
             scan_latencies: Vec::new(),
+            charges_to: None,
         }
     }
 
@@ -449,6 +452,7 @@ impl Payment {
         self.send_heartbeat(ctx);
         let sent = request.clone();
         Box::pin(pay(self.client.clone(), request).into_actor(self).map(move |outcome, payment, ctx| {
+            payment.report_charged(&outcome, &sent);
             payment.unsettled = matches!(outcome, PayFlow::Uncertain { .. }).then_some(sent);
             payment.settle(outcome, ctx);
             payment.send_heartbeat(ctx);
@@ -712,6 +716,30 @@ impl Actor for Payment {
             payment.deliver_outbox(ctx);
             payment.retry_unsettled(ctx);
         });
+    }
+}
+
+/// Where the payment actor reports the payment codes it charges.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TellChargesTo(pub Recipient<crate::scanner::PaymentCodeCharged>);
+
+impl Handler<TellChargesTo> for Payment {
+    type Result = ();
+
+    fn handle(&mut self, TellChargesTo(to): TellChargesTo, _: &mut Context<Self>) {
+        self.charges_to = Some(to);
+    }
+}
+
+impl Payment {
+    /// Tells the scanner a code was charged, so that it never hands the code over again.
+    fn report_charged(&self, outcome: &PayFlow, request: &pb::PayRequest) {
+        if let (PayFlow::Paid { .. }, Some(to)) = (outcome, &self.charges_to)
+            && let Ok(code) = PaymentCode::parse(&request.payment_code)
+        {
+            to.do_send(crate::scanner::PaymentCodeCharged(code));
+        }
     }
 }
 

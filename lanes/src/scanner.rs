@@ -7,11 +7,12 @@ use std::{
 };
 
 use actix::prelude::*;
+use checkout_storage::PaymentCode;
 
 use crate::{
     debounce::Debouncer,
     decoder::{DecodeFrame, Decoder, FrameInput},
-    payment::{FrameDone, FramesEnded, Payment},
+    payment::{FrameDone, FramesEnded, Payment, TellChargesTo},
     synthetic::SyntheticCamera,
     vision::Unreadable,
 };
@@ -92,6 +93,11 @@ impl Scanner {
 #[rtype(result = "()")]
 struct NextFrame;
 
+/// The payment actor charged this code: the scanner never hands it over again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PaymentCodeCharged(pub PaymentCode);
+
 /// Stop taking frames; the lane finishes the sale in progress.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -102,7 +108,18 @@ impl Actor for Scanner {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.next_due = Instant::now();
+        // Before the first frame: the payment actor handles its messages in order, so it knows where to report
+        // charges before any scan reaches it.
+        self.payment.do_send(TellChargesTo(ctx.address().recipient()));
         ctx.notify(NextFrame);
+    }
+}
+
+impl Handler<PaymentCodeCharged> for Scanner {
+    type Result = ();
+
+    fn handle(&mut self, PaymentCodeCharged(code): PaymentCodeCharged, _: &mut Context<Self>) {
+        self.debouncer.charged(&code);
     }
 }
 

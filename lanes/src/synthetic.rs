@@ -109,9 +109,34 @@ impl std::fmt::Debug for FrameSpec {
 /// Module size codes are rendered at before they are warped into a distorted frame.
 const RENDER_MODULE_PX: u32 = 4;
 
+/// Whether the code a synthetic frame shows is still there to be read, judged from how it was drawn (not by
+/// any decoder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Legibility {
+    /// Every module of the code keeps some contrast somewhere (or there is no code).
+    #[default]
+    Legible,
+    /// Glare clips the code at white: some module of a 1D code has lost its contrast along every scan line
+    /// across the bars, or a QR code has lost a finder pattern's centre or a fifth of its modules. No decoder
+    /// can read it: the information is not in the pixels.
+    WashedOut,
+}
+
+/// Contrast (grey levels) below which a module is lost: a clipped bar within a few levels of its spaces, under
+/// sensor noise of up to 8 levels.
+const LOST_CONTRAST: f32 = 10.0;
+/// Share of a QR code's modules that, lost, are past what its error correction (level L, about 7% of the
+/// codewords) can restore, with a wide margin.
+const QR_LOST_SHARE: f32 = 0.2;
+
 /// Draws a frame spec: background, clutter, the code (scaled, rotated, in perspective, at the given contrast),
 /// glare, blur and noise, all deterministic from the spec.
 pub fn render_frame(spec: &FrameSpec) -> Result<LumaFrame, RenderError> {
+    render_frame_judged(spec).map(|(frame, _)| frame)
+}
+
+/// Like [`render_frame`], and says whether the code drawn is still legible.
+pub fn render_frame_judged(spec: &FrameSpec) -> Result<(LumaFrame, Legibility), RenderError> {
     let mut frame = LumaFrame::new(spec.width, spec.height, spec.background);
     let d = spec.distortion;
     let cx = i64::from(spec.width) * i64::from(spec.centre_x_permille) / 1000;
@@ -122,7 +147,7 @@ pub fn render_frame(spec: &FrameSpec) -> Result<LumaFrame, RenderError> {
             let code = render_code(text, *symbology, spec.module_px, bar_height)?;
             paste(&mut frame, &code, cx - i64::from(code.width) / 2, cy - i64::from(code.height) / 2);
         }
-        return Ok(frame);
+        return Ok((frame, Legibility::Legible));
     }
     let mut rng = SeededRng::new(spec.seed);
     shade(&mut frame, &mut rng);
@@ -130,16 +155,26 @@ pub fn render_frame(spec: &FrameSpec) -> Result<LumaFrame, RenderError> {
         draw_clutter(&mut frame, &mut rng);
     }
     let mut extent = 0.0f32;
+    let mut placed = None;
     if let Some((text, symbology)) = &spec.code {
         let code = render_code(text, *symbology, RENDER_MODULE_PX, 1)?;
         let scale = spec.module_px as f32 * d.scale / RENDER_MODULE_PX as f32;
-        extent = warp_code(&mut frame, &code, *symbology, (cx as f32, cy as f32), scale, &d);
+        let placement = warp_code(&mut frame, &code, *symbology, (cx as f32, cy as f32), scale, &d);
+        extent = placement.extent();
+        placed = Some((code, *symbology, placement));
     }
+    let mut legibility = Legibility::Legible;
     if d.glare > 0.0 {
         let radius = (extent * (0.25 + 0.25 * rng.unit())).max(20.0);
         let gx = cx as f32 + (rng.unit() - 0.5) * extent;
         let gy = cy as f32 + (rng.unit() - 0.5) * extent * 0.5;
-        glare(&mut frame, (gx, gy), radius, d.glare);
+        let light = Light { centre: (gx, gy), radius, strength: d.glare };
+        glare(&mut frame, light);
+        if let Some((code, symbology, placement)) = &placed
+            && washed_out(code, *symbology, placement, light, &d, spec.module_px as f32 * d.scale)
+        {
+            legibility = Legibility::WashedOut;
+        }
     }
     if d.blur_sigma > 0.0 {
         blur(&mut frame, d.blur_sigma);
@@ -147,7 +182,7 @@ pub fn render_frame(spec: &FrameSpec) -> Result<LumaFrame, RenderError> {
     if d.noise_sigma > 0.0 {
         noise(&mut frame, &mut rng, d.noise_sigma);
     }
-    Ok(frame)
+    Ok((frame, legibility))
 }
 
 impl SeededRng {
@@ -222,7 +257,41 @@ fn draw_clutter(frame: &mut LumaFrame, rng: &mut SeededRng) {
     }
 }
 
-/// Warps a code rendered at `RENDER_MODULE_PX` into the frame around `centre`; returns the code's size in the frame.
+/// Where a code lies in a frame: its label's size in render pixels and the map from it to the frame.
+#[derive(Debug, Clone, Copy)]
+struct Placement {
+    /// The code's centre in the frame.
+    centre: (f32, f32),
+    /// Label width and height (render pixels): the code, and for a 1D code a white margin above and below.
+    cw: f32,
+    ch: f32,
+    /// Height of a 1D code's bars, and the margin above them (render pixels).
+    bars: f32,
+    margin: f32,
+    scale: f32,
+    sin: f32,
+    cos: f32,
+    /// Perspective coefficients along the frame's x and y.
+    a: f32,
+    b: f32,
+}
+
+impl Placement {
+    /// Code coordinates (origin at the code's centre, render pixels) to frame offsets from [`Placement::centre`].
+    fn forward(&self, u: f32, v: f32) -> (f32, f32) {
+        let (u, v) = (u * self.scale, v * self.scale);
+        let (x, y) = (u * self.cos - v * self.sin, u * self.sin + v * self.cos);
+        let w = 1.0 + self.a * x + self.b * y;
+        (x / w, y / w)
+    }
+
+    /// The code's size in the frame.
+    fn extent(&self) -> f32 {
+        self.cw.max(self.ch) * self.scale
+    }
+}
+
+/// Warps a code rendered at `RENDER_MODULE_PX` into the frame around `centre`; returns where it lies.
 ///
 /// A 1D code is rendered as one row and drawn as a label: bars half as tall as the code is wide (Code 128: a
 /// third), with a white margin above and below.
@@ -233,7 +302,7 @@ fn warp_code(
     centre: (f32, f32),
     scale: f32,
     d: &Distortion,
-) -> f32 {
+) -> Placement {
     let linear = symbology != Symbology::QrCode;
     let cw = code.width as f32;
     let (bars, margin) = if linear {
@@ -246,13 +315,8 @@ fn warp_code(
     let (sin, cos) = d.rotation_deg.to_radians().sin_cos();
     let radius = (cw.hypot(ch) * scale / 2.0).max(1.0);
     let (a, b) = (d.perspective_x / radius, d.perspective_y / radius);
-    // Code coordinates (origin at the code's centre, render pixels) to frame offsets from `centre`.
-    let forward = |u: f32, v: f32| {
-        let (u, v) = (u * scale, v * scale);
-        let (x, y) = (u * cos - v * sin, u * sin + v * cos);
-        let w = 1.0 + a * x + b * y;
-        (x / w, y / w)
-    };
+    let placement = Placement { centre, cw, ch, bars, margin, scale, sin, cos, a, b };
+    let forward = |u: f32, v: f32| placement.forward(u, v);
     let corners = [
         forward(-cw / 2.0, -ch / 2.0),
         forward(cw / 2.0, -ch / 2.0),
@@ -263,8 +327,7 @@ fn warp_code(
     let max_x = corners.iter().map(|c| c.0).fold(f32::MIN, f32::max);
     let min_y = corners.iter().map(|c| c.1).fold(f32::MAX, f32::min);
     let max_y = corners.iter().map(|c| c.1).fold(f32::MIN, f32::max);
-    let light = 235.0f32;
-    let dark = light - d.contrast.clamp(0.0, 1.0) * (light - 15.0);
+    let (light, dark) = code_levels(d);
     let (fw, fh) = (frame.width as i64, frame.height as i64);
     let x_range = ((centre.0 + min_x).floor() as i64).max(0)..((centre.0 + max_x).ceil() as i64 + 1).min(fw);
     let y_range = ((centre.1 + min_y).floor() as i64).max(0)..((centre.1 + max_y).ceil() as i64 + 1).min(fh);
@@ -305,21 +368,105 @@ fn warp_code(
             frame.pixels[i] = (code_value * coverage + f32::from(frame.pixels[i]) * (1.0 - coverage)) as u8;
         }
     }
-    cw.max(ch) * scale
+    placement
 }
 
-fn glare(frame: &mut LumaFrame, centre: (f32, f32), radius: f32, strength: f32) {
+/// Grey levels of a code's spaces and bars.
+fn code_levels(d: &Distortion) -> (f32, f32) {
+    let light = 235.0f32;
+    (light, light - d.contrast.clamp(0.0, 1.0) * (light - 15.0))
+}
+
+/// A reflection: a Gaussian spot of light added to the frame.
+#[derive(Debug, Clone, Copy)]
+struct Light {
+    centre: (f32, f32),
+    radius: f32,
+    strength: f32,
+}
+
+impl Light {
+    /// Grey levels added at integer frame position (x, y).
+    fn added(&self, x: i64, y: i64) -> f32 {
+        let (cx, cy) = (self.centre.0 as i64, self.centre.1 as i64);
+        let d2 = ((x - cx).pow(2) + (y - cy).pow(2)) as f32;
+        self.strength * 255.0 * (-d2 / (2.0 * self.radius * self.radius)).exp()
+    }
+}
+
+fn glare(frame: &mut LumaFrame, light: Light) {
     let (w, h) = (frame.width as usize, frame.height as usize);
-    let reach = (radius * 3.0) as i64;
-    let (cx, cy) = (centre.0 as i64, centre.1 as i64);
+    let reach = (light.radius * 3.0) as i64;
+    let (cx, cy) = (light.centre.0 as i64, light.centre.1 as i64);
     for y in (cy - reach).max(0)..(cy + reach).min(h as i64) {
         for x in (cx - reach).max(0)..(cx + reach).min(w as i64) {
-            let d2 = ((x - cx).pow(2) + (y - cy).pow(2)) as f32;
-            let add = strength * 255.0 * (-d2 / (2.0 * radius * radius)).exp();
             let p = &mut frame.pixels[y as usize * w + x as usize];
-            *p = (f32::from(*p) + add).min(255.0) as u8;
+            *p = (f32::from(*p) + light.added(x, y)).min(255.0) as u8;
         }
     }
+}
+
+/// The error function, to 1.5e-7 (Abramowitz and Stegun 7.1.26).
+fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
+    (1.0 - poly * (-x * x).exp()).copysign(x)
+}
+
+/// Whether glare clipped at white leaves some part of the code without contrast (see [`Legibility::WashedOut`]).
+///
+/// A module's contrast is what is left between its bar and space levels once the light is added and clipped at
+/// 255, times what blur leaves of a single module's contrast; below [`LOST_CONTRAST`] it is lost.
+fn washed_out(
+    code: &LumaFrame,
+    symbology: Symbology,
+    placement: &Placement,
+    light: Light,
+    d: &Distortion,
+    module_in_frame: f32,
+) -> bool {
+    let (space, bar) = code_levels(d);
+    let blur_kept =
+        if d.blur_sigma > 0.0 { erf(module_in_frame / (2.0 * std::f32::consts::SQRT_2 * d.blur_sigma)) } else { 1.0 };
+    let module = RENDER_MODULE_PX as f32;
+    let (cw, ch) = (placement.cw, placement.ch);
+    // Contrast left at code coordinates (u, v), from the label's top-left corner, in render pixels.
+    let contrast_at = |u: f32, v: f32| {
+        let (x, y) = placement.forward(u - cw / 2.0, v - ch / 2.0);
+        let g = light.added((placement.centre.0 + x) as i64, (placement.centre.1 + y) as i64);
+        ((space + g).min(255.0) - (bar + g).min(255.0)) * blur_kept
+    };
+    let lost = |u: f32, v: f32| contrast_at(u, v) < LOST_CONTRAST;
+    // The symbol's modules: from its first dark column to its last (quiet zones aside).
+    let dark_columns: Vec<u32> = (0..code.width).filter(|&x| (0..code.height).any(|y| code.get(x, y) < 128)).collect();
+    let (Some(&first), Some(&last)) = (dark_columns.first(), dark_columns.last()) else {
+        return false;
+    };
+    let modules = (first as f32 / module) as u32..((last + 1) as f32 / module) as u32;
+    if symbology != Symbology::QrCode {
+        // Lost when lost along every scan line across the bars: no line, nor lines voted together, has it.
+        let lines = 24;
+        return modules.clone().any(|k| {
+            let u = (k as f32 + 0.5) * module;
+            (0..lines).all(|r| lost(u, placement.margin + placement.bars * (r as f32 + 0.5) / lines as f32))
+        });
+    }
+    let n = modules.len() as u32;
+    let origin = modules.start;
+    let centre_of =
+        |i: u32, j: u32| ((origin + i) as f32 * module + module / 2.0, (origin + j) as f32 * module + module / 2.0);
+    let finders = [(3, 3), (n - 4, 3), (3, n - 4)];
+    if finders.iter().any(|&(i, j)| {
+        let (u, v) = centre_of(i, j);
+        lost(u, v)
+    }) {
+        return true;
+    }
+    let lost_modules = (0..n).flat_map(|j| (0..n).map(move |i| (i, j))).filter(|&(i, j)| {
+        let (u, v) = centre_of(i, j);
+        lost(u, v)
+    });
+    lost_modules.count() as f32 >= QR_LOST_SHARE * (n * n) as f32
 }
 
 /// Gaussian blur as repeated [a, 1-2a, a] passes along rows and columns (variance 2a a pass).
@@ -538,6 +685,34 @@ mod tests {
         let mut expected = LumaFrame::new(320, 240, 180);
         paste(&mut expected, &code, 160 - i64::from(code.width) / 2, 120 - 30);
         assert_eq!(frame, expected);
+    }
+
+    #[test]
+    fn glare_that_clips_the_bars_away_makes_the_frame_unreadable_by_construction() {
+        let judged = |glare: f32, contrast: f32| {
+            let d = Distortion { glare, contrast, clutter: 2, ..Distortion::default() };
+            let mut s = spec(d, 4);
+            (s.width, s.height) = (640, 480);
+            render_frame_judged(&s).unwrap().1
+        };
+        assert_eq!(judged(0.0, 1.0), Legibility::Legible);
+        assert_eq!(judged(0.15, 1.0), Legibility::Legible, "a faint reflection leaves every bar");
+        assert_eq!(judged(1.0, 0.3), Legibility::WashedOut, "a bright one on faint bars clips them away");
+        let qr = FrameSpec {
+            code: Some(("134567890123456789".to_owned(), Symbology::QrCode)),
+            module_px: 4,
+            ..spec(Distortion { glare: 1.0, contrast: 0.3, ..Distortion::default() }, 4)
+        };
+        assert_eq!(render_frame_judged(&qr).unwrap().1, Legibility::WashedOut);
+        let qr = FrameSpec { distortion: Distortion { glare: 0.0, ..qr.distortion }, ..qr };
+        assert_eq!(render_frame_judged(&qr).unwrap().1, Legibility::Legible);
+    }
+
+    #[test]
+    fn erf_matches_known_values() {
+        for (x, y) in [(0.0, 0.0), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-1.0, -0.842_700_8), (2.0, 0.995_322_3)] {
+            assert!((erf(x) - y).abs() < 1e-5, "erf({x}) = {}", erf(x));
+        }
     }
 
     #[test]
