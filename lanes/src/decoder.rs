@@ -76,7 +76,13 @@ pub fn read_frame_with(
         }
     };
     let acquiring = started.elapsed();
-    let analysis = analyse_frame(&frame, vision).map_err(|e| FrameSkipped(e.to_string()))?;
+    // rxing runs behind its own `catch_unwind`; this one keeps a bug of ours on an odd frame from
+    // taking a decoder thread down with it: the frame is skipped and the lane goes on.
+    let analysed =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyse_frame(&frame, vision))).map_err(|_| {
+            FrameSkipped("the decoder failed on this frame (a bug: please report it with the frame)".into())
+        })?;
+    let analysis = analysed.map_err(|e| FrameSkipped(e.to_string()))?;
     Ok(FrameReads {
         acquiring,
         unreadable: analysis.unreadable,

@@ -841,9 +841,9 @@ impl Handler<FramesEnded> for Payment {
                     }
                     // The cashier signs off with the lane.
                     payment.sign_off();
-                    // One last delivery of the outbox; what cannot be delivered stays on disk for the next start.
-                    let pending = payment.outbox.pending().unwrap_or_default();
-                    deliver(payment.client.clone(), payment.outbox.clone(), pending, payment.currency)
+                    // The outbox goes out before the lane closes (for a few seconds if the store is
+                    // restarting); what still cannot be delivered stays on disk for the next start.
+                    deliver_before_closing(payment.client.clone(), payment.outbox.clone(), payment.currency)
                         .into_actor(payment)
                 })
                 .map(|shown, payment, ctx| {
@@ -876,6 +876,28 @@ impl Handler<FramesEnded> for Payment {
                     ctx.stop();
                 }),
         )
+    }
+}
+
+/// Delivers the outbox, trying again for up to ten seconds while the store cannot be reached.
+async fn deliver_before_closing(
+    client: LaneServiceClient<Channel>,
+    outbox: LaneStore,
+    currency: Currency,
+) -> Vec<LaneEventKind> {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut shown = Vec::new();
+    loop {
+        let pending = outbox.pending().unwrap_or_default();
+        if pending.is_empty() {
+            return shown;
+        }
+        shown.extend(deliver(client.clone(), outbox.clone(), pending, currency).await);
+        let delivered = outbox.pending().map(|p| p.is_empty()).unwrap_or(true);
+        if delivered || tokio::time::Instant::now() >= give_up {
+            return shown;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
