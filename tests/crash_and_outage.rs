@@ -16,7 +16,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::processes::{BIN, Process, free_port, kill9, sim_http, wait_for_port};
+use common::processes::{BIN, Process, free_port, kill9, sim_http, wait_for_exit, wait_for_port};
 
 const SEED: &str = "crash test wallets";
 
@@ -54,17 +54,11 @@ fn lane(id: &str, port: u16, data: &Path, customers: u32, seed: u64) -> Process 
 
 /// Waits for a lane to finish its customers; returns its summary line.
 fn finish(mut lane: Process, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = lane.0.try_wait().unwrap() {
-            let mut out = String::new();
-            lane.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-            assert!(status.success(), "lane failed: {out}");
-            return out;
-        }
-        assert!(Instant::now() < deadline, "lane did not finish in {within:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let status = wait_for_exit(&mut lane.0, within).unwrap_or_else(|| panic!("lane did not finish in {within:?}"));
+    let mut out = String::new();
+    lane.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(status.success(), "lane failed: {out}");
+    out
 }
 
 /// Small, seeded: the kill moments repeat from run to run.

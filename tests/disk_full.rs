@@ -18,7 +18,7 @@ use checkout_proto::v1::{
     self as pb, lane_service_client::LaneServiceClient, store_service_client::StoreServiceClient,
 };
 use checkout_storage::{Provider, SimulatedWallet, UnixMillis, sample_catalog};
-use common::processes::{BIN, Process, free_port, provider_sim, sim_http, wait_for_port};
+use common::processes::{BIN, Process, free_port, provider_sim, sim_http, wait_for_exit, wait_for_port};
 use tonic::{Code, transport::Channel};
 
 const SEED: &str = "disk full wallets";
@@ -71,14 +71,7 @@ fn spawn_on_tmpfs(holder: &Process, mount_point: &Path, port: u16, sim: &str, lo
 /// Waits for `process` to exit, at most 20 s.
 async fn exit_of(mut process: Process) -> std::process::ExitStatus {
     tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = process.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(std::time::Instant::now() < deadline, "the coordinator kept running");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_exit(&mut process.0, Duration::from_secs(20)).expect("the coordinator kept running")
     })
     .await
     .unwrap()

@@ -421,14 +421,6 @@ impl AlipayAdapter {
         Ok(AlipayAdapter { http, gateway_url, signing_key, alipay_key, config })
     }
 
-    fn unreachable(reason: impl Into<String>) -> ProviderError {
-        ProviderError::Unreachable { provider: Provider::Alipay, reason: reason.into() }
-    }
-
-    fn bad(reason: impl Into<String>) -> ProviderError {
-        ProviderError::BadAnswer { provider: Provider::Alipay, reason: reason.into() }
-    }
-
     /// Signs and posts one OpenAPI call; the verified `*_response` object, or `Ok(None)` for an HTTP 202.
     async fn call(
         &self,
@@ -449,14 +441,17 @@ impl AlipayAdapter {
         let body = form_encode(&params);
         let outcome = self.http.post(&self.gateway_url, "application/x-www-form-urlencoded;charset=utf-8", body).await;
         let Some(body) = outcome.body_of(Provider::Alipay)? else { return Ok(None) };
-        let (content, sign) = response_parts(&body, &response_key(method)).map_err(Self::bad)?;
-        let Some(sign) = sign else { return Err(Self::bad("the answer is not signed")) };
+        let (content, sign) =
+            response_parts(&body, &response_key(method)).map_err(|e| ProviderError::bad_answer(Provider::Alipay, e))?;
+        let Some(sign) = sign else {
+            return Err(ProviderError::bad_answer(Provider::Alipay, "the answer is not signed"));
+        };
         if !rsa2_verify(&self.alipay_key, content, &sign) {
             tracing::warn!(method, "Alipay answer with a wrong signature: not trusted");
-            return Err(Self::bad("the answer's signature does not verify"));
+            return Err(ProviderError::bad_answer(Provider::Alipay, "the answer's signature does not verify"));
         }
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(content).map_err(|e| Self::bad(format!("the answer is not an object: {e}")))?;
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(content)
+            .map_err(|e| ProviderError::bad_answer(Provider::Alipay, format!("the answer is not an object: {e}")))?;
         Ok(Some(object))
     }
 }
@@ -469,18 +464,20 @@ impl AlipayAdapter {
         let answer = self
             .call("alipay.data.dataservice.bill.downloadurl.query", biz)
             .await?
-            .ok_or_else(|| Self::unreachable("HTTP 202"))?;
+            .ok_or_else(|| ProviderError::unreachable(Provider::Alipay, "HTTP 202"))?;
         let url = text(&answer, "bill_download_url");
         if text(&answer, "code") != "10000" || url.is_empty() {
-            return Err(Self::bad(format!(
-                "no bill: {}",
-                provider_code(text(&answer, "code"), text(&answer, "sub_code"))
-            )));
+            return Err(ProviderError::bad_answer(
+                Provider::Alipay,
+                format!("no bill: {}", provider_code(text(&answer, "code"), text(&answer, "sub_code"))),
+            ));
         }
         match self.http.get(url).await {
             HttpOutcome::Answer { status: 200, body } => Ok(body),
-            HttpOutcome::Answer { status, .. } => Err(Self::unreachable(format!("HTTP {status}"))),
-            HttpOutcome::NoAnswer(reason) => Err(Self::unreachable(reason)),
+            HttpOutcome::Answer { status, .. } => {
+                Err(ProviderError::unreachable(Provider::Alipay, format!("HTTP {status}")))
+            }
+            HttpOutcome::NoAnswer(reason) => Err(ProviderError::unreachable(Provider::Alipay, reason)),
         }
     }
 }
@@ -514,7 +511,7 @@ impl PaymentProvider for AlipayAdapter {
             let mut sorted = pay_answer(code, text(&answer, "sub_code"));
             if sorted.status == ChargeStatus::Paid {
                 if yuan_to_fen(text(&answer, "total_amount")) != Some(request.amount.minor_units) {
-                    return Err(Self::bad("paid, but not the amount asked for"));
+                    return Err(ProviderError::bad_answer(Provider::Alipay, "paid, but not the amount asked for"));
                 }
                 sorted.transaction_id = text(&answer, "trade_no").to_owned();
             }
@@ -530,13 +527,19 @@ impl PaymentProvider for AlipayAdapter {
         let out_trade_no = out_trade_no.clone();
         Box::pin(async move {
             let biz = serde_json::json!({ "out_trade_no": out_trade_no.as_str() });
-            let answer = self.call("alipay.trade.query", biz).await?.ok_or_else(|| Self::unreachable("HTTP 202"))?;
+            let answer = self
+                .call("alipay.trade.query", biz)
+                .await?
+                .ok_or_else(|| ProviderError::unreachable(Provider::Alipay, "HTTP 202"))?;
             let code = text(&answer, "code");
             let status = if code == "10000" { text(&answer, "trade_status") } else { text(&answer, "sub_code") };
             let fen = yuan_to_fen(text(&answer, "total_amount")).unwrap_or(0);
             match query_state(status, text(&answer, "trade_no"), Money::new(fen, Currency::CNY)) {
                 Some(state) => Ok(QueryAnswer { state, provider_code: status.to_owned() }),
-                None => Err(Self::unreachable(format!("alipay.trade.query answered {}", provider_code(code, status)))),
+                None => Err(ProviderError::unreachable(
+                    Provider::Alipay,
+                    format!("alipay.trade.query answered {}", provider_code(code, status)),
+                )),
             }
         })
     }

@@ -57,15 +57,13 @@ impl HttpOutcome {
     /// The body of a 200 answer from `provider`, or `None` for a 202 (accepted, outcome unknown).
     pub(crate) fn body_of(self, provider: Provider) -> Result<Option<String>, ProviderError> {
         match self {
-            HttpOutcome::NoAnswer(reason) => Err(ProviderError::Unreachable { provider, reason }),
+            HttpOutcome::NoAnswer(reason) => Err(ProviderError::unreachable(provider, reason)),
             HttpOutcome::Answer { status: 202, .. } => Ok(None),
             HttpOutcome::Answer { status: 200, body } => Ok(Some(body)),
             HttpOutcome::Answer { status, .. } if status >= 500 => {
-                Err(ProviderError::Unreachable { provider, reason: format!("HTTP {status}") })
+                Err(ProviderError::unreachable(provider, format!("HTTP {status}")))
             }
-            HttpOutcome::Answer { status, .. } => {
-                Err(ProviderError::BadAnswer { provider, reason: format!("HTTP {status}") })
-            }
+            HttpOutcome::Answer { status, .. } => Err(ProviderError::bad_answer(provider, format!("HTTP {status}"))),
         }
     }
 }

@@ -105,6 +105,16 @@ pub enum ProviderError {
     BadAnswer { provider: Provider, reason: String },
 }
 
+impl ProviderError {
+    pub fn unreachable(provider: Provider, reason: impl Into<String>) -> ProviderError {
+        ProviderError::Unreachable { provider, reason: reason.into() }
+    }
+
+    pub fn bad_answer(provider: Provider, reason: impl Into<String>) -> ProviderError {
+        ProviderError::BadAnswer { provider, reason: reason.into() }
+    }
+}
+
 /// A wallet provider's barcode-payment API, as the engine uses it.
 pub trait PaymentProvider: Send + Sync + 'static {
     /// Charges a customer-presented code (WeChat `pay/micropay`, Alipay `alipay.trade.pay` with `scene=bar_code`).

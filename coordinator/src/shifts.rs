@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use checkout_storage::{ChargeStatus, Currency, LaneId, Money, Provider, ShiftId, ShiftRecord, Store, UnixMillis};
 
-use crate::error::CoordinatorError;
+use crate::{error::CoordinatorError, totals::add};
 
 pub const SIGNED_OFF: &str = "signed off";
 pub const NEXT_SHIFT_OPENED: &str = "the next shift on the lane opened";
@@ -112,11 +112,11 @@ pub fn shift_reports(
         let Some(report) = sale.shift_id.as_ref().and_then(|id| reports.get_mut(id)) else { continue };
         report.sales += 1;
         report.items += sale.items();
-        add(&mut report.sales_total, sale.total);
+        add(&mut report.sales_total, sale.total, "sale of a shift report");
         if let Some(provider) = provider_of.get(&sale.out_trade_no) {
             let (count, total) = report.by_provider.entry(*provider).or_insert((0, Money::zero(currency)));
             *count += 1;
-            add(total, sale.total);
+            add(total, sale.total, "sale of a shift report");
         }
     }
     let mut reports: Vec<ShiftReport> = reports.into_values().collect();
@@ -132,13 +132,6 @@ fn empty_report(shift: ShiftRecord, currency: Currency) -> ShiftReport {
         sales_total: Money::zero(currency),
         payments_declined: 0,
         by_provider: BTreeMap::new(),
-    }
-}
-
-fn add(sum: &mut Money, amount: Money) {
-    match sum.checked_add(amount) {
-        Ok(total) => *sum = total,
-        Err(e) => tracing::warn!(error = %e, amount = %amount, "sale left out of a shift report"),
     }
 }
 

@@ -592,10 +592,6 @@ fn transaction_id(provider: Provider, n: u64) -> String {
     }
 }
 
-fn unreachable(provider: Provider, reason: &str) -> ProviderError {
-    ProviderError::Unreachable { provider, reason: reason.to_owned() }
-}
-
 fn tampered(provider: Provider) -> ProviderError {
     ProviderError::BadAnswer { provider, reason: "the answer's signature does not verify (injected)".to_owned() }
 }
@@ -611,7 +607,9 @@ impl PaymentProvider for SimulatedProvider {
                 Provider::Alipay => alipay::pay_answer(alipay_codes.0, alipay_codes.1),
                 Provider::WeChatPay | Provider::UnionPay => wechat::micropay_answer(wechat_code),
             };
-            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            let Some(fate) = self.fate().await else {
+                return Err(ProviderError::unreachable(provider, "outage (injected)"));
+            };
             if fate.http_202 {
                 return Ok(sorted(wechat::HTTP_202, (wechat::HTTP_202, "")));
             }
@@ -627,7 +625,7 @@ impl PaymentProvider for SimulatedProvider {
                 &request.description,
             );
             if fate.drop {
-                return Err(unreachable(provider, "answer dropped after the charge (injected)"));
+                return Err(ProviderError::unreachable(provider, "answer dropped after the charge (injected)"));
             }
             if fate.corrupt_sign {
                 return Err(tampered(provider));
@@ -648,9 +646,11 @@ impl PaymentProvider for SimulatedProvider {
     ) -> ProviderFuture<'_, Result<QueryAnswer, ProviderError>> {
         let out_trade_no = out_trade_no.clone();
         Box::pin(async move {
-            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            let Some(fate) = self.fate().await else {
+                return Err(ProviderError::unreachable(provider, "outage (injected)"));
+            };
             if fate.http_202 || fate.error || fate.drop {
-                return Err(unreachable(provider, "no usable answer to the query (injected)"));
+                return Err(ProviderError::unreachable(provider, "no usable answer to the query (injected)"));
             }
             if fate.corrupt_sign {
                 return Err(tampered(provider));
@@ -670,13 +670,15 @@ impl PaymentProvider for SimulatedProvider {
     ) -> ProviderFuture<'_, Result<ReverseAnswer, ProviderError>> {
         let out_trade_no = out_trade_no.clone();
         Box::pin(async move {
-            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            let Some(fate) = self.fate().await else {
+                return Err(ProviderError::unreachable(provider, "outage (injected)"));
+            };
             if fate.http_202 || fate.error || fate.reverse_retry {
                 return Ok(ReverseAnswer::CallAgain);
             }
             let outcome = self.reverse_order(&out_trade_no);
             if fate.drop {
-                return Err(unreachable(provider, "answer dropped after the reverse (injected)"));
+                return Err(ProviderError::unreachable(provider, "answer dropped after the reverse (injected)"));
             }
             if fate.corrupt_sign {
                 return Err(tampered(provider));
@@ -691,7 +693,9 @@ impl PaymentProvider for SimulatedProvider {
     fn refund(&self, request: RefundRequest) -> ProviderFuture<'_, Result<RefundAnswer, ProviderError>> {
         Box::pin(async move {
             let provider = request.provider;
-            let Some(fate) = self.fate().await else { return Err(unreachable(provider, "outage (injected)")) };
+            let Some(fate) = self.fate().await else {
+                return Err(ProviderError::unreachable(provider, "outage (injected)"));
+            };
             if fate.http_202 || fate.error {
                 let code = if provider == Provider::Alipay { "20000" } else { "SYSTEMERROR" };
                 return Ok(RefundAnswer::Unknown { provider_code: code.to_owned() });
@@ -699,7 +703,7 @@ impl PaymentProvider for SimulatedProvider {
             let outcome =
                 self.refund_order(&request.out_trade_no, &request.out_refund_no, request.refund_amount.minor_units);
             if fate.drop {
-                return Err(unreachable(provider, "answer dropped after the refund (injected)"));
+                return Err(ProviderError::unreachable(provider, "answer dropped after the refund (injected)"));
             }
             if fate.corrupt_sign {
                 return Err(tampered(provider));

@@ -27,7 +27,8 @@ impl Totals {
     }
 }
 
-fn add(sum: &mut Money, amount: Money, what: &str) {
+/// Adds `amount` to `sum`; an amount that cannot be added (overflow, another currency) is logged and left out.
+pub(crate) fn add(sum: &mut Money, amount: Money, what: &str) {
     match sum.checked_add(amount) {
         Ok(total) => *sum = total,
         Err(e) => tracing::warn!(error = %e, amount = %amount, "{what} left out of the totals"),

@@ -464,14 +464,6 @@ impl WeChatPayV2 {
         params
     }
 
-    fn unreachable(reason: impl Into<String>) -> ProviderError {
-        ProviderError::Unreachable { provider: Provider::WeChatPay, reason: reason.into() }
-    }
-
-    fn bad(reason: impl Into<String>) -> ProviderError {
-        ProviderError::BadAnswer { provider: Provider::WeChatPay, reason: reason.into() }
-    }
-
     /// Signs and posts `params` to `path`; returns the verified answer fields, or `Ok(None)` for an HTTP 202.
     async fn call(
         &self,
@@ -485,15 +477,21 @@ impl WeChatPayV2 {
         match outcome.body_of(Provider::WeChatPay)? {
             None => Ok(None),
             Some(body) => {
-                let answer = parse_xml(&body).map_err(Self::bad)?;
+                let answer = parse_xml(&body).map_err(|e| ProviderError::bad_answer(Provider::WeChatPay, e))?;
                 let return_code = answer.get("return_code").map_or("", String::as_str);
                 if return_code == "SUCCESS" {
                     if !verify_with(&answer, &self.config.key, self.config.sign_type) {
                         tracing::warn!(path, "WeChat Pay answer with a wrong signature: not trusted");
-                        return Err(Self::bad("the answer's signature does not verify"));
+                        return Err(ProviderError::bad_answer(
+                            Provider::WeChatPay,
+                            "the answer's signature does not verify",
+                        ));
                     }
                     if answer.get("mch_id") != Some(&self.config.mch_id) {
-                        return Err(Self::bad("the answer is for another merchant"));
+                        return Err(ProviderError::bad_answer(
+                            Provider::WeChatPay,
+                            "the answer is for another merchant",
+                        ));
                     }
                 }
                 Ok(Some(answer))
@@ -513,16 +511,18 @@ impl WeChatPayV2 {
         params.insert("sign".into(), signature);
         let url = format!("{}/pay/downloadbill", self.base_url);
         match self.http.post(&url, "text/xml; charset=utf-8", to_xml(&params)).await {
-            HttpOutcome::NoAnswer(reason) => Err(Self::unreachable(reason)),
+            HttpOutcome::NoAnswer(reason) => Err(ProviderError::unreachable(Provider::WeChatPay, reason)),
             HttpOutcome::Answer { status: 200, body } if body.trim_start().starts_with("<xml>") => {
-                let answer = parse_xml(&body).map_err(Self::bad)?;
+                let answer = parse_xml(&body).map_err(|e| ProviderError::bad_answer(Provider::WeChatPay, e))?;
                 match field(&answer, "return_msg") {
                     "No Bill Exist" => Ok(None),
-                    other => Err(Self::bad(format!("downloadbill: {other}"))),
+                    other => Err(ProviderError::bad_answer(Provider::WeChatPay, format!("downloadbill: {other}"))),
                 }
             }
             HttpOutcome::Answer { status: 200, body } => Ok(Some(body)),
-            HttpOutcome::Answer { status, .. } => Err(Self::unreachable(format!("HTTP {status}"))),
+            HttpOutcome::Answer { status, .. } => {
+                Err(ProviderError::unreachable(Provider::WeChatPay, format!("HTTP {status}")))
+            }
         }
     }
 }
@@ -555,7 +555,7 @@ impl PaymentProvider for WeChatPayV2 {
             }
             if field(&answer, "result_code") == "SUCCESS" {
                 if field(&answer, "total_fee") != request.amount.minor_units.to_string() {
-                    return Err(Self::bad("paid, but not the amount asked for"));
+                    return Err(ProviderError::bad_answer(Provider::WeChatPay, "paid, but not the amount asked for"));
                 }
                 let mut paid = micropay_answer("SUCCESS");
                 paid.transaction_id = field(&answer, "transaction_id").to_owned();
@@ -574,9 +574,15 @@ impl PaymentProvider for WeChatPayV2 {
         Box::pin(async move {
             let mut params = self.common();
             params.insert("out_trade_no".into(), out_trade_no.as_str().into());
-            let answer = self.call("pay/orderquery", params).await?.ok_or_else(|| Self::unreachable("HTTP 202"))?;
+            let answer = self
+                .call("pay/orderquery", params)
+                .await?
+                .ok_or_else(|| ProviderError::unreachable(Provider::WeChatPay, "HTTP 202"))?;
             if field(&answer, "return_code") != "SUCCESS" {
-                return Err(Self::unreachable(format!("return_code FAIL: {}", field(&answer, "return_msg"))));
+                return Err(ProviderError::unreachable(
+                    Provider::WeChatPay,
+                    format!("return_code FAIL: {}", field(&answer, "return_msg")),
+                ));
             }
             let code = if field(&answer, "result_code") == "SUCCESS" {
                 field(&answer, "trade_state")
@@ -588,7 +594,7 @@ impl PaymentProvider for WeChatPayV2 {
             match query_state(code, field(&answer, "transaction_id"), Money::new(fen, currency)) {
                 Some(state) => Ok(QueryAnswer { state, provider_code: code.to_owned() }),
                 // SYSTEMERROR and the like: ask again.
-                None => Err(Self::unreachable(format!("orderquery answered {code}"))),
+                None => Err(ProviderError::unreachable(Provider::WeChatPay, format!("orderquery answered {code}"))),
             }
         })
     }

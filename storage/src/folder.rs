@@ -71,12 +71,12 @@ impl DataFolder {
         let acknowledged = read_committed(path);
         copy_sled_files(path)?;
         match open_and_verify(path, acknowledged, verify) {
-            Ok(db) => {
+            Ok((db, committed)) => {
                 let cleanup = folder_error(path, "clean up after opening");
                 std::fs::rename(path.join(OPENING_COPY), path.join(COPY_TO_DELETE))
                     .and_then(|()| std::fs::remove_dir_all(path.join(COPY_TO_DELETE)))
                     .map_err(cleanup)?;
-                let watermark = Watermark::start(path, &db)?;
+                let watermark = Watermark::start(path, committed)?;
                 let committer = GroupCommit::start(&db, watermark).map_err(folder_error(path, "start committing"))?;
                 Ok(DataFolder { db, committer, failure: tokio::sync::watch::Sender::new(None) })
             }
@@ -139,11 +139,6 @@ impl DataFolder {
         result
     }
 
-    /// Why the folder failed, once it has.
-    pub(crate) fn failure(&self) -> Option<String> {
-        self.failure.borrow().clone()
-    }
-
     /// Completes when the folder fails, with the reason.
     pub(crate) async fn failed(&self) -> String {
         let mut failure = self.failure.subscribe();
@@ -162,11 +157,13 @@ fn commit_failed(reason: String) -> StorageError {
     StorageError::Io { doing: "flushing", source: sled::Error::Io(std::io::Error::other(reason)) }
 }
 
+/// Opens sled and checks it holds every acknowledged commit and that `verify` passes; returns it with
+/// the number of the last commit it holds.
 fn open_and_verify(
     path: &Path,
     acknowledged: Option<u64>,
     verify: impl FnOnce(&sled::Db) -> Result<()>,
-) -> Result<sled::Db> {
+) -> Result<(sled::Db, u64)> {
     let damaged = |detail: String| StorageError::Damaged { path: path.to_owned(), detail };
     let db = open_db(path).map_err(|e| match e {
         StorageError::Open { source, .. } if !is_lock_error(&source) => {
@@ -183,7 +180,7 @@ fn open_and_verify(
         )));
     }
     verify(&db).map_err(|e| damaged(e.to_string()))?;
-    Ok(db)
+    Ok((db, found))
 }
 
 fn is_lock_error(error: &sled::Error) -> bool {
@@ -352,8 +349,8 @@ struct Watermark {
 }
 
 impl Watermark {
-    fn start(path: &Path, db: &sled::Db) -> Result<Watermark> {
-        let committed = stored_commit(db).map_err(|detail| StorageError::Damaged { path: path.to_owned(), detail })?;
+    /// Starts numbering after `committed`, the last commit sled holds.
+    fn start(path: &Path, committed: u64) -> Result<Watermark> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -123,7 +123,7 @@ fn verify_ledger(db: &sled::Db) -> Result<()> {
         all::<T>(&db.open_tree(name).map_err(io("opening a tree"))?, name).map(drop)
     }
     check::<Product>(db, "products")?;
-    check::<crate::LaneRecord>(db, "lanes")?;
+    check::<LaneRecord>(db, "lanes")?;
     check::<ShiftRecord>(db, "shifts")?;
     check::<SaleRecord>(db, "sales")?;
     check::<ChargeRecord>(db, "charges")?;
@@ -190,11 +190,6 @@ impl Store {
         let owner =
             self.folder.write(|| insert_if_absent(&self.code_uses, "code_uses", &fingerprint.0, out_trade_no))?;
         Ok(owner.unwrap_or_else(|| out_trade_no.clone()))
-    }
-
-    /// Why the ledger stopped taking writes, once a write or flush failed (a full or failing disk).
-    pub fn failure(&self) -> Option<String> {
-        self.folder.failure()
     }
 
     /// Completes when the ledger fails, with the reason: the process should stop and be restarted.

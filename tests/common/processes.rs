@@ -46,19 +46,28 @@ pub fn provider_sim(seed: &str, extra: &[&str]) -> (Process, String) {
     (Process(child), address)
 }
 
+/// Waits for `child` to exit, at most `within`; `None` if it is still running then.
+pub fn wait_for_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Sends SIGTERM and waits for the exit, at most `within`.
 pub fn terminate(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("process {} did not stop within {within:?} of SIGTERM", child.id());
+    wait_for_exit(child, within).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("process {} did not stop within {within:?} of SIGTERM", child.id())
+    })
 }
 
 /// The address a `checkout` server prints on its first line of stdout ("... listening on ADDRESS").
