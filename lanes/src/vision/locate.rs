@@ -14,7 +14,8 @@
 //!    (weak checksums) counts only when two of the strip's rows read it alike and none reads another code.
 //! 4. A 2D candidate is cropped upright and handed to rxing's QR reader, which handles rotation itself; then
 //!    twice the size when small, with a global threshold, denoised and unsharp-masked, flattened against a wide
-//!    local mean.
+//!    local mean. When all of that fails on one of a frame's two best 2D candidates, its module grid is read
+//!    from the grey crop with the bottom-right corner searched for (`qr_grid`): perspective and glare.
 //! 5. When a candidate looks like a code but nothing decodes, the strip's statistics say why if they can:
 //!    glare, low contrast, too small, too blurred.
 
@@ -401,6 +402,7 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
     let linear_hints = hints(&LINEAR_FORMATS, false, config.inverted);
     let qr_hints = hints(&[BarcodeFormat::QR_CODE], true, config.inverted);
     let mut work = 0u64;
+    let mut squares = 0;
     for candidate in candidates.iter().take(config.max_candidates) {
         if work >= config.work_budget {
             break;
@@ -414,7 +416,8 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
         let outcome = if candidate.linear {
             read_linear(frame, candidate, config, &linear_hints, &mut work)
         } else {
-            read_square(frame, candidate, &qr_hints, &mut work)
+            squares += 1;
+            read_square(frame, candidate, &qr_hints, squares <= GRID_READS, &mut work)
         };
         match outcome {
             Attempt::Read(read) => {
@@ -863,7 +866,10 @@ fn read_strip(mut strip: Strip, config: &VisionConfig, hints: &DecodeHints, work
 /// A grey crop for rxing: pixels, width, height, and whether to binarize it with one global threshold.
 type Crop = (Vec<u8>, usize, usize, bool);
 
-fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, work: &mut u64) -> Attempt {
+/// The 2D candidates of a frame, best first, whose module grid is read when rxing fails on them.
+const GRID_READS: usize = 2;
+
+fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, grid: bool, work: &mut u64) -> Attempt {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let x0 = candidate.cells.iter().map(|c| c.0).min().unwrap_or(0).saturating_sub(1) * CELL;
     let y0 = candidate.cells.iter().map(|c| c.1).min().unwrap_or(0).saturating_sub(1) * CELL;
@@ -905,11 +911,16 @@ fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, wo
             Err(()) => return Attempt::Panicked,
         }
     }
+    // rxing found no code: its finder patterns, if it sees them, and the module grid read from the grey crop.
+    let (sized_pixels, sw, sh) = if grid { sized(pixels.clone()) } else { (Vec::new(), 0, 0) };
+    if grid && let Some(text) = super::qr_grid::read_by_grid(&sized_pixels, sw, sh, hints, work) {
+        return Attempt::Read(CodeRead { text, symbology: Symbology::QrCode });
+    }
     Attempt::Failed(diagnose_square(&pixels, cw, ch))
 }
 
 /// Box means over a grey crop, from its integral image.
-struct Integral {
+pub(super) struct Integral {
     w: usize,
     h: usize,
     pixels: Vec<u8>,
@@ -917,7 +928,7 @@ struct Integral {
 }
 
 impl Integral {
-    fn new(pixels: &[u8], w: usize, h: usize) -> Integral {
+    pub(super) fn new(pixels: &[u8], w: usize, h: usize) -> Integral {
         let mut sums = vec![0u32; (w + 1) * (h + 1)];
         for y in 0..h {
             let mut row = 0u32;
@@ -929,13 +940,17 @@ impl Integral {
         Integral { w, h, pixels: pixels.to_vec(), sums }
     }
 
+    /// Sum of the pixels in columns `x0..x1` of rows `y0..y1`.
+    pub(super) fn sum(&self, x0: usize, y0: usize, x1: usize, y1: usize) -> u32 {
+        let (s, w) = (&self.sums, self.w + 1);
+        s[y1 * w + x1] + s[y0 * w + x0] - s[y0 * w + x1] - s[y1 * w + x0]
+    }
+
     /// Mean of the square of `r` pixels either side of (x, y), clipped to the crop.
     fn mean(&self, x: usize, y: usize, r: usize) -> f32 {
-        let (w, h) = (self.w, self.h);
-        let (x0, y0, x1, y1) = (x.saturating_sub(r), y.saturating_sub(r), (x + r + 1).min(w), (y + r + 1).min(h));
-        let s = &self.sums;
-        let sum = s[y1 * (w + 1) + x1] + s[y0 * (w + 1) + x0] - s[y0 * (w + 1) + x1] - s[y1 * (w + 1) + x0];
-        sum as f32 / ((x1 - x0) * (y1 - y0)) as f32
+        let (x0, y0) = (x.saturating_sub(r), y.saturating_sub(r));
+        let (x1, y1) = ((x + r + 1).min(self.w), (y + r + 1).min(self.h));
+        self.sum(x0, y0, x1, y1) as f32 / ((x1 - x0) * (y1 - y0)) as f32
     }
 
     fn map(&self, f: impl Fn(usize, usize, f32) -> f32) -> Vec<u8> {

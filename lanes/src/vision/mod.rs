@@ -1,6 +1,7 @@
 //! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
 
 mod locate;
+mod qr_grid;
 #[cfg(test)]
 mod robustness;
 
