@@ -392,6 +392,12 @@ fn rxing_read_with(
     .map_err(|_| ())
 }
 
+/// What rxing's 1D readers alone read in a strip (tests compare the pipeline's own readers with it).
+#[cfg(test)]
+pub(super) fn rxing_text(pixels: &[u8], width: usize, height: usize, work: &mut u64) -> Option<String> {
+    rxing_read(pixels, width, height, &hints(&LINEAR_FORMATS, false, false), work).ok().flatten().map(|r| r.text)
+}
+
 /// Runs the pipeline on a frame whose buffer matches its dimensions.
 pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis {
     let started = Instant::now();
@@ -596,6 +602,21 @@ fn sharpen(strip: &Strip) -> Vec<u8> {
     out
 }
 
+/// Each row replaced by the mean of the rows within `radius` of it: noise falls, edges stay (the strip's rows
+/// run across the bars).
+fn smooth_across_rows(strip: &Strip, radius: usize) -> Vec<u8> {
+    let (w, h) = (strip.width, strip.height);
+    let mut out = Vec::with_capacity(w * h);
+    for r in 0..h {
+        let (a, b) = (r.saturating_sub(radius), (r + radius + 1).min(h));
+        for i in 0..w {
+            let sum: u32 = (a..b).map(|k| u32::from(strip.pixels[k * w + i])).sum();
+            out.push((sum / (b - a) as u32) as u8);
+        }
+    }
+    out
+}
+
 /// Subtracts a moving average along each row (removes glare and uneven light).
 fn normalise_locally(strip: &Strip) -> Vec<u8> {
     let radius = 24usize;
@@ -646,7 +667,7 @@ fn normalise_envelope(strip: &Strip, edge_count: usize) -> Vec<u8> {
 
 /// The extreme (by `keeps`: `a` wins over `b`) of `values` within `radius` either side of each position, in one
 /// pass (a monotonic queue of candidates).
-fn sliding_extreme(values: &[f32], radius: usize, out: &mut [f32], keeps: impl Fn(f32, f32) -> bool) {
+pub(super) fn sliding_extreme(values: &[f32], radius: usize, out: &mut [f32], keeps: impl Fn(f32, f32) -> bool) {
     let n = values.len();
     let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
     let mut next = 0;
@@ -667,7 +688,7 @@ fn sliding_extreme(values: &[f32], radius: usize, out: &mut [f32], keeps: impl F
 }
 
 /// Moving average of `radius` either side.
-fn box_smooth(values: &[f32], radius: usize) -> Vec<f32> {
+pub(super) fn box_smooth(values: &[f32], radius: usize) -> Vec<f32> {
     let mut prefix = vec![0f64; values.len() + 1];
     for (i, &v) in values.iter().enumerate() {
         prefix[i + 1] = prefix[i] + f64::from(v);
@@ -859,6 +880,31 @@ fn read_strip(mut strip: Strip, config: &VisionConfig, hints: &DecodeHints, work
             Ok(None) => {}
             Err(()) => return StripOutcome::Panicked,
         }
+    }
+    if !config.retries {
+        return StripOutcome::Failed;
+    }
+    // Bars that cross the strip at a slant: rows shifted upright, then averaged in threes (less noise).
+    let aligned = super::rows::aligned(&raw.pixels, raw.width, raw.height);
+    if let Some(aligned) = &aligned {
+        *work += (raw.width * raw.height) as u64;
+        let smoothed = smooth_across_rows(&Strip { pixels: aligned.clone(), ..raw }, 1);
+        for pixels in [smoothed.clone(), envelope(sharpened(smoothed))] {
+            match rxing_read(&pixels, strip.width, strip.height, &plain, work) {
+                Ok(Some(read)) if too_many_edges_for(read.symbology, edge_count) => {}
+                Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(&pixels, &strip, &plain, &read, work) => {
+                }
+                Ok(Some(read)) if is_weak(read.symbology) && !rows_agree(&pixels, &strip, &plain, &read, work) => {}
+                Ok(Some(read)) => return StripOutcome::Read(read),
+                Ok(None) => {}
+                Err(()) => return StripOutcome::Panicked,
+            }
+        }
+    }
+    // rxing read no line: the grey levels, every scan line voting digit by digit (EAN and UPC).
+    let pixels = aligned.as_ref().unwrap_or(&raw.pixels);
+    if let Some(read) = super::ean_grey::read_grey(pixels, raw.width, raw.height, edge_count, work) {
+        return StripOutcome::Read(read);
     }
     StripOutcome::Failed
 }
