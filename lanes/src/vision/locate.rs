@@ -959,8 +959,13 @@ fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, gr
     }
     // rxing found no code: its finder patterns, if it sees them, and the module grid read from the grey crop.
     let (sized_pixels, sw, sh) = if grid { sized(pixels.clone()) } else { (Vec::new(), 0, 0) };
-    if grid && let Some(text) = super::qr_grid::read_by_grid(&sized_pixels, sw, sh, hints, work) {
-        return Attempt::Read(CodeRead { text, symbology: Symbology::QrCode });
+    if grid {
+        // rxing's finder and decoder run here too: behind `catch_unwind`, like every call into rxing.
+        match catch_unwind(AssertUnwindSafe(|| super::qr_grid::read_by_grid(&sized_pixels, sw, sh, hints, work))) {
+            Ok(Some(text)) => return Attempt::Read(CodeRead { text, symbology: Symbology::QrCode }),
+            Ok(None) => {}
+            Err(_) => return Attempt::Panicked,
+        }
     }
     Attempt::Failed(diagnose_square(&pixels, cw, ch))
 }

@@ -65,21 +65,27 @@ fn finder_patterns(
     work: &mut u64,
 ) -> Option<FinderPatternInfo> {
     let integral = Integral::new(pixels, width, height);
-    let radius = (width.min(height) / 10).clamp(8, 32);
-    let mut bits = BitMatrix::new(u32::try_from(width).ok()?, u32::try_from(height).ok()?).ok()?;
-    for y in 0..height {
-        let (y0, y1) = (y.saturating_sub(radius), (y + radius + 1).min(height));
-        for x in 0..width {
-            let (x0, x1) = (x.saturating_sub(radius), (x + radius + 1).min(width));
-            let area = ((x1 - x0) * (y1 - y0)) as u32;
-            // Darker than the mean around it by two grey levels.
-            if (u32::from(pixels[y * width + x]) + 2) * area < integral.sum(x0, y0, x1, y1) {
-                bits.set(x as u32, y as u32);
+    let wide = (width.min(height) / 10).clamp(8, 32);
+    // A wide window first; a narrower one follows a reflection's slope more closely.
+    for radius in [wide, (wide / 2).max(6)] {
+        let mut bits = BitMatrix::new(u32::try_from(width).ok()?, u32::try_from(height).ok()?).ok()?;
+        for y in 0..height {
+            let (y0, y1) = (y.saturating_sub(radius), (y + radius + 1).min(height));
+            for x in 0..width {
+                let (x0, x1) = (x.saturating_sub(radius), (x + radius + 1).min(width));
+                let area = ((x1 - x0) * (y1 - y0)) as u32;
+                // Darker than the mean around it by two grey levels.
+                if (u32::from(pixels[y * width + x]) + 2) * area < integral.sum(x0, y0, x1, y1) {
+                    bits.set(x as u32, y as u32);
+                }
             }
         }
+        *work += (width * height) as u64;
+        if let Ok(info) = FinderPatternFinder::new(&bits).find(hints) {
+            return Some(info);
+        }
     }
-    *work += (width * height) as u64;
-    FinderPatternFinder::new(&bits).find(hints).ok()
+    None
 }
 
 struct Grey<'a> {
