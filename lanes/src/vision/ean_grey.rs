@@ -304,7 +304,7 @@ fn set_index(set: Set) -> usize {
 fn map_band(d: &[f32], layout: &Layout, start: f32, end: f32) -> Option<(Map, f32, f32)> {
     let mut best: Option<(Map, f32, f32)> = None;
     for blur in BLURS {
-        let (map, fit) = map_band_at(d, layout, start, end, blur);
+        let (map, fit) = map_band_at(d, layout, start, end, blur, true);
         if best.as_ref().is_none_or(|b| fit > b.2) {
             best = Some((map, blur, fit));
         }
@@ -312,7 +312,8 @@ fn map_band(d: &[f32], layout: &Layout, start: f32, end: f32) -> Option<(Map, f3
     best
 }
 
-fn map_band_at(d: &[f32], layout: &Layout, start: f32, end: f32, blur: f32) -> (Map, f32) {
+/// Fits the end guards, and when `with_centre` the centre guard too, at one blur: (map, mean guard fit).
+fn map_band_at(d: &[f32], layout: &Layout, start: f32, end: f32, blur: f32, with_centre: bool) -> (Map, f32) {
     let linear = Map::linear(start, end, layout.modules);
     let module = linear.b;
     let steps = |reach: f32| (-(reach * 10.0) as i32..=(reach * 10.0) as i32).map(|k| k as f32 / 10.0);
@@ -324,7 +325,7 @@ fn map_band_at(d: &[f32], layout: &Layout, start: f32, end: f32, blur: f32) -> (
     let (de, end_fit) = best(&|s| fit(d, &linear.shifted(s * module), end_at, layout.end_guard, blur), 0.6);
     let (x0, x2) = (start + ds * module, end + de * module);
     let linear = Map::linear(x0, x2, layout.modules);
-    let Some(centre) = layout.centre else {
+    let Some(centre) = layout.centre.filter(|_| with_centre) else {
         return (linear, (start_fit + end_fit) / 2.0);
     };
     let (dc, centre_fit) = best(&|s| fit(d, &linear.shifted(s * module), centre, &CENTRE_GUARD, blur), 1.5);
@@ -474,8 +475,9 @@ fn extents(whole: &[f32], runs: &[(f32, f32)], layout: &Layout) -> Vec<(f32, f32
             if after < QUIET * module {
                 continue;
             }
-            // Ranked at one middling blur (the vote fits the blur band by band).
-            let (_, fit) = map_band_at(whole, layout, first.0, last.1, BLURS[1]);
+            // Ranked by the end guards at one middling blur (the vote fits the centre guard and the blur band by
+            // band).
+            let (_, fit) = map_band_at(whole, layout, first.0, last.1, BLURS[1], false);
             out.push((first.0, last.1, fit));
         }
     }

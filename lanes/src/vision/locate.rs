@@ -408,7 +408,7 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
     let linear_hints = hints(&LINEAR_FORMATS, false, config.inverted);
     let qr_hints = hints(&[BarcodeFormat::QR_CODE], true, config.inverted);
     let mut work = 0u64;
-    let mut squares = 0;
+    let (mut squares, mut lines) = (0, 0);
     for candidate in candidates.iter().take(config.max_candidates) {
         if work >= config.work_budget {
             break;
@@ -420,7 +420,8 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
         }
         analysis.tried += 1;
         let outcome = if candidate.linear {
-            read_linear(frame, candidate, config, &linear_hints, &mut work)
+            lines += 1;
+            read_linear(frame, candidate, config, &linear_hints, lines <= GREY_READS, &mut work)
         } else {
             squares += 1;
             read_square(frame, candidate, &qr_hints, squares <= GRID_READS, &mut work)
@@ -782,13 +783,14 @@ fn read_linear(
     candidate: &Candidate,
     config: &VisionConfig,
     hints: &DecodeHints,
+    grey: bool,
     work: &mut u64,
 ) -> Attempt {
     let Some(strip) = linear_strip(frame, candidate, config.deskew, 0.0) else {
         return Attempt::Failed(None);
     };
     let raw = strip.pixels.clone();
-    let outcome = read_strip(strip, config, hints, work);
+    let outcome = read_strip(strip, config, hints, grey, work);
     let failed = matches!(outcome, StripOutcome::Failed | StripOutcome::NotACode);
     if !failed || !config.retries || saturated_share(&raw) < GLARE_SHARE {
         return finish(outcome, &raw, candidate);
@@ -799,7 +801,7 @@ fn read_linear(
     let Some(longer) = linear_strip(frame, candidate, config.deskew, GLARE_REACH) else {
         return finish(outcome, &raw, candidate);
     };
-    finish(read_strip(longer, config, hints, work), &raw, candidate)
+    finish(read_strip(longer, config, hints, grey, work), &raw, candidate)
 }
 
 /// Share of a strip's samples at white, above which a failed strip is tried again longer.
@@ -830,8 +832,15 @@ fn finish(outcome: StripOutcome, raw: &[u8], candidate: &Candidate) -> Attempt {
 }
 
 /// Reads a strip as it is, then (when `config.retries`) sharpened, locally normalised and envelope-stretched
-/// in turn, each made only when the ones before it failed.
-fn read_strip(mut strip: Strip, config: &VisionConfig, hints: &DecodeHints, work: &mut u64) -> StripOutcome {
+/// in turn, each made only when the ones before it failed; then, when `grey` (one of the frame's best 1D
+/// candidates), its rows straightened and the grey-level reader.
+fn read_strip(
+    mut strip: Strip,
+    config: &VisionConfig,
+    hints: &DecodeHints,
+    grey: bool,
+    work: &mut u64,
+) -> StripOutcome {
     // Three bilinear samples a strip pixel.
     *work += 3 * (strip.width * strip.height) as u64;
     let raw = Strip { pixels: strip.pixels.clone(), ..strip };
@@ -881,7 +890,7 @@ fn read_strip(mut strip: Strip, config: &VisionConfig, hints: &DecodeHints, work
             Err(()) => return StripOutcome::Panicked,
         }
     }
-    if !config.retries {
+    if !config.retries || !grey {
         return StripOutcome::Failed;
     }
     // Bars that cross the strip at a slant: rows shifted upright, then averaged in threes (less noise).
@@ -914,6 +923,8 @@ type Crop = (Vec<u8>, usize, usize, bool);
 
 /// The 2D candidates of a frame, best first, whose module grid is read when rxing fails on them.
 const GRID_READS: usize = 2;
+/// The 1D candidates of a frame, best first, read from grey levels when rxing fails on them.
+const GREY_READS: usize = 2;
 
 fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, grid: bool, work: &mut u64) -> Attempt {
     let (w, h) = (frame.width as usize, frame.height as usize);

@@ -176,18 +176,14 @@ fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, wor
     let mut values = vec![0f32; n * n];
     for y in 0..n {
         for x in 0..n {
-            let mut sum = 0.0;
-            for (dx, dy) in [(0.5, 0.5), (0.3, 0.3), (0.7, 0.3), (0.3, 0.7), (0.7, 0.7)] {
-                let p = transform.transform_point(point(x as f32 + dx, y as f32 + dy));
-                if !(p.x.is_finite() && p.y.is_finite()) {
-                    return None;
-                }
-                sum += grey.at(p.x, p.y);
+            let p = transform.transform_point(point(x as f32 + 0.5, y as f32 + 0.5));
+            if !(p.x.is_finite() && p.y.is_finite()) {
+                return None;
             }
-            values[y * n + x] = sum / 5.0;
+            values[y * n + x] = grey.at(p.x, p.y);
         }
     }
-    *work += 5 * (n * n) as u64;
+    *work += (n * n) as u64;
     let (lo, hi) = values.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let (global, global_range) = ((lo + hi) / 2.0, hi - lo);
     let mut bits = BitMatrix::new(dimension, dimension).ok()?;
