@@ -81,8 +81,13 @@ fn finder_patterns(
             }
         }
         *work += (width * height) as u64;
-        if let Ok(info) = FinderPatternFinder::new(&bits).find(hints) {
+        let mut finder = FinderPatternFinder::new(&bits);
+        if let Ok(info) = finder.find(hints) {
             return Some(info);
+        }
+        // Not one finder-like pattern: clutter, not a code the other window would show.
+        if finder.getPossibleCenters().is_empty() {
+            return None;
         }
     }
     None
