@@ -16,7 +16,7 @@
 use checkout_storage::{Symbology, gtin_check_digit, upc_e_to_upc_a};
 
 use super::CodeRead;
-use super::locate::{box_smooth, sliding_extreme};
+use super::locate::local_extremes;
 
 /// Digit patterns of set A (EAN "L", odd parity), 7 modules, most significant bit first, 1 = dark.
 const SET_A: [u8; 10] = [0x0D, 0x19, 0x13, 0x3D, 0x23, 0x31, 0x2F, 0x3B, 0x37, 0x0B];
@@ -168,14 +168,8 @@ fn band_mean(pixels: &[u8], width: usize, from: usize, to: usize) -> Vec<f32> {
 
 /// How dark each sample is against its neighbourhood's extremes: about +1 at a bar, -1 at a space.
 fn darkness(profile: &[f32], radius: usize) -> Vec<f32> {
-    let n = profile.len();
-    let smooth: Vec<f32> =
-        (0..n).map(|i| (profile[i.saturating_sub(1)] + 2.0 * profile[i] + profile[(i + 1).min(n - 1)]) / 4.0).collect();
-    let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
-    sliding_extreme(&smooth, radius, &mut lo, |a, b| a <= b);
-    sliding_extreme(&smooth, radius, &mut hi, |a, b| a >= b);
-    let (lo, hi) = (box_smooth(&lo, radius / 2), box_smooth(&hi, radius / 2));
-    (0..n)
+    let (lo, hi) = local_extremes(profile, radius);
+    (0..profile.len())
         .map(|i| {
             // Below 16 grey levels of spread a stretch is flat paper or print, not bars.
             let spread = (hi[i] - lo[i]).max(16.0);
@@ -552,6 +546,7 @@ fn vote(bands: &[Vec<f32>], layout: &Layout, start: f32, end: f32) -> Option<Cod
 
 #[cfg(test)]
 mod tests {
+    use super::super::locate::box_smooth;
     use super::*;
     use crate::vision::render_code;
 

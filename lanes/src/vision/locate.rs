@@ -480,13 +480,17 @@ struct Strip {
 }
 
 fn bilinear(frame: &LumaFrame, x: f32, y: f32) -> f32 {
-    let (w, h) = (frame.width as usize, frame.height as usize);
+    bilinear_in(&frame.pixels, frame.width as usize, frame.height as usize, x, y)
+}
+
+/// The grey value at (x, y) of a `w` x `h` buffer, interpolated between its four nearest pixels (clamped to
+/// the edges). `w` and `h` must be at least 1.
+pub(super) fn bilinear_in(p: &[u8], w: usize, h: usize, x: f32, y: f32) -> f32 {
     let xf = x.clamp(0.0, (w - 1) as f32);
     let yf = y.clamp(0.0, (h - 1) as f32);
     let (x0, y0) = (xf as usize, yf as usize);
     let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
     let (fx, fy) = (xf - x0 as f32, yf - y0 as f32);
-    let p = &frame.pixels;
     let top = f32::from(p[y0 * w + x0]) * (1.0 - fx) + f32::from(p[y0 * w + x1]) * fx;
     let bottom = f32::from(p[y1 * w + x0]) * (1.0 - fx) + f32::from(p[y1 * w + x1]) * fx;
     top * (1.0 - fy) + bottom * fy
@@ -607,13 +611,12 @@ fn sharpen(strip: &Strip) -> Vec<u8> {
 
 /// Each row replaced by the mean of the rows within `radius` of it: noise falls, edges stay (the strip's rows
 /// run across the bars).
-fn smooth_across_rows(strip: &Strip, radius: usize) -> Vec<u8> {
-    let (w, h) = (strip.width, strip.height);
+fn smooth_across_rows(pixels: &[u8], w: usize, h: usize, radius: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(w * h);
     for r in 0..h {
         let (a, b) = (r.saturating_sub(radius), (r + radius + 1).min(h));
         for i in 0..w {
-            let sum: u32 = (a..b).map(|k| u32::from(strip.pixels[k * w + i])).sum();
+            let sum: u32 = (a..b).map(|k| u32::from(pixels[k * w + i])).sum();
             out.push((sum / (b - a) as u32) as u8);
         }
     }
@@ -647,18 +650,9 @@ fn normalise_envelope(strip: &Strip, edge_count: usize) -> Vec<u8> {
     // Below this spread (grey levels) a window is flat (a quiet zone, the label): not stretched into bars.
     let floor = 16.0f32;
     let mut out = Vec::with_capacity(strip.pixels.len());
-    let mut lo = vec![0f32; width];
-    let mut hi = vec![0f32; width];
     for row in strip.pixels.chunks_exact(width) {
-        let smooth: Vec<f32> = (0..width)
-            .map(|i| {
-                let (a, b) = (row[i.saturating_sub(1)], row[(i + 1).min(width - 1)]);
-                (f32::from(a) + 2.0 * f32::from(row[i]) + f32::from(b)) / 4.0
-            })
-            .collect();
-        sliding_extreme(&smooth, radius, &mut lo, |a, b| a <= b);
-        sliding_extreme(&smooth, radius, &mut hi, |a, b| a >= b);
-        let (lo, hi) = (box_smooth(&lo, radius / 2), box_smooth(&hi, radius / 2));
+        let values: Vec<f32> = row.iter().map(|&p| f32::from(p)).collect();
+        let (lo, hi) = local_extremes(&values, radius);
         for i in 0..width {
             let spread = (hi[i] - lo[i]).max(floor);
             let mid = (hi[i] + lo[i]) / 2.0;
@@ -668,9 +662,21 @@ fn normalise_envelope(strip: &Strip, edge_count: usize) -> Vec<u8> {
     out
 }
 
+/// The darkest and lightest of `values` (lightly smoothed, 1-2-1) within `radius` either side of each position,
+/// each then averaged over `radius / 2` either side: the envelope a local threshold sits in the middle of.
+pub(super) fn local_extremes(values: &[f32], radius: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = values.len();
+    let smooth: Vec<f32> =
+        (0..n).map(|i| (values[i.saturating_sub(1)] + 2.0 * values[i] + values[(i + 1).min(n - 1)]) / 4.0).collect();
+    let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
+    sliding_extreme(&smooth, radius, &mut lo, |a, b| a <= b);
+    sliding_extreme(&smooth, radius, &mut hi, |a, b| a >= b);
+    (box_smooth(&lo, radius / 2), box_smooth(&hi, radius / 2))
+}
+
 /// The extreme (by `keeps`: `a` wins over `b`) of `values` within `radius` either side of each position, in one
 /// pass (a monotonic queue of candidates).
-pub(super) fn sliding_extreme(values: &[f32], radius: usize, out: &mut [f32], keeps: impl Fn(f32, f32) -> bool) {
+fn sliding_extreme(values: &[f32], radius: usize, out: &mut [f32], keeps: impl Fn(f32, f32) -> bool) {
     let n = values.len();
     let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
     let mut next = 0;
@@ -880,16 +886,8 @@ fn read_strip(
     for (k, variant) in variants[..count].iter().enumerate() {
         let pixels = variant();
         let hints = if k == 0 { hints } else { &plain };
-        match rxing_read(&pixels, strip.width, strip.height, hints, work) {
-            // Part of a longer code read as a short one (zxing-cpp #255): the strip has too many bars for it.
-            Ok(Some(read)) if too_many_edges_for(read.symbology, edge_count) => {}
-            // A short code read one way and another code of its kind read the other way: no telling which.
-            Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(&pixels, &strip, hints, &read, work) => {}
-            // A short code must read the same along two scan lines, and no line may read another code.
-            Ok(Some(read)) if is_weak(read.symbology) && !rows_agree(&pixels, &strip, hints, &read, work) => {}
-            Ok(Some(read)) => return StripOutcome::Read(read),
-            Ok(None) => {}
-            Err(()) => return StripOutcome::Panicked,
+        if let Some(outcome) = read_variant(&pixels, &strip, hints, edge_count, work) {
+            return outcome;
         }
     }
     if !config.retries || !grey {
@@ -899,16 +897,11 @@ fn read_strip(
     let aligned = super::rows::aligned(&raw.pixels, raw.width, raw.height);
     if let Some(aligned) = &aligned {
         *work += (raw.width * raw.height) as u64;
-        let smoothed = smooth_across_rows(&Strip { pixels: aligned.clone(), ..raw }, 1);
-        for pixels in [smoothed.clone(), envelope(sharpened(smoothed))] {
-            match rxing_read(&pixels, strip.width, strip.height, &plain, work) {
-                Ok(Some(read)) if too_many_edges_for(read.symbology, edge_count) => {}
-                Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(&pixels, &strip, &plain, &read, work) => {
-                }
-                Ok(Some(read)) if is_weak(read.symbology) && !rows_agree(&pixels, &strip, &plain, &read, work) => {}
-                Ok(Some(read)) => return StripOutcome::Read(read),
-                Ok(None) => {}
-                Err(()) => return StripOutcome::Panicked,
+        let smoothed = smooth_across_rows(aligned, raw.width, raw.height, 1);
+        let variants: [&dyn Fn() -> Vec<u8>; 2] = [&|| smoothed.clone(), &|| envelope(sharpened(smoothed.clone()))];
+        for variant in variants {
+            if let Some(outcome) = read_variant(&variant(), &strip, &plain, edge_count, work) {
+                return outcome;
             }
         }
     }
@@ -918,6 +911,28 @@ fn read_strip(
         return StripOutcome::Read(read);
     }
     StripOutcome::Failed
+}
+
+/// rxing on one variant of a strip, with the checks a 1D read must pass: `Some` ends the search (a read, or
+/// rxing panicked), `None` moves on to the next variant.
+fn read_variant(
+    pixels: &[u8],
+    strip: &Strip,
+    hints: &DecodeHints,
+    edge_count: usize,
+    work: &mut u64,
+) -> Option<StripOutcome> {
+    match rxing_read(pixels, strip.width, strip.height, hints, work) {
+        // Part of a longer code read as a short one (zxing-cpp #255): the strip has too many bars for it.
+        Ok(Some(read)) if too_many_edges_for(read.symbology, edge_count) => None,
+        // A short code read one way and another code of its kind read the other way: no telling which.
+        Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(pixels, strip, hints, &read, work) => None,
+        // A short code must read the same along two scan lines, and no line may read another code.
+        Ok(Some(read)) if is_weak(read.symbology) && !rows_agree(pixels, strip, hints, &read, work) => None,
+        Ok(Some(read)) => Some(StripOutcome::Read(read)),
+        Ok(None) => None,
+        Err(()) => Some(StripOutcome::Panicked),
+    }
 }
 
 /// A grey crop for rxing: pixels, width, height, and whether to binarize it with one global threshold.

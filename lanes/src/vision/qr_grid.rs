@@ -17,7 +17,7 @@ use rxing::qrcode::decoder::BitMatrixParser;
 use rxing::qrcode::decoder::qrcode_decoder::decode_bitmatrix_with_hints;
 use rxing::qrcode::detector::{FinderPatternFinder, FinderPatternInfo};
 
-use super::locate::Integral;
+use super::locate::{Integral, bilinear_in};
 use rxing::{DecodeHints, Point, point};
 
 /// How far the bottom-right corner is searched from the parallelogram's guess, in modules, each way.
@@ -93,6 +93,7 @@ fn finder_patterns(
     None
 }
 
+/// A grey crop, sampled between pixels.
 struct Grey<'a> {
     pixels: &'a [u8],
     width: usize,
@@ -101,15 +102,7 @@ struct Grey<'a> {
 
 impl Grey<'_> {
     fn at(&self, x: f32, y: f32) -> f32 {
-        let xf = x.clamp(0.0, (self.width - 1) as f32);
-        let yf = y.clamp(0.0, (self.height - 1) as f32);
-        let (x0, y0) = (xf as usize, yf as usize);
-        let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
-        let (fx, fy) = (xf - x0 as f32, yf - y0 as f32);
-        let p = |x: usize, y: usize| f32::from(self.pixels[y * self.width + x]);
-        let top = p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx;
-        let bottom = p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx;
-        top * (1.0 - fy) + bottom * fy
+        bilinear_in(self.pixels, self.width, self.height, x, y)
     }
 }
 

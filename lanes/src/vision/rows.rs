@@ -1,6 +1,8 @@
 //! A strip's scan lines brought into line: bars that cross the strip at a slant (an angle estimate a little
 //! off, perspective) are shifted upright row by row, so that rows can be averaged without blurring the bars.
 
+use super::locate::box_smooth;
+
 /// Largest shift of a row against the middle one, in samples.
 const MAX_SHIFT: i32 = 24;
 /// Weakest correlation with the middle row at which a row's shift is trusted.
@@ -8,17 +10,8 @@ const MIN_CORRELATION: f32 = 0.4;
 
 /// Each row minus its moving average (radius 8): the bars' ups and downs, without the label's edge or glare.
 fn detail(row: &[u8]) -> Vec<f32> {
-    let n = row.len();
-    let mut prefix = vec![0f32; n + 1];
-    for (i, &p) in row.iter().enumerate() {
-        prefix[i + 1] = prefix[i] + f32::from(p);
-    }
-    (0..n)
-        .map(|i| {
-            let (a, b) = (i.saturating_sub(8), (i + 9).min(n));
-            f32::from(row[i]) - (prefix[b] - prefix[a]) / (b - a) as f32
-        })
-        .collect()
+    let values: Vec<f32> = row.iter().map(|&p| f32::from(p)).collect();
+    values.iter().zip(box_smooth(&values, 8)).map(|(v, mean)| v - mean).collect()
 }
 
 /// The shift (samples, sub-sample) that best lines `row` up with `reference`, and its correlation.
