@@ -10,8 +10,11 @@
 //!    half-pixel steps, each strip row averaged along the bars), checked for enough bar edges, and handed to
 //!    rxing's 1D readers; if that fails, variants are made one at a time and tried: sharpened, normalised
 //!    against a moving average, stretched between local extremes (after none, one or two sharpenings). Under
-//!    glare a failed strip is sampled again, longer and over the bars' whole height. An EAN-8 or UPC-E read
-//!    (weak checksums) counts only when two of the strip's rows read it alike and none reads another code.
+//!    glare a failed strip is sampled again, longer and over the bars' whole height. Every read is checked
+//!    against the strip's rows read one by one (scan lines): when a line reads another code, or fewer than
+//!    three confirm it, the lines and the variants not yet tried vote, and a code counts only when clearly
+//!    ahead. An EAN-8 or UPC-E read (weak checksums) also needs two agreeing lines and five modules of quiet
+//!    zone either side (else it is part of a longer code, zxing-cpp #255).
 //!    When all of that fails on a frame's best 1D candidate, the strip's rows are shifted so that slanted bars
 //!    stand upright (`rows`), averaged in threes and tried again, then read from grey levels (`ean_grey`).
 //! 4. A 2D candidate is cropped upright and handed to rxing's QR reader, which handles rotation itself; then
@@ -373,6 +376,27 @@ fn rxing_read_with(
     global: bool,
     work: &mut u64,
 ) -> Result<Option<CodeRead>, ()> {
+    Ok(rxing_read_located(pixels, width, height, hints, global, work)?.map(|(read, _)| read))
+}
+
+/// Where rxing found a 1D code on a row: the centres of its start and end guards, in the order read (an
+/// upside-down code's start guard is on the right), and the row.
+#[derive(Debug, Clone, Copy)]
+struct Guards {
+    start_x: f32,
+    end_x: f32,
+    row: usize,
+}
+
+/// Like [`rxing_read_with`], with where a 1D code was found.
+fn rxing_read_located(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    hints: &DecodeHints,
+    global: bool,
+    work: &mut u64,
+) -> Result<Option<(CodeRead, Option<Guards>)>, ()> {
     if width == 0 || height == 0 {
         return Ok(None);
     }
@@ -388,8 +412,14 @@ fn rxing_read_with(
             let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
             MultiFormatReader::default().decode_with_hints(&mut bitmap, hints).ok()?
         };
-        symbology_of(result.getBarcodeFormat())
-            .map(|symbology| CodeRead { text: result.getText().to_owned(), symbology })
+        let symbology = symbology_of(result.getBarcodeFormat())?;
+        let guards = match result.getPoints() {
+            [start, end, ..] if start.x.is_finite() && end.x.is_finite() && start.y >= 0.0 => {
+                Some(Guards { start_x: start.x, end_x: end.x, row: (start.y as usize).min(height - 1) })
+            }
+            _ => None,
+        };
+        Some((CodeRead { text: result.getText().to_owned(), symbology }, guards))
     }))
     .map_err(|_| ())
 }
@@ -772,18 +802,43 @@ fn mirror_disagrees(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &Co
     }
 }
 
-/// Whether at least two rows of the strip, read one by one, give `read`, and none gives another code.
-fn rows_agree(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &CodeRead, work: &mut u64) -> bool {
-    let mut agreeing = 0;
+/// What the strip's rows read, one row at a time: a retail scanner's scan lines. `Err(())` if rxing panicked.
+fn row_reads(pixels: &[u8], strip: &Strip, hints: &DecodeHints, work: &mut u64) -> Result<Vec<CodeRead>, ()> {
+    let mut reads = Vec::new();
     for row in pixels.chunks_exact(strip.width) {
-        match rxing_read(row, strip.width, 1, hints, work) {
-            Ok(Some(other)) if other == *read => agreeing += 1,
-            Ok(Some(_)) => return false,
-            Ok(None) => {}
-            Err(()) => return false,
+        if let Some(read) = rxing_read(row, strip.width, 1, hints, work)? {
+            reads.push(read);
         }
     }
-    agreeing >= 2
+    Ok(reads)
+}
+
+/// The code a contested strip reads: `read` (rxing's read of the whole strip variant) and `others` (its scan
+/// lines' and later variants' reads) vote, and the code with the most votes counts if it has more than 1.5
+/// times the runner-up's. When two reads saw an EAN-13 or UPC-A, short codes are parts of it (zxing-cpp
+/// #255) and do not vote. A short code never wins against the code rxing read: it has its own checks.
+fn consensus<'a>(read: &'a CodeRead, others: impl Iterator<Item = &'a CodeRead>) -> Option<CodeRead> {
+    let mut votes: Vec<(&CodeRead, usize)> = vec![(read, 1)];
+    for other in others {
+        match votes.iter_mut().find(|(code, _)| *code == other) {
+            Some((_, n)) => *n += 1,
+            None => votes.push((other, 1)),
+        }
+    }
+    if votes.iter().any(|(code, n)| is_long_retail(code.symbology) && *n >= 2) {
+        votes.retain(|(code, _)| !is_weak(code.symbology));
+    }
+    votes.sort_by_key(|vote| std::cmp::Reverse(vote.1));
+    let (winner, n) = *votes.first()?;
+    let runner_up = votes.get(1).map_or(0, |v| v.1);
+    if 2 * n <= 3 * runner_up || (winner != read && is_weak(winner.symbology)) {
+        return None;
+    }
+    Some(winner.clone())
+}
+
+fn is_long_retail(symbology: Symbology) -> bool {
+    matches!(symbology, Symbology::Ean13 | Symbology::UpcA)
 }
 
 fn read_linear(
@@ -886,7 +941,13 @@ fn read_strip(
     for (k, variant) in variants[..count].iter().enumerate() {
         let pixels = variant();
         let hints = if k == 0 { hints } else { &plain };
-        if let Some(outcome) = read_variant(&pixels, &strip, hints, edge_count, work) {
+        let later = |work: &mut u64| -> Vec<CodeRead> {
+            let untried = variants[k + 1..count].iter();
+            untried
+                .filter_map(|variant| rxing_read(&variant(), strip.width, strip.height, &plain, work).ok().flatten())
+                .collect()
+        };
+        if let Some(outcome) = read_variant(&pixels, &strip, hints, edge_count, &later, work) {
             return outcome;
         }
     }
@@ -900,7 +961,8 @@ fn read_strip(
         let smoothed = smooth_across_rows(aligned, raw.width, raw.height, 1);
         let variants: [&dyn Fn() -> Vec<u8>; 2] = [&|| smoothed.clone(), &|| envelope(sharpened(smoothed.clone()))];
         for variant in variants {
-            if let Some(outcome) = read_variant(&variant(), &strip, &plain, edge_count, work) {
+            // The strip's other variants read nothing: its scan lines alone vote.
+            if let Some(outcome) = read_variant(&variant(), &strip, &plain, edge_count, &|_| Vec::new(), work) {
                 return outcome;
             }
         }
@@ -914,25 +976,113 @@ fn read_strip(
 }
 
 /// rxing on one variant of a strip, with the checks a 1D read must pass: `Some` ends the search (a read, or
-/// rxing panicked), `None` moves on to the next variant.
+/// rxing panicked), `None` moves on to the next variant. `later` reads the strip's variants not yet tried,
+/// for a vote when the strip's scan lines disagree or few confirm the read.
 fn read_variant(
     pixels: &[u8],
     strip: &Strip,
     hints: &DecodeHints,
     edge_count: usize,
+    later: &dyn Fn(&mut u64) -> Vec<CodeRead>,
     work: &mut u64,
 ) -> Option<StripOutcome> {
-    match rxing_read(pixels, strip.width, strip.height, hints, work) {
-        // Part of a longer code read as a short one (zxing-cpp #255): the strip has too many bars for it.
-        Ok(Some(read)) if too_many_edges_for(read.symbology, edge_count) => None,
-        // A short code read one way and another code of its kind read the other way: no telling which.
-        Ok(Some(read)) if is_weak(read.symbology) && mirror_disagrees(pixels, strip, hints, &read, work) => None,
-        // A short code must read the same along two scan lines, and no line may read another code.
-        Ok(Some(read)) if is_weak(read.symbology) && !rows_agree(pixels, strip, hints, &read, work) => None,
-        Ok(Some(read)) => Some(StripOutcome::Read(read)),
-        Ok(None) => None,
-        Err(()) => Some(StripOutcome::Panicked),
+    let (read, guards) = match rxing_read_located(pixels, strip.width, strip.height, hints, false, work) {
+        Ok(Some(found)) => found,
+        Ok(None) => return None,
+        Err(()) => return Some(StripOutcome::Panicked),
+    };
+    let weak = is_weak(read.symbology);
+    // Part of a longer code read as a short one (zxing-cpp #255): the strip has too many bars for it, or bars
+    // right beside it. A short code read one way and another code of its kind read the other way: no telling
+    // which.
+    if too_many_edges_for(read.symbology, edge_count)
+        || (weak && guards.is_some_and(|guards| bars_beside(strip, read.symbology, guards)))
+        || (weak && mirror_disagrees(pixels, strip, hints, &read, work))
+    {
+        return None;
     }
+    let Ok(lines) = row_reads(pixels, strip, hints, work) else {
+        return Some(StripOutcome::Panicked);
+    };
+    // A short code must read the same along two scan lines.
+    let agreeing = lines.iter().filter(|line| **line == read).count();
+    if weak && agreeing < 2 {
+        return None;
+    }
+    // Measured on held-out frames: a tilted EAN-13 under glare or blur can read as another valid one where
+    // other scan lines or later variants read the true code. A read the lines contest, or one that fewer
+    // than three lines confirm, goes to a vote with the later variants (they cost some 1.5 ms when they fail,
+    // so a read many lines confirm is spared them).
+    let contested = lines.iter().any(|line| *line != read);
+    if !contested && agreeing >= CONFIRMING_LINES {
+        return Some(StripOutcome::Read(read));
+    }
+    let later = later(work);
+    if !contested && later.iter().all(|other| *other == read) {
+        return Some(StripOutcome::Read(read));
+    }
+    consensus(&read, lines.iter().chain(&later)).map(StripOutcome::Read)
+}
+
+/// Scan lines that, reading a strip's code alike and none another, confirm it without a vote.
+const CONFIRMING_LINES: usize = 3;
+
+/// Modules from the centre of a code's start guard to the centre of its end guard, and half its end guard's
+/// width, for the EAN/UPC family.
+fn guard_span(symbology: Symbology) -> Option<(f32, f32)> {
+    match symbology {
+        Symbology::Ean13 | Symbology::UpcA => Some((92.0, 1.5)),
+        Symbology::Ean8 => Some((64.0, 1.5)),
+        Symbology::UpcE => Some((46.5, 3.0)),
+        _ => None,
+    }
+}
+
+/// Quiet zone, in modules, a short code must show on both sides (GS1 asks for 7 beside an EAN-8 and 7 to 9
+/// beside a UPC-E; 5 leaves room for error in where the code's edges are).
+const QUIET_MODULES: f32 = 5.0;
+
+/// Whether the strip as sampled shows a bar within [`QUIET_MODULES`] beyond either end of the code rxing
+/// found (`guards`): the code is then part of a longer one, a UPC-E inside an EAN-13 or an EAN-8 inside a
+/// UPC-A or a Code 128 (zxing-cpp #255). rxing itself asks for only three modules.
+fn bars_beside(strip: &Strip, symbology: Symbology, guards: Guards) -> bool {
+    let Some((span, end_half)) = guard_span(symbology) else {
+        return false;
+    };
+    let module = (guards.end_x - guards.start_x).abs() / span;
+    // Too small to judge (or not a number).
+    if module.is_nan() || module < 0.5 {
+        return false;
+    }
+    let out = (guards.start_x - guards.end_x).signum();
+    // The line rxing read, averaged with its neighbours.
+    let (w, h) = (strip.width, strip.height);
+    let rows = guards.row.saturating_sub(1)..(guards.row + 2).min(h);
+    let n = rows.len() as f32;
+    let line: Vec<f32> =
+        (0..w).map(|x| rows.clone().map(|r| f32::from(strip.pixels[r * w + x])).sum::<f32>() / n).collect();
+    side_has_bar(&line, guards.start_x + out * 1.5 * module, out, module)
+        || side_has_bar(&line, guards.end_x - out * end_half * module, -out, module)
+}
+
+/// Whether, going `out` (+1 or -1) from a code's edge at `edge`, a bar darker than halfway between the
+/// code's own dark and light (over its nearest seven modules) lies between one and [`QUIET_MODULES`]
+/// modules out (the first module may hold the edge bar's blur).
+fn side_has_bar(line: &[f32], edge: f32, out: f32, module: f32) -> bool {
+    let at = |x: f32| {
+        let i = x.round();
+        (i >= 0.0 && i < line.len() as f32).then(|| line[i as usize])
+    };
+    let inside: Vec<f32> = (0..(7.0 * module) as usize).filter_map(|k| at(edge - out * k as f32)).collect();
+    let dark = inside.iter().copied().fold(f32::MAX, f32::min);
+    let light = inside.iter().copied().fold(f32::MIN, f32::max);
+    if inside.is_empty() {
+        return false;
+    }
+    let mid = (dark + light) / 2.0;
+    (module.ceil() as usize..(QUIET_MODULES * module) as usize)
+        .filter_map(|k| at(edge + out * k as f32))
+        .any(|v| v < mid)
 }
 
 /// A grey crop for rxing: pixels, width, height, and whether to binarize it with one global threshold.
@@ -1177,21 +1327,88 @@ mod tests {
     fn a_short_code_must_read_the_same_along_two_rows() {
         let code = crate::vision::render_code("96385074", Symbology::Ean8, 3, 1).unwrap();
         let width = code.width as usize;
-        let strip_of = |rows_with_code: usize| {
+        let strip_of = |rows_with_code: std::ops::Range<usize>| {
             let mut pixels = vec![255u8; width * STRIP_ROWS];
-            for row in pixels.chunks_exact_mut(width).take(rows_with_code) {
-                row.copy_from_slice(&code.pixels);
+            for (r, row) in pixels.chunks_exact_mut(width).enumerate() {
+                if rows_with_code.contains(&r) {
+                    row.copy_from_slice(&code.pixels);
+                }
             }
             Strip { width, height: STRIP_ROWS, pixels }
         };
         let hints = hints(&LINEAR_FORMATS, false, false);
-        let read = CodeRead { text: "96385074".to_owned(), symbology: Symbology::Ean8 };
         let mut work = 0;
-        let one = strip_of(1);
-        assert!(!rows_agree(&one.pixels, &one, &hints, &read, &mut work), "one row is not enough");
-        let two = strip_of(2);
-        assert!(rows_agree(&two.pixels, &two, &hints, &read, &mut work));
+        let read =
+            |strip: &Strip, work: &mut u64| match read_variant(&strip.pixels, strip, &hints, 20, &|_| Vec::new(), work)
+            {
+                Some(StripOutcome::Read(read)) => Some(read.text),
+                _ => None,
+            };
+        // rxing reads the strip from its one printed row, but one scan line is not enough for a short code.
+        let one = strip_of(5..6);
+        assert_eq!(rxing_text(&one.pixels, width, STRIP_ROWS, &mut work).as_deref(), Some("96385074"));
+        assert_eq!(read(&one, &mut work), None, "one row is not enough");
+        assert_eq!(read(&strip_of(5..7), &mut work).as_deref(), Some("96385074"));
         assert!(work > 0);
+    }
+
+    #[test]
+    fn a_short_code_with_bars_beside_it_is_part_of_a_longer_one() {
+        let code = crate::vision::render_code("02766072", Symbology::UpcE, 3, 1).unwrap();
+        let width = code.width as usize;
+        let strip_of = |row: &[u8]| Strip { width, height: STRIP_ROWS, pixels: row.repeat(STRIP_ROWS) };
+        let hints = hints(&LINEAR_FORMATS, false, false);
+        let mut work = 0;
+        let located = |strip: &Strip, work: &mut u64| {
+            let (read, guards) =
+                rxing_read_located(&strip.pixels, width, STRIP_ROWS, &hints, false, work).unwrap().unwrap();
+            assert_eq!(read.text, "02766072");
+            bars_beside(strip, read.symbology, guards.expect("rxing says where a 1D code is"))
+        };
+        let clean = strip_of(&code.pixels);
+        assert!(!located(&clean, &mut work), "ten modules of quiet zone either side");
+        // A bar four modules before the start (rendered at 3 pixels a module after 10 modules of quiet zone):
+        // rxing, which asks for three there, still reads the UPC-E; a strip with a bar that close holds a
+        // longer code.
+        let mut crowded = code.pixels.clone();
+        crowded[12..18].fill(0);
+        let crowded = strip_of(&crowded);
+        assert!(located(&crowded, &mut work));
+        assert!(read_variant(&crowded.pixels, &crowded, &hints, 20, &|_| Vec::new(), &mut work).is_none());
+        assert!(matches!(
+            read_variant(&clean.pixels, &clean, &hints, 20, &|_| Vec::new(), &mut work),
+            Some(StripOutcome::Read(_))
+        ));
+    }
+
+    fn code(text: &str, symbology: Symbology) -> CodeRead {
+        CodeRead { text: text.to_owned(), symbology }
+    }
+
+    #[test]
+    fn contested_reads_go_to_the_code_most_scan_lines_read() {
+        let wrong = code("6727434114144", Symbology::Ean13);
+        let right = code("5727848114144", Symbology::Ean13);
+        // Two lines for the true code, one for rxing's: a tie with rxing's own read, so nothing counts.
+        assert_eq!(consensus(&wrong, [&right, &right, &wrong].into_iter()), None);
+        // Three against two: not clearly ahead either.
+        assert_eq!(consensus(&wrong, [&right, &right, &right, &wrong].into_iter()), None);
+        assert_eq!(consensus(&wrong, [&right, &right, &right, &right].into_iter()), Some(right.clone()));
+        // rxing's read wins when most lines agree with it.
+        assert_eq!(consensus(&right, [&right, &right, &wrong].into_iter()), Some(right.clone()));
+    }
+
+    #[test]
+    fn a_short_code_gives_way_to_the_long_code_it_is_part_of() {
+        let upc_e = code("18659231", Symbology::UpcE);
+        let ean_13 = code("1865923516835", Symbology::Ean13);
+        // zxing-cpp #255: two reads of the EAN-13 outweigh three of the UPC-E inside it.
+        assert_eq!(consensus(&upc_e, [&upc_e, &upc_e, &ean_13, &ean_13].into_iter()), Some(ean_13.clone()));
+        // One stray EAN-13 read does not.
+        assert_eq!(consensus(&upc_e, [&upc_e, &upc_e, &ean_13].into_iter()), Some(upc_e.clone()));
+        // Another short code never wins against rxing's read: it did not pass the short-code checks.
+        let other = code("18659237", Symbology::UpcE);
+        assert_eq!(consensus(&upc_e, [&other, &other, &other].into_iter()), None);
     }
 
     #[test]
