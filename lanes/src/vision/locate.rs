@@ -3,8 +3,10 @@
 //! 1. A structure tensor per 16x16 cell (gradients sampled on every other row) gives each cell an edge energy,
 //!    a coherence (how much its edges share one direction) and that direction.
 //! 2. Coherent, energetic cells are grouped by direction into 1D candidates; energetic cells of any direction
-//!    into 2D (QR) candidates; a 2D group that a 1D candidate fills a third of goes after that 1D one (a
-//!    barcode with print beside it). Candidates are tried best first, within a budget of work (pixels
+//!    into 2D (QR) candidates. A 2D group that does not look square is split into its cores (cells with a
+//!    tenth of its strongest cells' energy: a QR code joined to clutter by a label's edge comes out on its
+//!    own); a 2D group that a 1D candidate fills a third of goes after that 1D one (a barcode with print
+//!    beside it). Candidates are tried best first, within a budget of work (pixels
 //!    resampled and handed to rxing), so that what a frame yields does not depend on how busy the machine
 //!    is; the search ends at the first code read.
 //! 3. A 1D candidate is resampled along its estimated scan direction into a small horizontal strip (bilinear,
@@ -279,12 +281,22 @@ fn find_candidates(grid: &CellGrid) -> Vec<Candidate> {
     // 2D: every strong cell, in groups of neighbours; mostly coherent groups are 1D codes, already taken.
     let mut seen = vec![false; n];
     let mut squares = Vec::new();
+    let mut groups = Vec::new();
     for start in 0..n {
         if !strong[start] || seen[start] {
             continue;
         }
         let cells = flood(grid, start, &mut seen, |_, to| strong[to]);
-        if cells.len() >= 4 && looks_square(&cells) {
+        if cells.len() >= 4 {
+            groups.push((cells, 0));
+        }
+    }
+    while let Some((cells, splits)) = groups.pop() {
+        if !looks_square(&cells, splits > 0) {
+            if splits < MAX_SPLITS {
+                groups.extend(group_cores(grid, &cells).into_iter().map(|core| (core, splits + 1)));
+            }
+        } else {
             let mut c = candidate(grid, cells, false);
             if c.tensor.coherent_energy() < 0.6 * c.tensor.energy() {
                 // A group a 1D candidate fills much of is a 1D code with clutter or glare around it: its
@@ -303,6 +315,39 @@ fn find_candidates(grid: &CellGrid) -> Vec<Candidate> {
     out.extend(squares);
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out
+}
+
+/// Times a group of strong cells that does not look square is split into its cores.
+const MAX_SPLITS: usize = 2;
+/// A core's cells have at least this share of the energy of the group's most energetic tenth.
+const CORE_SHARE: f32 = 0.1;
+
+/// The cores of a group of strong cells: its cells with at least [`CORE_SHARE`] of the energy of its most
+/// energetic tenth, in groups of neighbours. A QR code joined to clutter by a label's edge or a thin line
+/// (far fainter edges than its modules') comes out on its own.
+fn group_cores(grid: &CellGrid, cells: &[(usize, usize)]) -> Vec<Vec<(usize, usize)>> {
+    let index = |&(cx, cy): &(usize, usize)| cy * grid.cols + cx;
+    let mut energies: Vec<f32> = cells.iter().map(|c| grid.cells[index(c)].energy()).collect();
+    let Some(top) = energies.len().checked_sub(1).map(|last| last.min(energies.len() * 9 / 10)) else {
+        return Vec::new();
+    };
+    let floor = CORE_SHARE * *energies.select_nth_unstable_by(top, f32::total_cmp).1;
+    let mut core = vec![false; grid.cells.len()];
+    for c in cells {
+        core[index(c)] = grid.cells[index(c)].energy() >= floor;
+    }
+    let mut seen = vec![false; grid.cells.len()];
+    let mut cores = Vec::new();
+    for c in cells {
+        let i = index(c);
+        if core[i] && !seen[i] {
+            let group = flood(grid, i, &mut seen, |_, to| core[to]);
+            if group.len() >= 4 && group.len() < cells.len() {
+                cores.push(group);
+            }
+        }
+    }
+    cores
 }
 
 /// Share, in tenths of a 2D candidate's cells, that one 1D candidate must hold for the 1D one to go first.
@@ -325,8 +370,9 @@ fn largest_overlap(
 }
 
 /// Whether a group of cells could be a QR code: about as wide as tall, and mostly filled (a box's outline or
-/// a line of print is not).
-fn looks_square(cells: &[(usize, usize)]) -> bool {
+/// a line of print is not). A core split out of a larger group must be squarer and fuller (it is cut from
+/// clutter).
+fn looks_square(cells: &[(usize, usize)], split: bool) -> bool {
     let (mut x0, mut x1, mut y0, mut y1) = (usize::MAX, 0, usize::MAX, 0);
     for &(x, y) in cells {
         x0 = x0.min(x);
@@ -336,7 +382,8 @@ fn looks_square(cells: &[(usize, usize)]) -> bool {
     }
     let (w, h) = ((x1 - x0 + 1) as f32, (y1 - y0 + 1) as f32);
     let fill = cells.len() as f32 / (w * h);
-    w.max(h) / w.min(h) <= 4.0 && fill >= 0.3
+    let (max_aspect, min_fill) = if split { (2.0, 0.5) } else { (4.0, 0.3) };
+    w.max(h) / w.min(h) <= max_aspect && fill >= min_fill
 }
 
 fn flood(
@@ -1374,6 +1421,35 @@ mod tests {
         let candidates = find_candidates(&cell_grid(&frame));
         assert!(candidates.iter().any(|c| !c.linear && c.cells.len() > 40), "the bars and print as one 2D group");
         assert!(candidates[0].linear, "the bars' strip goes first");
+    }
+
+    #[test]
+    fn a_qr_code_joined_to_clutter_by_a_faint_line_is_still_a_candidate() {
+        let mut frame = LumaFrame::new(800, 240, 160);
+        let code = crate::vision::render_code("2594191774197841", Symbology::QrCode, 4, 0).unwrap();
+        crate::vision::paste(&mut frame, &code, 40, 60);
+        let (qr_x, qr_y, side) = (40, 60, code.width);
+        // A faint line (a shelf edge) from the code to a dark box: one group of cells, far wider than tall.
+        for x in qr_x + side..760 {
+            for y in 100..102 {
+                frame.set(x, y, 130);
+            }
+        }
+        for y in 80..130 {
+            for x in 720..760 {
+                frame.set(x, y, 20);
+            }
+        }
+        let squares: Vec<Candidate> = find_candidates(&cell_grid(&frame)).into_iter().filter(|c| !c.linear).collect();
+        let over_the_code = |c: &Candidate| {
+            c.cells.iter().all(|&(cx, cy)| {
+                let (x, y) = ((cx * CELL) as u32, (cy * CELL) as u32);
+                x + CELL as u32 > qr_x && x < qr_x + side && y + CELL as u32 > qr_y && y < qr_y + side
+            })
+        };
+        assert!(squares.iter().any(over_the_code), "{:?}", squares.iter().map(|c| c.cells.len()).collect::<Vec<_>>());
+        let reads = analyse(&frame, &VisionConfig::default()).reads;
+        assert_eq!(reads.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["2594191774197841"]);
     }
 
     #[test]
