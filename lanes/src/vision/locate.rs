@@ -4,8 +4,8 @@
 //!    a coherence (how much its edges share one direction) and that direction.
 //! 2. Coherent, energetic cells are grouped by direction into 1D candidates; energetic cells of any direction
 //!    into 2D (QR) candidates. A 2D group that does not look square is split into its cores (cells with a
-//!    tenth of its strongest cells' energy: a QR code joined to clutter by a label's edge comes out on its
-//!    own); a 2D group that a 1D candidate fills a third of goes after that 1D one (a barcode with print
+//!    tenth of its strongest cells' energy, eroded by one cell and grown back: a QR code joined to clutter
+//!    by a label's edge, a line or a touching box comes out on its own); a 2D group that a 1D candidate fills a third of goes after that 1D one (a barcode with print
 //!    beside it). Candidates are tried best first, within a budget of work (pixels
 //!    resampled and handed to rxing), so that what a frame yields does not depend on how busy the machine
 //!    is; the search ends at the first code read.
@@ -323,28 +323,53 @@ const MAX_SPLITS: usize = 2;
 const CORE_SHARE: f32 = 0.1;
 
 /// The cores of a group of strong cells: its cells with at least [`CORE_SHARE`] of the energy of its most
-/// energetic tenth, in groups of neighbours. A QR code joined to clutter by a label's edge or a thin line
-/// (far fainter edges than its modules') comes out on its own.
+/// energetic tenth and all eight neighbours in the group, in groups of neighbours, each grown back by one ring
+/// of the group's cells. A QR code joined to clutter by a faint edge (a label's) or a thin one (a line, a
+/// touching box's corner) comes out on its own.
 fn group_cores(grid: &CellGrid, cells: &[(usize, usize)]) -> Vec<Vec<(usize, usize)>> {
-    let index = |&(cx, cy): &(usize, usize)| cy * grid.cols + cx;
+    let (cols, rows) = (grid.cols, grid.rows);
+    let index = |&(cx, cy): &(usize, usize)| cy * cols + cx;
     let mut energies: Vec<f32> = cells.iter().map(|c| grid.cells[index(c)].energy()).collect();
     let Some(top) = energies.len().checked_sub(1).map(|last| last.min(energies.len() * 9 / 10)) else {
         return Vec::new();
     };
     let floor = CORE_SHARE * *energies.select_nth_unstable_by(top, f32::total_cmp).1;
-    let mut core = vec![false; grid.cells.len()];
+    let mut in_group = vec![false; grid.cells.len()];
     for c in cells {
-        core[index(c)] = grid.cells[index(c)].energy() >= floor;
+        in_group[index(c)] = true;
+    }
+    let neighbours = |(cx, cy): (usize, usize)| {
+        let xs = cx.saturating_sub(1)..=(cx + 1).min(cols - 1);
+        xs.flat_map(move |x| (cy.saturating_sub(1)..=(cy + 1).min(rows - 1)).map(move |y| (x, y)))
+            .filter(move |&n| n != (cx, cy))
+    };
+    let mut core = vec![false; grid.cells.len()];
+    for &c in cells {
+        let inner = c.0 > 0 && c.1 > 0 && c.0 + 1 < cols && c.1 + 1 < rows;
+        core[index(&c)] = inner
+            && grid.cells[index(&c)].energy() >= floor
+            && neighbours(c).all(|n| in_group[index(&n)] && grid.cells[index(&n)].energy() >= floor);
     }
     let mut seen = vec![false; grid.cells.len()];
     let mut cores = Vec::new();
     for c in cells {
         let i = index(c);
-        if core[i] && !seen[i] {
-            let group = flood(grid, i, &mut seen, |_, to| core[to]);
-            if group.len() >= 4 && group.len() < cells.len() {
-                cores.push(group);
-            }
+        if !core[i] || seen[i] {
+            continue;
+        }
+        let mut group = flood(grid, i, &mut seen, |_, to| core[to]);
+        let mut grown = vec![false; grid.cells.len()];
+        for &c in &group {
+            grown[index(&c)] = true;
+        }
+        let ring: Vec<(usize, usize)> = group
+            .iter()
+            .flat_map(|&c| neighbours(c))
+            .filter(|n| in_group[index(n)] && !std::mem::replace(&mut grown[index(n)], true))
+            .collect();
+        group.extend(ring);
+        if group.len() >= 4 && group.len() < cells.len() {
+            cores.push(group);
         }
     }
     cores
