@@ -8,7 +8,9 @@
 //! only three wrong codewords. Here, after the finder patterns are found:
 //! 1. each module's grey value is sampled (five points around its centre) through the perspective transform;
 //! 2. a module is dark when it is darker than the middle of its 5 x 5 neighbourhood's extremes (glare and
-//!    uneven light move that middle with them);
+//!    uneven light move that middle with them); a second grid judges each module's value sharpened against
+//!    its eight neighbours' mean (a small blurred module bleeds into its neighbours), and the search goes on
+//!    with the grids whose format information reads at the first guess;
 //! 3. the bottom-right corner is moved about the parallelogram's guess, nearest first, half a module at a time,
 //!    until the grid decodes. Reed-Solomon decoding is the judge: a wrong corner does not decode.
 
@@ -146,30 +148,44 @@ fn search_corner(
         point(modules.0, modules.0),
         point(modules.1, modules.0),
     );
+    let mut kept = [false; 2];
     for (n, (a, b)) in offsets.into_iter().enumerate() {
         let br = point(guess.x + a * u.x + b * v.x, guess.y + a * u.y + b * v.y);
         let Ok(transform) = PerspectiveTransform::quadrilateralToQuadrilateral(dst, Quadrilateral::new(tl, tr, br, bl))
         else {
             continue;
         };
-        let Some(bits) = sample(grey, &transform, dimension, work) else {
+        let Some(grids) = sample(grey, &transform, dimension, work) else {
             continue;
         };
         // The format information sits beside the three finder patterns, where the corner hardly moves the
         // grid: when it does not read at the first guess, these are not a code's finder patterns.
-        if n == 0 && BitMatrixParser::new(bits.clone()).and_then(|mut p| p.readFormatInformation().map(|_| ())).is_err()
-        {
-            return None;
+        // The same decides, once, which of the two grids (as sampled, sharpened) the search goes on with.
+        if n == 0 {
+            for (bits, keep) in grids.iter().zip(&mut kept) {
+                *keep =
+                    BitMatrixParser::new(bits.clone()).and_then(|mut p| p.readFormatInformation().map(|_| ())).is_ok();
+            }
+            if !kept.contains(&true) {
+                return None;
+            }
         }
-        if let Ok(result) = decode_bitmatrix_with_hints(&bits, hints) {
-            return Some(result.getText().to_owned());
+        for (bits, _) in grids.iter().zip(kept).filter(|(_, keep)| *keep) {
+            if let Ok(result) = decode_bitmatrix_with_hints(bits, hints) {
+                return Some(result.getText().to_owned());
+            }
         }
     }
     None
 }
 
-/// The module grid through `transform`: each module dark when darker than the middle of its neighbourhood.
-fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, work: &mut u64) -> Option<BitMatrix> {
+/// How much of its difference from its eight neighbours' mean a module's grey value gains before it is judged
+/// (a blurred module bleeds into its neighbours; this takes some of the bleed back).
+const DEBLUR: f32 = 1.0;
+
+/// The module grid through `transform`, each module dark when darker than the middle of its neighbourhood:
+/// as sampled, then with each module's value sharpened against its neighbours' (blur).
+fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, work: &mut u64) -> Option<[BitMatrix; 2]> {
     let n = dimension as usize;
     let mut values = vec![0f32; n * n];
     for y in 0..n {
@@ -182,6 +198,23 @@ fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, wor
         }
     }
     *work += (n * n) as u64;
+    let mut sharpened = values.clone();
+    for y in 1..n - 1 {
+        for x in 1..n - 1 {
+            let around: f32 = (y - 1..=y + 1)
+                .flat_map(|yy| (x - 1..=x + 1).map(move |xx| (xx, yy)))
+                .filter(|&(xx, yy)| (xx, yy) != (x, y))
+                .map(|(xx, yy)| values[yy * n + xx])
+                .sum();
+            sharpened[y * n + x] += DEBLUR * (values[y * n + x] - around / 8.0);
+        }
+    }
+    Some([threshold_grid(&values, dimension)?, threshold_grid(&sharpened, dimension)?])
+}
+
+/// Each module of a grid of grey values dark when darker than the middle of its 5 x 5 neighbourhood.
+fn threshold_grid(values: &[f32], dimension: u32) -> Option<BitMatrix> {
+    let n = dimension as usize;
     let (lo, hi) = values.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let (global, global_range) = ((lo + hi) / 2.0, hi - lo);
     let mut bits = BitMatrix::new(dimension, dimension).ok()?;
@@ -209,7 +242,7 @@ fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, wor
 mod tests {
     use super::*;
     use crate::synthetic::{Distortion, FrameSpec, render_frame};
-    use crate::vision::{decode_frame_whole, render_code};
+    use crate::vision::{VisionConfig, analyse_frame, decode_frame_whole, render_code};
     use checkout_storage::Symbology;
 
     fn qr_hints() -> DecodeHints {
@@ -218,6 +251,22 @@ mod tests {
             PossibleFormats: Some([rxing::BarcodeFormat::QR_CODE].into_iter().collect()),
             ..DecodeHints::default()
         }
+    }
+
+    /// A VGA frame with a QR code in the middle, seen through `distortion`.
+    fn vga_frame_with_qr(text: &str, distortion: Distortion) -> crate::vision::LumaFrame {
+        let spec = FrameSpec {
+            width: 640,
+            height: 480,
+            code: Some((text.to_owned(), Symbology::QrCode)),
+            module_px: 1,
+            centre_x_permille: 500,
+            centre_y_permille: 500,
+            background: 150,
+            distortion,
+            seed: 5,
+        };
+        render_frame(&spec).unwrap()
     }
 
     #[test]
@@ -234,15 +283,9 @@ mod tests {
     fn a_code_in_strong_perspective_reads_by_its_grid_where_rxing_alone_does_not() {
         let text = "113012345678909963";
         for (perspective_x, perspective_y, glare) in [(0.0, 0.2, 0.0), (0.18, 0.13, 0.0), (0.06, 0.19, 0.4)] {
-            let spec = FrameSpec {
-                width: 640,
-                height: 480,
-                code: Some((text.to_owned(), Symbology::QrCode)),
-                module_px: 1,
-                centre_x_permille: 500,
-                centre_y_permille: 500,
-                background: 150,
-                distortion: Distortion {
+            let frame = vga_frame_with_qr(
+                text,
+                Distortion {
                     scale: 3.9,
                     rotation_deg: 1.4,
                     perspective_x,
@@ -252,14 +295,37 @@ mod tests {
                     contrast: 0.56,
                     ..Distortion::default()
                 },
-                seed: 5,
-            };
-            let frame = render_frame(&spec).unwrap();
+            );
             let label = format!("perspective ({perspective_x}, {perspective_y}), glare {glare}");
             assert_eq!(decode_frame_whole(&frame).unwrap(), vec![], "{label}: rxing alone reads it now");
             let mut work = 0;
             let read = read_by_grid(&frame.pixels, 640, 480, &qr_hints(), &mut work);
             assert_eq!(read.as_deref(), Some(text), "{label}");
+        }
+    }
+
+    #[test]
+    fn a_small_blurred_code_reads_from_its_sharpened_grid() {
+        let text = "2827004732285814101";
+        for (scale, rotation_deg, perspective_x, perspective_y, blur_sigma) in
+            [(2.58, 270.6, 0.127, 0.087, 1.13), (2.6, 344.6, -0.02, 0.04, 1.14)]
+        {
+            let frame = vga_frame_with_qr(
+                text,
+                Distortion {
+                    scale,
+                    rotation_deg,
+                    perspective_x,
+                    perspective_y,
+                    blur_sigma,
+                    contrast: 0.76,
+                    ..Distortion::default()
+                },
+            );
+            let label = format!("scale {scale}, blur {blur_sigma}, perspective ({perspective_x}, {perspective_y})");
+            assert_eq!(decode_frame_whole(&frame).unwrap(), vec![], "{label}: rxing alone reads it now");
+            let reads = analyse_frame(&frame, &VisionConfig::default()).unwrap().reads;
+            assert_eq!(reads.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), [text], "{label}");
         }
     }
 
