@@ -5,10 +5,10 @@
 //! 2. Coherent, energetic cells are grouped by direction into 1D candidates; energetic cells of any direction
 //!    into 2D (QR) candidates. A 2D group that does not look square is split into its cores (cells with a
 //!    tenth of its strongest cells' energy, eroded by one cell and grown back: a QR code joined to clutter
-//!    by a label's edge, a line or a touching box comes out on its own); a 2D group that a 1D candidate fills a third of goes after that 1D one (a barcode with print
-//!    beside it). Candidates are tried best first, within a budget of work (pixels
-//!    resampled and handed to rxing), so that what a frame yields does not depend on how busy the machine
-//!    is; the search ends at the first code read.
+//!    by a label's edge, a line or a touching box comes out on its own); a 2D group that a 1D candidate
+//!    fills a third of goes after that 1D one (a barcode with print beside it). Candidates are tried best
+//!    first, within a budget of work (pixels resampled and handed to rxing), so that what a frame yields
+//!    does not depend on how busy the machine is; the search ends at the first code read.
 //! 3. A 1D candidate is resampled along its estimated scan direction into a small horizontal strip (bilinear,
 //!    half-pixel steps, each strip row averaged along the bars), checked for enough bar edges, and handed to
 //!    rxing's 1D readers; if that fails, variants are made one at a time and tried: sharpened, normalised
@@ -1184,11 +1184,11 @@ fn side_has_bar(line: &[f32], edge: f32, out: f32, module: f32) -> bool {
         (i >= 0.0 && i < line.len() as f32).then(|| line[i as usize])
     };
     let inside: Vec<f32> = (0..(7.0 * module) as usize).filter_map(|k| at(edge - out * k as f32)).collect();
-    let dark = inside.iter().copied().fold(f32::MAX, f32::min);
-    let light = inside.iter().copied().fold(f32::MIN, f32::max);
     if inside.is_empty() {
         return false;
     }
+    let dark = inside.iter().copied().fold(f32::MAX, f32::min);
+    let light = inside.iter().copied().fold(f32::MIN, f32::max);
     let mid = (dark + light) / 2.0;
     (module.ceil() as usize..(QUIET_MODULES * module) as usize)
         .filter_map(|k| at(edge + out * k as f32))
@@ -1411,16 +1411,19 @@ mod tests {
         assert!((angle_diff(0.0, std::f32::consts::FRAC_PI_2) - std::f32::consts::FRAC_PI_2).abs() < 1e-5);
     }
 
+    /// Dark vertical bars, 3 pixels wide, over x 100..220 and y 80..160.
+    fn draw_bars(frame: &mut LumaFrame) {
+        for y in 80..160 {
+            for x in (100..220).filter(|x| (x / 3) % 2 == 0) {
+                frame.set(x, y, 20);
+            }
+        }
+    }
+
     #[test]
     fn vertical_bars_make_one_coherent_candidate_across_x() {
         let mut frame = LumaFrame::new(320, 240, 200);
-        for y in 80..160 {
-            for x in 100..220 {
-                if (x / 3) % 2 == 0 {
-                    frame.set(x, y, 20);
-                }
-            }
-        }
+        draw_bars(&mut frame);
         let candidates = find_candidates(&cell_grid(&frame));
         let first = candidates.first().expect("a candidate");
         assert!(first.linear);
@@ -1430,13 +1433,9 @@ mod tests {
     #[test]
     fn a_barcode_with_print_beside_it_is_tried_as_a_barcode_first() {
         let mut frame = LumaFrame::new(480, 240, 200);
+        draw_bars(&mut frame);
+        // Print (a checkerboard) right beside the bars: one group of strong cells holds both.
         for y in 80..160 {
-            for x in 100..220 {
-                if (x / 3) % 2 == 0 {
-                    frame.set(x, y, 20);
-                }
-            }
-            // Print (a checkerboard) right beside the bars: one group of strong cells holds both.
             for x in 220..360 {
                 if (x / 8 + y / 8) % 2 == 0 {
                     frame.set(x, y, 20);

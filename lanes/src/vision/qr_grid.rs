@@ -10,7 +10,7 @@
 //! 2. a module is dark when it is darker than the middle of its 5 x 5 neighbourhood's extremes (glare and
 //!    uneven light move that middle with them); a second grid judges each module's value sharpened against
 //!    its eight neighbours' mean (a small blurred module bleeds into its neighbours), and the search goes on
-//!    with the grids whose format information reads at the first guess;
+//!    with (and makes only) the grids whose format information reads at the first guess;
 //! 3. the bottom-right corner is moved about the parallelogram's guess, nearest first, half a module at a time,
 //!    until the grid decodes. Reed-Solomon decoding is the judge: a wrong corner does not decode.
 
@@ -148,29 +148,35 @@ fn search_corner(
         point(modules.0, modules.0),
         point(modules.1, modules.0),
     );
-    let mut kept = [false; 2];
+    // Which of the two grids (as sampled, sharpened) the search goes on with: decided at the first guess.
+    let mut kept = [true; 2];
     for (n, (a, b)) in offsets.into_iter().enumerate() {
         let br = point(guess.x + a * u.x + b * v.x, guess.y + a * u.y + b * v.y);
         let Ok(transform) = PerspectiveTransform::quadrilateralToQuadrilateral(dst, Quadrilateral::new(tl, tr, br, bl))
         else {
             continue;
         };
-        let Some(grids) = sample(grey, &transform, dimension, work) else {
+        let Some(values) = sample(grey, &transform, dimension, work) else {
             continue;
         };
+        let grids = [
+            kept[0].then(|| threshold_grid(&values, dimension)).flatten(),
+            kept[1].then(|| threshold_grid(&sharpened(&values, dimension as usize), dimension)).flatten(),
+        ];
         // The format information sits beside the three finder patterns, where the corner hardly moves the
-        // grid: when it does not read at the first guess, these are not a code's finder patterns.
-        // The same decides, once, which of the two grids (as sampled, sharpened) the search goes on with.
+        // grid: when it does not read at the first guess, these are not a code's finder patterns. The same
+        // decides which grids the search goes on with.
         if n == 0 {
-            for (bits, keep) in grids.iter().zip(&mut kept) {
-                *keep =
-                    BitMatrixParser::new(bits.clone()).and_then(|mut p| p.readFormatInformation().map(|_| ())).is_ok();
+            for (grid, keep) in grids.iter().zip(&mut kept) {
+                *keep = grid.as_ref().is_some_and(|bits| {
+                    BitMatrixParser::new(bits.clone()).and_then(|mut p| p.readFormatInformation().map(|_| ())).is_ok()
+                });
             }
             if !kept.contains(&true) {
                 return None;
             }
         }
-        for (bits, _) in grids.iter().zip(kept).filter(|(_, keep)| *keep) {
+        for bits in grids.iter().zip(kept).filter_map(|(grid, keep)| grid.as_ref().filter(|_| keep)) {
             if let Ok(result) = decode_bitmatrix_with_hints(bits, hints) {
                 return Some(result.getText().to_owned());
             }
@@ -183,9 +189,8 @@ fn search_corner(
 /// (a blurred module bleeds into its neighbours; this takes some of the bleed back).
 const DEBLUR: f32 = 1.0;
 
-/// The module grid through `transform`, each module dark when darker than the middle of its neighbourhood:
-/// as sampled, then with each module's value sharpened against its neighbours' (blur).
-fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, work: &mut u64) -> Option<[BitMatrix; 2]> {
+/// Each module's grey value through `transform`, row by row.
+fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, work: &mut u64) -> Option<Vec<f32>> {
     let n = dimension as usize;
     let mut values = vec![0f32; n * n];
     for y in 0..n {
@@ -198,8 +203,13 @@ fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, wor
         }
     }
     *work += (n * n) as u64;
-    let mut sharpened = values.clone();
-    for y in 1..n - 1 {
+    Some(values)
+}
+
+/// An `n` x `n` grid of module values, each inner one sharpened against its eight neighbours' mean (blur).
+fn sharpened(values: &[f32], n: usize) -> Vec<f32> {
+    let mut sharpened = values.to_vec();
+    for y in 1..n.saturating_sub(1) {
         for x in 1..n - 1 {
             let around: f32 = (y - 1..=y + 1)
                 .flat_map(|yy| (x - 1..=x + 1).map(move |xx| (xx, yy)))
@@ -209,7 +219,7 @@ fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, wor
             sharpened[y * n + x] += DEBLUR * (values[y * n + x] - around / 8.0);
         }
     }
-    Some([threshold_grid(&values, dimension)?, threshold_grid(&sharpened, dimension)?])
+    sharpened
 }
 
 /// Each module of a grid of grey values dark when darker than the middle of its 5 x 5 neighbourhood.
