@@ -225,6 +225,8 @@ struct Candidate {
     cells: Vec<(usize, usize)>,
     tensor: Tensor,
     score: f32,
+    /// A part of it was tried already and covers most of it: its strip is read as it is, without the retries.
+    plain_only: bool,
 }
 
 /// Smallest mean squared gradient (per sample) of a cell worth looking at.
@@ -339,7 +341,7 @@ fn extent(cells: &[(usize, usize)], angle: f32) -> ((f32, f32), (f32, f32)) {
 }
 
 /// Whether two 1D candidates look like parts of one code: the same direction, side by side along it with a
-/// gap no wider than a code's widest space, and their bars overlapping for half the shorter one's length.
+/// gap no wider than a code's widest space, and their bars overlapping for most of their length.
 fn are_fragments(a: &Candidate, b: &Candidate) -> bool {
     let angle = a.tensor.angle();
     if angle_diff(angle, b.tensor.angle()) >= FRAGMENT_ANGLE {
@@ -353,6 +355,9 @@ fn are_fragments(a: &Candidate, b: &Candidate) -> bool {
     let shorter = (a_across.1 - a_across.0).min(b_across.1 - b_across.0) + CELL as f32;
     gap > 0.0 && gap - half <= FRAGMENT_GAP && shared >= 0.5 * shorter
 }
+
+/// A part with this many tenths of a joined candidate's cells has had the retries that could read it.
+const LARGEST_PART_TENTHS: usize = 7;
 
 /// 1D candidates made of fragments of one code, each as one more candidate. A code with modules wider than a
 /// few pixels (held close to the camera) has spaces wider than a cell, and glare can cut a code in two: the
@@ -384,7 +389,18 @@ fn join_fragments(grid: &CellGrid, candidates: &[Candidate]) -> Vec<Candidate> {
     joined
         .into_iter()
         .filter(|parts| parts.len() > 1)
-        .map(|parts| candidate(grid, parts.iter().flat_map(|&k| linear[k].cells.iter().copied()).collect(), true))
+        .map(|parts| {
+            let mut joined =
+                candidate(grid, parts.iter().flat_map(|&k| linear[k].cells.iter().copied()).collect(), true);
+            // Tried right after its most promising part: a code with a stray mark beside it reads from its own
+            // strip. When one part holds most of the cells, that part's retries have covered the rest: the
+            // joined strip is read once, as it is (measured: a frame's slowest attempts were such joins).
+            let best = parts.iter().map(|&k| linear[k].score).fold(0.0, f32::max);
+            let largest = parts.iter().map(|&k| linear[k].cells.len()).max().unwrap_or(0);
+            joined.score = 0.99 * best;
+            joined.plain_only = largest * 10 >= joined.cells.len() * LARGEST_PART_TENTHS;
+            joined
+        })
         .collect()
 }
 
@@ -522,7 +538,7 @@ fn candidate(grid: &CellGrid, cells: Vec<(usize, usize)>, linear: bool) -> Candi
         tensor.add(grid.cells[cy * grid.cols + cx]);
     }
     let score = if linear { tensor.coherent_energy() } else { tensor.energy() } * (cells.len() as f32).sqrt();
-    Candidate { linear, cells, tensor, score }
+    Candidate { linear, cells, tensor, score, plain_only: false }
 }
 
 const LINEAR_FORMATS: [BarcodeFormat; 5] =
@@ -622,6 +638,7 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
     let qr_hints = hints(&[BarcodeFormat::QR_CODE], true, config.inverted);
     let mut work = 0u64;
     let (mut squares, mut lines) = (0, 0);
+    let plain = VisionConfig { retries: false, ..config.clone() };
     for candidate in candidates.iter().take(config.max_candidates) {
         if work >= config.work_budget {
             break;
@@ -634,6 +651,7 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
         analysis.tried += 1;
         let outcome = if candidate.linear {
             lines += 1;
+            let config = if candidate.plain_only { &plain } else { config };
             read_linear(frame, candidate, config, &linear_hints, lines <= GREY_READS, &mut work)
         } else {
             squares += 1;
