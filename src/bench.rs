@@ -106,6 +106,8 @@ struct Case {
     tilt: f32,
     /// Whether the code is still in the pixels (glare can clip it away), known once the frame is rendered.
     legibility: Legibility,
+    /// A code held near the camera (of the close-up set, reported on its own).
+    close_up: bool,
 }
 
 fn digits(rng: &mut SeededRng, n: usize) -> String {
@@ -162,9 +164,12 @@ fn tilt_of(rotation_deg: f32, quarter: bool) -> f32 {
     if quarter { a } else { a.min(90.0) }
 }
 
-fn make_case(i: usize, seed: u64) -> anyhow::Result<Case> {
-    let mut rng = SeededRng::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let kind = KINDS[i % KINDS.len()];
+/// The `i`th frame of the set, or of the close-up set: every close-up has a code, with modules two to five
+/// times the set's largest.
+fn make_case(i: usize, seed: u64, close_up: bool) -> anyhow::Result<Case> {
+    let stream = if close_up { seed.rotate_left(32) ^ 0xC105_E0B5 } else { seed };
+    let mut rng = SeededRng::new(stream ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let kind = if close_up { KINDS[i % (KINDS.len() - 1)] } else { KINDS[i % KINDS.len()] };
     let (width, height) = if (i / KINDS.len()).is_multiple_of(2) { (640u32, 480u32) } else { (1280, 720) };
     let large = width > 640;
     let text = code_text(kind, &mut rng);
@@ -176,11 +181,16 @@ fn make_case(i: usize, seed: u64) -> anyhow::Result<Case> {
     } else {
         rng.unit() * 360.0
     };
-    let (lo, hi) = match (linear, large) {
-        (true, false) => (1.5, 3.0),
-        (true, true) => (2.0, 4.0),
-        (false, false) => (2.5, 5.0),
-        (false, true) => (3.0, 7.0),
+    let (lo, hi) = match (linear, large, close_up) {
+        (true, false, false) => (1.5, 3.0),
+        (true, true, false) => (2.0, 4.0),
+        (false, false, false) => (2.5, 5.0),
+        (false, true, false) => (3.0, 7.0),
+        // As large as fits the frame, mostly (the fit below caps it).
+        (true, false, true) => (4.0, 8.0),
+        (true, true, true) => (5.0, 14.0),
+        (false, false, true) => (8.0, 16.0),
+        (false, true, true) => (10.0, 20.0),
     };
     let mut module = lo + rng.unit() * (hi - lo);
     // Keep the whole code in the frame: its size in modules bounds the module size.
@@ -222,7 +232,7 @@ fn make_case(i: usize, seed: u64) -> anyhow::Result<Case> {
         seed: rng.next_u64(),
     };
     let truth = text.zip(kind.symbology()).map(|(t, s)| key_of(&t, s));
-    Ok(Case { spec, kind, truth, tilt: tilt_of(rotation, !linear), legibility: Legibility::Legible })
+    Ok(Case { spec, kind, truth, tilt: tilt_of(rotation, !linear), legibility: Legibility::Legible, close_up })
 }
 
 /// How one decoder did on one frame.
@@ -393,7 +403,9 @@ const UNDER_15: &str = "tilt < 15°";
 
 /// Groups of frames a report line is about. Per format and by distortion, frames whose code glare washed out
 /// (unreadable by construction, see [`Legibility::WashedOut`]) are left out; they have a line of their own.
-fn groups(cases: &[Case]) -> Vec<(String, Vec<usize>)> {
+/// The table's rows over the set's first `frames` cases, then the close-ups after them on a row of their own.
+fn groups(all: &[Case], frames: usize) -> Vec<(String, Vec<usize>)> {
+    let cases = &all[..frames.min(all.len())];
     let mut out: Vec<(String, Vec<usize>)> = Vec::new();
     let legible = |i: &usize| cases[*i].kind != Kind::None && cases[*i].legibility == Legibility::Legible;
     let pick = |f: &dyn Fn(&Case) -> bool| (0..cases.len()).filter(|i| f(&cases[*i])).collect::<Vec<_>>();
@@ -428,8 +440,12 @@ fn groups(cases: &[Case]) -> Vec<(String, Vec<usize>)> {
     out.push(("VGA frames".to_owned(), pick(&|c| c.spec.width == 640)));
     out.push(("720p frames".to_owned(), pick(&|c| c.spec.width == 1280)));
     out.push(("every frame".to_owned(), (0..cases.len()).collect()));
+    let close_ups = (cases.len()..all.len()).filter(|&i| all[i].legibility == Legibility::Legible).collect();
+    out.push((CLOSE_UPS.to_owned(), close_ups));
     out
 }
+
+const CLOSE_UPS: &str = "close-ups";
 
 fn stats(contender: &Contender, cases: &[Case], indices: &[usize]) -> Stats {
     let mut s = Stats::default();
@@ -441,13 +457,13 @@ fn stats(contender: &Contender, cases: &[Case], indices: &[usize]) -> Stats {
 
 /// Frame-to-read latency of a lane at 30 fps with one decoder thread that always takes the newest frame,
 /// replayed from the measured decode times: (p99 latency in ms, frames dropped).
-fn lane_latency(contender: &Contender) -> (f64, usize) {
+fn lane_latency(contender: &Contender, frames: usize) -> (f64, usize) {
     let interval = 1000.0 / 30.0;
     let mut free_at = 0.0f64;
     let mut latencies = Vec::new();
     let mut dropped = 0;
     let mut i = 0usize;
-    let n = contender.outcomes.len();
+    let n = contender.outcomes.len().min(frames);
     while i < n {
         let arrival = i as f64 * interval;
         let start = free_at.max(arrival);
@@ -465,7 +481,10 @@ fn lane_latency(contender: &Contender) -> (f64, usize) {
 }
 
 pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
-    let mut cases: Vec<Case> = (0..args.frames).map(|i| make_case(i, args.seed)).collect::<anyhow::Result<_>>()?;
+    let mut cases: Vec<Case> = (0..args.frames)
+        .map(|i| make_case(i, args.seed, false))
+        .chain((0..args.close_ups).map(|i| make_case(i, args.seed, true)))
+        .collect::<anyhow::Result<_>>()?;
     let mut peer = if args.no_peer { Err("not run (--no-peer)".to_owned()) } else { Peer::start(&args.python) };
     let mut variants: Vec<(String, VisionConfig)> = vec![("ours".to_owned(), VisionConfig::default())];
     if args.ablate {
@@ -495,9 +514,9 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
             let t = Instant::now();
             let analysis = analyse_frame(&frame, config);
             let micros = t.elapsed().as_secs_f64() * 1e6;
-            if contender.name == "ours"
-                && let Ok(a) = &analysis
-            {
+            // The work and hint figures are the set's, like the table's rows above the close-ups.
+            let counted = contender.name == "ours" && !case.close_up;
+            if counted && let Ok(a) = &analysis {
                 work.push(a.work);
                 cut += usize::from(a.reads.is_empty() && a.tried < a.candidates.min(config.max_candidates));
                 timed_out += usize::from(a.timed_out);
@@ -507,9 +526,7 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 Ok(a) => (a.reads.iter().map(|r| key_of(&r.text, r.symbology)).collect::<Vec<_>>(), a.unreadable),
                 Err(_) => (Vec::new(), None),
             };
-            if contender.name == "ours"
-                && let Some(hint) = hint
-            {
+            if counted && let Some(hint) = hint {
                 *hints.entry(format!("{hint:?}")).or_default() += 1;
             }
             let outcome = judge(case, &keys, micros);
@@ -518,7 +535,9 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 && let Some(dir) = &args.failures
             {
                 std::fs::create_dir_all(dir)?;
-                let name = format!("{:04}-{}-tilt{:.0}.png", contender.outcomes.len(), case.kind.name(), case.tilt);
+                let close = if case.close_up { "-close" } else { "" };
+                let name =
+                    format!("{:04}-{}-tilt{:.0}{close}.png", contender.outcomes.len(), case.kind.name(), case.tilt);
                 let png = encode_png(&frame).map_err(|e| anyhow::anyhow!("{e}"))?;
                 std::fs::write(dir.join(&name), png)?;
                 // Product keys only: a payment code is never printed.
@@ -562,7 +581,8 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     if let Some(p) = peer_contender.as_ref() {
         all.push(p);
     }
-    let groups = groups(&cases);
+    let frames = args.frames;
+    let groups = groups(&cases, frames);
     if args.json {
         let summary = |c: &Contender| {
             let group = |name: &str| groups.iter().find(|g| g.0 == name).map(|g| g.1.clone()).unwrap_or_default();
@@ -570,9 +590,10 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
             let under15 = &group(UNDER_15);
             let washed = &group("washed out");
             let all_codes = &group("all codes");
-            let every = stats(c, &cases, &(0..cases.len()).collect::<Vec<_>>());
-            let empty: Vec<usize> = (0..cases.len()).filter(|&i| cases[i].kind == Kind::None).collect();
-            let vga: Vec<usize> = (0..cases.len()).filter(|&i| cases[i].spec.width == 640).collect();
+            let every = stats(c, &cases, &(0..frames).collect::<Vec<_>>());
+            let empty: Vec<usize> = (0..frames).filter(|&i| cases[i].kind == Kind::None).collect();
+            let vga: Vec<usize> = (0..frames).filter(|&i| cases[i].spec.width == 640).collect();
+            let close_ups = stats(c, &cases, &group(CLOSE_UPS));
             let per_format: serde_json::Map<String, Value> = KINDS
                 .iter()
                 .filter(|k| **k != Kind::None)
@@ -584,7 +605,7 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                     )
                 })
                 .collect();
-            let (latency, dropped) = lane_latency(c);
+            let (latency, dropped) = lane_latency(c, frames);
             json!({
                 "name": c.name,
                 "accuracy": stats(c, &cases, coded).accuracy() / 100.0,
@@ -600,10 +621,13 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 "lane_p99_latency_ms_at_30fps": latency,
                 "lane_frames_dropped_at_30fps": dropped,
                 "per_format": per_format,
+                "close_ups": json!({"frames": close_ups.coded, "accuracy": close_ups.accuracy() / 100.0,
+                    "median_ms": close_ups.median(), "p99_ms": close_ups.p99()}),
             })
         };
         let mut out = json!({
-            "frames": cases.len(),
+            "frames": frames,
+            "close_ups": cases.len() - frames,
             "seed": args.seed,
             "ours": summary(&contenders[0]),
             "peer": peer_contender.as_ref().map(summary),
@@ -618,15 +642,18 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let coded = cases.iter().filter(|c| c.kind != Kind::None).count();
+    let main = &cases[..frames];
+    let coded = main.iter().filter(|c| c.kind != Kind::None).count();
     println!(
-        "checkout bench decode: {} frames (seed {}), {} with a code, {} without; {} VGA, {} 720p; {:.1} s",
-        cases.len(),
+        "checkout bench decode: {} frames (seed {}), {} with a code, {} without; {} VGA, {} 720p; \
+         and {} close-ups; {:.1} s",
+        frames,
         args.seed,
         coded,
-        cases.len() - coded,
-        cases.iter().filter(|c| c.spec.width == 640).count(),
-        cases.iter().filter(|c| c.spec.width == 1280).count(),
+        frames - coded,
+        main.iter().filter(|c| c.spec.width == 640).count(),
+        main.iter().filter(|c| c.spec.width == 1280).count(),
+        cases.len() - frames,
         elapsed.as_secs_f64()
     );
     println!(
@@ -659,14 +686,12 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     }
     println!();
     println!("false rd: reads that are wrong (a wrong text, or any read on a frame with no code).");
+    println!("close-ups: codes held near the camera (4 to 20 pixels a module), in no other row.");
     for c in &all {
-        let (latency, dropped) = lane_latency(c);
+        let (latency, dropped) = lane_latency(c, frames);
         println!(
             "{}: lane at 30 fps, newest frame first: p99 frame-to-read latency {:.1} ms, {} of {} frames dropped",
-            c.name,
-            latency,
-            dropped,
-            cases.len()
+            c.name, latency, dropped, frames
         );
     }
     work.sort_unstable();
@@ -708,11 +733,12 @@ mod tests {
     #[test]
     fn cases_are_deterministic_and_fit() {
         for i in 0..14 {
-            let a = make_case(i, 5).unwrap();
-            let b = make_case(i, 5).unwrap();
+            let a = make_case(i, 5, i % 2 == 0).unwrap();
+            let b = make_case(i, 5, i % 2 == 0).unwrap();
             assert_eq!(a.spec, b.spec);
             assert_eq!(a.truth, b.truth);
             assert_eq!(a.truth.is_none(), a.kind == Kind::None);
+            assert!(a.truth.is_some() || !a.close_up, "every close-up shows a code");
         }
     }
 
@@ -722,14 +748,14 @@ mod tests {
             name: "x".into(),
             outcomes: vec![Outcome { correct: true, false_read: false, micros: 50_000.0 }; 30],
         };
-        let (latency, dropped) = lane_latency(&slow);
+        let (latency, dropped) = lane_latency(&slow, 30);
         assert!(dropped > 0);
         assert!(latency >= 50.0);
         let fast = Contender {
             name: "y".into(),
             outcomes: vec![Outcome { correct: true, false_read: false, micros: 5_000.0 }; 30],
         };
-        let (latency, dropped) = lane_latency(&fast);
+        let (latency, dropped) = lane_latency(&fast, 30);
         assert_eq!(dropped, 0);
         assert!((latency - 5.0).abs() < 1e-6, "{latency}");
     }

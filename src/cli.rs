@@ -302,6 +302,10 @@ pub struct BenchDecodeArgs {
     /// Write the frames our decoder misses to this folder as PNG (their specs go to stderr).
     #[arg(long)]
     pub failures: Option<PathBuf>,
+    /// Also this many close-ups (codes held near the camera: 4 to 20 pixels a module), reported on their own
+    /// line and kept out of every other figure.
+    #[arg(long, default_value_t = 120)]
+    pub close_ups: usize,
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -322,7 +322,7 @@ fn find_candidates(grid: &CellGrid) -> Vec<Candidate> {
 }
 
 /// Largest angle between two 1D candidates taken for fragments of one code, in radians (about 6 degrees).
-const FRAGMENT_ANGLE: f32 = 0.1;
+const FRAGMENT_ANGLE: f32 = 0.2;
 /// Largest gap between two fragments of one code along its scan direction, between their nearest cell
 /// centres, in pixels: a 4-module space at 11 pixels a module (an EAN-13 as wide as a 720p frame).
 const FRAGMENT_GAP: f32 = 64.0;
