@@ -321,7 +321,8 @@ fn find_candidates(grid: &CellGrid) -> Vec<Candidate> {
     out
 }
 
-/// Largest angle between two 1D candidates taken for fragments of one code, in radians (about 6 degrees).
+/// Largest angle between two 1D candidates taken for fragments of one code, in radians (about 11 degrees: the
+/// bars of a code in strong perspective turn that much from one end to the other).
 const FRAGMENT_ANGLE: f32 = 0.2;
 /// Largest gap between two fragments of one code along its scan direction, between their nearest cell
 /// centres, in pixels: a 4-module space at 11 pixels a module (an EAN-13 as wide as a 720p frame).
