@@ -26,7 +26,8 @@ fn line(
 pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let config = VisionConfig::default();
+    // Files are photos from anywhere, not a lane's camera: light codes on dark are looked for too.
+    let config = VisionConfig { negative_fallback: true, ..VisionConfig::default() };
     for file in &args.files {
         let name = file.display().to_string();
         let value = match load_frame_file(file, DEFAULT_PIXEL_LIMIT) {

@@ -278,10 +278,26 @@ pub fn analyse_frame(frame: &LumaFrame, config: &VisionConfig) -> Result<FrameAn
     if frame.width == 0 || frame.height == 0 {
         return Ok(FrameAnalysis::default());
     }
+    let mut analysis = analyse_levels(frame, config);
+    if analysis.reads.is_empty() && config.negative_fallback {
+        let negative = LumaFrame { pixels: frame.pixels.iter().map(|&p| 255 - p).collect(), ..*frame };
+        let light_on_dark = analyse_levels(&negative, config);
+        analysis = FrameAnalysis { unreadable: analysis.unreadable, ..combined(analysis, light_on_dark) };
+    }
+    if analysis.panicked && analysis.reads.is_empty() {
+        tracing::warn!(width = frame.width, height = frame.height, "rxing panicked while decoding a frame");
+        return Err(DecodeError::Panicked);
+    }
+    Ok(analysis)
+}
+
+/// The pipeline on a frame and, while nothing is read, on its coarser levels.
+///
+/// A photo (a phone's, a document camera's) can hold a code far larger than a lane camera shows one: bars and
+/// modules wider than the finder's cells, which it sees as separate fragments. Such frames are also searched
+/// at half size, then a quarter, and so on, until one level reads or the frame is lane-sized.
+fn analyse_levels(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis {
     let mut analysis = locate::analyse(frame, config);
-    // A photo (a phone's, a document camera's) can hold a code far larger than a lane camera shows one: bars
-    // and modules wider than the finder's cells, which it sees as separate fragments. Such frames are also
-    // searched at half size, then a quarter, and so on, until one level reads or the frame is lane-sized.
     let mut level = Cow::Borrowed(frame);
     while analysis.reads.is_empty()
         && level.width.max(level.height) > PYRAMID_ABOVE
@@ -289,22 +305,23 @@ pub fn analyse_frame(frame: &LumaFrame, config: &VisionConfig) -> Result<FrameAn
     {
         level = Cow::Owned(half_size(&level));
         let coarser = locate::analyse(&level, config);
-        analysis = FrameAnalysis {
-            // The coarser level sees a large code whole: its reason for not reading one is the better guess.
-            unreadable: coarser.unreadable.or(analysis.unreadable),
-            candidates: analysis.candidates + coarser.candidates,
-            tried: analysis.tried + coarser.tried,
-            panicked: analysis.panicked || coarser.panicked,
-            work: analysis.work + coarser.work,
-            timed_out: analysis.timed_out || coarser.timed_out,
-            reads: coarser.reads,
-        };
+        // The coarser level sees a large code whole: its reason for not reading one is the better guess.
+        analysis = combined(analysis, coarser);
     }
-    if analysis.panicked && analysis.reads.is_empty() {
-        tracing::warn!(width = frame.width, height = frame.height, "rxing panicked while decoding a frame");
-        return Err(DecodeError::Panicked);
+    analysis
+}
+
+/// An earlier search and a later one: the later one's reads, and its reason when it gives one.
+fn combined(earlier: FrameAnalysis, later: FrameAnalysis) -> FrameAnalysis {
+    FrameAnalysis {
+        unreadable: later.unreadable.or(earlier.unreadable),
+        candidates: earlier.candidates + later.candidates,
+        tried: earlier.tried + later.tried,
+        panicked: earlier.panicked || later.panicked,
+        work: earlier.work + later.work,
+        timed_out: earlier.timed_out || later.timed_out,
+        reads: later.reads,
     }
-    Ok(analysis)
 }
 
 /// Frames whose longer side is above this many pixels are also searched at half size (and so on): larger
