@@ -410,6 +410,22 @@ fn join_fragments(grid: &CellGrid, candidates: &[Candidate]) -> Vec<Candidate> {
         .collect()
 }
 
+/// Whether a group of cells spans about as many columns as rows (at most 3 to 2 either way).
+fn box_is_square(cells: &[(usize, usize)]) -> bool {
+    let span = |pick: fn(&(usize, usize)) -> usize| {
+        let (lo, hi) = cells.iter().map(pick).fold((usize::MAX, 0), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        hi.saturating_sub(lo) + 1
+    };
+    let (cols, rows) = (span(|c| c.0), span(|c| c.1));
+    2 * cols.max(rows) <= 3 * cols.min(rows)
+}
+
+/// How many cells two groups share.
+fn shared_cells(a: &[(usize, usize)], b: &[(usize, usize)]) -> usize {
+    let b: HashSet<&(usize, usize)> = b.iter().collect();
+    a.iter().filter(|cell| b.contains(cell)).count()
+}
+
 /// Times a group of strong cells that does not look square is split into its cores.
 const MAX_SPLITS: usize = 2;
 /// A core's cells have at least this share of the energy of the group's most energetic tenth.
@@ -679,6 +695,22 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
                 }
             }
         }
+    }
+    // A QR code blurred by motion keeps only the edges across the motion: the finder takes it for a 1D code.
+    // With nothing read, the best 1D candidate that is square and that no 2D candidate covers is also tried
+    // as a QR code, once (with the grid reader, whose sharpened grid undoes some blur, if the frame has not
+    // used it yet).
+    if analysis.reads.is_empty()
+        && work < config.work_budget
+        && !analysis.timed_out
+        && let Some(blurred) = candidates.iter().take(config.max_candidates).find(|c| c.linear)
+        && box_is_square(&blurred.cells)
+        && !candidates
+            .iter()
+            .any(|c| !c.linear && shared_cells(&c.cells, &blurred.cells) * 10 >= blurred.cells.len() * OVERLAP_TENTHS)
+        && let Attempt::Read(read) = read_square(frame, blurred, &qr_hints, squares < GRID_READS, &mut work)
+    {
+        analysis.reads.push(read);
     }
     if analysis.reads.is_empty()
         && config.whole_frame_fallback
@@ -1756,6 +1788,25 @@ mod tests {
             assert!(candidates.iter().filter(|c| c.linear).count() > 2, "{}", symbology.name());
             assert_eq!(reads(&frame), vec![text], "{}", symbology.name());
         }
+    }
+
+    #[test]
+    fn a_qr_code_blurred_by_motion_is_tried_as_a_qr_code() {
+        let text = "134567890123456789";
+        let code = crate::vision::render_code(text, Symbology::QrCode, 5, 0).unwrap();
+        let mut sharp = LumaFrame::new(640, 480, 150);
+        crate::vision::paste(&mut sharp, &code, 220, 130);
+        // The phone moved 8 pixels sideways while the shutter was open: each pixel is the mean of 9 in a row.
+        let mut frame = sharp.clone();
+        for y in 0..480 {
+            for x in 4..636 {
+                let sum: u32 = (x - 4..=x + 4).map(|x| u32::from(sharp.get(x as u32, y))).sum();
+                frame.set(x as u32, y, (sum / 9) as u8);
+            }
+        }
+        let candidates = find_candidates(&cell_grid(&frame));
+        assert!(candidates.first().is_some_and(|c| c.linear), "taken for a 1D code");
+        assert_eq!(reads(&frame), vec![text.to_owned()]);
     }
 
     #[test]
