@@ -123,3 +123,37 @@ fn fuzz_finding_corrupt_jpeg_is_an_error_not_a_panic() {
         let _ = analyse_frame(&frame, &VisionConfig::default());
     }
 }
+
+/// Work (see `VisionConfig::work_budget`) is counted, not timed: these bounds hold however loaded the machine is.
+#[test]
+fn fuzz_finding_stripes_wider_than_a_lane_frame_stay_within_the_work_budget() {
+    // Found by `cargo fuzz run analyse_pixels`: a diagonal stripe whose box was the whole frame was tried as a
+    // QR code blurred by motion, and rxing's QR search on the 1531 x 766 crop took seconds.
+    let unit: [u8; 51] = [
+        255, 255, 255, 0, 47, 255, 255, 37, 255, 255, 251, 127, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 189, 255, 255, 255, 255, 255, 255, 255,
+        255, 253, 124, 255, 197, 203,
+    ];
+    let mut frame = LumaFrame::new(1531, 766, 0);
+    for (pixel, value) in frame.pixels.iter_mut().zip(unit.iter().cycle()) {
+        *pixel = *value;
+    }
+    let analysis = analyse_frame(&frame, &VisionConfig::default()).unwrap();
+    assert!(analysis.reads.is_empty());
+    assert!(analysis.work <= VisionConfig::default().work_budget, "work {}", analysis.work);
+}
+
+#[test]
+fn a_large_photo_of_texture_costs_a_few_budgets_not_seconds_of_qr_search() {
+    // A 24 Mpx photo whose top 40% is fine texture (gravel, a patterned cloth): one 2D region of millions of
+    // pixels. Each level of the search keeps to about its budget.
+    let mut rng = SeededRng::new(11);
+    let mut photo = LumaFrame::new(6000, 4000, 128);
+    let textured = photo.pixels.len() * 2 / 5;
+    for p in &mut photo.pixels[..textured] {
+        *p = rng.next_u64() as u8;
+    }
+    let analysis = analyse_frame(&photo, &VisionConfig::default()).unwrap();
+    assert!(analysis.reads.is_empty());
+    assert!(analysis.work <= 3 * VisionConfig::default().work_budget, "work {}", analysis.work);
+}
