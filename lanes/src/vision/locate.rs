@@ -389,25 +389,25 @@ fn join_fragments(grid: &CellGrid, candidates: &[Candidate]) -> Vec<Candidate> {
             }
         }
     }
-    let mut joined: Vec<Vec<usize>> = vec![Vec::new(); linear.len()];
+    let mut codes: Vec<Vec<usize>> = vec![Vec::new(); linear.len()];
     for k in 0..linear.len() {
         let r = root(&mut parent, k);
-        joined[r].push(k);
+        codes[r].push(k);
     }
-    joined
+    codes
         .into_iter()
         .filter(|parts| parts.len() > 1)
         .map(|parts| {
-            let mut joined =
+            let mut whole =
                 candidate(grid, parts.iter().flat_map(|&k| linear[k].cells.iter().copied()).collect(), true);
             // Tried right after its most promising part: a code with a stray mark beside it reads from its own
             // strip. When one part holds most of the cells, that part's retries have covered the rest: the
             // joined strip is read once, as it is (measured: a frame's slowest attempts were such joins).
             let best = parts.iter().map(|&k| linear[k].score).fold(0.0, f32::max);
             let largest = parts.iter().map(|&k| linear[k].cells.len()).max().unwrap_or(0);
-            joined.score = 0.99 * best;
-            joined.plain_only = largest * 10 >= joined.cells.len() * LARGEST_PART_TENTHS;
-            joined
+            whole.score = 0.99 * best;
+            whole.plain_only = largest * 10 >= whole.cells.len() * LARGEST_PART_TENTHS;
+            whole
         })
         .collect()
 }
@@ -415,18 +415,17 @@ fn join_fragments(grid: &CellGrid, candidates: &[Candidate]) -> Vec<Candidate> {
 /// Whether a group of cells spans about as many columns as rows (at most 3 to 2 either way) and fills at least
 /// half of that box: a code's shape, not a long diagonal stripe whose box is the whole frame.
 fn fills_a_square(cells: &[(usize, usize)]) -> bool {
-    let span = |pick: fn(&(usize, usize)) -> usize| {
-        let (lo, hi) = cells.iter().map(pick).fold((usize::MAX, 0), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        hi.saturating_sub(lo) + 1
-    };
-    let (cols, rows) = (span(|c| c.0), span(|c| c.1));
-    2 * cols.max(rows) <= 3 * cols.min(rows) && 2 * cells.len() >= cols * rows
+    let (aspect, fill) = box_shape(cells);
+    aspect <= 1.5 && fill >= 0.5
 }
 
-/// How many cells two groups share.
-fn shared_cells(a: &[(usize, usize)], b: &[(usize, usize)]) -> usize {
-    let b: HashSet<&(usize, usize)> = b.iter().collect();
-    a.iter().filter(|cell| b.contains(cell)).count()
+/// Whether a 2D candidate covers a good part ([`OVERLAP_TENTHS`]) of the 1D candidate `linear`.
+fn covered_by_a_square(candidates: &[Candidate], linear: &Candidate) -> bool {
+    let cells: HashSet<&(usize, usize)> = linear.cells.iter().collect();
+    candidates.iter().filter(|c| !c.linear).any(|square| {
+        let shared = square.cells.iter().filter(|cell| cells.contains(cell)).count();
+        shared * 10 >= linear.cells.len() * OVERLAP_TENTHS
+    })
 }
 
 /// Times a group of strong cells that does not look square is split into its cores.
@@ -510,6 +509,13 @@ fn largest_overlap(
 /// a line of print is not). A core split out of a larger group must be squarer and fuller (it is cut from
 /// clutter).
 fn looks_square(cells: &[(usize, usize)], split: bool) -> bool {
+    let (aspect, fill) = box_shape(cells);
+    let (max_aspect, min_fill) = if split { (2.0, 0.5) } else { (4.0, 0.3) };
+    aspect <= max_aspect && fill >= min_fill
+}
+
+/// The bounding box of a group of cells: its longer side over its shorter, and the share of it the cells fill.
+fn box_shape(cells: &[(usize, usize)]) -> (f32, f32) {
     let (mut x0, mut x1, mut y0, mut y1) = (usize::MAX, 0, usize::MAX, 0);
     for &(x, y) in cells {
         x0 = x0.min(x);
@@ -517,10 +523,8 @@ fn looks_square(cells: &[(usize, usize)], split: bool) -> bool {
         y0 = y0.min(y);
         y1 = y1.max(y);
     }
-    let (w, h) = ((x1 - x0 + 1) as f32, (y1 - y0 + 1) as f32);
-    let fill = cells.len() as f32 / (w * h);
-    let (max_aspect, min_fill) = if split { (2.0, 0.5) } else { (4.0, 0.3) };
-    w.max(h) / w.min(h) <= max_aspect && fill >= min_fill
+    let (w, h) = ((x1.saturating_sub(x0) + 1) as f32, (y1.saturating_sub(y0) + 1) as f32);
+    (w.max(h) / w.min(h), cells.len() as f32 / (w * h))
 }
 
 fn flood(
@@ -708,9 +712,7 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
         && !analysis.timed_out
         && let Some(blurred) = candidates.iter().take(config.max_candidates).find(|c| c.linear)
         && fills_a_square(&blurred.cells)
-        && !candidates
-            .iter()
-            .any(|c| !c.linear && shared_cells(&c.cells, &blurred.cells) * 10 >= blurred.cells.len() * OVERLAP_TENTHS)
+        && !covered_by_a_square(&candidates, blurred)
         && let Attempt::Read(read) = read_square(frame, blurred, &qr_hints, squares < GRID_READS, &mut work)
     {
         analysis.reads.push(read);
@@ -1748,7 +1750,12 @@ mod tests {
     use checkout_storage::{Symbology, gtin_check_digit};
 
     fn scene(text: &str, symbology: Symbology, module: f32, distortion: Distortion) -> LumaFrame {
-        let spec = FrameSpec {
+        render_frame(&scene_spec(text, symbology, module, distortion)).unwrap()
+    }
+
+    /// A VGA frame with the code right of centre.
+    fn scene_spec(text: &str, symbology: Symbology, module: f32, distortion: Distortion) -> FrameSpec {
+        FrameSpec {
             width: 640,
             height: 480,
             code: Some((text.to_owned(), symbology)),
@@ -1758,8 +1765,7 @@ mod tests {
             background: 170,
             distortion: Distortion { scale: module, ..distortion },
             seed: 99,
-        };
-        render_frame(&spec).unwrap()
+        }
     }
 
     fn ean13() -> String {
@@ -1785,13 +1791,11 @@ mod tests {
             let spec = FrameSpec {
                 width: 1280,
                 height: 720,
-                code: Some((text.clone(), symbology)),
-                module_px: 1,
                 centre_x_permille: 500,
                 centre_y_permille: 500,
                 background: 150,
-                distortion: Distortion { scale: module, ..d },
                 seed: 5,
+                ..scene_spec(&text, symbology, module, d)
             };
             let frame = render_frame(&spec).unwrap();
             let candidates = find_candidates(&cell_grid(&frame));
