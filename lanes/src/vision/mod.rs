@@ -1,6 +1,5 @@
 //! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
 
-mod ean_grey;
 mod locate;
 mod qr_grid;
 #[cfg(test)]
