@@ -12,7 +12,7 @@
 //!    its eight neighbours' mean (a small blurred module bleeds into its neighbours), and the search goes on
 //!    with (and makes only) the grids whose format information reads at the first guess;
 //! 3. the bottom-right corner is moved about the parallelogram's guess, nearest first, half a module at a time,
-//!    until the grid decodes. Reed-Solomon decoding is the judge: a wrong corner does not decode.
+//!    within a disc of some two modules, until the grid decodes. Reed-Solomon decoding is the judge: a wrong corner does not decode.
 
 use rxing::common::{BitMatrix, PerspectiveTransform, Quadrilateral};
 use rxing::qrcode::decoder::BitMatrixParser;
@@ -22,8 +22,11 @@ use rxing::qrcode::detector::{FinderPatternFinder, FinderPatternInfo};
 use super::locate::{Integral, bilinear_in};
 use rxing::{DecodeHints, Point, point};
 
-/// How far the bottom-right corner is searched from the parallelogram's guess, in modules, each way.
-const CORNER_REACH: f32 = 2.0;
+/// How far the bottom-right corner is searched from the parallelogram's guess, in modules, any way: a disc.
+/// (Measured on four seeds of `bench decode`: of the 26 codes the search read, the farthest corner was 2.06
+/// modules out, half a module along one edge and two along the other; a square of 2 modules each way also
+/// tried corners 2.5 to 2.8 modules out, which read nothing and made a fruitless search 40% longer.)
+const CORNER_REACH: f32 = 2.1;
 /// Step of that search, in modules.
 const CORNER_STEP: f32 = 0.5;
 /// Half the side of the neighbourhood a module is judged against, in modules.
@@ -139,6 +142,7 @@ fn search_corner(
     let steps = (CORNER_REACH / CORNER_STEP) as i32;
     let mut offsets: Vec<(f32, f32)> = (-steps..=steps)
         .flat_map(|a| (-steps..=steps).map(move |b| (a as f32 * CORNER_STEP, b as f32 * CORNER_STEP)))
+        .filter(|(a, b)| a.hypot(*b) <= CORNER_REACH)
         .collect();
     offsets.sort_by(|p, q| (p.0.hypot(p.1)).total_cmp(&q.0.hypot(q.1)));
     let modules = (d - 3.5, 3.5);
