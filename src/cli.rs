@@ -189,6 +189,10 @@ pub struct DecodeArgs {
     /// Image files (PNG, JPEG).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Largest image accepted, in pixels, checked against its header before any pixel is decoded (a larger
+    /// one gets an error line). The default takes a 48 or 50 Mpx phone photo.
+    #[arg(long, default_value_t = checkout_lanes::vision::PHOTO_PIXEL_LIMIT)]
+    pub max_pixels: u64,
 }
 
 #[derive(Args)]

@@ -2,7 +2,7 @@
 
 use std::{io::Write, time::Instant};
 
-use checkout_lanes::vision::{DEFAULT_PIXEL_LIMIT, VisionConfig, analyse_frame, load_frame_file};
+use checkout_lanes::vision::{VisionConfig, analyse_frame, load_frame_file};
 use checkout_storage::{MaskedCode, ScannedCode, classify};
 use serde_json::{Value, json};
 
@@ -30,7 +30,7 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     let config = VisionConfig { negative_fallback: true, ..VisionConfig::default() };
     for file in &args.files {
         let name = file.display().to_string();
-        let value = match load_frame_file(file, DEFAULT_PIXEL_LIMIT) {
+        let value = match load_frame_file(file, args.max_pixels) {
             Err(e) => line(&name, None, None, Some(e.to_string())),
             Ok(frame) => {
                 let started = Instant::now();

@@ -23,7 +23,11 @@ fn frame_with(text: &str, symbology: Symbology, module_px: u32, size: (u32, u32)
 }
 
 fn decode(files: &[&Path]) -> Vec<Value> {
-    let output = Command::new(env!("CARGO_BIN_EXE_checkout")).arg("decode").args(files).output().unwrap();
+    decode_with(&[], files)
+}
+
+fn decode_with(options: &[&str], files: &[&Path]) -> Vec<Value> {
+    let output = Command::new(env!("CARGO_BIN_EXE_checkout")).arg("decode").args(options).args(files).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8(output.stdout).unwrap();
     stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
@@ -84,4 +88,39 @@ fn photos_read_whatever_their_code_size_and_light_codes_on_dark_too() {
     let lines = decode(&[&big, &light_on_dark]);
     assert_eq!((&lines[0]["ok"], &lines[0]["text"]), (&Value::Bool(true), &EAN13.into()), "{}", lines[0]);
     assert_eq!((&lines[1]["ok"], &lines[1]["format"]), (&Value::Bool(true), &"QR_CODE".into()), "{}", lines[1]);
+}
+
+/// The first 33 bytes of a PNG (signature and header chunk) declaring `width` x `height` grey pixels, and no
+/// pixel data: what a phone photo's header says, cut short.
+fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
+    bytes.extend_from_slice(&width.to_be_bytes());
+    bytes.extend_from_slice(&height.to_be_bytes());
+    // 8-bit grey, deflate, no filter, no interlace; the CRC is not checked before the size.
+    bytes.extend_from_slice(&[8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    bytes
+}
+
+#[test]
+fn a_phone_photo_of_48_megapixels_is_within_the_limit_and_max_pixels_lowers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let phone = dir.path().join("phone-48mp.png");
+    std::fs::write(&phone, png_header_only(8000, 6000)).unwrap();
+    let poster = dir.path().join("poster-100mp.png");
+    std::fs::write(&poster, png_header_only(12_500, 8000)).unwrap();
+    let product = dir.path().join("product.png");
+    write_png(&product, &frame_with(EAN13, Symbology::Ean13, 3, (640, 480)));
+
+    let lines = decode(&[&phone, &poster]);
+    let too_large = |line: &Value| line["error"].as_str().unwrap_or("").contains("more than the limit");
+    // The 48 Mpx header passes the size check (then its missing pixels are the error); 100 Mpx does not.
+    assert!(!too_large(&lines[0]) && lines[0]["ok"] == false, "{}", lines[0]);
+    assert!(too_large(&lines[1]), "{}", lines[1]);
+
+    let lines = decode_with(&["--max-pixels", "300000"], &[&phone, &product]);
+    assert!(too_large(&lines[0]), "{}", lines[0]);
+    // 640 x 480 is 307,200 pixels: over this limit too, and refused before it is decoded.
+    assert!(too_large(&lines[1]) && lines[1]["micros"].is_null(), "{}", lines[1]);
+    let lines = decode_with(&["--max-pixels", "307200"], &[&product]);
+    assert_eq!(lines[0]["text"], EAN13, "{}", lines[0]);
 }

@@ -138,6 +138,10 @@ pub enum FrameError {
 
 /// The default largest frame `load_frame` accepts, in pixels.
 pub const DEFAULT_PIXEL_LIMIT: u64 = 40_000_000;
+/// The default largest photo `checkout decode` accepts, in pixels: a 48 or 50 Mpx phone photo (8000 x 6000,
+/// 8160 x 6144) fits. Decoding one takes some 200 MB (RGB, then grey); the lanes keep the lower
+/// [`DEFAULT_PIXEL_LIMIT`].
+pub const PHOTO_PIXEL_LIMIT: u64 = 64_000_000;
 
 /// Loads a PNG or JPEG image and converts it to grey (transparent pixels are composited onto white).
 ///
