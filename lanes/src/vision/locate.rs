@@ -12,8 +12,9 @@
 //! 3. A 1D candidate is resampled along its estimated scan direction into a small horizontal strip (bilinear,
 //!    half-pixel steps, each strip row averaged along the bars; when the cells' own directions turn along the
 //!    code by more than 3 degrees, perspective, each column follows the bars' direction at its point),
-//!    checked for enough bar edges, and handed to rxing's 1D readers; if that fails, variants are made one at a time and tried: sharpened, normalised
-//!    against a moving average, stretched between local extremes (after none, one or two sharpenings). Under
+//!    checked for enough bar edges, and handed to rxing's 1D readers; if that fails, variants are made one at
+//!    a time and tried: sharpened, normalised against a moving average, stretched between local extremes
+//!    (after none, one or two sharpenings), and under glare a composite of the rows' best-kept parts. Under
 //!    glare a failed strip is sampled again, longer and over the bars' whole height. Every read is checked
 //!    against the strip's rows read one by one (scan lines): when a line reads another code, or fewer than
 //!    three confirm it, the lines and the variants not yet tried vote, and a code counts only when clearly
