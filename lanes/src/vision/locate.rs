@@ -1458,7 +1458,7 @@ type Crop = (Vec<u8>, usize, usize, bool);
 
 /// The 2D candidates of a frame, best first, whose module grid is read when rxing fails on them. (Measured on
 /// five seeds of `bench decode`, once the grid search had got faster: a second one reads four QR codes more in
-/// 7,600 frames, one of them tilted under 15 degrees, and costs about 1 ms of VGA p99; a QR code beside a
+/// 7,600 frames, two of them tilted under 15 degrees, and costs about 1 ms of VGA p99; a QR code beside a
 /// block of print is often the second.)
 const GRID_READS: usize = 2;
 /// The 1D candidates of a frame, best first, whose strip is straightened when all else fails on them

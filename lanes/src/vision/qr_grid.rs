@@ -23,7 +23,7 @@ use super::locate::{Integral, bilinear_in};
 use rxing::{DecodeHints, Point, point};
 
 /// How far the bottom-right corner is searched from the parallelogram's guess, in modules, any way: a disc.
-/// (Measured on four seeds of `bench decode`: of the 26 codes the search read, the farthest corner was 2.06
+/// (Measured on five seeds of `bench decode`: of the 25 codes the search read, the farthest corner was 2.06
 /// modules out, half a module along one edge and two along the other; a square of 2 modules each way also
 /// tried corners 2.5 to 2.8 modules out, which read nothing and made a fruitless search 40% longer.)
 const CORNER_REACH: f32 = 2.1;
