@@ -606,14 +606,15 @@ fn bend_of(grid: &CellGrid, cells: &[(usize, usize)], theta: f32) -> Bend {
         return Bend::default();
     }
     let (ux, uy) = (theta.cos(), theta.sin());
+    let along: Vec<f32> = cells.iter().map(|&(cx, cy)| (cx * CELL) as f32 * ux + (cy * CELL) as f32 * uy).collect();
     let n = cells.len() as f32;
-    let mean = cells.iter().fold(0.0, |a, &(cx, cy)| a + ((cx * CELL) as f32 * ux + (cy * CELL) as f32 * uy) / n);
+    let mean = along.iter().fold(0.0, |a, s| a + s / n);
     let points: Vec<(f32, f32, f32)> = cells
         .iter()
-        .map(|&(cx, cy)| {
+        .zip(&along)
+        .map(|(&(cx, cy), s)| {
             let tensor = grid.cells[cy * grid.cols + cx];
-            let s = (cx * CELL) as f32 * ux + (cy * CELL) as f32 * uy - mean;
-            (s, direction_difference(tensor.angle(), theta), tensor.coherent_energy())
+            (s - mean, direction_difference(tensor.angle(), theta), tensor.coherent_energy())
         })
         .collect();
     let total: f32 = points.iter().map(|p| p.2).sum();
@@ -875,15 +876,16 @@ fn linear_strip(frame: &LumaFrame, candidate: &Candidate, deskew: bool, reach: f
     let (t0, t1, cover) = if reach > 0.0 { (t0 - half, t1 + half, 1.0) } else { (t0, t1, 0.8) };
     let across = (t1 - t0).max(1.0);
     // Each column runs along the bars as they run at its point of the code (see `Bend`).
-    let along_bars: Vec<(f32, f32)> = (0..width)
-        .map(|i| {
-            if candidate.bend == Bend::default() {
-                return (vx, vy);
-            }
-            let turned = theta + candidate.bend.at_centre + candidate.bend.per_pixel * (s0 + i as f32 * step);
-            (-turned.sin(), turned.cos())
-        })
-        .collect();
+    let along_bars: Vec<(f32, f32)> = if candidate.bend == Bend::default() {
+        vec![(vx, vy); width]
+    } else {
+        (0..width)
+            .map(|i| {
+                let turned = theta + candidate.bend.at_centre + candidate.bend.per_pixel * (s0 + i as f32 * step);
+                (-turned.sin(), turned.cos())
+            })
+            .collect()
+    };
     let mut pixels = Vec::with_capacity(width * STRIP_ROWS);
     for r in 0..STRIP_ROWS {
         let t = t0 + across * ((1.0 - cover) / 2.0 + cover * (r as f32 + 0.5) / STRIP_ROWS as f32);
@@ -1277,8 +1279,9 @@ fn read_strip(
     // Stripes, shelf edges and print are not codes: too few edges to be worth rxing's time. Glare hides
     // edges from a strip-wide threshold, so they are also counted on the locally normalised strip.
     let normalised = normalise_locally(&raw);
+    let glared = saturated_share(&raw.pixels) >= GLARE_SHARE;
     let mut edge_count = edges(&strip).max(edges_in(&normalised, strip.width, strip.height));
-    if edge_count < MIN_EDGES && saturated_share(&raw.pixels) >= GLARE_SHARE {
+    if edge_count < MIN_EDGES && glared {
         // Clipped bars leave faint edges that only a local stretch shows.
         let stretched = normalise_envelope(&raw, 2 * MIN_EDGES);
         edge_count = edge_count.max(edges_in(&stretched, strip.width, strip.height));
@@ -1302,18 +1305,21 @@ fn read_strip(
         &|| envelope(sharpened(sharpened(raw.pixels.clone()))),
         &|| composite_rows(&raw.pixels, raw.width, raw.height, edge_count),
     ];
-    let glared = saturated_share(&raw.pixels) >= GLARE_SHARE;
     // The strip past the ends skips the locally normalised and the twice-sharpened variants (measured on four
     // seeds: there they read no frame, and cost some 2 ms a fruitless try). A strip under glare is also tried
     // as a composite of its best-kept rows (measured on five seeds: 7 frames and a close-up more, one wrong
     // read fewer, within the noise of p99).
-    let tried: &[usize] = match (config.retries, reach, glared) {
-        (false, _, _) => &[0],
-        (true, StripReach::Found, false) => &[0, 1, 2, 3, 4, 5],
-        (true, StripReach::Found, true) => &[0, 1, 2, 3, 4, 5, 6],
-        (true, StripReach::PastTheEnds, false) => &[0, 1, 3, 4],
-        (true, StripReach::PastTheEnds, true) => &[0, 1, 3, 4, 6],
+    let retries: &[usize] = match reach {
+        StripReach::Found => &[1, 2, 3, 4, 5],
+        StripReach::PastTheEnds => &[1, 3, 4],
     };
+    let mut tried = vec![0];
+    if config.retries {
+        tried.extend_from_slice(retries);
+        if glared {
+            tried.push(6);
+        }
+    }
     for (position, &k) in tried.iter().enumerate() {
         let pixels = variants[k]();
         let hints = if k == 0 { hints } else { &plain };

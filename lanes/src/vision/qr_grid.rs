@@ -12,7 +12,8 @@
 //!    its eight neighbours' mean (a small blurred module bleeds into its neighbours), and the search goes on
 //!    with (and makes only) the grids whose format information reads at the first guess;
 //! 3. the bottom-right corner is moved about the parallelogram's guess, nearest first, half a module at a time,
-//!    within a disc of some two modules, until the grid decodes. Reed-Solomon decoding is the judge: a wrong corner does not decode.
+//!    within a disc of some two modules, until the grid decodes. Reed-Solomon decoding is the judge: a wrong
+//!    corner does not decode.
 
 use rxing::common::{BitMatrix, PerspectiveTransform, Quadrilateral};
 use rxing::qrcode::decoder::BitMatrixParser;
