@@ -500,7 +500,9 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     let mut baseline = args.baseline.then(|| Contender { name: "rxing whole frame".to_owned(), outcomes: Vec::new() });
     let mut peer_outcomes = Vec::new();
     let mut peer_failure: Option<String> = None;
-    let mut hints: BTreeMap<String, usize> = BTreeMap::new();
+    // Hints given on frames left unread: how many, and how many of those frames have glare (the one cause the
+    // set tells outright).
+    let mut hints: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     // Work spent by "ours" per frame, and frames whose search the work budget cut short.
     let mut work: Vec<u64> = Vec::new();
     let (mut cut, mut timed_out) = (0usize, 0usize);
@@ -527,7 +529,9 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 Err(_) => (Vec::new(), None),
             };
             if counted && let Some(hint) = hint {
-                *hints.entry(format!("{hint:?}")).or_default() += 1;
+                let (given, glared) = hints.entry(format!("{hint:?}")).or_default();
+                *given += 1;
+                *glared += usize::from(case.spec.distortion.glare > 0.0);
             }
             let outcome = judge(case, &keys, micros);
             if contender.name == "ours"
@@ -708,8 +712,11 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
         );
     }
     if !hints.is_empty() {
-        let list: Vec<String> = hints.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("ours: frames with a code-like region left unread, by the hint given: {}", list.join(", "));
+        let list: Vec<String> = hints.iter().map(|(k, (given, glared))| format!("{k} {given} ({glared})")).collect();
+        println!(
+            "ours: frames with a code-like region left unread, by the hint given (of them, under glare): {}",
+            list.join(", ")
+        );
     }
     Ok(())
 }
