@@ -2005,20 +2005,26 @@ mod tests {
         assert_eq!(reads(&frame), vec![ean13()]);
     }
 
+    /// The phone moved 8 pixels sideways while the shutter was open: each pixel is the mean of 9 in a row (the 4
+    /// columns at either edge are left as they are).
+    fn blurred_sideways(sharp: &LumaFrame) -> LumaFrame {
+        let mut frame = sharp.clone();
+        for y in 0..sharp.height {
+            for x in 4..sharp.width - 4 {
+                let sum: u32 = (x - 4..=x + 4).map(|x| u32::from(sharp.get(x, y))).sum();
+                frame.set(x, y, (sum / 9) as u8);
+            }
+        }
+        frame
+    }
+
     #[test]
     fn a_qr_code_blurred_by_motion_is_tried_as_a_qr_code() {
         let text = "134567890123456789";
         let code = crate::vision::render_code(text, Symbology::QrCode, 5, 0).unwrap();
         let mut sharp = LumaFrame::new(640, 480, 150);
         crate::vision::paste(&mut sharp, &code, 220, 130);
-        // The phone moved 8 pixels sideways while the shutter was open: each pixel is the mean of 9 in a row.
-        let mut frame = sharp.clone();
-        for y in 0..480 {
-            for x in 4..636 {
-                let sum: u32 = (x - 4..=x + 4).map(|x| u32::from(sharp.get(x as u32, y))).sum();
-                frame.set(x as u32, y, (sum / 9) as u8);
-            }
-        }
+        let frame = blurred_sideways(&sharp);
         let candidates = find_candidates(&cell_grid(&frame));
         assert!(candidates.first().is_some_and(|c| c.linear), "taken for a 1D code");
         assert_eq!(reads(&frame), vec![text.to_owned()]);
@@ -2028,15 +2034,7 @@ mod tests {
     fn a_tilted_qr_code_blurred_by_motion_is_tried_as_a_qr_code() {
         let text = "134567890123456789";
         let d = Distortion { rotation_deg: 10.0, noise_sigma: 2.0, ..Distortion::default() };
-        let sharp = scene(text, Symbology::QrCode, 5.0, d);
-        // The phone moved 8 pixels sideways while the shutter was open.
-        let mut frame = sharp.clone();
-        for y in 0..480 {
-            for x in 4..636u32 {
-                let sum: u32 = (x - 4..=x + 4).map(|x| u32::from(sharp.get(x, y))).sum();
-                frame.set(x, y, (sum / 9) as u8);
-            }
-        }
+        let frame = blurred_sideways(&scene(text, Symbology::QrCode, 5.0, d));
         let candidates = find_candidates(&cell_grid(&frame));
         let first = candidates.first().expect("a candidate");
         assert!(first.linear, "taken for a 1D code");
