@@ -1494,18 +1494,13 @@ fn read_strip(
     // The strip between the bars' ends is a retry itself, tried only stretched between local extremes, plain
     // and sharpened (measured on three seeds: the other variants read 2 of its 11 frames, and cost the slowest
     // frames some 2 ms).
-    let retries: &[usize] = match reach {
-        StripReach::Found => &[1, 2, 3, 4, 5],
-        StripReach::PastTheEnds => &[1, 3, 4],
-        StripReach::BetweenEnds => &[3, 4],
+    let composite = glared.then_some(6);
+    let tried: Vec<usize> = match (config.retries, reach) {
+        (false, _) => vec![0],
+        (true, StripReach::Found) => [0, 1, 2, 3, 4, 5].into_iter().chain(composite).collect(),
+        (true, StripReach::PastTheEnds) => [0, 1, 3, 4].into_iter().chain(composite).collect(),
+        (true, StripReach::BetweenEnds) => vec![3, 4],
     };
-    let mut tried = if reach == StripReach::BetweenEnds { Vec::new() } else { vec![0] };
-    if config.retries {
-        tried.extend_from_slice(retries);
-        if glared && reach != StripReach::BetweenEnds {
-            tried.push(6);
-        }
-    }
     for (position, &k) in tried.iter().enumerate() {
         let pixels = variants[k]();
         let hints = if k == 0 { hints } else { &plain };
