@@ -981,12 +981,14 @@ fn bar_ends(frame: &LumaFrame, candidate: &Candidate, axes: &StripAxes, work: &m
     if (top_slant - bottom_slant).abs() > END_SLANT_AGREEMENT || per_pixel.abs() > MAX_END_SLANT {
         per_pixel = 0.0;
     }
-    let offset = |points: &[(f32, f32)]| {
-        let mut at: Vec<f32> = points.iter().map(|(s, t)| t - per_pixel * s).collect();
-        at.sort_by(f32::total_cmp);
-        at[at.len() / 2]
-    };
-    Some(BarEnds { top: offset(&tops), bottom: offset(&bottoms), per_pixel })
+    let offset = |points: &[(f32, f32)]| median(points.iter().map(|(s, t)| t - per_pixel * s).collect());
+    Some(BarEnds { top: offset(&tops)?, bottom: offset(&bottoms)?, per_pixel })
+}
+
+/// The middle value (the upper one of an even count), `None` for no values.
+fn median(mut values: Vec<f32>) -> Option<f32> {
+    values.sort_by(f32::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 /// The median of the slopes between pairs of points at least 4 pixels apart (Theil-Sen).
@@ -999,8 +1001,7 @@ fn median_slope(points: &[(f32, f32)]) -> Option<f32> {
             }
         }
     }
-    slopes.sort_by(f32::total_cmp);
-    slopes.get(slopes.len() / 2).copied()
+    median(slopes)
 }
 
 /// Samples a candidate along its scan direction, reaching past its ends by `reach` times its length.
