@@ -106,8 +106,37 @@ struct Case {
     tilt: f32,
     /// Whether the code is still in the pixels (glare can clip it away), known once the frame is rendered.
     legibility: Legibility,
-    /// A code held near the camera (of the close-up set, reported on its own).
-    close_up: bool,
+    /// Which set the frame belongs to.
+    set: Set,
+}
+
+/// The main set, the figures and targets are about, and two sets reported on rows of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Set {
+    Main,
+    /// Codes held near the camera: modules two to five times the main set's largest.
+    CloseUp,
+    /// Codes moving while the shutter is open (motion blur), otherwise like the main set without glare.
+    Moving,
+}
+
+impl Set {
+    /// Seeds the set's frames, so that each set is the same whatever the size of the others.
+    fn stream(self, seed: u64) -> u64 {
+        match self {
+            Set::Main => seed,
+            Set::CloseUp => seed.rotate_left(32) ^ 0xC105_E0B5,
+            Set::Moving => seed.rotate_left(16) ^ 0x0B1A_5ED0,
+        }
+    }
+}
+
+/// Travel of a moving code that blurs it, in modules: across its bars for a 1D code (travel along the bars blurs
+/// nothing), in any direction for a QR code.
+fn blurring_travel(case: &Case) -> f32 {
+    let d = &case.spec.distortion;
+    let travel = d.motion_px / d.scale.max(f32::MIN_POSITIVE);
+    if case.kind == Kind::Qr { travel } else { travel * (d.motion_deg - d.rotation_deg).to_radians().cos().abs() }
 }
 
 fn digits(rng: &mut SeededRng, n: usize) -> String {
@@ -164,12 +193,11 @@ fn tilt_of(rotation_deg: f32, quarter: bool) -> f32 {
     if quarter { a } else { a.min(90.0) }
 }
 
-/// The `i`th frame of the set, or of the close-up set: every close-up has a code, with modules two to five
-/// times the set's largest.
-fn make_case(i: usize, seed: u64, close_up: bool) -> anyhow::Result<Case> {
-    let stream = if close_up { seed.rotate_left(32) ^ 0xC105_E0B5 } else { seed };
-    let mut rng = SeededRng::new(stream ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let kind = if close_up { KINDS[i % (KINDS.len() - 1)] } else { KINDS[i % KINDS.len()] };
+/// The `i`th frame of a set. Every frame of the close-up and moving sets has a code.
+fn make_case(i: usize, seed: u64, set: Set) -> anyhow::Result<Case> {
+    let mut rng = SeededRng::new(set.stream(seed) ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let close_up = set == Set::CloseUp;
+    let kind = if set == Set::Main { KINDS[i % KINDS.len()] } else { KINDS[i % (KINDS.len() - 1)] };
     let (width, height) = if (i / KINDS.len()).is_multiple_of(2) { (640u32, 480u32) } else { (1280, 720) };
     let large = width > 640;
     let text = code_text(kind, &mut rng);
@@ -209,7 +237,7 @@ fn make_case(i: usize, seed: u64, close_up: bool) -> anyhow::Result<Case> {
     let centre_x = (extent.0 / 2.0 + rng.unit() * (width as f32 - extent.0).max(0.0)) / width as f32;
     let centre_y = (extent.1 / 2.0 + rng.unit() * (height as f32 - extent.1).max(0.0)) / height as f32;
     let low_contrast = rng.range(0, 3) == 0;
-    let distortion = Distortion {
+    let mut distortion = Distortion {
         scale: module,
         rotation_deg: rotation,
         perspective_x: (rng.unit() - 0.5) * 0.4,
@@ -219,8 +247,9 @@ fn make_case(i: usize, seed: u64, close_up: bool) -> anyhow::Result<Case> {
         contrast: if low_contrast { 0.25 + rng.unit() * 0.2 } else { 0.45 + rng.unit() * 0.55 },
         glare: if rng.range(0, 3) == 0 { 0.2 + rng.unit() * 0.5 } else { 0.0 },
         clutter: rng.range(3, 10) as u32,
+        ..Distortion::default()
     };
-    let spec = FrameSpec {
+    let mut spec = FrameSpec {
         width,
         height,
         code: text.clone().zip(kind.symbology()),
@@ -231,8 +260,16 @@ fn make_case(i: usize, seed: u64, close_up: bool) -> anyhow::Result<Case> {
         distortion,
         seed: rng.next_u64(),
     };
+    if set == Set::Moving {
+        // Motion on its own: no glare, and the lens at most a little out of focus.
+        distortion.glare = 0.0;
+        distortion.blur_sigma = distortion.blur_sigma.min(0.5);
+        distortion.motion_px = module * (0.25 + rng.unit() * 2.75);
+        distortion.motion_deg = rng.unit() * 180.0;
+        spec.distortion = distortion;
+    }
     let truth = text.zip(kind.symbology()).map(|(t, s)| key_of(&t, s));
-    Ok(Case { spec, kind, truth, tilt: tilt_of(rotation, !linear), legibility: Legibility::Legible, close_up })
+    Ok(Case { spec, kind, truth, tilt: tilt_of(rotation, !linear), legibility: Legibility::Legible, set })
 }
 
 /// How one decoder did on one frame.
@@ -403,9 +440,10 @@ const UNDER_15: &str = "tilt < 15°";
 
 /// Groups of frames a report line is about. Per format and by distortion, frames whose code glare washed out
 /// (unreadable by construction, see [`Legibility::WashedOut`]) are left out; they have a line of their own.
-/// The table's rows over the set's first `frames` cases, then the close-ups after them on a row of their own.
-fn groups(all: &[Case], frames: usize) -> Vec<(String, Vec<usize>)> {
-    let cases = &all[..frames.min(all.len())];
+/// The table's rows over the main set, then the close-up and moving sets on rows of their own.
+fn groups(all: &[Case]) -> Vec<(String, Vec<usize>)> {
+    let frames = all.iter().filter(|c| c.set == Set::Main).count();
+    let cases = &all[..frames];
     let mut out: Vec<(String, Vec<usize>)> = Vec::new();
     let legible = |i: &usize| cases[*i].kind != Kind::None && cases[*i].legibility == Legibility::Legible;
     let pick = |f: &dyn Fn(&Case) -> bool| (0..cases.len()).filter(|i| f(&cases[*i])).collect::<Vec<_>>();
@@ -440,12 +478,22 @@ fn groups(all: &[Case], frames: usize) -> Vec<(String, Vec<usize>)> {
     out.push(("VGA frames".to_owned(), pick(&|c| c.spec.width == 640)));
     out.push(("720p frames".to_owned(), pick(&|c| c.spec.width == 1280)));
     out.push(("every frame".to_owned(), (0..cases.len()).collect()));
-    let close_ups = (cases.len()..all.len()).filter(|&i| all[i].legibility == Legibility::Legible).collect();
-    out.push((CLOSE_UPS.to_owned(), close_ups));
+    let other = |set: Set, f: &dyn Fn(&Case) -> bool| -> Vec<usize> {
+        (frames..all.len())
+            .filter(|&i| all[i].set == set && all[i].legibility == Legibility::Legible && f(&all[i]))
+            .collect()
+    };
+    out.push((CLOSE_UPS.to_owned(), other(Set::CloseUp, &|_| true)));
+    for (name, low, high) in MOVING {
+        out.push((name.to_owned(), other(Set::Moving, &|c| (low..high).contains(&blurring_travel(c)))));
+    }
     out
 }
 
 const CLOSE_UPS: &str = "close-ups";
+/// The moving set's rows, by [`blurring_travel`] (modules).
+const MOVING: [(&str, f32, f32); 3] =
+    [("moving <1", 0.0, 1.0), ("moving 1-2", 1.0, 2.0), ("moving >=2", 2.0, f32::INFINITY)];
 
 fn stats(contender: &Contender, cases: &[Case], indices: &[usize]) -> Stats {
     let mut s = Stats::default();
@@ -482,8 +530,9 @@ fn lane_latency(contender: &Contender, frames: usize) -> (f64, usize) {
 
 pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     let mut cases: Vec<Case> = (0..args.frames)
-        .map(|i| make_case(i, args.seed, false))
-        .chain((0..args.close_ups).map(|i| make_case(i, args.seed, true)))
+        .map(|i| make_case(i, args.seed, Set::Main))
+        .chain((0..args.close_ups).map(|i| make_case(i, args.seed, Set::CloseUp)))
+        .chain((0..args.moving).map(|i| make_case(i, args.seed, Set::Moving)))
         .collect::<anyhow::Result<_>>()?;
     let mut peer = if args.no_peer { Err("not run (--no-peer)".to_owned()) } else { Peer::start(&args.python) };
     let mut variants: Vec<(String, VisionConfig)> = vec![("ours".to_owned(), VisionConfig::default())];
@@ -516,8 +565,8 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
             let t = Instant::now();
             let analysis = analyse_frame(&frame, config);
             let micros = t.elapsed().as_secs_f64() * 1e6;
-            // The work and hint figures are the set's, like the table's rows above the close-ups.
-            let counted = contender.name == "ours" && !case.close_up;
+            // The work and hint figures are the main set's, like the table's rows above the close-ups.
+            let counted = contender.name == "ours" && case.set == Set::Main;
             if counted && let Ok(a) = &analysis {
                 work.push(a.work);
                 cut += usize::from(a.reads.is_empty() && a.tried < a.candidates.min(config.max_candidates));
@@ -539,9 +588,13 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 && let Some(dir) = &args.failures
             {
                 std::fs::create_dir_all(dir)?;
-                let close = if case.close_up { "-close" } else { "" };
+                let set = match case.set {
+                    Set::Main => String::new(),
+                    Set::CloseUp => "-close".to_owned(),
+                    Set::Moving => format!("-moving{:.1}", blurring_travel(case)),
+                };
                 let name =
-                    format!("{:04}-{}-tilt{:.0}{close}.png", contender.outcomes.len(), case.kind.name(), case.tilt);
+                    format!("{:04}-{}-tilt{:.0}{set}.png", contender.outcomes.len(), case.kind.name(), case.tilt);
                 let png = encode_png(&frame).map_err(|e| anyhow::anyhow!("{e}"))?;
                 std::fs::write(dir.join(&name), png)?;
                 // Product keys only: a payment code is never printed.
@@ -586,7 +639,7 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
         all.push(p);
     }
     let frames = args.frames;
-    let groups = groups(&cases, frames);
+    let groups = groups(&cases);
     if args.json {
         let summary = |c: &Contender| {
             let group = |name: &str| groups.iter().find(|g| g.0 == name).map(|g| g.1.clone()).unwrap_or_default();
@@ -598,6 +651,14 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
             let empty: Vec<usize> = (0..frames).filter(|&i| cases[i].kind == Kind::None).collect();
             let vga: Vec<usize> = (0..frames).filter(|&i| cases[i].spec.width == 640).collect();
             let close_ups = stats(c, &cases, &group(CLOSE_UPS));
+            let moving: serde_json::Map<String, Value> = MOVING
+                .iter()
+                .map(|(name, _, _)| {
+                    let s = stats(c, &cases, &group(name));
+                    let row = json!({"frames": s.coded, "accuracy": s.accuracy() / 100.0, "median_ms": s.median()});
+                    (name.to_string(), row)
+                })
+                .collect();
             let per_format: serde_json::Map<String, Value> = KINDS
                 .iter()
                 .filter(|k| **k != Kind::None)
@@ -627,11 +688,13 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 "per_format": per_format,
                 "close_ups": json!({"frames": close_ups.coded, "accuracy": close_ups.accuracy() / 100.0,
                     "median_ms": close_ups.median(), "p99_ms": close_ups.p99()}),
+                "moving": moving,
             })
         };
         let mut out = json!({
             "frames": frames,
-            "close_ups": cases.len() - frames,
+            "close_ups": args.close_ups,
+            "moving": args.moving,
             "seed": args.seed,
             "ours": summary(&contenders[0]),
             "peer": peer_contender.as_ref().map(summary),
@@ -650,14 +713,15 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     let coded = main.iter().filter(|c| c.kind != Kind::None).count();
     println!(
         "checkout bench decode: {} frames (seed {}), {} with a code, {} without; {} VGA, {} 720p; \
-         and {} close-ups; {:.1} s",
+         and {} close-ups, {} moving; {:.1} s",
         frames,
         args.seed,
         coded,
         frames - coded,
         main.iter().filter(|c| c.spec.width == 640).count(),
         main.iter().filter(|c| c.spec.width == 1280).count(),
-        cases.len() - frames,
+        args.close_ups,
+        args.moving,
         elapsed.as_secs_f64()
     );
     println!(
@@ -691,6 +755,8 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     println!();
     println!("false rd: reads that are wrong (a wrong text, or any read on a frame with no code).");
     println!("close-ups: codes held near the camera (4 to 20 pixels a module), in no other row.");
+    println!("moving: codes that moved while the shutter was open, by how far (modules) across their bars (1D) or in");
+    println!("any direction (QR); no glare; in no other row.");
     for c in &all {
         let (latency, dropped) = lane_latency(c, frames);
         println!(
@@ -739,13 +805,15 @@ mod tests {
 
     #[test]
     fn cases_are_deterministic_and_fit() {
-        for i in 0..14 {
-            let a = make_case(i, 5, i % 2 == 0).unwrap();
-            let b = make_case(i, 5, i % 2 == 0).unwrap();
+        for i in 0..21 {
+            let set = [Set::Main, Set::CloseUp, Set::Moving][i % 3];
+            let a = make_case(i, 5, set).unwrap();
+            let b = make_case(i, 5, set).unwrap();
             assert_eq!(a.spec, b.spec);
             assert_eq!(a.truth, b.truth);
             assert_eq!(a.truth.is_none(), a.kind == Kind::None);
-            assert!(a.truth.is_some() || !a.close_up, "every close-up shows a code");
+            assert!(a.truth.is_some() || set == Set::Main, "every close-up and moving frame shows a code");
+            assert_eq!(a.spec.distortion.motion_px > 0.0, set == Set::Moving, "only the moving set moves");
         }
     }
 

@@ -310,6 +310,10 @@ pub struct BenchDecodeArgs {
     /// line and kept out of every other figure.
     #[arg(long, default_value_t = 120)]
     pub close_ups: usize,
+    /// Also this many frames of codes moving while the shutter is open (motion blur of a quarter of a module to
+    /// three modules), reported by how far they moved and kept out of every other figure.
+    #[arg(long, default_value_t = 240)]
+    pub moving: usize,
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

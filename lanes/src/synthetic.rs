@@ -49,6 +49,10 @@ pub struct Distortion {
     pub glare: f32,
     /// Objects drawn around the code (boxes, strokes, stripes, print).
     pub clutter: u32,
+    /// How far the scene moved while the shutter was open, in pixels (motion blur; 0 still).
+    pub motion_px: f32,
+    /// Which way it moved: degrees in the frame, from x (right) towards y (down).
+    pub motion_deg: f32,
 }
 
 impl Default for Distortion {
@@ -64,6 +68,8 @@ impl Default for Distortion {
             contrast: 1.0,
             glare: 0.0,
             clutter: 0,
+            motion_px: 0.0,
+            motion_deg: 0.0,
         }
     }
 }
@@ -162,6 +168,9 @@ pub fn render_frame_judged(spec: &FrameSpec) -> Result<(LumaFrame, Legibility), 
         let placement = warp_code(&mut frame, &code, *symbology, (cx as f32, cy as f32), scale, &d);
         extent = placement.extent();
         placed = Some((code, *symbology, placement));
+    }
+    if d.motion_px > 0.0 {
+        smear(&mut frame, d.motion_px, d.motion_deg);
     }
     let mut legibility = Legibility::Legible;
     if d.glare > 0.0 {
@@ -498,6 +507,30 @@ fn blur(frame: &mut LumaFrame, sigma: f32) {
     }
 }
 
+/// Motion blur: each pixel becomes the mean of the scene along a line `length` pixels long through it, in
+/// direction `deg` (a box kernel: the scene moved that far at an even speed while the shutter was open).
+fn smear(frame: &mut LumaFrame, length: f32, deg: f32) {
+    if frame.width == 0 || frame.height == 0 {
+        return;
+    }
+    let scene = frame.clone();
+    // Samples half a pixel apart along the line.
+    let steps = (length * 2.0).ceil().max(1.0) as usize;
+    let (sin, cos) = deg.to_radians().sin_cos();
+    let offsets: Vec<(f32, f32)> = (0..=steps)
+        .map(|k| {
+            let t = (k as f32 / steps as f32 - 0.5) * length;
+            (t * cos, t * sin)
+        })
+        .collect();
+    let w = frame.width as usize;
+    for (i, p) in frame.pixels.iter_mut().enumerate() {
+        let (x, y) = ((i % w) as f32, (i / w) as f32);
+        let sum: f32 = offsets.iter().map(|&(dx, dy)| scene.interpolated(x + dx, y + dy)).sum();
+        *p = (sum / offsets.len() as f32).round().clamp(0.0, 255.0) as u8;
+    }
+}
+
 fn noise(frame: &mut LumaFrame, rng: &mut SeededRng, sigma: f32) {
     // The sum of four uniforms in [-1, 1) has variance 4/3.
     let k = sigma * (3.0f32 / 4.0).sqrt();
@@ -731,5 +764,31 @@ mod tests {
         let m = mean(&flat);
         let var = flat.pixels.iter().map(|&p| (f64::from(p) - m).powi(2)).sum::<f64>() / 10_000.0;
         assert!((var.sqrt() - 8.0).abs() < 1.0, "sigma {}", var.sqrt());
+    }
+
+    #[test]
+    fn motion_smears_an_edge_across_its_travel_only() {
+        // A vertical edge: dark left of x = 32, light right of it.
+        let edge = || {
+            let mut frame = LumaFrame::new(64, 64, 0);
+            for (i, p) in frame.pixels.iter_mut().enumerate() {
+                *p = if (i % 64) < 32 { 40 } else { 200 };
+            }
+            frame
+        };
+        let mut across = edge();
+        smear(&mut across, 8.0, 0.0);
+        // A ramp 8 pixels wide, centred on the edge; the far sides keep their levels.
+        assert_eq!((across.get(27, 20), across.get(36, 20)), (40, 200));
+        let ramp: Vec<u8> = (28..36).map(|x| across.get(x, 20)).collect();
+        assert!(ramp.windows(2).all(|w| w[0] < w[1]), "an even ramp: {ramp:?}");
+        assert!((across.get(31, 20).abs_diff(120)) <= 12, "half way at the edge: {}", across.get(31, 20));
+        let mut along = edge();
+        smear(&mut along, 8.0, 90.0);
+        assert_eq!(along, edge(), "moving along the edge changes nothing");
+        let mut diagonal = edge();
+        smear(&mut diagonal, 8.0, 60.0);
+        let soft = (24..40).filter(|&x| ![40, 200].contains(&diagonal.get(x, 20))).count();
+        assert!((3..=5).contains(&soft), "travel across the edge is 4 pixels: {soft} soft pixels");
     }
 }

@@ -833,10 +833,6 @@ struct Strip {
     pixels: Vec<u8>,
 }
 
-fn bilinear(frame: &LumaFrame, x: f32, y: f32) -> f32 {
-    bilinear_in(&frame.pixels, frame.width as usize, frame.height as usize, x, y)
-}
-
 /// The grey value at (x, y) of a `w` x `h` buffer, interpolated between its four nearest pixels (clamped to
 /// the edges). `w` and `h` must be at least 1.
 pub(super) fn bilinear_in(p: &[u8], w: usize, h: usize, x: f32, y: f32) -> f32 {
@@ -939,7 +935,7 @@ fn bar_ends(frame: &LumaFrame, candidate: &Candidate, axes: &StripAxes, work: &m
         let t = ta + j as f32;
         for (i, (value, &(bx, by))) in row.iter_mut().zip(&bars).enumerate() {
             let s = s0 + i as f32;
-            *value = bilinear(frame, mx + s * ux + t * bx, my + s * uy + t * by);
+            *value = frame.interpolated(mx + s * ux + t * bx, my + s * uy + t * by);
         }
     }
     let activity: Vec<(f32, Vec<f32>)> = (0..columns / END_BLOCK)
@@ -1051,9 +1047,9 @@ fn sample_strip(
             let t = t + slant * s;
             let (x, y) = (mx + s * ux + t * vx, my + s * uy + t * vy);
             // Average three samples along the bars: less noise, same edges.
-            let v = (bilinear(frame, x - 1.5 * vx, y - 1.5 * vy)
-                + bilinear(frame, x, y)
-                + bilinear(frame, x + 1.5 * vx, y + 1.5 * vy))
+            let v = (frame.interpolated(x - 1.5 * vx, y - 1.5 * vy)
+                + frame.interpolated(x, y)
+                + frame.interpolated(x + 1.5 * vx, y + 1.5 * vy))
                 / 3.0;
             pixels.push(v as u8);
         }

@@ -46,6 +46,15 @@ impl LumaFrame {
         self.pixels[self.index(x, y)]
     }
 
+    /// The grey value at (x, y), interpolated between the four nearest pixels (clamped to the edges); 0 in an
+    /// empty frame.
+    pub fn interpolated(&self, x: f32, y: f32) -> f32 {
+        if self.width == 0 || self.height == 0 {
+            return 0.0;
+        }
+        locate::bilinear_in(&self.pixels, self.width as usize, self.height as usize, x, y)
+    }
+
     /// Sets the pixel at column `x`, row `y`. Panics if (x, y) is outside the frame.
     pub fn set(&mut self, x: u32, y: u32, v: u8) {
         let i = self.index(x, y);
