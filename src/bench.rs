@@ -549,9 +549,8 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
     let mut baseline = args.baseline.then(|| Contender { name: "rxing whole frame".to_owned(), outcomes: Vec::new() });
     let mut peer_outcomes = Vec::new();
     let mut peer_failure: Option<String> = None;
-    // Hints given on frames left unread: how many, and how many of those frames have glare (the one cause the
-    // set tells outright).
-    let mut hints: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    // Hints given on frames that read nothing, by hint (and "none"): see [`HintTally`].
+    let mut hints: BTreeMap<String, HintTally> = BTreeMap::new();
     // Work spent by "ours" per frame, and frames whose search the work budget cut short.
     let mut work: Vec<u64> = Vec::new();
     let (mut cut, mut timed_out) = (0usize, 0usize);
@@ -565,7 +564,7 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
             let t = Instant::now();
             let analysis = analyse_frame(&frame, config);
             let micros = t.elapsed().as_secs_f64() * 1e6;
-            // The work and hint figures are the main set's, like the table's rows above the close-ups.
+            // The work figures are the main set's, like the table's rows above the close-ups.
             let counted = contender.name == "ours" && case.set == Set::Main;
             if counted && let Ok(a) = &analysis {
                 work.push(a.work);
@@ -577,12 +576,11 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
                 Ok(a) => (a.reads.iter().map(|r| key_of(&r.text, r.symbology)).collect::<Vec<_>>(), a.unreadable),
                 Err(_) => (Vec::new(), None),
             };
-            if counted && let Some(hint) = hint {
-                let (given, glared) = hints.entry(format!("{hint:?}")).or_default();
-                *given += 1;
-                *glared += usize::from(case.spec.distortion.glare > 0.0);
-            }
             let outcome = judge(case, &keys, micros);
+            if contender.name == "ours" && keys.is_empty() && case.set != Set::CloseUp {
+                let name = hint.map_or_else(|| "none".to_owned(), |hint| format!("{hint:?}"));
+                hints.entry(name).or_default().add(case);
+            }
             if contender.name == "ours"
                 && (outcome.false_read || (case.truth.is_some() && !outcome.correct))
                 && let Some(dir) = &args.failures
@@ -778,13 +776,41 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
         );
     }
     if !hints.is_empty() {
-        let list: Vec<String> = hints.iter().map(|(k, (given, glared))| format!("{k} {given} ({glared})")).collect();
         println!(
-            "ours: frames with a code-like region left unread, by the hint given (of them, under glare): {}",
-            list.join(", ")
+            "ours: the cashier's hint on frames that read nothing: codes of the set (of them under glare) / moving \
+             codes / frames without a code:"
         );
+        let list: Vec<String> =
+            hints.iter().map(|(k, t)| format!("{k} {} ({}) / {} / {}", t.codes, t.glared, t.moving, t.empty)).collect();
+        println!("      {}", list.join("; "));
     }
     Ok(())
+}
+
+/// Frames that read nothing and were given one hint, by kind of frame.
+#[derive(Default)]
+struct HintTally {
+    /// Codes of the main set (washed out or not), and of them those under glare, the one cause the set tells
+    /// outright.
+    codes: usize,
+    glared: usize,
+    /// Codes of the moving set: motion blur, the cause the hint should tell.
+    moving: usize,
+    /// Main-set frames without a code: any hint there is a false alarm at the lane.
+    empty: usize,
+}
+
+impl HintTally {
+    fn add(&mut self, case: &Case) {
+        match (case.set, case.truth.is_some()) {
+            (Set::Moving, _) => self.moving += 1,
+            (_, false) => self.empty += 1,
+            (_, true) => {
+                self.codes += 1;
+                self.glared += usize::from(case.spec.distortion.glare > 0.0);
+            }
+        }
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {
