@@ -541,6 +541,7 @@ pub fn run(args: BenchDecodeArgs) -> anyhow::Result<()> {
         variants.push(("ours, no deskew".to_owned(), VisionConfig { deskew: false, ..base.clone() }));
         variants.push(("ours + stretch".to_owned(), VisionConfig { stretch: true, ..base.clone() }));
         variants.push(("ours, no retries".to_owned(), VisionConfig { retries: false, ..base.clone() }));
+        variants.push(("ours, no deblur".to_owned(), VisionConfig { deblur: false, ..base.clone() }));
         variants.push(("ours + inverted".to_owned(), VisionConfig { inverted: true, ..base.clone() }));
         variants.push(("ours + whole-frame fallback".to_owned(), VisionConfig { whole_frame_fallback: true, ..base }));
     }

@@ -1,5 +1,6 @@
 //! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
 
+mod deblur;
 mod locate;
 mod qr_grid;
 #[cfg(test)]
