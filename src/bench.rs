@@ -237,7 +237,7 @@ fn make_case(i: usize, seed: u64, set: Set) -> anyhow::Result<Case> {
     let centre_x = (extent.0 / 2.0 + rng.unit() * (width as f32 - extent.0).max(0.0)) / width as f32;
     let centre_y = (extent.1 / 2.0 + rng.unit() * (height as f32 - extent.1).max(0.0)) / height as f32;
     let low_contrast = rng.range(0, 3) == 0;
-    let mut distortion = Distortion {
+    let distortion = Distortion {
         scale: module,
         rotation_deg: rotation,
         perspective_x: (rng.unit() - 0.5) * 0.4,
@@ -262,11 +262,11 @@ fn make_case(i: usize, seed: u64, set: Set) -> anyhow::Result<Case> {
     };
     if set == Set::Moving {
         // Motion on its own: no glare, and the lens at most a little out of focus.
-        distortion.glare = 0.0;
-        distortion.blur_sigma = distortion.blur_sigma.min(0.5);
-        distortion.motion_px = module * (0.25 + rng.unit() * 2.75);
-        distortion.motion_deg = rng.unit() * 180.0;
-        spec.distortion = distortion;
+        let d = &mut spec.distortion;
+        d.glare = 0.0;
+        d.blur_sigma = d.blur_sigma.min(0.5);
+        d.motion_px = module * (0.25 + rng.unit() * 2.75);
+        d.motion_deg = rng.unit() * 180.0;
     }
     let truth = text.zip(kind.symbology()).map(|(t, s)| key_of(&t, s));
     Ok(Case { spec, kind, truth, tilt: tilt_of(rotation, !linear), legibility: Legibility::Legible, set })

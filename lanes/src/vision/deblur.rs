@@ -25,8 +25,7 @@ pub(super) fn travel_across_bars(profile: &[f32]) -> Option<f32> {
         return None;
     }
     let n = profile.len();
-    let smooth: Vec<f32> =
-        (0..n).map(|i| (profile[i.saturating_sub(1)] + 2.0 * profile[i] + profile[(i + 1).min(n - 1)]) / 4.0).collect();
+    let smooth = super::locate::smooth_121(profile);
     let mut sorted = smooth.clone();
     sorted.sort_by(f32::total_cmp);
     let contrast = sorted[n * 97 / 100] - sorted[n * 3 / 100];

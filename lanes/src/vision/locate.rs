@@ -1210,8 +1210,7 @@ fn composite_rows(pixels: &[u8], width: usize, height: usize, edge_count: usize)
 /// each then averaged over `radius / 2` either side: the envelope a local threshold sits in the middle of.
 fn local_extremes(values: &[f32], radius: usize) -> (Vec<f32>, Vec<f32>) {
     let n = values.len();
-    let smooth: Vec<f32> =
-        (0..n).map(|i| (values[i.saturating_sub(1)] + 2.0 * values[i] + values[(i + 1).min(n - 1)]) / 4.0).collect();
+    let smooth = smooth_121(values);
     let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
     sliding_extreme(&smooth, radius, &mut lo, |a, b| a <= b);
     sliding_extreme(&smooth, radius, &mut hi, |a, b| a >= b);
@@ -1238,6 +1237,12 @@ fn sliding_extreme(values: &[f32], radius: usize, out: &mut [f32], keeps: impl F
         }
         *o = queue.front().map_or(values[i], |&f| values[f]);
     }
+}
+
+/// `values` lightly smoothed: each the mean of itself (twice) and its two neighbours (the ends repeated).
+pub(super) fn smooth_121(values: &[f32]) -> Vec<f32> {
+    let n = values.len();
+    (0..n).map(|i| (values[i.saturating_sub(1)] + 2.0 * values[i] + values[(i + 1).min(n - 1)]) / 4.0).collect()
 }
 
 /// Moving average of `radius` either side.
@@ -1405,8 +1410,7 @@ fn read_best_linear_again(
 /// [`BLURRED_SHARE`]).
 fn looks_blurred(strip: &Strip) -> bool {
     let (lo, hi) = percentiles(&strip.pixels);
-    let middle = &strip.pixels[strip.height / 2 * strip.width..][..strip.width];
-    share_between_levels(middle, f32::from(lo), f32::from(hi)) > BLURRED_SHARE
+    share_between_levels(middle_row(&strip.pixels, strip.width), f32::from(lo), f32::from(hi)) > BLURRED_SHARE
 }
 
 /// A 1D candidate read once more, its rows laid between its bars' own ends and along them where perspective
@@ -1891,7 +1895,7 @@ fn diagnose_pixels(raw: &[u8], width: usize) -> Option<Unreadable> {
         return Some(Unreadable::Glare);
     }
     // Edges along the middle row: how steep, and how far apart.
-    let row = &raw[(raw.len() / width / 2) * width..][..width];
+    let row = middle_row(raw, width);
     let threshold = (f32::from(lo) + f32::from(hi)) / 2.0;
     let mut crossings = 0usize;
     let mut steepest = 0f32;
@@ -1917,6 +1921,11 @@ fn diagnose_pixels(raw: &[u8], width: usize) -> Option<Unreadable> {
         return Some(Unreadable::TooBlurred);
     }
     None
+}
+
+/// The middle one of the `width`-sample rows of `pixels` (which holds at least one).
+fn middle_row(pixels: &[u8], width: usize) -> &[u8] {
+    &pixels[(pixels.len() / width / 2) * width..][..width]
 }
 
 /// Fewest crossings of its middle by a strip's middle row for a hint other than glare: fewer is an edge, a
