@@ -123,7 +123,9 @@ pub fn engine(args: EngineBenchArgs) -> anyhow::Result<()> {
 
 fn sample_charge(n: u64) -> anyhow::Result<ChargeRecord> {
     let sale_id = SaleId::parse(&format!("B-{n}"))?;
+    let gtin = ProductCode::from_body("690123456789")?;
     Ok(ChargeRecord {
+        basket_sha256: checkout_storage::basket_digest([(&gtin, 1)]),
         out_trade_no: OutTradeNo::derive(&StoreId::parse("S001")?, &sale_id, Attempt::new(1)?),
         lane_id: LaneId::parse("L1")?,
         sale_id,
@@ -136,11 +138,7 @@ fn sample_charge(n: u64) -> anyhow::Result<ChargeRecord> {
         provider_code: "SUCCESS".into(),
         message: "paid".into(),
         provider_transaction_id: format!("T{n}"),
-        lines: vec![SaleLine {
-            gtin: ProductCode::from_body("690123456789")?,
-            quantity: 1,
-            unit_price: Money::new(1290, Currency::CNY),
-        }],
+        lines: vec![SaleLine { gtin, quantity: 1, unit_price: Money::new(1290, Currency::CNY) }],
         shift_id: None,
         sale_started_at: UnixMillis::now(),
         created_at: UnixMillis::now(),

@@ -14,7 +14,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Serve the store coordinator (gRPC: LaneService, StoreService, reflection, health).
-    Coordinator(CoordinatorArgs),
+    Coordinator(Box<CoordinatorArgs>),
     /// Run one checkout lane against a coordinator.
     Lane(LaneArgs),
     /// Run a coordinator and four synthetic lanes in one process, then print the day's summary.
@@ -24,8 +24,27 @@ pub enum Command {
     /// Measure a part of the system.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Serve a simulated WeChat Pay v2 and Alipay OpenAPI provider over HTTP: real books, fault injection.
+    /// A test tool, not a provider: serve a simulated WeChat Pay v2 and Alipay OpenAPI provider over HTTP
+    /// (real books, fault injection), on loopback unless told otherwise.
     ProviderSim(ProviderSimArgs),
+    /// Make a new random token and print it with its SHA-256, for the coordinator's --config file.
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+pub struct TokenArgs {
+    /// What the token is for: staff (a manager or a viewer), lane, or enrolment (a lane enrolment secret).
+    #[arg(long, default_value = "staff", value_parser = ["staff", "lane", "enrolment"])]
+    pub kind: String,
+    /// For staff: the name the audit log shows.
+    #[arg(long, default_value = "staff")]
+    pub name: String,
+    /// For staff: manager or viewer.
+    #[arg(long, default_value = "manager", value_parser = ["manager", "viewer"])]
+    pub role: String,
+    /// For a lane: its id.
+    #[arg(long)]
+    pub lane_id: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -70,9 +89,22 @@ pub struct CoordinatorArgs {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: String,
-    /// The sled data folder (created if missing).
-    #[arg(long)]
+    /// The sled data folder (created if missing, 0700). At first start the coordinator writes a manager token
+    /// and a lane enrolment secret into its `credentials/` folder (0600).
+    #[arg(long, default_value = "store-data")]
     pub data: PathBuf,
+    /// Configuration file (TOML): staff tokens, lane enrolment, limits, TLS (see the README, "Security").
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// PEM certificate chain to serve TLS with (with --tls-key); lanes then use https:// and --ca.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA that signs the lanes' client certificates: every connection must then show one.
+    #[arg(long, requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
     /// The store's id as the providers know it: 1 to 6 letters or digits.
     #[arg(long, default_value = "S001")]
     pub store_id: String,
@@ -167,6 +199,22 @@ pub struct LaneArgs {
     /// starts and closes when it stops [default: cashier-ID].
     #[arg(long)]
     pub cashier: Option<String>,
+    /// File holding a lane token a manager issued for this lane (StoreService/IssueLaneToken); it is then
+    /// kept in the lane's data folder.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// File holding the store's lane enrolment secret, used once to enrol a lane that has no token
+    /// [default: store-data/credentials/lane-enrolment.secret, where a coordinator on this machine keeps it].
+    #[arg(long)]
+    pub enrolment_secret: Option<PathBuf>,
+    /// PEM CA that signed the coordinator's certificate (for an https:// coordinator).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// PEM certificate of this lane, when the coordinator asks lanes for one (with --key).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -197,7 +245,8 @@ pub struct DecodeArgs {
 
 #[derive(Args)]
 pub struct ProviderSimArgs {
-    /// Address to serve HTTP on (WeChat Pay paths, Alipay `/gateway.do`, `/sim/...` administration).
+    /// Address to serve HTTP on (WeChat Pay paths, Alipay `/gateway.do`, `/sim/...` administration). A test tool:
+    /// its administration API is unauthenticated, so keep it on loopback.
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub listen: String,
     /// Seed the simulated wallets are keyed from (lanes with --synthetic must use the same).

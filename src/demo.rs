@@ -4,17 +4,28 @@ use std::{sync::Arc, time::Instant};
 
 use anyhow::{Context, bail};
 use checkout_coordinator::{CoordinatorConfig, simulated::SimulatedProvider};
-use checkout_lanes::{FrameSource, LaneConfig, LaneEvent, LaneEventKind, LaneSummary, SyntheticConfig};
+use checkout_lanes::{
+    Bearer, FrameSource, LaneConfig, LaneCredentials, LaneEvent, LaneEventKind, LaneSummary, SyntheticConfig,
+};
 use checkout_proto::v1::{self as pb, store_service_client::StoreServiceClient};
 use checkout_storage::{Currency, LaneId, StoreId};
+use tonic::service::interceptor::InterceptedService;
 
 use crate::{cli::DemoArgs, simulated_providers};
 
 const WALLET_SEED: &[u8] = b"demo";
 
-async fn store_totals(url: &str) -> anyhow::Result<pb::GetTotalsResponse> {
-    let mut client = StoreServiceClient::connect(url.to_owned()).await.context("connecting to the coordinator")?;
-    Ok(client.get_totals(pb::GetTotalsRequest {}).await.context("GetTotals")?.into_inner())
+type Manager = StoreServiceClient<InterceptedService<tonic::transport::Channel, Bearer>>;
+
+/// The store manager's client, with the token the data folder keeps.
+async fn manager(url: &str, token: &str) -> anyhow::Result<Manager> {
+    let channel =
+        checkout_lanes::coordinator_endpoint(url, None)?.connect().await.context("connecting to the coordinator")?;
+    Ok(StoreServiceClient::with_interceptor(channel, Bearer::new(token)?))
+}
+
+async fn store_totals(manager: &mut Manager) -> anyhow::Result<pb::GetTotalsResponse> {
+    Ok(manager.get_totals(pb::GetTotalsRequest {}).await.context("GetTotals")?.into_inner())
 }
 
 fn lane_totals(totals: &pb::GetTotalsResponse, lane: &str) -> (u64, u64, i64) {
@@ -52,12 +63,26 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         providers: simulated_providers(Arc::new(SimulatedProvider::new(WALLET_SEED, 500_000))),
         shutdown_grace: std::time::Duration::from_secs(10),
         timing: checkout_coordinator::EngineTiming::default(),
+        security: checkout_coordinator::config::Security::default(),
     };
+    let opened = checkout_coordinator::open(config)?;
+    let generated = opened.generated.clone().context("the demo needs the generated credentials")?;
+    let manager_token = std::fs::read_to_string(&generated.manager_token).context("reading the manager token")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(checkout_coordinator::run(listener, config, async {
+    let server = runtime.spawn(checkout_coordinator::serve(listener, opened, async {
         let _ = stopped.await;
     }));
-    let before = runtime.block_on(store_totals(&url))?;
+    let mut manager = runtime.block_on(manager(&url, &manager_token))?;
+    let before = runtime.block_on(store_totals(&mut manager))?;
+    // The demo is the store's manager: it issues each lane its token (a kept ledger has them enrolled already).
+    let tokens = runtime.block_on(async {
+        let mut tokens = Vec::new();
+        for n in 1..=args.lanes {
+            let request = pb::IssueLaneTokenRequest { lane_id: format!("L{n}") };
+            tokens.push(manager.issue_lane_token(request).await.context("IssueLaneToken")?.into_inner().token);
+        }
+        anyhow::Ok(tokens)
+    })?;
 
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<LaneEvent>();
     let printer = std::thread::spawn(move || {
@@ -72,7 +97,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let system = actix_rt::System::new();
     let summaries: Vec<LaneSummary> = system.block_on(async {
-        let lanes = (1..=args.lanes).map(|n| {
+        let lanes = (1..=args.lanes).zip(tokens).map(|(n, token)| {
             let lane_id = LaneId::parse(&format!("L{n}"));
             let url = url.clone();
             let events = events_tx.clone();
@@ -87,6 +112,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 };
                 let mut config = LaneConfig::new(lane_id?, url, FrameSource::Synthetic(synthetic));
                 config.frames_per_second = Some(30.0);
+                config.credentials = LaneCredentials { token: Some(token), enrolment_secret: None };
                 Ok::<_, anyhow::Error>(checkout_lanes::run_lane(config, Some(events), std::future::pending()).await?)
             }
         });
@@ -97,7 +123,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     drop(events_tx);
     let _ = printer.join();
 
-    let after = runtime.block_on(store_totals(&url))?;
+    let after = runtime.block_on(store_totals(&mut manager))?;
+    drop(manager);
     let _ = stop.send(());
     runtime.block_on(server).context("coordinator task")??;
 

@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Coordinator(args) => {
             init_tracing("info");
-            run_coordinator(args)
+            run_coordinator(*args)
         }
         Command::Lane(args) => {
             init_tracing("info");
@@ -47,7 +47,33 @@ fn main() -> anyhow::Result<()> {
             init_tracing("info");
             run_provider_sim(args)
         }
+        Command::Token(args) => make_token(&args),
     }
+}
+
+/// `checkout token`: a new token and what the configuration file needs of it.
+fn make_token(args: &cli::TokenArgs) -> anyhow::Result<()> {
+    use checkout_coordinator::auth::{TokenKind, hash_hex, hash_token, new_token};
+    let kind = match args.kind.as_str() {
+        "lane" => TokenKind::Lane,
+        "enrolment" => TokenKind::Enrolment,
+        _ => TokenKind::Staff,
+    };
+    let token = new_token(kind).context("reading the system's random source")?;
+    let hash = hash_hex(&hash_token(&token));
+    println!("{token}");
+    eprintln!("Keep the token (the line above) secret; give the coordinator only its hash:");
+    match kind {
+        TokenKind::Staff => {
+            eprintln!("[[staff]]\nname = {:?}\nrole = {:?}\ntoken_sha256 = \"{hash}\"", args.name, args.role)
+        }
+        TokenKind::Lane => eprintln!(
+            "[[lanes.tokens]]\nlane_id = {:?}\ntoken_sha256 = \"{hash}\"",
+            args.lane_id.as_deref().unwrap_or("L1")
+        ),
+        TokenKind::Enrolment => eprintln!("[lanes]\nenrolment_secret_sha256 = [\"{hash}\"]"),
+    }
+    Ok(())
 }
 
 fn init_tracing(default: &str) {
@@ -61,14 +87,29 @@ pub fn simulated_providers(provider: Arc<SimulatedProvider>) -> HashMap<Provider
     Provider::ALL.into_iter().map(|p| (p, provider.clone() as Arc<dyn PaymentProvider>)).collect()
 }
 
+/// The coordinator's security settings: the --config file, with the TLS files of the command line.
+fn coordinator_security(args: &CoordinatorArgs) -> anyhow::Result<checkout_coordinator::config::Security> {
+    use checkout_coordinator::{
+        config::{Security, read_pem},
+        listener::TlsFiles,
+    };
+    let mut security = match &args.config {
+        Some(path) => Security::load(path)?,
+        None => Security::default(),
+    };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        security.tls = Some(TlsFiles {
+            certificate_chain_pem: read_pem(cert)?,
+            private_key_pem: read_pem(key)?,
+            client_ca_pem: args.client_ca.as_deref().map(read_pem).transpose()?,
+        });
+    }
+    Ok(security)
+}
+
 fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        // The one line on stdout: scripts (and tests) that listen on port 0 read the address here.
-        println!("coordinator listening on {}", listener.local_addr()?);
         let timing = checkout_coordinator::EngineTiming {
             query_deadline: std::time::Duration::from_secs(args.query_deadline_secs),
             resolve_every: std::time::Duration::from_millis(args.resolve_every_ms.max(10)),
@@ -81,8 +122,26 @@ fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             providers: coordinator_providers(&args)?,
             shutdown_grace: std::time::Duration::from_secs(args.grace_secs),
             timing,
+            security: coordinator_security(&args)?,
         };
-        checkout_coordinator::run(listener, config, cli::shutdown_signal()).await?;
+        let tls = config.security.tls.is_some();
+        // The folder is locked before anything in it is read or written; a second coordinator stops here.
+        let opened = checkout_coordinator::open(config)?;
+        if let Some(generated) = &opened.generated {
+            eprintln!(
+                "credentials (0600, never logged): manager token in {}; lane enrolment secret in {}",
+                generated.manager_token.display(),
+                generated.lane_enrolment_secret.display()
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        // The one line on stdout: scripts (and tests) that listen on port 0 read the address here.
+        let scheme = if tls { "https" } else { "http" };
+        println!("coordinator listening on {}", listener.local_addr()?);
+        tracing::info!("lanes reach this coordinator at {scheme}://{}", listener.local_addr()?);
+        checkout_coordinator::serve(listener, opened, cli::shutdown_signal()).await?;
         Ok(())
     })
 }
@@ -161,6 +220,19 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
         FrameSource::Paths(args.frames.clone())
     };
     let mut config = LaneConfig::new(lane_id, args.coordinator.clone(), source);
+    config.credentials = lane_credentials(&args)?;
+    if args.ca.is_some() || args.cert.is_some() {
+        let read = |path: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
+            path.as_ref()
+                .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+                .transpose()
+        };
+        config.tls = Some(checkout_lanes::ClientTls {
+            ca_pem: read(&args.ca)?,
+            certificate_pem: read(&args.cert)?,
+            key_pem: read(&args.key)?,
+        });
+    }
     config.frames_per_second = args.fps.or(if args.synthetic { Some(30.0) } else { None });
     config.data_dir = Some(args.data.clone().unwrap_or_else(|| format!("checkout-lane-{}", args.id).into()));
     if let Some(cashier) = &args.cashier {
@@ -184,6 +256,25 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
         summary.scan_latency_p99.as_secs_f64() * 1e3,
     );
     Ok(())
+}
+
+/// Where the lane's credentials come from: --token-file, and the enrolment secret of --enrolment-secret or,
+/// without it, of a coordinator on this machine with the default data folder.
+fn lane_credentials(args: &LaneArgs) -> anyhow::Result<checkout_lanes::LaneCredentials> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .map(|t| t.trim().to_owned())
+            .with_context(|| format!("cannot read {}", path.display()))
+    };
+    let token = args.token_file.as_deref().map(read).transpose()?;
+    let default_secret = std::path::Path::new("store-data")
+        .join(checkout_storage::CREDENTIALS_DIR)
+        .join(checkout_coordinator::auth::ENROLMENT_SECRET_FILE);
+    let enrolment_secret = match &args.enrolment_secret {
+        Some(path) => Some(read(path)?),
+        None => read(&default_secret).ok(),
+    };
+    Ok(checkout_lanes::LaneCredentials { token, enrolment_secret })
 }
 
 fn run_provider_sim(args: cli::ProviderSimArgs) -> anyhow::Result<()> {

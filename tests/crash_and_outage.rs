@@ -11,12 +11,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use checkout_proto::v1::{self as pb, store_service_client::StoreServiceClient};
+use checkout_proto::v1 as pb;
 use serde_json::Value;
 
 mod common;
 
-use common::processes::{BIN, Process, free_port, kill9, sim_http, wait_for_exit, wait_for_port};
+use common::processes::{
+    BIN, Process, enrolment_secret_file, free_port, kill9, manager_token, sim_http, wait_for_exit, wait_for_port,
+};
 
 const SEED: &str = "crash test wallets";
 
@@ -38,9 +40,11 @@ fn coordinator(port: u16, data: &Path, sim: &str) -> Process {
     Process(child)
 }
 
-fn lane(id: &str, port: u16, data: &Path, customers: u32, seed: u64) -> Process {
+fn lane(id: &str, port: u16, data: &Path, store_data: &Path, customers: u32, seed: u64) -> Process {
     let child = Command::new(BIN)
         .args(["lane", "--id", id, "--coordinator", &format!("http://127.0.0.1:{port}"), "--synthetic"])
+        .arg("--enrolment-secret")
+        .arg(enrolment_secret_file(store_data))
         .args(["--customers", &customers.to_string(), "--seed", &seed.to_string(), "--fps", "60"])
         // provider-sim speaks WeChat Pay and Alipay.
         .args(["--wallet-seed", SEED, "--wallets", "wechat,alipay", "--data"])
@@ -71,13 +75,13 @@ impl Dice {
     }
 }
 
-async fn store(port: u16) -> StoreServiceClient<tonic::transport::Channel> {
-    StoreServiceClient::connect(format!("http://127.0.0.1:{port}")).await.unwrap()
+async fn store(port: u16, data: &Path) -> common::ManagerClient {
+    common::store_client_with(&format!("http://127.0.0.1:{port}"), &manager_token(data)).await
 }
 
 /// Nudges the resolver until nothing is unsettled; returns how many passes it took.
-async fn settle_everything(port: u16) -> usize {
-    let mut client = store(port).await;
+async fn settle_everything(port: u16, data: &Path) -> usize {
+    let mut client = store(port, data).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     for pass in 1.. {
         let left = client.resolve_now(pb::ResolveNowRequest {}).await.unwrap().into_inner().still_unsettled;
@@ -97,8 +101,8 @@ fn sale_of(out_trade_no: &str) -> &str {
 }
 
 /// The ledger against the provider's books, order by order, and no sale paid twice.
-async fn assert_ledger_equals_books(port: u16, sim: &str) -> (usize, usize) {
-    let mut client = store(port).await;
+async fn assert_ledger_equals_books(port: u16, data: &Path, sim: &str) -> (usize, usize) {
+    let mut client = store(port, data).await;
     let payments = client
         .list_payments(pb::ListPaymentsRequest { lane_id: String::new(), limit: 10_000 })
         .await
@@ -159,8 +163,8 @@ async fn assert_ledger_equals_books(port: u16, sim: &str) -> (usize, usize) {
 
 /// Every paid charge has its sale, with the charge's amount and a basket that adds up to it, and
 /// every sale has its paid charge: also for a lane killed between the charge and its answer.
-async fn assert_every_paid_charge_has_its_sale(port: u16) {
-    let mut client = store(port).await;
+async fn assert_every_paid_charge_has_its_sale(port: u16, data: &Path) {
+    let mut client = store(port, data).await;
     let sales = client.list_sales(pb::ListSalesRequest { lane_id: String::new(), limit: 10_000 }).await.unwrap();
     let sales: HashMap<String, pb::Sale> =
         sales.into_inner().sales.into_iter().map(|s| (s.out_trade_no.clone(), s)).collect();
@@ -205,8 +209,8 @@ async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_a
     let port = free_port();
     let mut coordinator_process = coordinator(port, data.path(), &sim);
     let (l1, l2) = (lanes_data.path().join("L1"), lanes_data.path().join("L2"));
-    let lane1 = lane("L1", port, &l1, 25, 1);
-    let mut lane2 = lane("L2", port, &l2, 25, 2);
+    let lane1 = lane("L1", port, &l1, data.path(), 25, 1);
+    let mut lane2 = lane("L2", port, &l2, data.path(), 25, 2);
 
     let mut dice = Dice(2026);
     for kill in 1..=20 {
@@ -217,21 +221,21 @@ async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_a
         // Lane L2 dies too, at another moment, mid-sale; it comes back on its folder with new customers.
         tokio::time::sleep(Duration::from_millis(dice.below(400))).await;
         kill9(&mut lane2);
-        lane2 = lane("L2", port, &l2, if kill == 20 { 8 } else { 25 }, 100 + kill);
+        lane2 = lane("L2", port, &l2, data.path(), if kill == 20 { 8 } else { 25 }, 100 + kill);
     }
     let summary1 = tokio::task::spawn_blocking(move || finish(lane1, Duration::from_secs(240))).await.unwrap();
     let summary2 = tokio::task::spawn_blocking(move || finish(lane2, Duration::from_secs(240))).await.unwrap();
     assert!(summary1.contains("lane L1:") && summary2.contains("lane L2:"), "{summary1} {summary2}");
 
-    settle_everything(port).await;
-    let (charges, paid) = assert_ledger_equals_books(port, &sim).await;
+    settle_everything(port, data.path()).await;
+    let (charges, paid) = assert_ledger_equals_books(port, data.path(), &sim).await;
     eprintln!("crash run: 20 coordinator kills, 20 lane kills; {charges} charges, {paid} paid; {summary1}{summary2}");
-    assert_every_paid_charge_has_its_sale(port).await;
+    assert_every_paid_charge_has_its_sale(port, data.path()).await;
     assert!(paid >= 10, "only {paid} of {charges} charges were paid: the run did too little to prove anything");
 
     // Each lane had one cashier's shift: L2 resumed its shift after every kill, and both signed off at the
     // end; every sale belongs to its lane's shift.
-    let mut client = store(port).await;
+    let mut client = store(port, data.path()).await;
     let shifts = client.list_shifts(pb::ListShiftsRequest::default()).await.unwrap().into_inner().shifts;
     let all_sales = client.list_sales(pb::ListSalesRequest { lane_id: String::new(), limit: 10_000 }).await;
     let all_sales = all_sales.unwrap().into_inner().sales;
@@ -244,7 +248,7 @@ async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_a
     }
 
     // Every sale the lane that was never killed saw paid is recorded once, and its outbox is empty.
-    let mut client = store(port).await;
+    let mut client = store(port, data.path()).await;
     let sales = client
         .list_sales(pb::ListSalesRequest { lane_id: "L1".into(), limit: 10_000 })
         .await
@@ -278,7 +282,7 @@ async fn a_provider_outage_fills_the_offline_queue_which_drains_to_zero_when_it_
     let port = free_port();
     let _coordinator = coordinator(port, data.path(), &sim);
     let lanes: Vec<Process> = (1..=3u64)
-        .map(|n| lane(&format!("L{n}"), port, &lanes_data.path().join(format!("L{n}")), 12, 10 + n))
+        .map(|n| lane(&format!("L{n}"), port, &lanes_data.path().join(format!("L{n}")), data.path(), 12, 10 + n))
         .collect();
 
     // Busy for a moment, then the provider goes down.
@@ -288,7 +292,7 @@ async fn a_provider_outage_fills_the_offline_queue_which_drains_to_zero_when_it_
     sim_http(&sim, "POST", "/sim/faults", &faults.to_string());
 
     // The queue grows while the provider is down.
-    let mut client = store(port).await;
+    let mut client = store(port, data.path()).await;
     let mut most = 0;
     let outage_ends = Instant::now() + Duration::from_secs(6);
     while Instant::now() < outage_ends {
@@ -306,10 +310,10 @@ async fn a_provider_outage_fills_the_offline_queue_which_drains_to_zero_when_it_
     for lane in lanes {
         tokio::task::spawn_blocking(move || finish(lane, Duration::from_secs(240))).await.unwrap();
     }
-    settle_everything(port).await;
+    settle_everything(port, data.path()).await;
     assert!(client.list_unsettled(pb::ListUnsettledRequest {}).await.unwrap().into_inner().payments.is_empty());
-    let (charges, paid) = assert_ledger_equals_books(port, &sim).await;
-    assert_every_paid_charge_has_its_sale(port).await;
+    let (charges, paid) = assert_ledger_equals_books(port, data.path(), &sim).await;
+    assert_every_paid_charge_has_its_sale(port, data.path()).await;
     eprintln!(
         "outage run: at most {most} charges queued during the outage; {charges} charges, {paid} paid, queue drained to 0"
     );
@@ -336,14 +340,14 @@ async fn dropped_answers_system_errors_and_password_steps_settle_to_the_books() 
     let port = free_port();
     let _coordinator = coordinator(port, data.path(), &sim);
     let lanes: Vec<Process> = (1..=3u64)
-        .map(|n| lane(&format!("L{n}"), port, &lanes_data.path().join(format!("L{n}")), 15, 40 + n))
+        .map(|n| lane(&format!("L{n}"), port, &lanes_data.path().join(format!("L{n}")), data.path(), 15, 40 + n))
         .collect();
     for lane in lanes {
         tokio::task::spawn_blocking(move || finish(lane, Duration::from_secs(240))).await.unwrap();
     }
-    settle_everything(port).await;
-    let (charges, paid) = assert_ledger_equals_books(port, &sim).await;
-    assert_every_paid_charge_has_its_sale(port).await;
+    settle_everything(port, data.path()).await;
+    let (charges, paid) = assert_ledger_equals_books(port, data.path(), &sim).await;
+    assert_every_paid_charge_has_its_sale(port, data.path()).await;
     let books = sim_http(&sim, "GET", "/sim/books", "");
     let orders = books["orders"].as_array().unwrap();
     let with_password =

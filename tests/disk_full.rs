@@ -14,12 +14,14 @@ use std::{
     time::Duration,
 };
 
-use checkout_proto::v1::{
-    self as pb, lane_service_client::LaneServiceClient, store_service_client::StoreServiceClient,
-};
+use checkout_lanes::CoordinatorClient;
+use checkout_proto::v1 as pb;
 use checkout_storage::{Provider, SimulatedWallet, UnixMillis, sample_catalog};
-use common::processes::{BIN, Process, free_port, provider_sim, sim_http, wait_for_exit, wait_for_port};
-use tonic::{Code, transport::Channel};
+use common::{
+    ManagerClient,
+    processes::{BIN, Process, free_port, manager_token, provider_sim, sim_http, wait_for_exit, wait_for_port},
+};
+use tonic::Code;
 
 const SEED: &str = "disk full wallets";
 
@@ -109,7 +111,7 @@ fn pay_request(sale_id: &str, wallet: u16) -> pb::PayRequest {
     }
 }
 
-async fn sales(store: &mut StoreServiceClient<Channel>) -> Vec<String> {
+async fn sales(store: &mut ManagerClient) -> Vec<String> {
     let sales = store.list_sales(pb::ListSalesRequest::default()).await.unwrap().into_inner().sales;
     sales.into_iter().map(|s| s.sale_id).collect()
 }
@@ -119,9 +121,12 @@ fn orders_of(sim: &str, sale_id: &str) -> usize {
     books["orders"].as_array().unwrap().iter().filter(|o| o["out_trade_no"].as_str().unwrap().contains(sale_id)).count()
 }
 
-async fn connect(port: u16) -> (LaneServiceClient<Channel>, StoreServiceClient<Channel>) {
+/// Lane L1 (with a token the manager issues it) and the manager, on the coordinator whose ledger is `ledger`.
+async fn connect(port: u16, ledger: &Path) -> (CoordinatorClient, ManagerClient) {
     let url = format!("http://127.0.0.1:{port}");
-    (LaneServiceClient::connect(url.clone()).await.unwrap(), StoreServiceClient::connect(url).await.unwrap())
+    let manager = manager_token(ledger);
+    let token = common::issue_lane_token(&url, &manager, "L1").await;
+    (common::lane_client_with(&url, &token).await, common::store_client_with(&url, &manager).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +145,7 @@ async fn a_full_disk_stops_the_coordinator_cleanly_and_loses_nothing() {
     let coordinator = coordinator_on_tmpfs(&holder, mount_point.path(), port, &sim, &logs.path().join("1.log"));
     assert!(tmpfs.join("ledger").is_dir(), "the ledger is on the tmpfs");
 
-    let (mut lane, _) = connect(port).await;
+    let (mut lane, _) = connect(port, &tmpfs.join("ledger")).await;
     lane.register_lane(pb::RegisterLaneRequest { lane_id: "L1".into(), description: "disk".into() }).await.unwrap();
     let paid = lane.pay(pay_request("L1-BEFORE", 1)).await.unwrap().into_inner();
     assert_eq!(paid.outcome(), pb::PaymentOutcome::Paid, "{paid:?}");
@@ -185,7 +190,7 @@ async fn a_full_disk_stops_the_coordinator_cleanly_and_loses_nothing() {
     std::fs::remove_file(&filler).unwrap();
     let port = free_port();
     let _coordinator = coordinator_on_tmpfs(&holder, mount_point.path(), port, &sim, &logs.path().join("2.log"));
-    let (mut lane, mut store) = connect(port).await;
+    let (mut lane, mut store) = connect(port, &tmpfs.join("ledger")).await;
     // The lane asks again about the refused sale (same request): a definite answer now.
     let again = lane.pay(pay_request(&refused_sale, 10 + paid_on_full_disk)).await;
     eprintln!("the refused sale asked again: {again:?}");

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use checkout_coordinator::simulated::SimulatedProvider;
 use checkout_lanes::{FrameSource, LaneConfig};
-use checkout_proto::v1::{self as pb, store_service_client::StoreServiceClient};
+use checkout_proto::v1 as pb;
 use checkout_storage::{LaneId, Provider, SimulatedWallet, Symbology, UnixMillis, sample_catalog};
 use common::{WALLET_SEED, frame_with, run_lane, start_coordinator, write_png};
 
-async fn store_client(url: &str) -> StoreServiceClient<tonic::transport::Channel> {
-    StoreServiceClient::connect(url.to_owned()).await.expect("connect to StoreService")
+async fn store_client(url: &str) -> common::ManagerClient {
+    common::manager_client(url).await
 }
 
 /// What StoreService must say about the one sale of the test.

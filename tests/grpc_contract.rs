@@ -5,13 +5,13 @@ mod common;
 use std::sync::Arc;
 
 use checkout_coordinator::simulated::SimulatedProvider;
-use checkout_proto::v1::{self as pb, lane_service_client::LaneServiceClient};
+use checkout_proto::v1 as pb;
 use checkout_storage::{Provider, SimulatedWallet, UnixMillis, sample_catalog};
 use common::{WALLET_SEED, start_coordinator};
 use tonic::{Code, transport::Channel};
 
-async fn lane_client(url: &str) -> LaneServiceClient<Channel> {
-    let mut client = LaneServiceClient::connect(url.to_owned()).await.expect("connect");
+async fn lane_client(url: &str) -> checkout_lanes::CoordinatorClient {
+    let mut client = common::lane_client(url, "L7").await;
     client
         .register_lane(pb::RegisterLaneRequest { lane_id: "L7".into(), description: "contract test".into() })
         .await
@@ -76,10 +76,13 @@ async fn malformed_requests_get_invalid_argument_naming_the_field() {
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(sim.orders().is_empty());
 
-    // An unregistered lane is told to register.
+    // A lane acting for another lane is refused; an unregistered lane is told to register.
     let mut stranger = valid_pay(&digits);
-    stranger.lane_id = "L99".into();
-    let status = client.pay(stranger).await.unwrap_err();
+    stranger.lane_id = "L8".into();
+    let status = client.pay(stranger.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    stranger.sale_id = "L8-CONTRACT1".into();
+    let status = common::lane_client(&coordinator.url, "L8").await.pay(stranger).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains("RegisterLane"));
     coordinator.stop().await;

@@ -6,9 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use checkout_coordinator::simulated::SimulatedProvider;
 use checkout_lanes::{FrameSource, LaneConfig, LaneEventKind};
-use checkout_proto::v1::{
-    self as pb, lane_service_client::LaneServiceClient, store_service_client::StoreServiceClient,
-};
+use checkout_proto::v1 as pb;
 use checkout_storage::{
     Attempt, FinishedSale, LaneId, LaneStore, OutTradeNo, OutboxItem, Provider, SaleId, SimulatedWallet, StoreId,
     Symbology, UnixMillis, sample_catalog,
@@ -25,7 +23,7 @@ async fn a_sale_left_in_the_outbox_is_delivered_once_when_the_lane_starts_again(
 
     // The lane was paid for a sale, then lost the store before it could report the sale.
     let product = &sample_catalog()[3];
-    let mut lane = LaneServiceClient::connect(coordinator.url.clone()).await.unwrap();
+    let mut lane = common::lane_client(&coordinator.url, "L5").await;
     lane.register_lane(pb::RegisterLaneRequest { lane_id: "L5".into(), description: String::new() }).await.unwrap();
     let code = SimulatedWallet::new(WALLET_SEED, Provider::Alipay, 77).issue_code(UnixMillis::now());
     let paid = lane
@@ -71,7 +69,7 @@ async fn a_sale_left_in_the_outbox_is_delivered_once_when_the_lane_starts_again(
         assert_eq!(summary.undelivered, 0);
     }
     assert!(LaneStore::open(lane_data.path()).unwrap().pending().unwrap().is_empty());
-    let mut store = StoreServiceClient::connect(coordinator.url.clone()).await.unwrap();
+    let mut store = common::manager_client(&coordinator.url).await;
     let sales = store.list_sales(pb::ListSalesRequest::default()).await.unwrap().into_inner().sales;
     assert_eq!(sales.len(), 1, "recorded exactly once");
     assert_eq!((sales[0].sale_id.as_str(), sales[0].items), ("L5-OUTBOX1", 3));

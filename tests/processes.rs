@@ -8,9 +8,9 @@ use std::{
     time::Duration,
 };
 
-use checkout_proto::v1::{self as pb, store_service_client::StoreServiceClient};
-use checkout_storage::Provider;
-use common::processes::{BIN, listening_address, terminate};
+use checkout_proto::v1 as pb;
+use checkout_storage::{LaneStore, Provider};
+use common::processes::{BIN, enrolment_secret_file, listening_address, manager_token, terminate};
 
 /// Starts `checkout coordinator` on a free port, logging everything to `log`, and returns it with its URL.
 fn start_coordinator(data: &Path, log: &Path) -> (Child, String) {
@@ -51,8 +51,8 @@ fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-async fn totals(url: &str) -> pb::GetTotalsResponse {
-    let mut client = StoreServiceClient::connect(url.to_owned()).await.expect("connect");
+async fn totals(url: &str, data: &Path) -> pb::GetTotalsResponse {
+    let mut client = common::store_client_with(url, &manager_token(data)).await;
     client.get_totals(pb::GetTotalsRequest {}).await.expect("totals").into_inner()
 }
 
@@ -67,12 +67,15 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
     let lane = tokio::task::spawn_blocking({
         let url = url.clone();
         let lane_data = lane_data.path().to_owned();
+        let store_data = data.path().to_owned();
         move || {
             Command::new(BIN)
                 .arg("lane")
                 .arg("--data")
                 .arg(&lane_data)
                 .args(["--id", "L3", "--coordinator", &url, "--synthetic", "--customers", "2", "--fps", "120"])
+                .arg("--enrolment-secret")
+                .arg(enrolment_secret_file(&store_data))
                 .args(["--wallet-seed", "process test", "--cashier", "anna-li"])
                 .env("RUST_LOG", "debug")
                 .output()
@@ -86,11 +89,11 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
     assert!(stdout.contains("lane L3: 2 sales"), "{stdout}");
     assert!(stdout.contains("frame to scan event: median"), "the lane measures its own latency: {stdout}");
 
-    let before = totals(&url).await;
+    let before = totals(&url, data.path()).await;
     assert_eq!(before.sales, 2);
     assert_eq!(before.payments_paid, 2);
     // The cashier's shift opened with the lane and closed with it, with both sales in its report.
-    let mut manager = StoreServiceClient::connect(url.clone()).await.unwrap();
+    let mut manager = common::store_client_with(&url, &manager_token(data.path())).await;
     let shifts = manager.list_shifts(pb::ListShiftsRequest::default()).await.unwrap().into_inner().shifts;
     assert_eq!(shifts.len(), 1, "{shifts:?}");
     let shift = &shifts[0];
@@ -101,7 +104,7 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
     assert!(status.success(), "coordinator exit status after SIGTERM: {status:?}");
 
     let (mut coordinator, url) = start_coordinator(data.path(), &coordinator_log);
-    let after = totals(&url).await;
+    let after = totals(&url, data.path()).await;
     assert_eq!((after.sales, after.items, after.paid_total), (before.sales, before.items, before.paid_total));
     assert!(terminate(&mut coordinator, Duration::from_secs(15)).success());
 
@@ -115,4 +118,13 @@ async fn coordinator_and_lane_processes_pay_and_the_coordinator_stops_cleanly_on
         leaks.extend(payment_codes_in(&std::fs::read(&file).unwrap()));
     }
     assert!(leaks.is_empty(), "payment codes written in full: {} found", leaks.len());
+    // Nor a credential in any log.
+    let lane_token = LaneStore::open(lane_data.path()).unwrap().lane_token().unwrap().expect("the lane kept its token");
+    let secret = std::fs::read_to_string(enrolment_secret_file(data.path())).unwrap();
+    for credential in [manager_token(data.path()), secret.trim().to_owned(), lane_token] {
+        let secret_part = &credential[4..];
+        for log in [&coordinator_log, &lane.stderr, &lane.stdout] {
+            assert!(!String::from_utf8_lossy(log).contains(secret_part), "a credential is in a log");
+        }
+    }
 }

@@ -97,7 +97,7 @@ async fn the_coordinator_charges_through_the_adapters_over_http() {
         provider_sim::{self, ProviderSim, ProviderSimConfig},
         simulated::{SimOptions, SimOrderState},
     };
-    use checkout_proto::v1::{self as pb, lane_service_client::LaneServiceClient};
+    use checkout_proto::v1 as pb;
 
     let product = &sample_catalog()[1];
     let price = product.price.minor_units;
@@ -130,13 +130,14 @@ async fn the_coordinator_charges_through_the_adapters_over_http() {
         providers,
         shutdown_grace: Duration::from_secs(10),
         timing: common::fast_timing(),
+        security: common::test_security(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let coordinator = tokio::spawn(checkout_coordinator::run(listener, config, async {
         let _ = stopped.await;
     }));
 
-    let mut client = LaneServiceClient::connect(url).await.unwrap();
+    let mut client = common::lane_client(&url, "L9").await;
     client
         .register_lane(pb::RegisterLaneRequest { lane_id: "L9".into(), description: "adapters".into() })
         .await

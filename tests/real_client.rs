@@ -5,7 +5,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::processes::{BIN, Process, listening_address, terminate};
+use common::processes::{BIN, Process, enrolment_secret_file, listening_address, manager_token, terminate};
 use serde_json::Value;
 
 fn python_grpc_available() -> bool {
@@ -41,12 +41,19 @@ fn a_reflection_only_client_reads_totals_and_shifts_and_gets_clear_errors() {
         .args(["lane", "--id", "L2", "--coordinator", &format!("http://{address}"), "--synthetic"])
         .args(["--customers", "2", "--fps", "120", "--wallet-seed", "real client", "--cashier", "bo", "--data"])
         .arg(lane_data.path())
+        .arg("--enrolment-secret")
+        .arg(enrolment_secret_file(data.path()))
         .output()
         .expect("run lane");
     assert!(lane.status.success(), "{}", String::from_utf8_lossy(&lane.stdout));
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/reflection_client.py");
-    let output = Command::new("python3").arg(script).arg(&address).output().expect("run the Python client");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(&address)
+        .arg(manager_token(data.path()))
+        .output()
+        .expect("run the Python client");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let answer: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
 
@@ -64,8 +71,21 @@ fn a_reflection_only_client_reads_totals_and_shifts_and_gets_clear_errors() {
         (&shifts[0]["cashierId"], &shifts[0]["closedHow"], &shifts[0]["sales"]),
         (&"bo".into(), &"signed off".into(), &"2".into())
     );
+    assert_eq!(answer["anonymous_totals"]["code"], "UNAUTHENTICATED", "{answer}");
     assert_eq!(answer["bad_pay"]["code"], "INVALID_ARGUMENT", "{answer}");
     assert!(answer["bad_pay"]["details"].as_str().unwrap().starts_with("payment_code:"), "{answer}");
+    // The audit log has the lane's enrolment, the token issued and both refused calls.
+    let audit = answer["audit"]["ok"]["entries"].as_array().expect("audit entries");
+    let outcomes: Vec<(&str, &str)> =
+        audit.iter().map(|e| (e["method"].as_str().unwrap_or(""), e["outcome"].as_str().unwrap_or(""))).collect();
+    for expected in [
+        ("checkout.v1.LaneService/EnrolLane", "ok"),
+        ("checkout.v1.StoreService/IssueLaneToken", "ok"),
+        ("checkout.v1.StoreService/GetTotals", "UNAUTHENTICATED"),
+        ("checkout.v1.LaneService/Pay", "INVALID_ARGUMENT"),
+    ] {
+        assert!(outcomes.contains(&expected), "{expected:?} not in {outcomes:?}");
+    }
 
     assert!(terminate(&mut coordinator.0, std::time::Duration::from_secs(15)).success());
 }

@@ -13,11 +13,19 @@ pub enum CoordinatorError {
     FailedPrecondition(String),
     #[error("{0}")]
     NotFound(String),
+    /// The caller is known but may not do this (another lane's sale, a viewer refunding).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A cap of the store is reached (lanes, open sales).
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The ledger could not be read or written: nothing was acknowledged.
     #[error("the store's ledger failed; nothing was recorded: {0}")]
     Storage(#[from] StorageError),
     #[error("the coordinator is shutting down")]
     ShuttingDown,
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl CoordinatorError {
@@ -49,7 +57,10 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::InvalidArgument { .. } => Code::InvalidArgument,
             CoordinatorError::FailedPrecondition(_) => Code::FailedPrecondition,
             CoordinatorError::NotFound(_) => Code::NotFound,
+            CoordinatorError::PermissionDenied(_) => Code::PermissionDenied,
+            CoordinatorError::ResourceExhausted(_) => Code::ResourceExhausted,
             CoordinatorError::Storage(_) | CoordinatorError::ShuttingDown => Code::Unavailable,
+            CoordinatorError::Internal(_) => Code::Internal,
         };
         if code == Code::Unavailable {
             tracing::error!(error = %e, "request refused");

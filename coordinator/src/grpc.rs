@@ -10,10 +10,11 @@ use crate::refunds::RefundOrder;
 use checkout_proto::v1 as pb;
 use checkout_storage::{
     Attempt, CashierId, ChargeRecord, ChargeStatus, Currency, LaneId, LaneRecord, Money, OutTradeNo, PaymentCode,
-    PaymentCodeError, Product, ProductCode, Provider, RefundRecord, RefundStatus, SaleId, SaleRecord, ShiftId,
-    ShiftRecord, UnixMillis,
+    Product, ProductCode, Provider, RefundRecord, RefundStatus, SaleId, SaleRecord, ShiftId, ShiftRecord, UnixMillis,
 };
 use tonic::{Request, Response, Status};
+
+use crate::auth::{Caller, parse_hash_hex};
 
 use crate::{
     Coordinator,
@@ -30,8 +31,11 @@ fn respond<T>(result: Result<T>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(Status::from)
 }
 
-/// Largest basket a lane may send: far above any real one, well below abuse.
-const MAX_LINES: usize = 2_000;
+/// Largest basket a lane may send: far above any real one (quantities cover repeats), well below abuse.
+const MAX_LINES: usize = 500;
+/// A heartbeat's basket: at most this many items and this much money (100 million yuan).
+const MAX_BASKET_ITEMS: u32 = 100_000;
+const MAX_BASKET_MINOR_UNITS: i64 = 10_000_000_000;
 const MAX_LIST: usize = 10_000;
 
 pub fn money_to_pb(money: Money) -> pb::Money {
@@ -182,6 +186,18 @@ fn lane_id_of(value: &str) -> Result<LaneId> {
     LaneId::parse(value).map_err(field("lane_id"))
 }
 
+/// AIP-158: 0 asks for the default page, more than the maximum gets the maximum, a negative size is a mistake.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 1_000;
+
+fn page_size_of(page_size: i32) -> Result<usize> {
+    match page_size {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n < 0 => Err(CoordinatorError::invalid("page_size", "must not be negative")),
+        n => Ok((n as usize).min(MAX_PAGE_SIZE)),
+    }
+}
+
 fn limit_of(limit: u32) -> usize {
     match limit {
         0 => 1000,
@@ -202,6 +218,57 @@ pub struct LaneApi(pub Arc<Coordinator>);
 /// What managers call.
 pub struct StoreApi(pub Arc<Coordinator>);
 
+/// The caller the gate put in the request's extensions.
+fn caller_of<T>(request: &Request<T>) -> Result<Caller> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| CoordinatorError::PermissionDenied("the caller is not known".to_owned()))
+}
+
+/// The lane a request names, which must be the caller's own.
+fn own_lane(caller: &Caller, claimed: &str) -> Result<LaneId> {
+    let lane_id = lane_id_of(claimed)?;
+    let own = caller.lane().map_err(|status| CoordinatorError::PermissionDenied(status.message().to_owned()))?;
+    if &lane_id != own {
+        return Err(CoordinatorError::PermissionDenied(format!(
+            "lane {own} acts only on its own lane, not on lane {lane_id}"
+        )));
+    }
+    Ok(lane_id)
+}
+
+/// A sale or shift id made by `lane_id`: it starts with the lane id and a dash.
+fn of_lane(field_name: &str, lane_id: &LaneId, id: &str) -> Result<()> {
+    if id.strip_prefix(lane_id.as_str()).is_some_and(|rest| rest.starts_with('-')) {
+        Ok(())
+    } else {
+        Err(CoordinatorError::PermissionDenied(format!(
+            "{field_name} {id} is not of lane {lane_id}: a lane's ids start with its lane id and a dash"
+        )))
+    }
+}
+
+/// A line of free text a person reads (a description, a reason): bounded, and no control or
+/// direction-changing characters that could make it read as something else.
+fn plain_text(field_name: &str, value: &str, max_chars: usize) -> Result<()> {
+    if value.chars().count() > max_chars {
+        return Err(CoordinatorError::invalid(field_name, format!("at most {max_chars} characters")));
+    }
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}')
+    };
+    if let Some(c) = value.chars().find(|c| hidden(*c)) {
+        return Err(CoordinatorError::invalid(
+            field_name,
+            format!("control and text-direction characters are not allowed (found U+{:04X})", u32::from(c)),
+        ));
+    }
+    Ok(())
+}
+
 impl LaneApi {
     fn registered(&self, lane_id: &LaneId) -> Result<LaneRecord> {
         self.0.store.lane(lane_id)?.ok_or_else(|| {
@@ -209,15 +276,28 @@ impl LaneApi {
         })
     }
 
-    async fn register(&self, request: pb::RegisterLaneRequest) -> Result<pb::RegisterLaneResponse> {
+    async fn enrol(&self, caller: &Caller, request: pb::EnrolLaneRequest) -> Result<pb::EnrolLaneResponse> {
         let lane_id = lane_id_of(&request.lane_id)?;
-        if request.description.chars().count() > 200 {
-            return Err(CoordinatorError::invalid("description", "at most 200 characters"));
-        }
+        let token_sha256 = parse_hash_hex(&request.token_sha256)
+            .ok_or_else(|| CoordinatorError::invalid("token_sha256", "the token's SHA-256 as 64 hex digits"))?;
+        self.0.enrol_lane(&lane_id, token_sha256, caller).await?;
+        Ok(pb::EnrolLaneResponse { lane_id: lane_id.to_string() })
+    }
+
+    async fn register(&self, caller: &Caller, request: pb::RegisterLaneRequest) -> Result<pb::RegisterLaneResponse> {
+        let lane_id = own_lane(caller, &request.lane_id)?;
+        plain_text("description", &request.description, 200)?;
         let c = &self.0;
-        let registered_at = c.store.lane(&lane_id)?.map(|l| l.registered_at).unwrap_or_else(UnixMillis::now);
-        c.store.put_lane(&LaneRecord { lane_id: lane_id.clone(), description: request.description, registered_at })?;
-        c.store.commit().await?;
+        let earlier = c.store.lane(&lane_id)?;
+        if earlier.as_ref().is_none_or(|lane| lane.description != request.description) {
+            let registered_at = earlier.map(|l| l.registered_at).unwrap_or_else(UnixMillis::now);
+            c.store.put_lane(&LaneRecord {
+                lane_id: lane_id.clone(),
+                description: request.description,
+                registered_at,
+            })?;
+            c.store.commit().await?;
+        }
         c.live.record(&lane_id, Heartbeat::idle());
         tracing::info!(%lane_id, "lane registered");
         Ok(pb::RegisterLaneResponse {
@@ -227,18 +307,37 @@ impl LaneApi {
         })
     }
 
-    fn heartbeat(&self, request: pb::HeartbeatRequest) -> Result<pb::HeartbeatResponse> {
-        let lane_id = lane_id_of(&request.lane_id)?;
+    fn heartbeat(&self, caller: &Caller, request: pb::HeartbeatRequest) -> Result<pb::HeartbeatResponse> {
+        let lane_id = own_lane(caller, &request.lane_id)?;
         self.registered(&lane_id)?;
         let basket_total = match request.basket_total {
-            Some(total) => Some(money_from_pb("basket_total", Some(total))?),
+            Some(total) => {
+                let total = money_from_pb("basket_total", Some(total))?;
+                if total.currency != self.0.currency {
+                    return Err(CoordinatorError::invalid(
+                        "basket_total.currency",
+                        format!("the store takes {}", self.0.currency),
+                    ));
+                }
+                if !(0..=MAX_BASKET_MINOR_UNITS).contains(&total.minor_units) {
+                    return Err(CoordinatorError::invalid("basket_total", "out of range"));
+                }
+                Some(total)
+            }
             None => None,
         };
+        if !request.sale_id.is_empty() {
+            SaleId::parse(&request.sale_id).map_err(field("sale_id"))?;
+            of_lane("sale_id", &lane_id, &request.sale_id)?;
+        }
+        if request.basket_items > MAX_BASKET_ITEMS {
+            return Err(CoordinatorError::invalid("basket_items", format!("at most {MAX_BASKET_ITEMS}")));
+        }
         self.0.live.record(
             &lane_id,
             Heartbeat {
                 activity: activity_from_pb(request.state)?,
-                sale_id: request.sale_id.chars().take(20).collect(),
+                sale_id: request.sale_id,
                 basket_items: request.basket_items,
                 basket_total,
                 frames_decoded: request.frames_decoded,
@@ -248,24 +347,30 @@ impl LaneApi {
         Ok(pb::HeartbeatResponse {})
     }
 
-    async fn pay(&self, request: pb::PayRequest) -> Result<pb::PayResponse> {
-        let lane_id = lane_id_of(&request.lane_id)?;
+    async fn pay(&self, caller: &Caller, request: pb::PayRequest) -> Result<pb::PayResponse> {
+        let lane_id = own_lane(caller, &request.lane_id)?;
         let sale_id = SaleId::parse(&request.sale_id).map_err(field("sale_id"))?;
+        of_lane("sale_id", &lane_id, sale_id.as_str())?;
         let attempt = Attempt::new(request.attempt).map_err(field("attempt"))?;
-        let code = PaymentCode::parse(&request.payment_code).map_err(|e| match e {
-            PaymentCodeError::NotDigits => CoordinatorError::invalid("payment_code", "a payment code has only digits"),
-            e @ PaymentCodeError::UnknownProvider { .. } => CoordinatorError::invalid("payment_code", e),
-        })?;
+        let code = PaymentCode::parse(&request.payment_code).map_err(field("payment_code"))?;
         let lines = lines_from_pb(request.lines)?;
         let amount = money_from_pb("amount", request.amount)?;
         let shift_id = shift_id_of(&request.shift_id)?;
+        if let Some(shift_id) = &shift_id {
+            of_lane("shift_id", &lane_id, shift_id.as_str())?;
+        }
         let started_at = millis_from_pb("started_at", request.started_at)?.unwrap_or_else(UnixMillis::now);
         self.registered(&lane_id)?;
         if self.0.shutting_down.load(Ordering::SeqCst) {
             return Err(CoordinatorError::ShuttingDown);
         }
+        let limits = &self.0.limits;
+        self.0.open_sales.admit(&lane_id, &sale_id, limits.max_open_sales_per_lane, limits.max_open_sales)?;
         let order = PayOrder { lane_id, sale_id, attempt, code, lines, amount, shift_id, started_at };
         let charge = self.0.payments.pay(order).await?;
+        if charge.status == ChargeStatus::Paid {
+            self.0.open_sales.paid(&charge.lane_id, &charge.sale_id);
+        }
         Ok(pb::PayResponse {
             outcome: outcome_to_pb(charge.status).into(),
             message: charge.message,
@@ -278,9 +383,10 @@ impl LaneApi {
         })
     }
 
-    async fn finish_sale(&self, request: pb::FinishSaleRequest) -> Result<pb::FinishSaleResponse> {
-        let lane_id = lane_id_of(&request.lane_id)?;
+    async fn finish_sale(&self, caller: &Caller, request: pb::FinishSaleRequest) -> Result<pb::FinishSaleResponse> {
+        let lane_id = own_lane(caller, &request.lane_id)?;
         let sale_id = SaleId::parse(&request.sale_id).map_err(field("sale_id"))?;
+        of_lane("sale_id", &lane_id, sale_id.as_str())?;
         let out_trade_no = OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?;
         let lines = lines_from_pb(request.lines)?;
         let total = money_from_pb("total", request.total)?;
@@ -344,46 +450,66 @@ impl Heartbeat {
     }
 }
 
+/// Runs a handler with the request's caller and message, and answers with its result or status.
+macro_rules! with_caller {
+    ($request:ident, |$caller:ident, $message:ident| $body:expr) => {{
+        let $caller = match caller_of(&$request) {
+            Ok(caller) => caller,
+            Err(e) => return Err(Status::from(e)),
+        };
+        let $message = $request.into_inner();
+        respond($body)
+    }};
+}
+
 #[tonic::async_trait]
 impl pb::lane_service_server::LaneService for LaneApi {
+    async fn enrol_lane(
+        &self,
+        request: Request<pb::EnrolLaneRequest>,
+    ) -> Result<Response<pb::EnrolLaneResponse>, Status> {
+        with_caller!(request, |caller, message| self.enrol(&caller, message).await)
+    }
+
     async fn register_lane(
         &self,
         request: Request<pb::RegisterLaneRequest>,
     ) -> Result<Response<pb::RegisterLaneResponse>, Status> {
-        respond(self.register(request.into_inner()).await)
+        with_caller!(request, |caller, message| self.register(&caller, message).await)
     }
 
     async fn heartbeat(
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        respond(self.heartbeat(request.into_inner()))
+        with_caller!(request, |caller, message| self.heartbeat(&caller, message))
     }
 
     async fn pay(&self, request: Request<pb::PayRequest>) -> Result<Response<pb::PayResponse>, Status> {
-        respond(self.pay(request.into_inner()).await)
+        with_caller!(request, |caller, message| self.pay(&caller, message).await)
     }
 
     async fn finish_sale(
         &self,
         request: Request<pb::FinishSaleRequest>,
     ) -> Result<Response<pb::FinishSaleResponse>, Status> {
-        respond(self.finish_sale(request.into_inner()).await)
+        with_caller!(request, |caller, message| self.finish_sale(&caller, message).await)
     }
 
     async fn open_shift(&self, request: Request<pb::OpenShiftRequest>) -> Result<Response<pb::ShiftReport>, Status> {
-        respond(self.open_shift(request.into_inner()).await)
+        with_caller!(request, |caller, message| self.open_shift(&caller, message).await)
     }
 
     async fn close_shift(&self, request: Request<pb::CloseShiftRequest>) -> Result<Response<pb::ShiftReport>, Status> {
-        respond(self.close_shift(request.into_inner()).await)
+        with_caller!(request, |caller, message| self.close_shift(&caller, message).await)
     }
 }
 
 impl LaneApi {
-    async fn open_shift(&self, request: pb::OpenShiftRequest) -> Result<pb::ShiftReport> {
-        let lane_id = lane_id_of(&request.lane_id)?;
+    async fn open_shift(&self, caller: &Caller, request: pb::OpenShiftRequest) -> Result<pb::ShiftReport> {
+        let lane_id = own_lane(caller, &request.lane_id)?;
         let shift_id = ShiftId::parse(&request.shift_id).map_err(field("shift_id"))?;
+        of_lane("shift_id", &lane_id, shift_id.as_str())?;
         let cashier = CashierId::parse(&request.cashier_id).map_err(field("cashier_id"))?;
         let opened_at = millis_from_pb("opened_at", request.opened_at)?.unwrap_or_else(UnixMillis::now);
         self.registered(&lane_id)?;
@@ -392,9 +518,10 @@ impl LaneApi {
         self.report_of(&shift.shift_id)
     }
 
-    async fn close_shift(&self, request: pb::CloseShiftRequest) -> Result<pb::ShiftReport> {
-        let lane_id = lane_id_of(&request.lane_id)?;
+    async fn close_shift(&self, caller: &Caller, request: pb::CloseShiftRequest) -> Result<pb::ShiftReport> {
+        let lane_id = own_lane(caller, &request.lane_id)?;
         let shift_id = ShiftId::parse(&request.shift_id).map_err(field("shift_id"))?;
+        of_lane("shift_id", &lane_id, shift_id.as_str())?;
         let closed_at = millis_from_pb("closed_at", request.closed_at)?.unwrap_or_else(UnixMillis::now);
         self.registered(&lane_id)?;
         close_shift(&self.0.store, &lane_id, &shift_id, closed_at).await?;
@@ -557,20 +684,72 @@ impl StoreApi {
         Ok(pb::ListUnsettledResponse { payments })
     }
 
-    async fn resolve_now(&self) -> Result<pb::ResolveNowResponse> {
+    async fn resolve_now(&self, caller: &Caller) -> Result<pb::ResolveNowResponse> {
         let left = self.0.payments.resolve_outstanding().await?;
+        self.0.audit_action(caller, "StoreService/ResolveNow", "", &format!("{left} charges still unsettled"));
+        self.0.store.commit().await?;
         Ok(pb::ResolveNowResponse { still_unsettled: left as u64 })
     }
 
-    async fn refund(&self, request: pb::RefundRequest) -> Result<pb::RefundResponse> {
+    async fn refund(&self, caller: &Caller, request: pb::RefundRequest) -> Result<pb::RefundResponse> {
         let out_trade_no = OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?;
         let amount = money_from_pb("amount", request.amount)?;
-        if request.reason.chars().count() > 80 {
-            return Err(CoordinatorError::invalid("reason", "at most 80 characters"));
-        }
+        plain_text("reason", &request.reason, 80)?;
         let order = RefundOrder { out_trade_no, out_refund_no: request.out_refund_no, amount, reason: request.reason };
         let (refund, refunded_total) = self.0.payments.refund(order).await?;
+        let detail = format!("{} of {}: {:?} ({})", refund.amount, refund.out_trade_no, refund.status, refund.reason);
+        self.0.audit_action(caller, "StoreService/Refund", &refund.out_refund_no, &detail);
+        self.0.store.commit().await?;
         Ok(pb::RefundResponse { refund: Some(refund_to_pb(refund)), refunded_total: Some(money_to_pb(refunded_total)) })
+    }
+
+    async fn issue_lane_token(&self, caller: &Caller, request: pb::IssueLaneTokenRequest) -> Result<pb::LaneToken> {
+        let lane_id = lane_id_of(&request.lane_id)?;
+        let token = self.0.issue_lane_token(&lane_id, caller).await?;
+        Ok(pb::LaneToken { lane_id: lane_id.to_string(), token })
+    }
+
+    async fn revoke_lane_token(
+        &self,
+        caller: &Caller,
+        request: pb::RevokeLaneTokenRequest,
+    ) -> Result<pb::RevokeLaneTokenResponse> {
+        let lane_id = lane_id_of(&request.lane_id)?;
+        let revoked = self.0.revoke_lane_token(&lane_id, caller).await?;
+        Ok(pb::RevokeLaneTokenResponse { revoked })
+    }
+
+    fn list_audit(&self, request: pb::ListAuditRequest) -> Result<pb::ListAuditResponse> {
+        let page_size = page_size_of(request.page_size)?;
+        let after = match request.page_token.as_str() {
+            "" => None,
+            token => Some(
+                token
+                    .parse::<u64>()
+                    .map_err(|_| CoordinatorError::invalid("page_token", "not a token of this list"))?,
+            ),
+        };
+        let mut entries = self.0.store.audit_page(after, page_size + 1)?;
+        let more = entries.len() > page_size;
+        entries.truncate(page_size);
+        let next_page_token = match entries.last() {
+            Some((sequence, _)) if more => sequence.to_string(),
+            _ => String::new(),
+        };
+        let entries = entries
+            .into_iter()
+            .map(|(sequence, entry)| pb::AuditEntry {
+                sequence,
+                at: Some(timestamp(entry.at)),
+                caller: entry.caller,
+                peer: entry.peer,
+                method: entry.method,
+                target: entry.target,
+                outcome: entry.outcome,
+                detail: entry.detail,
+            })
+            .collect();
+        Ok(pb::ListAuditResponse { entries, next_page_token })
     }
 
     fn list_refunds(&self, request: pb::ListRefundsRequest) -> Result<pb::ListRefundsResponse> {
@@ -600,12 +779,36 @@ impl pb::store_service_server::StoreService for StoreApi {
         respond(self.list_unsettled())
     }
 
-    async fn resolve_now(&self, _: Request<pb::ResolveNowRequest>) -> Result<Response<pb::ResolveNowResponse>, Status> {
-        respond(self.resolve_now().await)
+    async fn resolve_now(
+        &self,
+        request: Request<pb::ResolveNowRequest>,
+    ) -> Result<Response<pb::ResolveNowResponse>, Status> {
+        with_caller!(request, |caller, _message| self.resolve_now(&caller).await)
     }
 
     async fn refund(&self, request: Request<pb::RefundRequest>) -> Result<Response<pb::RefundResponse>, Status> {
-        respond(self.refund(request.into_inner()).await)
+        with_caller!(request, |caller, message| self.refund(&caller, message).await)
+    }
+
+    async fn issue_lane_token(
+        &self,
+        request: Request<pb::IssueLaneTokenRequest>,
+    ) -> Result<Response<pb::LaneToken>, Status> {
+        with_caller!(request, |caller, message| self.issue_lane_token(&caller, message).await)
+    }
+
+    async fn revoke_lane_token(
+        &self,
+        request: Request<pb::RevokeLaneTokenRequest>,
+    ) -> Result<Response<pb::RevokeLaneTokenResponse>, Status> {
+        with_caller!(request, |caller, message| self.revoke_lane_token(&caller, message).await)
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
+        respond(self.list_audit(request.into_inner()))
     }
 
     async fn list_refunds(

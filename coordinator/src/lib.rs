@@ -3,13 +3,19 @@
 //! [`run`] is the whole server: give it a bound listener, a configuration and
 //! a shutdown future (mini-redis style). On shutdown it stops accepting,
 //! refuses new charges, lets in-flight requests finish within the grace
-//! period, flushes the ledger and returns.
+//! period, flushes the ledger and returns. [`open`] and [`serve`] are its two
+//! halves, for a caller that reports the data folder's credentials in between.
 
 pub mod alipay;
+pub mod auth;
+pub mod config;
+mod enrolment;
 mod error;
 mod grpc;
 mod http;
+pub mod listener;
 mod live;
+mod open_sales;
 mod payments;
 pub mod provider;
 pub mod provider_sim;
@@ -31,10 +37,15 @@ use std::{
 };
 
 use checkout_proto::v1::{lane_service_server::LaneServiceServer, store_service_server::StoreServiceServer};
-use checkout_storage::{Currency, Provider, StorageError, Store, StoreId, UnixMillis, sample_catalog};
+use checkout_storage::{Currency, LaneId, Provider, StorageError, Store, StoreId, UnixMillis, sample_catalog};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic_health::ServingStatus;
+
+use crate::{
+    auth::{Credentials, ENROLMENT_SECRET_FILE, Gate, GateLayer, MANAGER_TOKEN_FILE, Role, StaffToken, TokenKind},
+    config::Security,
+};
 
 pub use error::CoordinatorError;
 pub use payments::{EngineTiming, PayOrder, Payments};
@@ -53,6 +64,8 @@ pub struct CoordinatorConfig {
     pub shutdown_grace: Duration,
     /// How patient the payment engine is with providers.
     pub timing: EngineTiming,
+    /// Credentials, TLS and limits.
+    pub security: Security,
 }
 
 /// The state every service shares.
@@ -67,6 +80,15 @@ pub struct Coordinator {
     next_resolve_at: AtomicI64,
     /// Wakes the resolver for a pass now.
     resolve_now: tokio::sync::Notify,
+    /// Credentials and the audit log.
+    gate: Arc<Gate>,
+    limits: config::Limits,
+    /// Sales started and not paid yet, per lane: capped.
+    open_sales: open_sales::OpenSales,
+    /// One lane token issued at a time, so two enrolments of one new lane cannot both win.
+    issuing: tokio::sync::Mutex<()>,
+    /// Lanes whose tokens the configuration names: they count against the cap on lanes.
+    configured_lanes: Vec<LaneId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +103,96 @@ pub enum RunError {
         "the ledger failed ({0}); the coordinator stopped so that nothing unrecorded is acknowledged: free or fix the disk, then start it again"
     )]
     LedgerFailed(String),
+    #[error("cannot keep the generated credentials in {path}: {source}")]
+    Credentials { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] listener::TlsError),
+}
+
+/// Where the data folder keeps the credentials it generated at its first start.
+#[derive(Debug, Clone)]
+pub struct GeneratedCredentials {
+    /// A bearer token with the manager role.
+    pub manager_token: PathBuf,
+    /// The secret a new lane enrols with (`LaneService/EnrolLane`).
+    pub lane_enrolment_secret: PathBuf,
+}
+
+/// A coordinator whose data folder is open and locked, ready to [`serve`].
+pub struct OpenedCoordinator {
+    coordinator: Arc<Coordinator>,
+    /// The generated credentials, unless the configuration turned them off.
+    pub generated: Option<GeneratedCredentials>,
+    grace: Duration,
+    tls: Option<listener::TlsFiles>,
+}
+
+/// Reads the token in `path`, or makes one there (0600) when there is none.
+fn token_file(path: &std::path::Path, kind: TokenKind) -> Result<String, RunError> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let fail = |source| RunError::Credentials { path: path.to_owned(), source };
+    match std::fs::read_to_string(path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let token = auth::new_token(kind).map_err(fail)?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(fail)?;
+    file.write_all(format!("{token}\n").as_bytes()).and_then(|()| file.sync_all()).map_err(fail)?;
+    Ok(token)
+}
+
+/// Opens (or creates) the data folder, taking its lock first, and makes the credentials a new folder needs.
+pub fn open(config: CoordinatorConfig) -> Result<OpenedCoordinator, RunError> {
+    let store = Store::open(&config.data_dir)?;
+    let seeded = store.seed_catalog_if_empty(&sample_catalog())?;
+    if seeded > 0 {
+        tracing::info!(products = seeded, "new data folder: loaded the sample catalog");
+    }
+    let mut security = config.security;
+    let generated = if security.generated_credentials {
+        let folder = store.credentials_dir()?;
+        let manager_token = folder.join(MANAGER_TOKEN_FILE);
+        let lane_enrolment_secret = folder.join(ENROLMENT_SECRET_FILE);
+        let manager = token_file(&manager_token, TokenKind::Staff)?;
+        let secret = token_file(&lane_enrolment_secret, TokenKind::Enrolment)?;
+        security.staff.push(StaffToken {
+            name: "generated".to_owned(),
+            role: Role::Manager,
+            token_sha256: auth::hash_token(&manager),
+        });
+        security.enrolment_secrets.push(auth::hash_token(&secret));
+        Some(GeneratedCredentials { manager_token, lane_enrolment_secret })
+    } else {
+        None
+    };
+    let mut lane_tokens: Vec<(LaneId, auth::TokenHash)> = store
+        .lane_tokens()?
+        .into_iter()
+        .filter(|record| !record.revoked)
+        .map(|record| (record.lane_id, record.token_sha256))
+        .collect();
+    lane_tokens.extend(security.lane_tokens.iter().cloned());
+    let credentials = Credentials::new(&security.staff, &security.enrolment_secrets, &lane_tokens);
+    store.keep_audit_entries(security.limits.audit_entries);
+    let coordinator = Arc::new(Coordinator {
+        payments: Payments::new(store.clone(), config.store_id.clone(), config.providers, config.timing),
+        gate: Arc::new(Gate::new(credentials, store.clone())),
+        store,
+        store_id: config.store_id,
+        currency: config.currency,
+        live: live::LiveLanes::default(),
+        shutting_down: AtomicBool::new(false),
+        next_resolve_at: AtomicI64::new(0),
+        resolve_now: tokio::sync::Notify::new(),
+        open_sales: open_sales::OpenSales::default(),
+        limits: security.limits,
+        issuing: tokio::sync::Mutex::new(()),
+        configured_lanes: security.lane_tokens.iter().map(|(lane_id, _)| lane_id.clone()).collect(),
+    });
+    Ok(OpenedCoordinator { coordinator, generated, grace: config.shutdown_grace, tls: security.tls })
 }
 
 /// Serves the coordinator on `listener` until `shutdown` completes.
@@ -89,21 +201,25 @@ pub async fn run(
     config: CoordinatorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let store = Store::open(&config.data_dir)?;
-    let seeded = store.seed_catalog_if_empty(&sample_catalog())?;
-    if seeded > 0 {
-        tracing::info!(products = seeded, "new data folder: loaded the sample catalog");
+    serve(listener, open(config)?, shutdown).await
+}
+
+/// Serves an opened coordinator on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    opened: OpenedCoordinator,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let OpenedCoordinator { coordinator, grace, tls, .. } = opened;
+    let store = coordinator.store.clone();
+    let tls = tls.as_ref().map(listener::tls_acceptor).transpose()?;
+    let limits = coordinator.limits.clone();
+    let mut connections = limits.connections.clone();
+    if let Some(files) = listener::raise_open_file_limit() {
+        // Leave room for the ledger, the providers' connections and the log.
+        let room = usize::try_from(files.saturating_sub(128)).unwrap_or(usize::MAX).max(16);
+        connections.max_connections = connections.max_connections.min(room);
     }
-    let coordinator = Arc::new(Coordinator {
-        payments: Payments::new(store.clone(), config.store_id.clone(), config.providers, config.timing),
-        store: store.clone(),
-        store_id: config.store_id,
-        currency: config.currency,
-        live: live::LiveLanes::default(),
-        shutting_down: AtomicBool::new(false),
-        next_resolve_at: AtomicI64::new(0),
-        resolve_now: tokio::sync::Notify::new(),
-    });
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -117,7 +233,14 @@ pub async fn run(
     let resolver = tokio::spawn(resolve_forever(coordinator.clone(), health.clone()));
 
     let address = listener.local_addr().ok();
-    tracing::info!(?address, data = %store.path().display(), "coordinator serving");
+    tracing::info!(
+        ?address,
+        data = %store.path().display(),
+        tls = tls.is_some(),
+        max_connections = connections.max_connections,
+        "coordinator serving"
+    );
+    let (incoming, accepting) = listener::admit_connections(listener, tls, connections);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let state = coordinator.clone();
@@ -142,16 +265,24 @@ pub async fn run(
         let _ = stop_tx.send(());
     };
     let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .http2_max_header_list_size(16 * 1024)
+        .layer(GateLayer(coordinator.gate.clone()))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
-        .add_service(LaneServiceServer::new(grpc::LaneApi(coordinator.clone())))
-        .add_service(StoreServiceServer::new(grpc::StoreApi(coordinator.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .add_service(
+            LaneServiceServer::new(grpc::LaneApi(coordinator.clone()))
+                .max_decoding_message_size(limits.max_message_bytes),
+        )
+        .add_service(
+            StoreServiceServer::new(grpc::StoreApi(coordinator.clone()))
+                .max_decoding_message_size(limits.max_message_bytes),
+        )
+        .serve_with_incoming_shutdown(ReceiverStream::new(incoming), signal);
 
-    let grace = config.shutdown_grace;
     let grace_expired = async move {
         if stop_rx.await.is_ok() {
             tokio::time::sleep(grace).await;
@@ -165,6 +296,7 @@ pub async fn run(
     }
     // Whatever the resolver was doing is durable step by step; it resumes at the next start.
     resolver.abort();
+    accepting.abort();
     if let Some(reason) = ledger_failure.get() {
         return Err(RunError::LedgerFailed(reason.clone()));
     }

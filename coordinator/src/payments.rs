@@ -24,7 +24,7 @@ use std::{
 
 use checkout_storage::{
     Attempt, ChargeRecord, ChargeStatus, LaneId, Money, OutTradeNo, PaymentCode, ProductCode, Provider, SaleId,
-    SaleLine, SaleRecord, ShiftId, Store, StoreId, UnixMillis,
+    SaleLine, SaleRecord, ShiftId, Store, StoreId, UnixMillis, basket_digest,
 };
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -182,7 +182,12 @@ impl Payments {
             .ok_or_else(|| CoordinatorError::FailedPrecondition(format!("{provider} is not accepted at this store")))
     }
 
-    async fn save(&self, charge: &ChargeRecord) -> Result<(), CoordinatorError> {
+    /// Records `charge` durably. A charge that ended unpaid keeps what the books need (amount, masked
+    /// code, fingerprint, outcome, the basket's digest), not the basket.
+    async fn save(&self, charge: &mut ChargeRecord) -> Result<(), CoordinatorError> {
+        if charge.status.is_final() && charge.status != ChargeStatus::Paid {
+            charge.lines = Vec::new();
+        }
         self.store.put_charge(charge)?;
         self.store.commit().await?;
         Ok(())
@@ -222,7 +227,27 @@ impl Payments {
     }
 
     async fn pay_locked(&self, order: &PayOrder, out_trade_no: &OutTradeNo) -> Result<ChargeRecord, CoordinatorError> {
+        let basket_sha256 = basket_digest(order.lines.iter().map(|(gtin, quantity)| (gtin, *quantity)));
+        let code_fingerprint = self.store.fingerprint(&order.code);
         if let Some(mut existing) = self.store.charge(out_trade_no)? {
+            // A repeat is answered from the first charge only when it is the same charge: the same
+            // lane, basket, amount and code. Anything else is someone else's request for this number.
+            let differs = [
+                (existing.lane_id != order.lane_id, "lane"),
+                (existing.basket_sha256 != basket_sha256, "basket"),
+                (existing.amount != order.amount, "amount"),
+                (existing.code_fingerprint != code_fingerprint, "payment code"),
+            ];
+            let differs: Vec<&str> = differs.iter().filter(|(d, _)| *d).map(|(_, what)| *what).collect();
+            if !differs.is_empty() {
+                tracing::warn!(differs = ?differs, "a request for an existing charge differs from it: refused");
+                return Err(CoordinatorError::FailedPrecondition(format!(
+                    "sale {} attempt {} was charged with another {}: a new code is a new attempt",
+                    order.sale_id,
+                    order.attempt.get(),
+                    differs.join(", ")
+                )));
+            }
             if existing.status.is_final() {
                 tracing::info!(status = ?existing.status, "repeated request: answering with the first outcome");
             } else {
@@ -247,7 +272,6 @@ impl Payments {
         total.positive()?;
         let provider = order.code.provider();
         let client = self.provider(provider)?;
-        let code_fingerprint = self.store.fingerprint(&order.code);
         let mut charge = ChargeRecord {
             out_trade_no: out_trade_no.clone(),
             lane_id: order.lane_id.clone(),
@@ -266,6 +290,7 @@ impl Payments {
             superseded_by: None,
             events: Vec::new(),
             lines,
+            basket_sha256,
             shift_id: order.shift_id.clone(),
             sale_started_at: order.started_at,
         };
@@ -278,12 +303,12 @@ impl Payments {
             charge.message = messages::CODE_USED.to_owned();
             charge.settled_at = Some(UnixMillis::now());
             charge.log(format!("declined: the code was already used in {owner}; the provider was not called"));
-            self.save(&charge).await?;
+            self.save(&mut charge).await?;
             return Ok(charge);
         }
         charge.log("intent recorded");
         // The intent is durable before any money can move.
-        self.save(&charge).await?;
+        self.save(&mut charge).await?;
 
         let request = MicropayRequest {
             out_trade_no: out_trade_no.clone(),
@@ -310,11 +335,11 @@ impl Payments {
                     self.mark_paid(&mut charge).await?;
                 } else {
                     charge.settled_at = Some(UnixMillis::now());
-                    self.save(&charge).await?;
+                    self.save(&mut charge).await?;
                 }
             }
             Some(wait) => {
-                self.save(&charge).await?;
+                self.save(&mut charge).await?;
                 self.settle(&mut charge, wait).await?;
             }
         }
@@ -753,10 +778,12 @@ mod tests {
         let (payments, _dir) = engine(provider.clone());
         let winner = payments.pay(order("L1-F", 1)).await.unwrap();
         // Attempt 2 was sent before the lane learnt attempt 1 was paid (the lane retried with a new code).
+        let second = order("L1-F", 2);
         let mut late = winner.clone();
         late.out_trade_no = OutTradeNo::derive(&StoreId::parse("S1").unwrap(), &late.sale_id, Attempt::new(2).unwrap());
         late.attempt = Attempt::new(2).unwrap();
         late.status = ChargeStatus::Unknown;
+        late.code_fingerprint = payments.store.fingerprint(&second.code);
         payments.store.put_charge(&late).unwrap();
         provider.query.lock().unwrap().push_back(paid_state());
         payments.resolve_outstanding().await.unwrap();
@@ -764,8 +791,29 @@ mod tests {
         assert_eq!(late.status, ChargeStatus::Reversed);
         assert_eq!(late.superseded_by.as_ref(), Some(&winner.out_trade_no));
         // Asking about the late attempt answers with the winner.
-        let answer = payments.pay(order("L1-F", 2)).await.unwrap();
+        let answer = payments.pay(second.clone()).await.unwrap();
         assert_eq!(answer.out_trade_no, winner.out_trade_no);
+        // The late attempt's number with another basket or another code is someone else's request: refused.
+        let mut other_basket = second.clone();
+        other_basket.lines[0].1 += 1;
+        other_basket.amount = other_basket.amount.checked_mul(2).unwrap();
+        assert!(matches!(payments.pay(other_basket).await, Err(CoordinatorError::FailedPrecondition(_))));
+        let mut other_lane = second;
+        other_lane.lane_id = LaneId::parse("L2").unwrap();
+        assert!(matches!(payments.pay(other_lane).await, Err(CoordinatorError::FailedPrecondition(_))));
+    }
+
+    #[tokio::test]
+    async fn a_declined_charge_keeps_the_books_not_the_basket() {
+        let provider = Arc::new(Scripted::default());
+        provider.micropay.lock().unwrap().push_back(answer(ChargeStatus::NewCodeNeeded, "NOTENOUGH", Duration::ZERO));
+        let (payments, _dir) = engine(provider.clone());
+        let declined = payments.pay(order("L1-G", 1)).await.unwrap();
+        let kept = payments.store.charge(&declined.out_trade_no).unwrap().unwrap();
+        assert_eq!(kept.status, ChargeStatus::NewCodeNeeded);
+        assert!(kept.lines.is_empty(), "a declined charge keeps no basket");
+        assert_eq!(kept.amount, declined.amount);
+        assert!(kept.masked_code.as_str().contains('*'));
     }
 }
 

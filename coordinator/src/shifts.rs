@@ -180,6 +180,7 @@ mod tests {
                 created_at: UnixMillis(100),
                 settled_at: Some(UnixMillis(101)),
                 lines: lines.clone(),
+                basket_sha256: checkout_storage::basket_digest([(&product.gtin, quantity)]),
                 shift_id: shift_id.clone(),
                 sale_started_at: UnixMillis(90),
                 superseded_by: None,

@@ -1,7 +1,9 @@
 //! One checkout lane: three actix actors (scanner, decoder, payment) that talk only by messages.
 //!
 //! [`run_lane`] registers the lane with the coordinator (through the
-//! generated gRPC client, the only way a lane reaches it), starts the actors
+//! generated gRPC client, the only way a lane reaches it, with the lane's own
+//! token: enrolled with the store's enrolment secret the first time, then
+//! kept in the lane's data folder), starts the actors
 //! on the current actix arbiter (the decoder on its own `SyncArbiter`
 //! threads), and returns the lane's summary when the camera runs out of
 //! frames or `shutdown` completes.
@@ -19,7 +21,11 @@ use actix::prelude::*;
 use checkout_proto::v1::{self as pb, lane_service_client::LaneServiceClient};
 use checkout_storage::{CashierId, Currency, LaneId, LaneStore, Money, Product, ProductCode};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
 
 pub use payment::{LaneEvent, LaneEventKind, LaneSummary};
 pub use synthetic::SyntheticConfig;
@@ -41,6 +47,90 @@ pub enum FrameSource {
     Synthetic(SyntheticConfig),
 }
 
+/// Sends a bearer token with every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Result<Bearer, LaneError> {
+        format!("Bearer {}", token.trim()).parse().map(Bearer).map_err(|_| LaneError::BadToken)
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(..)")
+    }
+}
+
+/// The lane's client of the coordinator: the generated client, sending the lane's token.
+pub type CoordinatorClient = LaneServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// How a lane proves who it is. A token kept in the lane's data folder comes first, then `token`
+/// (which is then kept), then enrolment with `enrolment_secret` (the token it gets is kept).
+#[derive(Clone, Default)]
+pub struct LaneCredentials {
+    /// A lane token a manager issued for this lane (`StoreService/IssueLaneToken`).
+    pub token: Option<String>,
+    /// The store's lane enrolment secret: a lane never enrolled gets its token with it.
+    pub enrolment_secret: Option<String>,
+}
+
+impl std::fmt::Debug for LaneCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaneCredentials")
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .field("enrolment_secret", &self.enrolment_secret.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+/// TLS towards the coordinator (`https://` URLs): the CA to trust and, when the store asks lanes
+/// for certificates, this lane's certificate and key (PEM).
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    pub ca_pem: Option<String>,
+    pub certificate_pem: Option<String>,
+    pub key_pem: Option<String>,
+}
+
+/// An endpoint for the coordinator at `url`, with TLS for `https://` URLs.
+pub fn coordinator_endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, LaneError> {
+    let bad_url = |source| LaneError::BadUrl { url: url.to_owned(), source };
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(bad_url)?
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10));
+    if url.starts_with("https://") {
+        let mut config = ClientTlsConfig::new();
+        let tls = tls.cloned().unwrap_or_default();
+        match &tls.ca_pem {
+            Some(ca) => config = config.ca_certificate(Certificate::from_pem(ca)),
+            None => {
+                return Err(LaneError::Tls(
+                    "an https:// coordinator needs the CA that signed its certificate (--ca)".into(),
+                ));
+            }
+        }
+        match (&tls.certificate_pem, &tls.key_pem) {
+            (Some(certificate), Some(key)) => config = config.identity(Identity::from_pem(certificate, key)),
+            (None, None) => {}
+            _ => return Err(LaneError::Tls("a lane certificate needs its key, and a key its certificate".into())),
+        }
+        endpoint = endpoint.tls_config(config).map_err(|e| LaneError::Tls(e.to_string()))?;
+    }
+    Ok(endpoint)
+}
+
 #[derive(Debug, Clone)]
 pub struct LaneConfig {
     pub lane_id: LaneId,
@@ -59,6 +149,10 @@ pub struct LaneConfig {
     pub data_dir: Option<PathBuf>,
     /// The cashier signed on: the lane opens (or resumes) their shift when it starts and closes it when it stops.
     pub cashier: CashierId,
+    /// How the lane proves who it is.
+    pub credentials: LaneCredentials,
+    /// For an `https://` coordinator.
+    pub tls: Option<ClientTls>,
 }
 
 /// The cashier a lane signs on when none is named: "cashier-" and the lane id.
@@ -80,6 +174,8 @@ impl LaneConfig {
             cashier: default_cashier(&lane_id),
             lane_id,
             data_dir: None,
+            credentials: LaneCredentials::default(),
+            tls: None,
         }
     }
 }
@@ -102,6 +198,18 @@ pub enum LaneError {
     Storage { path: PathBuf, source: checkout_storage::StorageError },
     #[error("the lane's actors stopped before finishing")]
     ActorsStopped,
+    #[error("a token must be printable ASCII")]
+    BadToken,
+    #[error("TLS towards the coordinator: {0}")]
+    Tls(String),
+    #[error(
+        "lane {lane_id} has no credentials: give it the store's lane enrolment secret (--enrolment-secret FILE) or a lane token a manager issued (--token-file FILE)"
+    )]
+    NoCredentials { lane_id: LaneId },
+    #[error("cannot keep the lane's token in its data folder: {0}")]
+    KeepToken(checkout_storage::StorageError),
+    #[error("cannot read the system's random source: {0}")]
+    Random(std::io::Error),
 }
 
 /// Expands folders into their files, sorted by name.
@@ -123,28 +231,108 @@ pub fn list_frames(paths: &[PathBuf]) -> Result<VecDeque<PathBuf>, LaneError> {
     Ok(frames)
 }
 
+/// Why one attempt to register failed: for good, or worth another try.
+enum Refusal {
+    /// The coordinator answered no: stop.
+    Final(LaneError),
+    /// Unreachable or not ready: try again.
+    Retry(String),
+}
+
+/// The lane's token: the one kept in its folder, else the configured one (then kept), else one got
+/// by enrolling with the enrolment secret (then kept).
+async fn lane_token(config: &LaneConfig, outbox: &LaneStore, channel: &Channel) -> Result<String, Refusal> {
+    let keep = |token: &str| outbox.set_lane_token(Some(token)).map_err(|e| Refusal::Final(LaneError::KeepToken(e)));
+    if let Some(token) = &config.credentials.token
+        && outbox.lane_token().ok().flatten().as_deref() != Some(token.as_str())
+    {
+        keep(token)?;
+        return Ok(token.clone());
+    }
+    if let Ok(Some(token)) = outbox.lane_token() {
+        return Ok(token);
+    }
+    let Some(secret) = &config.credentials.enrolment_secret else {
+        return Err(Refusal::Final(LaneError::NoCredentials { lane_id: config.lane_id.clone() }));
+    };
+    // The lane makes its token and keeps it first: a crash before the answer enrols the same token again.
+    let token = match outbox.enrolling_token() {
+        Ok(Some(token)) => token,
+        _ => {
+            let token = new_lane_token().map_err(|e| Refusal::Final(LaneError::Random(e)))?;
+            outbox.set_enrolling_token(Some(&token)).map_err(|e| Refusal::Final(LaneError::KeepToken(e)))?;
+            token
+        }
+    };
+    let bearer = Bearer::new(secret).map_err(Refusal::Final)?;
+    let mut client = LaneServiceClient::with_interceptor(channel.clone(), bearer);
+    let request = pb::EnrolLaneRequest { lane_id: config.lane_id.to_string(), token_sha256: sha256_hex(&token) };
+    match client.enrol_lane(request).await {
+        Ok(_) => {
+            keep(&token)?;
+            let _ = outbox.set_enrolling_token(None);
+            tracing::info!(lane_id = %config.lane_id, "lane enrolled with the store; its token is kept in its data folder");
+            Ok(token)
+        }
+        Err(status) => Err(refusal(&config.lane_id, status)),
+    }
+}
+
+/// A new lane token: `ckl_` and 32 bytes of the system's random source in base64url, as the store makes them.
+fn new_lane_token() -> std::io::Result<String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(format!("ckl_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// The token's SHA-256 in hex: all of it the store keeps.
+fn sha256_hex(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A refusal is final unless the coordinator may answer otherwise later (down, starting, overloaded).
+fn refusal(lane_id: &LaneId, status: tonic::Status) -> Refusal {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            Refusal::Retry(status.to_string())
+        }
+        _ => Refusal::Final(LaneError::Refused { lane_id: lane_id.clone(), message: status.message().to_owned() }),
+    }
+}
+
 /// Registers with the coordinator, retrying until it answers or `config.connect_timeout` passes.
-async fn register(config: &LaneConfig) -> Result<(LaneServiceClient<Channel>, Currency, Vec<Product>), LaneError> {
-    let endpoint = Endpoint::from_shared(config.coordinator_url.clone())
-        .map_err(|source| LaneError::BadUrl { url: config.coordinator_url.clone(), source })?
-        .connect_timeout(Duration::from_secs(3))
-        .tcp_nodelay(true);
+async fn register(
+    config: &LaneConfig,
+    outbox: &LaneStore,
+) -> Result<(CoordinatorClient, Currency, Vec<Product>), LaneError> {
+    let endpoint = coordinator_endpoint(&config.coordinator_url, config.tls.as_ref())?;
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
         let attempt = async {
-            let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
-            let mut client = LaneServiceClient::new(channel);
+            let channel = endpoint.connect().await.map_err(|e| Refusal::Retry(e.to_string()))?;
+            let token = lane_token(config, outbox, &channel).await?;
+            let mut client = LaneServiceClient::with_interceptor(channel, Bearer::new(&token).map_err(Refusal::Final)?);
             let request = pb::RegisterLaneRequest {
                 lane_id: config.lane_id.to_string(),
                 description: format!("checkout lane {}", env!("CARGO_PKG_VERSION")),
             };
             match client.register_lane(request).await {
                 Ok(response) => Ok((client, response.into_inner())),
-                Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                    Err(format!("refused: {}", status.message()))
+                Err(status) if status.code() == tonic::Code::Unauthenticated && config.credentials.token.is_none() => {
+                    // The kept token is unknown to this coordinator (a new ledger): forget it, so the
+                    // next try enrols again if the lane has the enrolment secret.
+                    let _ = outbox.set_lane_token(None);
+                    match config.credentials.enrolment_secret {
+                        Some(_) => {
+                            Err(Refusal::Retry(format!("the kept lane token was refused ({})", status.message())))
+                        }
+                        None => Err(refusal(&config.lane_id, status)),
+                    }
                 }
-                Err(status) => Err(status.to_string()),
+                Err(status) => Err(refusal(&config.lane_id, status)),
             }
         };
         match attempt.await {
@@ -154,17 +342,15 @@ async fn register(config: &LaneConfig) -> Result<(LaneServiceClient<Channel>, Cu
                 tracing::info!(lane_id = %config.lane_id, store = %response.store_id, products = products.len(), "lane registered");
                 return Ok((client, currency, products));
             }
-            Err(message) if message.starts_with("refused: ") => {
-                return Err(LaneError::Refused { lane_id: config.lane_id.clone(), message });
-            }
-            Err(message) if started.elapsed() >= config.connect_timeout => {
+            Err(Refusal::Final(error)) => return Err(error),
+            Err(Refusal::Retry(message)) if started.elapsed() >= config.connect_timeout => {
                 return Err(LaneError::Unreachable {
                     url: config.coordinator_url.clone(),
                     waited: config.connect_timeout,
                     last_error: message,
                 });
             }
-            Err(message) => {
+            Err(Refusal::Retry(message)) => {
                 tracing::info!(url = %config.coordinator_url, error = %message, "coordinator not reachable yet");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
@@ -191,14 +377,7 @@ pub async fn run_lane(
     events: Option<UnboundedSender<LaneEvent>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<LaneSummary, LaneError> {
-    let (client, currency, products) = register(&config).await?;
-    let camera = match &config.source {
-        FrameSource::Paths(paths) => Camera::Files(list_frames(paths)?),
-        FrameSource::Synthetic(synthetic) => {
-            Camera::Synthetic(SyntheticCamera::new(synthetic.clone(), products.clone()))
-        }
-    };
-    // Without a data folder the outbox lives in a temporary one for this run only.
+    // Without a data folder the outbox (and the lane's token) live in a temporary one for this run only.
     let temporary = match &config.data_dir {
         Some(_) => None,
         None => Some(tempfile::tempdir().map_err(LaneError::TemporaryFolder)?),
@@ -206,6 +385,13 @@ pub async fn run_lane(
     let data_dir = config.data_dir.clone().or_else(|| temporary.as_ref().map(|t| t.path().to_owned()));
     let data_dir = data_dir.unwrap_or_default();
     let outbox = LaneStore::open(&data_dir).map_err(|source| LaneError::Storage { path: data_dir.clone(), source })?;
+    let (client, currency, products) = register(&config, &outbox).await?;
+    let camera = match &config.source {
+        FrameSource::Paths(paths) => Camera::Files(list_frames(paths)?),
+        FrameSource::Synthetic(synthetic) => {
+            Camera::Synthetic(SyntheticCamera::new(synthetic.clone(), products.clone()))
+        }
+    };
     let (done_tx, done_rx) = oneshot::channel();
     let setup = PaymentSetup {
         client,

@@ -3,16 +3,15 @@
 use std::{collections::HashMap, fmt, time::Duration};
 
 use actix::prelude::*;
-use checkout_proto::{
-    Timestamp,
-    v1::{self as pb, lane_service_client::LaneServiceClient},
-};
+use checkout_proto::{Timestamp, v1 as pb};
 use checkout_storage::{
     CashierId, Currency, FinishedSale, LaneId, LaneStore, Money, OutTradeNo, OutboxItem, PaymentCode, Product,
     ProductCode, SaleId, ScannedCode, ShiftId, ShiftRecord, UnixMillis,
 };
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+use crate::CoordinatorClient;
 
 /// What a lane shows its cashier, and the demo prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +184,7 @@ impl OpenSale {
 
 pub struct Payment {
     lane_id: LaneId,
-    client: LaneServiceClient<Channel>,
+    client: CoordinatorClient,
     catalog: HashMap<ProductCode, Product>,
     currency: Currency,
     sale: Option<OpenSale>,
@@ -215,7 +214,7 @@ pub struct Payment {
 
 /// What the payment actor needs besides its lane's identity.
 pub struct PaymentSetup {
-    pub client: LaneServiceClient<Channel>,
+    pub client: CoordinatorClient,
     pub products: Vec<Product>,
     pub currency: Currency,
     pub heartbeat_every: Duration,
@@ -551,7 +550,7 @@ fn finish_request(sale: &FinishedSale) -> pb::FinishSaleRequest {
 /// Sends queued items in order; returns what to show the cashier. An item the store refuses for
 /// good is set aside (logged at error level) rather than retried forever.
 async fn deliver(
-    mut client: LaneServiceClient<Channel>,
+    mut client: CoordinatorClient,
     outbox: LaneStore,
     pending: Vec<(u64, OutboxItem)>,
     currency: Currency,
@@ -671,7 +670,7 @@ fn retryable(status: &tonic::Status) -> bool {
 const ATTEMPTS: u32 = 4;
 
 /// Charges the code. Repeating the request is safe: Pay is idempotent for one (sale, attempt).
-async fn pay(mut client: LaneServiceClient<Channel>, pay: pb::PayRequest) -> PayFlow {
+async fn pay(mut client: CoordinatorClient, pay: pb::PayRequest) -> PayFlow {
     let mut tries = 0;
     let response = loop {
         tries += 1;
@@ -881,7 +880,7 @@ impl Handler<FramesEnded> for Payment {
 
 /// Delivers the outbox, trying again for up to ten seconds while the store cannot be reached.
 async fn deliver_before_closing(
-    client: LaneServiceClient<Channel>,
+    client: CoordinatorClient,
     outbox: LaneStore,
     currency: Currency,
 ) -> Vec<LaneEventKind> {
@@ -902,7 +901,7 @@ async fn deliver_before_closing(
 }
 
 /// Repeats a Pay whose outcome is unknown until it is known, for at most two minutes.
-async fn resolve_before_closing(client: LaneServiceClient<Channel>, request: pb::PayRequest) -> PayFlow {
+async fn resolve_before_closing(client: CoordinatorClient, request: pb::PayRequest) -> PayFlow {
     let give_up = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let outcome = pay(client.clone(), request.clone()).await;

@@ -135,10 +135,15 @@ pub struct PaymentCode {
     provider: Provider,
 }
 
+/// The longest payment code of any provider (Alipay: 24 digits).
+pub const MAX_PAYMENT_CODE_DIGITS: usize = 24;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PaymentCodeError {
     #[error("a payment code has only digits")]
     NotDigits,
+    #[error("a payment code has at most {MAX_PAYMENT_CODE_DIGITS} digits, not {length}")]
+    TooLong { length: usize },
     #[error(
         "{masked} matches no provider's prefix and length (WeChat Pay: 18 digits from 10-15, Alipay: 16-24 digits from 25-30, UnionPay: 16-20 digits from 62)"
     )]
@@ -148,6 +153,9 @@ pub enum PaymentCodeError {
 impl PaymentCode {
     pub fn parse(text: &str) -> Result<PaymentCode, PaymentCodeError> {
         let digits = text.trim();
+        if digits.len() > MAX_PAYMENT_CODE_DIGITS {
+            return Err(PaymentCodeError::TooLong { length: digits.len() });
+        }
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(PaymentCodeError::NotDigits);
         }
@@ -318,7 +326,9 @@ pub fn classify(text: &str, symbology: Symbology) -> ScannedCode {
     }
     match PaymentCode::parse(text) {
         Ok(code) => ScannedCode::Payment(code),
-        Err(PaymentCodeError::NotDigits) => unrecognised("not a product or payment code"),
+        Err(PaymentCodeError::NotDigits | PaymentCodeError::TooLong { .. }) => {
+            unrecognised("not a product or payment code")
+        }
         Err(PaymentCodeError::UnknownProvider { masked }) => {
             unrecognised(&format!("not a product or payment code: {masked} is no known wallet's code"))
         }

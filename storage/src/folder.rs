@@ -14,12 +14,19 @@
 //! Opening copies sled's files aside first (`.opening/`), opens and verifies,
 //! and on any damage puts the copy back, so a damaged folder is refused with
 //! its files exactly as they were.
+//!
+//! One process per folder: `LOCK` is held with `flock` from before anything
+//! in the folder is read or written (the copy-aside and the restore included)
+//! until the folder is closed, so a second start is refused and changes
+//! nothing. The folder is 0700 and its files 0600, whatever the umask: the
+//! ledger holds the payment-code fingerprint key.
 
 use std::{
     fs::File,
-    os::unix::fs::FileExt,
+    os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt},
     path::Path,
     sync::{Arc, Mutex, mpsc},
+    time::Duration,
 };
 
 use crate::StorageError;
@@ -30,6 +37,12 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const FORMAT_FILE: &str = "CHECKOUT_FORMAT";
 /// The file holding the number of the last durable commit.
 pub const COMMITTED_FILE: &str = "COMMITTED";
+/// A folder beside sled's files for the owner's secrets (the coordinator's generated credentials).
+pub const CREDENTIALS_DIR: &str = "credentials";
+/// The file whose `flock` the process using the folder holds.
+pub const LOCK_FILE: &str = "LOCK";
+/// How long an open waits for the lock (a handle closing in this process), before refusing.
+const LOCK_PATIENCE: Duration = Duration::from_secs(3);
 /// Where sled's files are copied while the folder is being opened. It exists only complete:
 /// the copy is made under [`COPY_IN_PROGRESS`] and renamed, and it is renamed to
 /// [`COPY_TO_DELETE`] before it is deleted, so a crash at any step leaves nothing half-restorable.
@@ -51,6 +64,8 @@ fn folder_error(path: &Path, doing: &'static str) -> impl FnOnce(std::io::Error)
 /// An opened data folder: the sled database and its committer.
 pub(crate) struct DataFolder {
     pub(crate) db: sled::Db,
+    /// Held (`flock`) while the folder is open; closing the file lets go.
+    _lock: File,
     committer: GroupCommit,
     /// Why the folder stopped taking writes, once a write or flush failed.
     ///
@@ -65,6 +80,8 @@ impl DataFolder {
     /// creating it when it does not exist. `verify` reads every record once the
     /// database is open; an error from it refuses the folder and restores its files.
     pub(crate) fn open(path: &Path, kind: &str, verify: impl FnOnce(&sled::Db) -> Result<()>) -> Result<DataFolder> {
+        refuse_foreign_folder(path)?;
+        let lock = lock_folder(path)?;
         check_format(path, kind)?;
         remove_leftover_copies(path)?;
         restore_opening_copy(path)?;
@@ -78,7 +95,8 @@ impl DataFolder {
                     .map_err(cleanup)?;
                 let watermark = Watermark::start(path, committed)?;
                 let committer = GroupCommit::start(&db, watermark).map_err(folder_error(path, "start committing"))?;
-                Ok(DataFolder { db, committer, failure: tokio::sync::watch::Sender::new(None) })
+                restrict_permissions(path).map_err(folder_error(path, "restrict the permissions of"))?;
+                Ok(DataFolder { db, _lock: lock, committer, failure: tokio::sync::watch::Sender::new(None) })
             }
             Err(error) => {
                 restore_opening_copy(path)?;
@@ -211,7 +229,69 @@ fn read_committed(path: &Path) -> Option<u64> {
 
 /// Is `name`, in the top of a data folder, one of sled's files (as opposed to ours)?
 fn is_sled_file(name: &std::ffi::OsStr) -> bool {
-    ![FORMAT_FILE, COMMITTED_FILE, OPENING_COPY, COPY_IN_PROGRESS, COPY_TO_DELETE].iter().any(|ours| name == *ours)
+    ![FORMAT_FILE, COMMITTED_FILE, LOCK_FILE, CREDENTIALS_DIR, OPENING_COPY, COPY_IN_PROGRESS, COPY_TO_DELETE]
+        .iter()
+        .any(|ours| name == *ours)
+}
+
+/// Refuses, before anything is added to it, a folder holding files of something else.
+fn refuse_foreign_folder(path: &Path) -> Result<()> {
+    if path.join(FORMAT_FILE).exists() {
+        return Ok(());
+    }
+    match std::fs::read_dir(path) {
+        Ok(mut entries) => {
+            if entries.any(|e| e.is_ok_and(|e| e.file_name() != LOCK_FILE)) {
+                return Err(StorageError::NotCheckoutData { path: path.to_owned() });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(folder_error(path, "create"))
+        }
+        Err(e) => Err(folder_error(path, "list")(e)),
+    }
+}
+
+/// Takes the folder's lock, waiting briefly for a handle this process is still closing.
+fn lock_folder(path: &Path) -> Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path.join(LOCK_FILE))
+        .map_err(folder_error(path, "open the lock of"))?;
+    let give_up = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StorageError::InUse { path: path.to_owned() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(folder_error(path, "lock")(e)),
+        }
+    }
+}
+
+/// The folder 0700, everything in it 0600 (folders 0700), whatever the umask sled's files were made under.
+fn restrict_permissions(path: &Path) -> std::io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    let mut pending = vec![path.to_owned()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700))?;
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn sled_file_names(path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
@@ -314,11 +394,12 @@ fn check_format(path: &Path, kind: &str) -> Result<()> {
             expected: FORMAT_VERSION,
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(path).map_err(folder_error(path, "create"))?;
-            if std::fs::read_dir(path).map_err(folder_error(path, "list"))?.next().is_some() {
-                return Err(StorageError::NotCheckoutData { path: path.to_owned() });
-            }
-            let mut file = File::create(&marker).map_err(folder_error(path, "mark"))?;
+            let mut file = std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(&marker)
+                .map_err(folder_error(path, "mark"))?;
             std::io::Write::write_all(&mut file, expected.as_bytes()).map_err(folder_error(path, "mark"))?;
             file.sync_all().map_err(folder_error(path, "mark"))?;
             Ok(())
@@ -355,6 +436,7 @@ impl Watermark {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(path.join(COMMITTED_FILE))
             .map_err(folder_error(path, "open the commit mark of"))?;
         let watermark = Watermark { file, committed };
@@ -495,6 +577,37 @@ mod tests {
         assert_eq!(store.products().unwrap().len(), sample_catalog().len());
         for leftover in [COPY_IN_PROGRESS, COPY_TO_DELETE] {
             assert!(!dir.path().join(leftover).exists());
+        }
+    }
+
+    #[test]
+    fn a_second_open_of_a_folder_in_use_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        ledger_with_catalog(dir.path());
+        let first = Store::open(dir.path()).unwrap();
+        first.commit_blocking().unwrap();
+        let before = files_below(dir.path());
+        let Err(err) = Store::open(dir.path()) else { panic!("a folder in use opened twice") };
+        assert!(matches!(err, StorageError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains("another process"), "{err}");
+        assert_eq!(files_below(dir.path()), before, "the refused open touched the folder");
+        // The first goes on writing, durably, to the same files.
+        first.put_product(&sample_catalog()[0]).unwrap();
+        first.commit_blocking().unwrap();
+        drop(first);
+        assert_eq!(Store::open(dir.path()).unwrap().products().unwrap().len(), sample_catalog().len());
+    }
+
+    #[test]
+    fn the_folder_and_its_files_are_private_whatever_the_umask() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("ledger");
+        ledger_with_catalog(&dir);
+        let _open = Store::open(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for file in files_below(&dir).keys() {
+            assert_eq!(mode(file), 0o600, "{}", file.display());
         }
     }
 

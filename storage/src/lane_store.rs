@@ -42,6 +42,8 @@ pub enum OutboxItem {
     },
 }
 
+impl crate::store::Record for OutboxItem {}
+
 /// The lane's data folder.
 #[derive(Clone)]
 pub struct LaneStore {
@@ -58,6 +60,8 @@ fn io(doing: &'static str) -> impl FnOnce(sled::Error) -> StorageError {
 }
 
 const CURRENT_SHIFT: &[u8] = b"current-shift";
+const LANE_TOKEN: &[u8] = b"lane-token";
+const ENROLLING_TOKEN: &[u8] = b"enrolling-token";
 
 fn verify_lane_folder(db: &sled::Db) -> Result<()> {
     for entry in db.open_tree("outbox").map_err(io("opening a tree"))?.iter() {
@@ -67,6 +71,11 @@ fn verify_lane_folder(db: &sled::Db) -> Result<()> {
     let meta = db.open_tree("meta").map_err(io("opening a tree"))?;
     if let Some(v) = meta.get(CURRENT_SHIFT).map_err(io("reading"))? {
         decode::<ShiftRecord>("meta", CURRENT_SHIFT, &v)?;
+    }
+    for key in [LANE_TOKEN, ENROLLING_TOKEN] {
+        if let Some(v) = meta.get(key).map_err(io("reading"))? {
+            decode::<String>("meta", key, &v)?;
+        }
     }
     Ok(())
 }
@@ -113,6 +122,43 @@ impl LaneStore {
     /// Forgets a delivered item.
     pub fn delivered(&self, seq: u64) -> Result<()> {
         self.folder.write(|| self.outbox.remove(seq.to_be_bytes()).map_err(io("clearing the outbox")))?;
+        self.folder.commit_blocking()
+    }
+
+    /// The lane's bearer token for the coordinator, once it has one (the folder is 0700, the file 0600).
+    pub fn lane_token(&self) -> Result<Option<String>> {
+        self.text(LANE_TOKEN)
+    }
+
+    /// Keeps the lane's token, durably; `None` forgets it.
+    pub fn set_lane_token(&self, token: Option<&str>) -> Result<()> {
+        self.set_text(LANE_TOKEN, token)
+    }
+
+    /// A token the lane made and is enrolling, kept until the store has taken it.
+    pub fn enrolling_token(&self) -> Result<Option<String>> {
+        self.text(ENROLLING_TOKEN)
+    }
+
+    pub fn set_enrolling_token(&self, token: Option<&str>) -> Result<()> {
+        self.set_text(ENROLLING_TOKEN, token)
+    }
+
+    fn text(&self, key: &'static [u8]) -> Result<Option<String>> {
+        match self.meta.get(key).map_err(io("reading the lane's metadata"))? {
+            Some(v) => decode("meta", key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn set_text(&self, key: &'static [u8], text: Option<&str>) -> Result<()> {
+        self.folder.write(|| match text {
+            Some(text) => {
+                let bytes = encode("text", &text.to_owned())?;
+                self.meta.insert(key, bytes).map(drop).map_err(io("writing the lane's metadata"))
+            }
+            None => self.meta.remove(key).map(drop).map_err(io("writing the lane's metadata")),
+        })?;
         self.folder.commit_blocking()
     }
 

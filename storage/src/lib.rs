@@ -20,13 +20,13 @@ pub use codes::{
     CodeFingerprint, MaskedCode, PaymentCode, PaymentCodeError, ProductCode, ProductCodeError, Provider, ScannedCode,
     Symbology, classify, gtin_check_digit, upc_e_to_upc_a,
 };
-pub use folder::{COMMITTED_FILE, FORMAT_FILE, FORMAT_VERSION};
+pub use folder::{COMMITTED_FILE, CREDENTIALS_DIR, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE};
 pub use ids::{Attempt, CashierId, IdError, LaneId, OutTradeNo, SaleId, ShiftId, StoreId, UnixMillis};
 pub use lane_store::{FinishedSale, LaneStore, OutboxItem};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
-    ChargeEvent, ChargeRecord, ChargeStatus, LaneRecord, Product, RefundRecord, RefundStatus, SaleLine, SaleRecord,
-    ShiftRecord,
+    AuditRecord, ChargeEvent, ChargeRecord, ChargeStatus, LaneRecord, LaneTokenRecord, Product, RefundRecord,
+    RefundStatus, SaleLine, SaleRecord, ShiftRecord, basket_digest,
 };
-pub use store::{StorageError, Store};
+pub use store::{AUDIT_KEEP, StorageError, Store};
 pub use wallets::{CODE_LIFETIME_MILLIS, SimulatedCodeError, SimulatedWallet, check_simulated_code};

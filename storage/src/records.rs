@@ -4,8 +4,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Attempt, CashierId, CodeFingerprint, LaneId, MaskedCode, Money, OutTradeNo, ProductCode, Provider, SaleId, ShiftId,
-    UnixMillis,
+    UnixMillis, store::Record,
 };
+
+impl Record for Product {}
+impl Record for LaneRecord {}
+impl Record for SaleRecord {}
+impl Record for RefundRecord {}
+impl Record for ShiftRecord {}
+impl Record for LaneTokenRecord {}
+impl Record for AuditRecord {}
+impl Record for OutTradeNo {}
+impl Record for String {}
+
+/// The SHA-256 of a basket as (GTIN, quantity) lines, whatever their order and however a product's
+/// quantity is split across lines: what a repeated charge request must match.
+pub fn basket_digest<'a>(lines: impl IntoIterator<Item = (&'a ProductCode, u32)>) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut quantities: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for (gtin, quantity) in lines {
+        *quantities.entry(gtin.as_str()).or_default() += u64::from(quantity);
+    }
+    let mut hash = Sha256::new();
+    for (gtin, quantity) in quantities {
+        hash.update(format!("{gtin}:{quantity}\n").as_bytes());
+    }
+    hash.finalize().into()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Product {
@@ -104,8 +129,11 @@ pub struct ChargeRecord {
     pub created_at: UnixMillis,
     pub settled_at: Option<UnixMillis>,
     /// The basket this charge pays for, priced from the catalog when the intent was recorded,
-    /// so a paid charge makes its sale whatever happens to the lane afterwards.
+    /// so a paid charge makes its sale whatever happens to the lane afterwards. Emptied when the
+    /// charge ends unpaid: the books keep its amount and [`ChargeRecord::basket_sha256`] only.
     pub lines: Vec<SaleLine>,
+    /// [`basket_digest`] of the basket: a repeated request for this charge must carry the same one.
+    pub basket_sha256: [u8; 32],
     pub shift_id: Option<ShiftId>,
     /// When the lane started the sale (its first scan).
     pub sale_started_at: UnixMillis,
@@ -118,6 +146,67 @@ pub struct ChargeRecord {
 impl ChargeRecord {
     pub fn log(&mut self, what: impl Into<String>) {
         self.events.push(ChargeEvent { at: UnixMillis::now(), what: what.into() });
+    }
+}
+
+impl Record for ChargeRecord {
+    /// 2 added `basket_sha256`.
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, body: &[u8]) -> Option<Result<ChargeRecord, postcard::Error>> {
+        (version == 1).then(|| postcard::from_bytes::<ChargeRecordV1>(body).map(ChargeRecord::from))
+    }
+}
+
+/// A charge as layout 1 kept it: without the basket's digest.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct ChargeRecordV1 {
+    out_trade_no: OutTradeNo,
+    lane_id: LaneId,
+    sale_id: SaleId,
+    attempt: Attempt,
+    provider: Provider,
+    masked_code: MaskedCode,
+    code_fingerprint: CodeFingerprint,
+    amount: Money,
+    status: ChargeStatus,
+    provider_code: String,
+    message: String,
+    provider_transaction_id: String,
+    created_at: UnixMillis,
+    settled_at: Option<UnixMillis>,
+    lines: Vec<SaleLine>,
+    shift_id: Option<ShiftId>,
+    sale_started_at: UnixMillis,
+    superseded_by: Option<OutTradeNo>,
+    events: Vec<ChargeEvent>,
+}
+
+impl From<ChargeRecordV1> for ChargeRecord {
+    fn from(v1: ChargeRecordV1) -> ChargeRecord {
+        ChargeRecord {
+            basket_sha256: basket_digest(v1.lines.iter().map(|l| (&l.gtin, l.quantity))),
+            out_trade_no: v1.out_trade_no,
+            lane_id: v1.lane_id,
+            sale_id: v1.sale_id,
+            attempt: v1.attempt,
+            provider: v1.provider,
+            masked_code: v1.masked_code,
+            code_fingerprint: v1.code_fingerprint,
+            amount: v1.amount,
+            status: v1.status,
+            provider_code: v1.provider_code,
+            message: v1.message,
+            provider_transaction_id: v1.provider_transaction_id,
+            created_at: v1.created_at,
+            settled_at: v1.settled_at,
+            lines: v1.lines,
+            shift_id: v1.shift_id,
+            sale_started_at: v1.sale_started_at,
+            superseded_by: v1.superseded_by,
+            events: v1.events,
+        }
     }
 }
 
@@ -158,4 +247,73 @@ pub struct ShiftRecord {
     pub closed_at: Option<UnixMillis>,
     /// How it closed: "signed off", or "the next shift on the lane opened" when the lane never said.
     pub closed_how: String,
+}
+
+/// A lane's credential: the SHA-256 of its bearer token (the token itself is never kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneTokenRecord {
+    pub lane_id: LaneId,
+    pub token_sha256: [u8; 32],
+    pub issued_at: UnixMillis,
+    /// Who issued it: "enrolment secret", "lane L1" (rotation) or "manager alice".
+    pub issued_by: String,
+    /// A revoked lane has no working token and is enrolled again only by a manager.
+    pub revoked: bool,
+}
+
+/// One audited call: a manager action or a refused call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub at: UnixMillis,
+    /// "lane L1", "manager alice", "anonymous", ...
+    pub caller: String,
+    /// The caller's address as seen by the coordinator.
+    pub peer: String,
+    /// "checkout.v1.StoreService/Refund".
+    pub method: String,
+    pub target: String,
+    /// "ok" or the refusal's gRPC code name.
+    pub outcome: String,
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Currency, store::decode};
+
+    #[test]
+    fn a_charge_of_layout_1_is_read_with_its_basket_digest() {
+        let gtin = crate::sample_catalog()[0].gtin.clone();
+        let price = Money::new(350, Currency::CNY);
+        let v1 = ChargeRecordV1 {
+            out_trade_no: OutTradeNo::parse("S1-L1-A-1").unwrap(),
+            lane_id: LaneId::parse("L1").unwrap(),
+            sale_id: SaleId::parse("L1-A").unwrap(),
+            attempt: Attempt::new(1).unwrap(),
+            provider: Provider::Alipay,
+            masked_code: MaskedCode::of("2800000000000000"),
+            code_fingerprint: CodeFingerprint([7; 16]),
+            amount: Money::new(700, Currency::CNY),
+            status: ChargeStatus::Paid,
+            provider_code: "10000".into(),
+            message: "paid".into(),
+            provider_transaction_id: "T1".into(),
+            created_at: UnixMillis(1),
+            settled_at: Some(UnixMillis(2)),
+            lines: vec![SaleLine { gtin: gtin.clone(), quantity: 2, unit_price: price }],
+            shift_id: None,
+            sale_started_at: UnixMillis(0),
+            superseded_by: None,
+            events: vec![ChargeEvent { at: UnixMillis(1), what: "micropay: 10000".into() }],
+        };
+        let mut bytes = vec![1u8];
+        postcard::to_io(&v1, &mut bytes).unwrap();
+        let read: ChargeRecord = decode("charges", b"S1-L1-A-1", &bytes).unwrap();
+        assert_eq!(read.basket_sha256, basket_digest([(&gtin, 2)]));
+        assert_eq!((read.amount, read.lines.len(), read.events.len()), (v1.amount, 1, 1));
+        // The digest is of the basket, not of how it was split into lines.
+        assert_eq!(basket_digest([(&gtin, 1), (&gtin, 1)]), read.basket_sha256);
+        assert_ne!(basket_digest([(&gtin, 3)]), read.basket_sha256);
+    }
 }

@@ -12,12 +12,23 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    ChargeRecord, CodeFingerprint, LaneId, LaneRecord, OutTradeNo, PaymentCode, Product, ProductCode, RefundRecord,
-    SaleId, SaleRecord, ShiftId, ShiftRecord,
-    folder::{DataFolder, FORMAT_FILE},
+    AuditRecord, ChargeRecord, CodeFingerprint, LaneId, LaneRecord, LaneTokenRecord, OutTradeNo, PaymentCode, Product,
+    ProductCode, RefundRecord, SaleId, SaleRecord, ShiftId, ShiftRecord,
+    folder::{CREDENTIALS_DIR, DataFolder, FORMAT_FILE},
 };
 
-const RECORD_VERSION: u8 = 1;
+/// How many audit entries the ledger keeps by default; the oldest go first.
+pub const AUDIT_KEEP: u64 = 200_000;
+
+/// A record kept in sled: the layout version this build writes, and how it reads earlier ones.
+pub(crate) trait Record: Serialize + DeserializeOwned {
+    /// Written as the first byte of every value.
+    const VERSION: u8 = 1;
+    /// Reads a value an earlier build wrote in layout `version`; `None` for a version it never wrote.
+    fn upgrade(_version: u8, _body: &[u8]) -> Option<std::result::Result<Self, postcard::Error>> {
+        None
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -29,6 +40,10 @@ pub enum StorageError {
         "the data folder {path} holds files but no {FORMAT_FILE}: not a checkout data folder (nothing was changed)"
     )]
     NotCheckoutData { path: PathBuf },
+    #[error(
+        "the data folder {path} is in use by another process (it holds the folder's LOCK): one process per data folder; nothing was changed"
+    )]
+    InUse { path: PathBuf },
     #[error("cannot {doing} {path}: {source}")]
     Folder { doing: &'static str, path: PathBuf, source: std::io::Error },
     #[error("storage I/O failed while {doing}: {source}")]
@@ -61,6 +76,11 @@ pub struct Store {
     sales: sled::Tree,
     charges: sled::Tree,
     refunds: sled::Tree,
+    lane_tokens: sled::Tree,
+    /// Sequence number (big-endian) -> audit entry.
+    audit: sled::Tree,
+    audit_entries: Arc<std::sync::atomic::AtomicU64>,
+    audit_keep: Arc<std::sync::atomic::AtomicU64>,
     path: PathBuf,
 }
 
@@ -68,23 +88,26 @@ fn io(doing: &'static str) -> impl FnOnce(sled::Error) -> StorageError {
     move |source| StorageError::Io { doing, source }
 }
 
-pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>> {
-    let mut out = vec![RECORD_VERSION];
+pub(crate) fn encode<T: Record>(what: &'static str, value: &T) -> Result<Vec<u8>> {
+    let mut out = vec![T::VERSION];
     postcard::to_io(value, &mut out).map_err(|source| StorageError::Encode { what, source })?;
     Ok(out)
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: Record>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T> {
     let corrupt =
         |reason: String| StorageError::Corrupt { tree, key: String::from_utf8_lossy(key).into_owned(), reason };
     match bytes.split_first() {
-        Some((&RECORD_VERSION, body)) => postcard::from_bytes(body).map_err(|e| corrupt(e.to_string())),
-        Some((v, _)) => Err(corrupt(format!("record version {v}, expected {RECORD_VERSION}"))),
+        Some((&v, body)) if v == T::VERSION => postcard::from_bytes(body).map_err(|e| corrupt(e.to_string())),
+        Some((&v, body)) => match T::upgrade(v, body) {
+            Some(read) => read.map_err(|e| corrupt(e.to_string())),
+            None => Err(corrupt(format!("record version {v}, expected {}", T::VERSION))),
+        },
         None => Err(corrupt("empty record".to_owned())),
     }
 }
 
-fn all<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
+fn all<T: Record>(tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
     tree.iter()
         .map(|entry| {
             let (k, v) = entry.map_err(io("reading"))?;
@@ -93,7 +116,7 @@ fn all<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str) -> Result<Vec
         .collect()
 }
 
-fn get<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str, key: &[u8]) -> Result<Option<T>> {
+fn get<T: Record>(tree: &sled::Tree, name: &'static str, key: &[u8]) -> Result<Option<T>> {
     match tree.get(key).map_err(io("reading"))? {
         Some(v) => decode(name, key, &v).map(Some),
         None => Ok(None),
@@ -101,12 +124,7 @@ fn get<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str, key: &[u8]) -
 }
 
 /// Inserts `value` under `key` unless a record is there; returns the one that was.
-fn insert_if_absent<T: Serialize + DeserializeOwned>(
-    tree: &sled::Tree,
-    name: &'static str,
-    key: &[u8],
-    value: &T,
-) -> Result<Option<T>> {
+fn insert_if_absent<T: Record>(tree: &sled::Tree, name: &'static str, key: &[u8], value: &T) -> Result<Option<T>> {
     let bytes = encode(name, value)?;
     match tree.compare_and_swap(key, None as Option<&[u8]>, Some(bytes)).map_err(io("writing"))? {
         Ok(()) => Ok(None),
@@ -119,7 +137,7 @@ fn insert_if_absent<T: Serialize + DeserializeOwned>(
 
 /// Reads every record of the ledger once: a record that does not decode refuses the folder.
 fn verify_ledger(db: &sled::Db) -> Result<()> {
-    fn check<T: DeserializeOwned>(db: &sled::Db, name: &'static str) -> Result<()> {
+    fn check<T: Record>(db: &sled::Db, name: &'static str) -> Result<()> {
         all::<T>(&db.open_tree(name).map_err(io("opening a tree"))?, name).map(drop)
     }
     check::<Product>(db, "products")?;
@@ -128,6 +146,8 @@ fn verify_ledger(db: &sled::Db) -> Result<()> {
     check::<SaleRecord>(db, "sales")?;
     check::<ChargeRecord>(db, "charges")?;
     check::<RefundRecord>(db, "refunds")?;
+    check::<LaneTokenRecord>(db, "lane_tokens")?;
+    check::<AuditRecord>(db, "audit")?;
     check::<OutTradeNo>(db, "code_uses")
 }
 
@@ -161,7 +181,13 @@ impl Store {
         let folder = DataFolder::open(path, "checkout-ledger", verify_ledger)?;
         let tree = |name: &str| folder.db.open_tree(name).map_err(io("opening a tree"));
         let code_key = Arc::new(code_key(&folder, path)?);
+        let audit = tree("audit")?;
+        let audit_entries = Arc::new(std::sync::atomic::AtomicU64::new(audit.len() as u64));
         Ok(Store {
+            audit,
+            audit_entries,
+            audit_keep: Arc::new(std::sync::atomic::AtomicU64::new(AUDIT_KEEP)),
+            lane_tokens: tree("lane_tokens")?,
             code_key,
             code_uses: tree("code_uses")?,
             products: tree("products")?,
@@ -177,6 +203,74 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The folder for the owner's secrets beside the ledger (created 0700): held under the same lock.
+    pub fn credentials_dir(&self) -> Result<PathBuf> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = self.path.join(CREDENTIALS_DIR);
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|source| StorageError::Folder {
+            doing: "create the credentials folder in",
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(dir)
+    }
+
+    pub fn lane_tokens(&self) -> Result<Vec<LaneTokenRecord>> {
+        all(&self.lane_tokens, "lane_tokens")
+    }
+
+    pub fn lane_token(&self, lane_id: &LaneId) -> Result<Option<LaneTokenRecord>> {
+        get(&self.lane_tokens, "lane_tokens", lane_id.as_str().as_bytes())
+    }
+
+    pub fn put_lane_token(&self, record: &LaneTokenRecord) -> Result<()> {
+        self.put(&self.lane_tokens, ("lane token", "writing a lane token"), record.lane_id.as_str().as_bytes(), record)
+    }
+
+    /// How many audit entries to keep; the oldest beyond it are dropped as new ones come.
+    pub fn keep_audit_entries(&self, keep: u64) {
+        self.audit_keep.store(keep.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Appends an audit entry (durable with the next commit); returns its sequence number.
+    pub fn append_audit(&self, entry: &AuditRecord) -> Result<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sequence = self.folder.db.generate_id().map_err(io("numbering an audit entry"))?;
+        self.put(&self.audit, ("audit entry", "writing an audit entry"), &sequence.to_be_bytes(), entry)?;
+        let entries = self.audit_entries.fetch_add(1, Relaxed) + 1;
+        if entries > self.audit_keep.load(Relaxed) {
+            let dropped = self.folder.write(|| self.audit.pop_min().map_err(io("dropping an old audit entry")))?;
+            if dropped.is_some() {
+                self.audit_entries.fetch_sub(1, Relaxed);
+            }
+        }
+        Ok(sequence)
+    }
+
+    /// Up to `limit` audit entries after sequence number `after` (from the first when `None`), oldest first.
+    pub fn audit_page(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditRecord)>> {
+        let start = match after {
+            Some(after) => match after.checked_add(1) {
+                Some(next) => next,
+                None => return Ok(Vec::new()),
+            },
+            None => 0,
+        };
+        self.audit
+            .range(start.to_be_bytes()..)
+            .take(limit)
+            .map(|entry| {
+                let (k, v) = entry.map_err(io("reading"))?;
+                let sequence = k.as_ref().try_into().map(u64::from_be_bytes).map_err(|_| StorageError::Corrupt {
+                    tree: "audit",
+                    key: format!("{k:?}"),
+                    reason: "a key of 8 bytes".to_owned(),
+                })?;
+                Ok((sequence, decode("audit", &k, &v)?))
+            })
+            .collect()
     }
 
     /// The keyed fingerprint of `code` in this store.
@@ -198,7 +292,7 @@ impl Store {
     }
 
     /// Writes `value` under `key`; `what` names the record ("charge") and the write ("writing a charge").
-    fn put<T: Serialize>(
+    fn put<T: Record>(
         &self,
         tree: &sled::Tree,
         (what, doing): (&'static str, &'static str),

@@ -1,5 +1,6 @@
 """A grpcurl stand-in on Python's grpcio (gRPC C-core): everything it knows of the coordinator
-comes from server reflection. Usage: reflection_client.py HOST:PORT. Prints one JSON object."""
+comes from server reflection (which needs no token). Usage: reflection_client.py HOST:PORT MANAGER_TOKEN.
+Prints one JSON object."""
 
 import json
 import sys
@@ -10,7 +11,7 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 
-def call(channel, pool, method_name, request_json):
+def call(channel, pool, method_name, request_json, token=None):
     method = pool.FindMethodByName(method_name)
     request_class = GetMessageClass(method.input_type)
     response_class = GetMessageClass(method.output_type)
@@ -20,7 +21,8 @@ def call(channel, pool, method_name, request_json):
     )
     request = json_format.Parse(json.dumps(request_json), request_class())
     try:
-        response = stub(request, timeout=10)
+        metadata = [("authorization", "Bearer " + token)] if token else None
+        response = stub(request, timeout=10, metadata=metadata)
         return {"ok": json_format.MessageToDict(response)}
     except grpc.RpcError as error:
         return {"code": error.code().name, "details": error.details()}
@@ -30,15 +32,20 @@ def main():
     channel = grpc.insecure_channel(sys.argv[1])
     database = ProtoReflectionDescriptorDatabase(channel)
     pool = descriptor_pool.DescriptorPool(database)
+    manager = sys.argv[2]
     out = {"services": sorted(database.get_services())}
-    out["totals"] = call(channel, pool, "checkout.v1.StoreService.GetTotals", {})
-    out["shifts"] = call(channel, pool, "checkout.v1.StoreService.ListShifts", {"openOnly": False})
+    out["anonymous_totals"] = call(channel, pool, "checkout.v1.StoreService.GetTotals", {})
+    out["totals"] = call(channel, pool, "checkout.v1.StoreService.GetTotals", {}, manager)
+    out["shifts"] = call(channel, pool, "checkout.v1.StoreService.ListShifts", {"openOnly": False}, manager)
+    lane = call(channel, pool, "checkout.v1.StoreService.IssueLaneToken", {"laneId": "L1"}, manager)
     out["bad_pay"] = call(
         channel,
         pool,
         "checkout.v1.LaneService.Pay",
         {"laneId": "L1", "saleId": "L1-X", "attempt": 1, "paymentCode": "12ab"},
+        lane["ok"]["token"],
     )
+    out["audit"] = call(channel, pool, "checkout.v1.StoreService.ListAudit", {"pageSize": 100}, manager)
     print(json.dumps(out))
 
 

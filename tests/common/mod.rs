@@ -5,15 +5,84 @@ pub mod processes;
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
-use checkout_coordinator::{CoordinatorConfig, EngineTiming, PaymentProvider, RunError, simulated::SimulatedProvider};
+use checkout_coordinator::{
+    CoordinatorConfig, EngineTiming, PaymentProvider, RunError,
+    auth::{Role, StaffToken, hash_token},
+    config::Security,
+    simulated::SimulatedProvider,
+};
 use checkout_lanes::{
-    LaneConfig, LaneSummary,
+    Bearer, CoordinatorClient, LaneConfig, LaneCredentials, LaneSummary,
     vision::{LumaFrame, encode_png, paste, render_code},
 };
-use checkout_storage::{Currency, Provider, StoreId, Symbology};
+use checkout_proto::v1::{lane_service_client::LaneServiceClient, store_service_client::StoreServiceClient};
+use checkout_storage::{Currency, LaneId, Provider, StoreId, Symbology};
 use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 pub const WALLET_SEED: &[u8] = b"test wallets";
+
+/// The tests' credentials, configured by hash as an operator would.
+pub const MANAGER_TOKEN: &str = "ckm_test-manager";
+pub const VIEWER_TOKEN: &str = "ckm_test-viewer";
+pub const ENROLMENT_SECRET: &str = "cke_test-enrolment-secret";
+/// Lanes with a configured token (others must enrol).
+pub const CONFIGURED_LANES: [&str; 9] = ["L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9"];
+
+pub fn lane_token(lane: &str) -> String {
+    format!("ckl_test-lane-{lane}")
+}
+
+pub fn test_security() -> Security {
+    Security {
+        staff: vec![
+            StaffToken { name: "ann".into(), role: Role::Manager, token_sha256: hash_token(MANAGER_TOKEN) },
+            StaffToken { name: "bo".into(), role: Role::Viewer, token_sha256: hash_token(VIEWER_TOKEN) },
+        ],
+        enrolment_secrets: vec![hash_token(ENROLMENT_SECRET)],
+        lane_tokens: CONFIGURED_LANES.iter().map(|l| (LaneId::parse(l).unwrap(), hash_token(&lane_token(l)))).collect(),
+        generated_credentials: false,
+        ..Security::default()
+    }
+}
+
+/// A configured lane's credentials.
+pub fn lane_credentials(lane: &str) -> LaneCredentials {
+    LaneCredentials { token: Some(lane_token(lane)), enrolment_secret: None }
+}
+
+pub type ManagerClient = StoreServiceClient<InterceptedService<Channel, Bearer>>;
+
+async fn channel(url: &str) -> Channel {
+    Channel::from_shared(url.to_owned()).unwrap().connect().await.expect("connect to the coordinator")
+}
+
+/// `StoreService` as the test manager.
+pub async fn manager_client(url: &str) -> ManagerClient {
+    StoreServiceClient::with_interceptor(channel(url).await, Bearer::new(MANAGER_TOKEN).unwrap())
+}
+
+/// `StoreService` with `token`.
+pub async fn store_client_with(url: &str, token: &str) -> ManagerClient {
+    StoreServiceClient::with_interceptor(channel(url).await, Bearer::new(token).unwrap())
+}
+
+/// `LaneService` as the configured lane `lane`.
+pub async fn lane_client(url: &str, lane: &str) -> CoordinatorClient {
+    lane_client_with(url, &lane_token(lane)).await
+}
+
+/// `LaneService` with `token`.
+pub async fn lane_client_with(url: &str, token: &str) -> CoordinatorClient {
+    LaneServiceClient::with_interceptor(channel(url).await, Bearer::new(token).unwrap())
+}
+
+/// A new token for `lane`, issued by the manager whose token is `manager_token`.
+pub async fn issue_lane_token(url: &str, manager_token: &str, lane: &str) -> String {
+    let mut store = store_client_with(url, manager_token).await;
+    let request = checkout_proto::v1::IssueLaneTokenRequest { lane_id: lane.into() };
+    store.issue_lane_token(request).await.expect("IssueLaneToken").into_inner().token
+}
 
 pub struct RunningCoordinator {
     pub url: String,
@@ -52,8 +121,18 @@ pub fn providers(sim: &Arc<SimulatedProvider>) -> HashMap<Provider, Arc<dyn Paym
 }
 
 pub async fn start_coordinator(data: &Path, sim: &Arc<SimulatedProvider>) -> RunningCoordinator {
+    start_coordinator_with(data, sim, test_security()).await
+}
+
+/// A coordinator with `security` (TLS makes its URL https://).
+pub async fn start_coordinator_with(
+    data: &Path,
+    sim: &Arc<SimulatedProvider>,
+    security: Security,
+) -> RunningCoordinator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let scheme = if security.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().expect("address"));
     let config = CoordinatorConfig {
         store_id: StoreId::parse("S001").unwrap(),
         currency: Currency::CNY,
@@ -61,6 +140,7 @@ pub async fn start_coordinator(data: &Path, sim: &Arc<SimulatedProvider>) -> Run
         providers: providers(sim),
         shutdown_grace: Duration::from_secs(10),
         timing: fast_timing(),
+        security,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(checkout_coordinator::run(listener, config, async {
@@ -74,11 +154,15 @@ pub async fn run_lane(config: LaneConfig) -> LaneSummary {
     run_lane_with_events(config, None).await
 }
 
-/// Runs a lane to the end of its frames, sending what it shows the cashier to `events`.
+/// Runs a lane to the end of its frames, sending what it shows the cashier to `events`. A lane
+/// configured without credentials gets its configured token.
 pub async fn run_lane_with_events(
-    config: LaneConfig,
+    mut config: LaneConfig,
     events: Option<tokio::sync::mpsc::UnboundedSender<checkout_lanes::LaneEvent>>,
 ) -> LaneSummary {
+    if config.credentials.token.is_none() && config.credentials.enrolment_secret.is_none() {
+        config.credentials = lane_credentials(config.lane_id.as_str());
+    }
     tokio::task::spawn_blocking(move || {
         let system = actix_rt::System::new();
         system.block_on(checkout_lanes::run_lane(config, events, std::future::pending()))

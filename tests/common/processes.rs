@@ -11,6 +11,17 @@ use serde_json::Value;
 /// The `checkout` binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_checkout");
 
+/// The manager token a `checkout coordinator` process generated in its data folder.
+pub fn manager_token(data: &std::path::Path) -> String {
+    let path = data.join(checkout_storage::CREDENTIALS_DIR).join(checkout_coordinator::auth::MANAGER_TOKEN_FILE);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().to_owned()
+}
+
+/// Where a `checkout coordinator` process keeps its lane enrolment secret.
+pub fn enrolment_secret_file(data: &std::path::Path) -> std::path::PathBuf {
+    data.join(checkout_storage::CREDENTIALS_DIR).join(checkout_coordinator::auth::ENROLMENT_SECRET_FILE)
+}
+
 /// A child process that is killed when the test lets go of it.
 pub struct Process(pub Child);
 
