@@ -43,6 +43,8 @@ pub(crate) struct HttpClient {
     timeout: Duration,
 }
 
+/// The most of a provider's answer that is read; a longer answer leaves the outcome unknown.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// What came back, or why nothing usable did.
 pub(crate) enum HttpOutcome {
     Answer {
@@ -171,7 +173,13 @@ impl HttpClient {
         let call = async {
             let response = self.client.request(request).await.map_err(|e| format!("request failed: {}", causes(&e)))?;
             let status = response.status().as_u16();
-            let body = response.into_body().collect().await.map_err(|e| format!("answer cut short: {e}"))?;
+            // Read up to a limit: a provider's answer is a few kilobytes; anything huge is not one.
+            let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES);
+            let body =
+                body.collect().await.map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                    Some(_) => format!("the answer is larger than {MAX_ANSWER_BYTES} bytes: not read"),
+                    None => format!("answer cut short: {e}"),
+                })?;
             let body = String::from_utf8(body.to_bytes().to_vec()).map_err(|_| "the answer is not UTF-8".to_owned())?;
             Ok::<_, String>((status, body))
         };

@@ -786,3 +786,33 @@ async fn wechat_md5_signing_works_end_to_end() {
     assert_eq!(paid.unwrap().status, ChargeStatus::Paid);
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_of_300_megabytes_is_not_read_and_leaves_the_outcome_unknown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 8192];
+        let _ = stream.read(&mut request).await;
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 314572800\r\n\r\n<xml>";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b'a'; 64 * 1024];
+        let mut sent = 0usize;
+        // Until the coordinator hangs up.
+        while sent < 314_572_800 && stream.write_all(&chunk).await.is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    });
+    let adapter =
+        WeChatPayV2::new(WeChatConfig { base_url: url, ..WeChatConfig::for_simulator("http://unused") }).unwrap();
+    let answer = adapter.micropay(pay(code(Provider::WeChatPay, 61), "S7-W-1", 100)).await;
+    match answer {
+        Err(ProviderError::Unreachable { reason, .. }) => assert!(reason.contains("larger than"), "{reason}"),
+        other => panic!("a 300 MB answer must leave the outcome unknown: {other:?}"),
+    }
+    let sent = server.await.unwrap();
+    assert!(sent < 64 * 1024 * 1024, "the coordinator hung up early: {sent} bytes were sent");
+}
