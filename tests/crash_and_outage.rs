@@ -85,7 +85,13 @@ async fn settle_everything(port: u16, data: &Path) -> usize {
     let deadline = Instant::now() + Duration::from_secs(90);
     for pass in 1.. {
         let left = client.resolve_now(pb::ResolveNowRequest {}).await.unwrap().into_inner().still_unsettled;
-        let listed = client.list_unsettled(pb::ListUnsettledRequest {}).await.unwrap().into_inner().payments.len();
+        let listed = client
+            .list_unsettled(pb::ListUnsettledRequest { page_size: 1000, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .payments
+            .len();
         if left == 0 && listed == 0 {
             return pass;
         }
@@ -103,12 +109,7 @@ fn sale_of(out_trade_no: &str) -> &str {
 /// The ledger against the provider's books, order by order, and no sale paid twice.
 async fn assert_ledger_equals_books(port: u16, data: &Path, sim: &str) -> (usize, usize) {
     let mut client = store(port, data).await;
-    let payments = client
-        .list_payments(pb::ListPaymentsRequest { lane_id: String::new(), limit: 10_000 })
-        .await
-        .unwrap()
-        .into_inner()
-        .payments;
+    let payments = common::all_payments(&mut client, "").await;
     let books = sim_http(sim, "GET", "/sim/books", "");
     let orders: HashMap<String, (String, i64)> = books["orders"]
         .as_array()
@@ -165,20 +166,13 @@ async fn assert_ledger_equals_books(port: u16, data: &Path, sim: &str) -> (usize
 /// every sale has its paid charge: also for a lane killed between the charge and its answer.
 async fn assert_every_paid_charge_has_its_sale(port: u16, data: &Path) {
     let mut client = store(port, data).await;
-    let sales = client.list_sales(pb::ListSalesRequest { lane_id: String::new(), limit: 10_000 }).await.unwrap();
-    let sales: HashMap<String, pb::Sale> =
-        sales.into_inner().sales.into_iter().map(|s| (s.out_trade_no.clone(), s)).collect();
-    let products = client.list_products(pb::ListProductsRequest {}).await.unwrap().into_inner().products;
+    let sales = common::all_sales(&mut client, "").await;
+    let sales: HashMap<String, pb::Sale> = sales.into_iter().map(|s| (s.out_trade_no.clone(), s)).collect();
+    let products = client.list_products(pb::ListProductsRequest::default()).await.unwrap().into_inner().products;
     let price: HashMap<&str, i64> =
         products.iter().map(|p| (p.gtin.as_str(), p.price.as_ref().unwrap().minor_units)).collect();
-    let payments = client.list_payments(pb::ListPaymentsRequest { lane_id: String::new(), limit: 10_000 }).await;
-    let paid: Vec<pb::Payment> = payments
-        .unwrap()
-        .into_inner()
-        .payments
-        .into_iter()
-        .filter(|p| p.outcome() == pb::PaymentOutcome::Paid)
-        .collect();
+    let payments = common::all_payments(&mut client, "").await;
+    let paid: Vec<pb::Payment> = payments.into_iter().filter(|p| p.outcome() == pb::PaymentOutcome::Paid).collect();
     for payment in &paid {
         let sale =
             sales.get(&payment.out_trade_no).unwrap_or_else(|| panic!("{} paid but no sale", payment.out_trade_no));
@@ -237,8 +231,7 @@ async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_a
     // end; every sale belongs to its lane's shift.
     let mut client = store(port, data.path()).await;
     let shifts = client.list_shifts(pb::ListShiftsRequest::default()).await.unwrap().into_inner().shifts;
-    let all_sales = client.list_sales(pb::ListSalesRequest { lane_id: String::new(), limit: 10_000 }).await;
-    let all_sales = all_sales.unwrap().into_inner().sales;
+    let all_sales = common::all_sales(&mut client, "").await;
     for lane in ["L1", "L2"] {
         let of_lane: Vec<_> = shifts.iter().filter(|s| s.lane_id == lane).collect();
         assert_eq!(of_lane.len(), 1, "{lane}: {of_lane:?}");
@@ -249,18 +242,9 @@ async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_a
 
     // Every sale the lane that was never killed saw paid is recorded once, and its outbox is empty.
     let mut client = store(port, data.path()).await;
-    let sales = client
-        .list_sales(pb::ListSalesRequest { lane_id: "L1".into(), limit: 10_000 })
+    let sales = common::all_sales(&mut client, "L1").await;
+    let paid_l1 = common::all_payments(&mut client, "L1")
         .await
-        .unwrap()
-        .into_inner()
-        .sales;
-    let paid_l1 = client
-        .list_payments(pb::ListPaymentsRequest { lane_id: "L1".into(), limit: 10_000 })
-        .await
-        .unwrap()
-        .into_inner()
-        .payments
         .into_iter()
         .filter(|p| p.outcome() == pb::PaymentOutcome::Paid)
         .count();
@@ -296,7 +280,12 @@ async fn a_provider_outage_fills_the_offline_queue_which_drains_to_zero_when_it_
     let mut most = 0;
     let outage_ends = Instant::now() + Duration::from_secs(6);
     while Instant::now() < outage_ends {
-        let queued = client.list_unsettled(pb::ListUnsettledRequest {}).await.unwrap().into_inner().payments;
+        let queued = client
+            .list_unsettled(pb::ListUnsettledRequest { page_size: 1000, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .payments;
         most = most.max(queued.len());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -311,7 +300,15 @@ async fn a_provider_outage_fills_the_offline_queue_which_drains_to_zero_when_it_
         tokio::task::spawn_blocking(move || finish(lane, Duration::from_secs(240))).await.unwrap();
     }
     settle_everything(port, data.path()).await;
-    assert!(client.list_unsettled(pb::ListUnsettledRequest {}).await.unwrap().into_inner().payments.is_empty());
+    assert!(
+        client
+            .list_unsettled(pb::ListUnsettledRequest { page_size: 1000, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .payments
+            .is_empty()
+    );
     let (charges, paid) = assert_ledger_equals_books(port, data.path(), &sim).await;
     assert_every_paid_charge_has_its_sale(port, data.path()).await;
     eprintln!(

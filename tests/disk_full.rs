@@ -197,7 +197,14 @@ async fn a_full_disk_stops_the_coordinator_cleanly_and_loses_nothing() {
     let after = lane.pay(pay_request("L1-AFTER", 1000)).await.unwrap().into_inner();
     assert_eq!(after.outcome(), pb::PaymentOutcome::Paid, "{after:?}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !store.list_unsettled(pb::ListUnsettledRequest {}).await.unwrap().into_inner().payments.is_empty() {
+    while !store
+        .list_unsettled(pb::ListUnsettledRequest { page_size: 1000, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .payments
+        .is_empty()
+    {
         assert!(std::time::Instant::now() < deadline, "charges still unsettled after 30 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

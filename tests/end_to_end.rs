@@ -40,7 +40,7 @@ async fn check_store(url: &str, expected_total: i64, milk_gtin: &str, masked_cod
     assert_eq!((totals.sales, totals.items, totals.payments_paid), (1, 3, 1));
     assert_eq!(totals.paid_total.as_ref().unwrap().minor_units, expected_total);
 
-    let lanes = store.list_lanes(pb::ListLanesRequest {}).await.unwrap().into_inner().lanes;
+    let lanes = store.list_lanes(pb::ListLanesRequest::default()).await.unwrap().into_inner().lanes;
     assert_eq!(lanes.len(), 1);
     assert_eq!((lanes[0].lane_id.as_str(), lanes[0].sales), ("L1", 1));
 }

@@ -680,3 +680,204 @@ async fn a_flood_of_junk_pays_leaves_disk_and_memory_growth_bounded() {
     drop((lane, anonymous, store));
     assert!(terminate(&mut coordinator.0, Duration::from_secs(15)).success());
 }
+
+/// A paid charge and its sale, as the engine records them, for filling a ledger quickly.
+fn paid_sale(n: u32) -> (checkout_storage::ChargeRecord, checkout_storage::SaleRecord) {
+    use checkout_storage::{
+        Attempt, ChargeRecord, ChargeStatus, CodeFingerprint, LaneId, MaskedCode, OutTradeNo, SaleId, SaleLine,
+        SaleRecord, StoreId, basket_digest,
+    };
+    let product = &sample_catalog()[(n % 20) as usize];
+    let lane = format!("L{}", n % 8 + 1);
+    let sale_id = SaleId::parse(&format!("{lane}-FILL{n:06}")).unwrap();
+    let out_trade_no = OutTradeNo::derive(&StoreId::parse("S001").unwrap(), &sale_id, Attempt::new(1).unwrap());
+    let lines = vec![SaleLine { gtin: product.gtin.clone(), quantity: 3, unit_price: product.price }];
+    let charge = ChargeRecord {
+        out_trade_no: out_trade_no.clone(),
+        lane_id: LaneId::parse(&lane).unwrap(),
+        sale_id: sale_id.clone(),
+        attempt: Attempt::new(1).unwrap(),
+        provider: Provider::WeChatPay,
+        masked_code: MaskedCode::of("134567890123456789"),
+        code_fingerprint: CodeFingerprint([(n % 251) as u8; 16]),
+        amount: product.price.checked_mul(3).unwrap(),
+        status: ChargeStatus::Paid,
+        provider_code: "SUCCESS".into(),
+        message: "paid".into(),
+        provider_transaction_id: format!("T{n}"),
+        created_at: UnixMillis(1_700_000_000_000 + i64::from(n)),
+        settled_at: Some(UnixMillis(1_700_000_000_500 + i64::from(n))),
+        lines: lines.clone(),
+        basket_sha256: basket_digest([(&product.gtin, 3)]),
+        shift_id: None,
+        sale_started_at: UnixMillis(1_700_000_000_000),
+        superseded_by: None,
+        events: Vec::new(),
+    };
+    let sale = SaleRecord {
+        lane_id: charge.lane_id.clone(),
+        sale_id,
+        shift_id: None,
+        lines,
+        total: charge.amount,
+        out_trade_no,
+        started_at: charge.sale_started_at,
+        finished_at: UnixMillis(1_700_000_001_000 + i64::from(n)),
+    };
+    (charge, sale)
+}
+
+/// Finding 5 (reads): totals, lane lists and pages of payments are served from the ledger's summary
+/// and indexes, a few reads at a time off the async runtime, so health checks and charges stay quick
+/// however hard managers (or a hostile script) read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_within_a_second_while_list_loops_run() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    const RECORDS: u32 = 20_000;
+    let data = tempfile::tempdir().unwrap();
+    {
+        let store = checkout_storage::Store::open(data.path()).unwrap();
+        for n in 0..RECORDS {
+            let (charge, sale) = paid_sale(n);
+            store.put_charge(&charge).unwrap();
+            store.insert_sale_if_absent(&sale).unwrap();
+        }
+        store.commit_blocking().unwrap();
+    }
+    let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
+    let coordinator = start_coordinator(data.path(), &sim).await;
+    let url = coordinator.url.clone();
+    let totals = manager_client(&url).await.get_totals(pb::GetTotalsRequest {}).await.unwrap().into_inner();
+    assert_eq!(totals.sales, u64::from(RECORDS), "the summary counts what the ledger holds");
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loops = Vec::new();
+    for n in 0..8 {
+        let (url, stop) = (url.clone(), stop.clone());
+        loops.push(tokio::spawn(async move {
+            let mut client = manager_client(&url).await;
+            let mut calls = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if n % 2 == 0 {
+                    client.get_totals(pb::GetTotalsRequest {}).await.unwrap();
+                } else {
+                    let request = pb::ListPaymentsRequest { page_size: 1000, ..Default::default() };
+                    client.list_payments(request).await.unwrap();
+                }
+                calls += 1;
+            }
+            calls
+        }));
+    }
+    // And a burst of 300 page requests at once.
+    let burst_client = manager_client(&url).await;
+    let burst: Vec<_> = (0..300)
+        .map(|_| {
+            let mut client = burst_client.clone();
+            tokio::spawn(async move {
+                let request = pb::ListPaymentsRequest { page_size: 1000, ..Default::default() };
+                client.list_payments(request).await.map(|r| r.into_inner().payments.len())
+            })
+        })
+        .collect();
+
+    let channel = Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel);
+    let mut slowest = Duration::ZERO;
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    while std::time::Instant::now() < until {
+        let asked = std::time::Instant::now();
+        let request = HealthCheckRequest { service: "checkout.v1.LaneService".into() };
+        tokio::time::timeout(Duration::from_secs(5), health.check(request)).await.expect("health answered").unwrap();
+        slowest = slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut calls = 0;
+    for task in loops {
+        calls += task.await.unwrap();
+    }
+    let mut pages = 0;
+    for task in burst {
+        assert_eq!(task.await.unwrap().expect("a page of the burst"), 1000);
+        pages += 1;
+    }
+    eprintln!(
+        "health: slowest answer {slowest:?} over 4 s while 8 loops made {calls} calls and {pages} pages of 1000 came at once"
+    );
+    assert!(slowest < Duration::from_secs(1), "health took {slowest:?}");
+    coordinator.stop().await;
+}
+
+/// Finding 6 (lists): every list is paginated with a default and a maximum page, tokens belong to
+/// their list and filters, and walking the pages gives every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_list_is_paginated_and_its_tokens_are_its_own() {
+    const RECORDS: u32 = 2_500;
+    let data = tempfile::tempdir().unwrap();
+    {
+        let store = checkout_storage::Store::open(data.path()).unwrap();
+        for n in 0..RECORDS {
+            let (charge, sale) = paid_sale(n);
+            store.put_charge(&charge).unwrap();
+            store.insert_sale_if_absent(&sale).unwrap();
+        }
+        store.commit_blocking().unwrap();
+    }
+    let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
+    let coordinator = start_coordinator(data.path(), &sim).await;
+    let mut manager = manager_client(&coordinator.url).await;
+
+    let first = manager.list_sales(pb::ListSalesRequest::default()).await.unwrap().into_inner();
+    assert_eq!(first.sales.len(), 50, "the default page");
+    assert!(!first.next_page_token.is_empty());
+    let big = pb::ListSalesRequest { page_size: 1_000_000, ..Default::default() };
+    assert_eq!(manager.list_sales(big).await.unwrap().into_inner().sales.len(), 1000, "the largest page");
+    let negative = pb::ListSalesRequest { page_size: -1, ..Default::default() };
+    assert_eq!(manager.list_sales(negative).await.unwrap_err().code(), Code::InvalidArgument);
+
+    // A token is its list's, with its filters.
+    let other_list = pb::ListPaymentsRequest { page_token: first.next_page_token.clone(), ..Default::default() };
+    assert_eq!(manager.list_payments(other_list).await.unwrap_err().code(), Code::InvalidArgument);
+    let other_filter =
+        pb::ListSalesRequest { lane_id: "L1".into(), page_token: first.next_page_token.clone(), ..Default::default() };
+    assert_eq!(manager.list_sales(other_filter).await.unwrap_err().code(), Code::InvalidArgument);
+    let forged = pb::ListSalesRequest { page_token: "AQIDBAUGBwgJ".into(), ..Default::default() };
+    assert_eq!(manager.list_sales(forged).await.unwrap_err().code(), Code::InvalidArgument);
+
+    // Walking every page gives every sale once; a lane's pages give that lane's only.
+    let all = common::all_sales(&mut manager, "").await;
+    let unique: std::collections::BTreeSet<_> = all.iter().map(|s| s.sale_id.clone()).collect();
+    assert_eq!((all.len(), unique.len()), (RECORDS as usize, RECORDS as usize));
+    let l3 = common::all_sales(&mut manager, "L3").await;
+    let of_l3 = (0..RECORDS).filter(|n| n % 8 == 2).count();
+    assert!(l3.iter().all(|s| s.lane_id == "L3") && l3.len() == of_l3, "{}", l3.len());
+    assert_eq!(common::all_payments(&mut manager, "L3").await.len(), l3.len());
+
+    // The other lists page too.
+    let small = |page_token: String| (2, page_token);
+    let (page_size, page_token) = small(String::new());
+    let products = manager.list_products(pb::ListProductsRequest { page_size, page_token }).await.unwrap().into_inner();
+    assert_eq!(products.products.len(), 2);
+    let (page_size, page_token) = small(products.next_page_token);
+    let more = manager.list_products(pb::ListProductsRequest { page_size, page_token }).await.unwrap().into_inner();
+    assert!(more.products[0].gtin > products.products[1].gtin, "the next page goes on from the last");
+    for lane in ["L1", "L2", "L3"] {
+        register(lane, &coordinator.url).await;
+    }
+    let lanes = manager.list_lanes(pb::ListLanesRequest { page_size: 2, ..Default::default() }).await.unwrap();
+    let lanes = lanes.into_inner();
+    assert_eq!(lanes.lanes.len(), 2);
+    assert!(!lanes.next_page_token.is_empty());
+    let request = pb::ListLanesRequest { page_size: 2, page_token: lanes.next_page_token };
+    assert_eq!(manager.list_lanes(request).await.unwrap().into_inner().lanes.len(), 1);
+    for request in [pb::ListShiftsRequest { page_size: 2, ..Default::default() }] {
+        assert!(manager.list_shifts(request).await.unwrap().into_inner().next_page_token.is_empty());
+    }
+    assert!(
+        manager.list_unsettled(pb::ListUnsettledRequest::default()).await.unwrap().into_inner().payments.is_empty()
+    );
+    assert!(manager.list_refunds(pb::ListRefundsRequest::default()).await.unwrap().into_inner().refunds.is_empty());
+    coordinator.stop().await;
+}

@@ -75,7 +75,7 @@ async fn a_sale_left_in_the_outbox_is_delivered_once_when_the_lane_starts_again(
     assert_eq!((sales[0].sale_id.as_str(), sales[0].items), ("L5-OUTBOX1", 3));
     // Each run signed its cashier on and off: two shifts, both closed, in order.
     let shifts = store
-        .list_shifts(pb::ListShiftsRequest { lane_id: "L5".into(), open_only: false })
+        .list_shifts(pb::ListShiftsRequest { lane_id: "L5".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()

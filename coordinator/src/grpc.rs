@@ -10,7 +10,8 @@ use crate::refunds::RefundOrder;
 use checkout_proto::v1 as pb;
 use checkout_storage::{
     Attempt, CashierId, ChargeRecord, ChargeStatus, Currency, LaneId, LaneRecord, Money, OutTradeNo, PaymentCode,
-    Product, ProductCode, Provider, RefundRecord, RefundStatus, SaleId, SaleRecord, ShiftId, ShiftRecord, UnixMillis,
+    Product, ProductCode, Provider, RefundRecord, RefundStatus, SaleId, SaleRecord, ShiftId, ShiftRecord, Tally,
+    UnixMillis,
 };
 use tonic::{Request, Response, Status};
 
@@ -20,9 +21,9 @@ use crate::{
     Coordinator,
     error::{CoordinatorError, field},
     live::{Heartbeat, LaneActivity, LiveLane},
+    paging::{finish_page, page_request},
     payments::{PayOrder, price_lines},
-    shifts::{ShiftFilter, ShiftReport, close_shift, open_shift, shift_reports},
-    totals::{Totals, compute_totals},
+    shifts::{ShiftReport, close_shift, open_shift, report_of, shift_report},
 };
 
 type Result<T, E = CoordinatorError> = std::result::Result<T, E>;
@@ -36,7 +37,6 @@ const MAX_LINES: usize = 500;
 /// A heartbeat's basket: at most this many items and this much money (100 million yuan).
 const MAX_BASKET_ITEMS: u32 = 100_000;
 const MAX_BASKET_MINOR_UNITS: i64 = 10_000_000_000;
-const MAX_LIST: usize = 10_000;
 
 pub fn money_to_pb(money: Money) -> pb::Money {
     pb::Money { minor_units: money.minor_units, currency: money.currency.to_string() }
@@ -184,32 +184,6 @@ fn activity_to_pb(activity: LaneActivity) -> pb::LaneState {
 
 fn lane_id_of(value: &str) -> Result<LaneId> {
     LaneId::parse(value).map_err(field("lane_id"))
-}
-
-/// AIP-158: 0 asks for the default page, more than the maximum gets the maximum, a negative size is a mistake.
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-pub const MAX_PAGE_SIZE: usize = 1_000;
-
-fn page_size_of(page_size: i32) -> Result<usize> {
-    match page_size {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if n < 0 => Err(CoordinatorError::invalid("page_size", "must not be negative")),
-        n => Ok((n as usize).min(MAX_PAGE_SIZE)),
-    }
-}
-
-fn limit_of(limit: u32) -> usize {
-    match limit {
-        0 => 1000,
-        n => (n as usize).min(MAX_LIST),
-    }
-}
-
-/// Keeps the `limit` newest of `records`, oldest first.
-fn newest<T>(mut records: Vec<T>, key: impl Fn(&T) -> UnixMillis, limit: usize) -> Vec<T> {
-    records.sort_by_key(|r| key(r));
-    let skip = records.len().saturating_sub(limit);
-    records.split_off(skip)
 }
 
 /// What lanes call.
@@ -529,113 +503,19 @@ impl LaneApi {
     }
 
     fn report_of(&self, shift_id: &ShiftId) -> Result<pb::ShiftReport> {
-        let shift =
-            self.0.store.shift(shift_id)?.ok_or_else(|| CoordinatorError::NotFound(format!("no shift {shift_id}")))?;
-        let filter = ShiftFilter { lane_id: Some(shift.lane_id.clone()), open_only: false };
-        shift_reports(&self.0.store, self.0.currency, &filter)?
-            .into_iter()
-            .find(|r| &r.shift.shift_id == shift_id)
-            .map(shift_report_to_pb)
-            .ok_or_else(|| CoordinatorError::NotFound(format!("no shift {shift_id}")))
+        report_of(&self.0.store, self.0.currency, shift_id).map(shift_report_to_pb)
     }
 }
 
-fn totals_fields(t: &Totals) -> (u64, u64, pb::Money, u64, u64, pb::Money) {
-    (t.sales, t.items, money_to_pb(t.sales_total), t.payments_paid, t.payments_declined, money_to_pb(t.paid_total))
-}
-
-impl StoreApi {
-    fn list_lanes(&self) -> Result<pb::ListLanesResponse> {
-        let c = &self.0;
-        let (_, per_lane) = compute_totals(c.currency, &c.store.sales()?, &c.store.charges()?);
-        let lanes = c
-            .store
-            .lanes()?
-            .into_iter()
-            .map(|lane| {
-                let live: Option<LiveLane> = c.live.get(&lane.lane_id);
-                let totals = per_lane.get(&lane.lane_id).cloned().unwrap_or_else(|| Totals::zero(c.currency));
-                let mut out = pb::Lane {
-                    lane_id: lane.lane_id.to_string(),
-                    description: lane.description,
-                    state: pb::LaneState::Closed.into(),
-                    sales: totals.sales,
-                    sales_total: Some(money_to_pb(totals.sales_total)),
-                    ..Default::default()
-                };
-                if let Some(live) = live {
-                    out.online = live.online();
-                    out.last_seen = Some(timestamp(live.last_seen));
-                    let beat = live.beat;
-                    out.state = activity_to_pb(beat.activity).into();
-                    out.sale_id = beat.sale_id;
-                    out.basket_items = beat.basket_items;
-                    out.basket_total = beat.basket_total.map(money_to_pb);
-                    out.frames_decoded = beat.frames_decoded;
-                    out.codes_read = beat.codes_read;
-                }
-                out
-            })
-            .collect();
-        Ok(pb::ListLanesResponse { lanes })
-    }
-
-    fn totals(&self) -> Result<pb::GetTotalsResponse> {
-        let c = &self.0;
-        let (store, per_lane) = compute_totals(c.currency, &c.store.sales()?, &c.store.charges()?);
-        let (sales, items, sales_total, payments_paid, payments_declined, paid_total) = totals_fields(&store);
-        let lanes = per_lane
-            .iter()
-            .map(|(lane_id, t)| {
-                let (sales, items, sales_total, payments_paid, payments_declined, paid_total) = totals_fields(t);
-                pb::LaneTotals {
-                    lane_id: lane_id.to_string(),
-                    sales,
-                    items,
-                    sales_total: Some(sales_total),
-                    payments_paid,
-                    payments_declined,
-                    paid_total: Some(paid_total),
-                }
-            })
-            .collect();
-        let unsettled = c.store.outstanding_charges()?.len() as u64;
-        let refunds: Vec<RefundRecord> =
-            c.store.refunds()?.into_iter().filter(|r| r.status == RefundStatus::Accepted).collect();
-        let refunded_total = refunds.iter().try_fold(Money::zero(c.currency), |sum, r| sum.checked_add(r.amount))?;
-        Ok(pb::GetTotalsResponse {
-            payments_unsettled: unsettled,
-            refunds: refunds.len() as u64,
-            refunded_total: Some(money_to_pb(refunded_total)),
-            store_id: c.store_id.to_string(),
-            sales,
-            items,
-            sales_total: Some(sales_total),
-            payments_paid,
-            payments_declined,
-            paid_total: Some(paid_total),
-            lanes,
-        })
-    }
-
-    fn lane_filter(lane_id: &str) -> Result<Option<LaneId>> {
-        if lane_id.is_empty() { Ok(None) } else { lane_id_of(lane_id).map(Some) }
-    }
-
-    fn list_sales(&self, request: pb::ListSalesRequest) -> Result<pb::ListSalesResponse> {
-        let lane = Self::lane_filter(&request.lane_id)?;
-        let sales: Vec<SaleRecord> =
-            self.0.store.sales()?.into_iter().filter(|s| lane.as_ref().is_none_or(|l| &s.lane_id == l)).collect();
-        let sales = newest(sales, |s| s.finished_at, limit_of(request.limit));
-        Ok(pb::ListSalesResponse { sales: sales.into_iter().map(sale_to_pb).collect() })
-    }
-
-    fn list_payments(&self, request: pb::ListPaymentsRequest) -> Result<pb::ListPaymentsResponse> {
-        let lane = Self::lane_filter(&request.lane_id)?;
-        let charges: Vec<ChargeRecord> =
-            self.0.store.charges()?.into_iter().filter(|c| lane.as_ref().is_none_or(|l| &c.lane_id == l)).collect();
-        let charges = newest(charges, |c| c.created_at, limit_of(request.limit));
-        Ok(pb::ListPaymentsResponse { payments: charges.into_iter().map(charge_to_pb).collect() })
+fn tally_to_pb(lane_id: &LaneId, t: &Tally, currency: Currency) -> pb::LaneTotals {
+    pb::LaneTotals {
+        lane_id: lane_id.to_string(),
+        sales: t.sales,
+        items: t.items,
+        sales_total: Some(money_to_pb(t.sales_total.of(currency))),
+        payments_paid: t.payments_paid,
+        payments_declined: t.payments_declined,
+        paid_total: Some(money_to_pb(t.paid_total.of(currency))),
     }
 }
 
@@ -663,11 +543,113 @@ fn refund_to_pb(refund: RefundRecord) -> pb::Refund {
 }
 
 impl StoreApi {
-    fn list_unsettled(&self) -> Result<pb::ListUnsettledResponse> {
+    fn lane_filter(lane_id: &str) -> Result<Option<LaneId>> {
+        if lane_id.is_empty() { Ok(None) } else { lane_id_of(lane_id).map(Some) }
+    }
+
+    fn list_lanes(c: &Coordinator, request: pb::ListLanesRequest) -> Result<pb::ListLanesResponse> {
+        let page = page_request("lanes", "", request.page_size, &request.page_token)?;
+        let found = c.store.lanes_page(page.after.as_deref(), page.size + 1)?;
+        let (lanes, next_page_token) = finish_page("lanes", "", &page, found);
+        let lanes = lanes
+            .into_iter()
+            .map(|lane| {
+                let live: Option<LiveLane> = c.live.get(&lane.lane_id);
+                let totals = c.store.lane_tally(&lane.lane_id);
+                let mut out = pb::Lane {
+                    lane_id: lane.lane_id.to_string(),
+                    description: lane.description,
+                    state: pb::LaneState::Closed.into(),
+                    sales: totals.sales,
+                    sales_total: Some(money_to_pb(totals.sales_total.of(c.currency))),
+                    ..Default::default()
+                };
+                if let Some(live) = live {
+                    out.online = live.online();
+                    out.last_seen = Some(timestamp(live.last_seen));
+                    let beat = live.beat;
+                    out.state = activity_to_pb(beat.activity).into();
+                    out.sale_id = beat.sale_id;
+                    out.basket_items = beat.basket_items;
+                    out.basket_total = beat.basket_total.map(money_to_pb);
+                    out.frames_decoded = beat.frames_decoded;
+                    out.codes_read = beat.codes_read;
+                }
+                out
+            })
+            .collect();
+        Ok(pb::ListLanesResponse { lanes, next_page_token })
+    }
+
+    fn totals(c: &Coordinator) -> pb::GetTotalsResponse {
+        let (store, per_lane) = c.store.totals();
+        let refunds = c.store.refund_tally();
+        let currency = c.currency;
+        pb::GetTotalsResponse {
+            store_id: c.store_id.to_string(),
+            sales: store.sales,
+            items: store.items,
+            sales_total: Some(money_to_pb(store.sales_total.of(currency))),
+            payments_paid: store.payments_paid,
+            payments_declined: store.payments_declined,
+            paid_total: Some(money_to_pb(store.paid_total.of(currency))),
+            lanes: per_lane.iter().map(|(lane_id, t)| tally_to_pb(lane_id, t, currency)).collect(),
+            payments_unsettled: c.store.unsettled_count() as u64,
+            refunds: refunds.refunds,
+            refunded_total: Some(money_to_pb(refunds.refunded_total.of(currency))),
+        }
+    }
+
+    fn list_sales(c: &Coordinator, request: pb::ListSalesRequest) -> Result<pb::ListSalesResponse> {
+        let lane = Self::lane_filter(&request.lane_id)?;
+        let page = page_request("sales", &request.lane_id, request.page_size, &request.page_token)?;
+        let found = c.store.sales_page(lane.as_ref(), page.after.as_deref(), page.size + 1)?;
+        let (sales, next_page_token) = finish_page("sales", &request.lane_id, &page, found);
+        Ok(pb::ListSalesResponse { sales: sales.into_iter().map(sale_to_pb).collect(), next_page_token })
+    }
+
+    fn list_payments(c: &Coordinator, request: pb::ListPaymentsRequest) -> Result<pb::ListPaymentsResponse> {
+        let lane = Self::lane_filter(&request.lane_id)?;
+        let page = page_request("payments", &request.lane_id, request.page_size, &request.page_token)?;
+        // Every out_trade_no starts with the store and the sale, whose id starts with its lane.
+        let prefix = lane.map(|lane| format!("{}-{lane}-", c.store_id)).unwrap_or_default();
+        let found = c.store.charges_page(&prefix, page.after.as_deref(), page.size + 1)?;
+        let (charges, next_page_token) = finish_page("payments", &request.lane_id, &page, found);
+        Ok(pb::ListPaymentsResponse { payments: charges.into_iter().map(charge_to_pb).collect(), next_page_token })
+    }
+
+    fn list_products(c: &Coordinator, request: pb::ListProductsRequest) -> Result<pb::ListProductsResponse> {
+        let page = page_request("products", "", request.page_size, &request.page_token)?;
+        let found = c.store.products_page(page.after.as_deref(), page.size + 1)?;
+        let (products, next_page_token) = finish_page("products", "", &page, found);
+        Ok(pb::ListProductsResponse { products: products.into_iter().map(product_to_pb).collect(), next_page_token })
+    }
+
+    fn list_unsettled(c: &Coordinator, request: pb::ListUnsettledRequest) -> Result<pb::ListUnsettledResponse> {
         let now = UnixMillis::now();
-        let next_try = UnixMillis(self.0.next_resolve_at.load(Ordering::SeqCst).max(now.0));
-        let mut charges = self.0.store.outstanding_charges()?;
-        charges.sort_by_key(|c| c.created_at);
+        let next_try = UnixMillis(c.next_resolve_at.load(Ordering::SeqCst).max(now.0));
+        let page = page_request("unsettled", "", request.page_size, &request.page_token)?;
+        // The key: the charge's creation (8 bytes, big-endian) and its out_trade_no.
+        let after = match page.after.as_deref() {
+            None => None,
+            Some(key) if key.len() > 8 => {
+                let created = i64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+                let out_trade_no = std::str::from_utf8(&key[8..]).ok().and_then(|t| OutTradeNo::parse(t).ok());
+                let out_trade_no = out_trade_no.ok_or_else(|| CoordinatorError::invalid("page_token", "garbled"))?;
+                Some((UnixMillis(created), out_trade_no))
+            }
+            Some(_) => return Err(CoordinatorError::invalid("page_token", "garbled")),
+        };
+        let charges = c.store.unsettled_page(after.as_ref(), page.size + 1)?;
+        let keyed = charges
+            .into_iter()
+            .map(|charge| {
+                let mut key = charge.created_at.0.to_be_bytes().to_vec();
+                key.extend_from_slice(charge.out_trade_no.as_str().as_bytes());
+                (key, charge)
+            })
+            .collect();
+        let (charges, next_page_token) = finish_page("unsettled", "", &page, keyed);
         let payments = charges
             .into_iter()
             .map(|charge| pb::UnsettledPayment {
@@ -681,7 +663,72 @@ impl StoreApi {
                 payment: Some(charge_to_pb(charge)),
             })
             .collect();
-        Ok(pb::ListUnsettledResponse { payments })
+        Ok(pb::ListUnsettledResponse { payments, next_page_token })
+    }
+
+    fn list_refunds(c: &Coordinator, request: pb::ListRefundsRequest) -> Result<pb::ListRefundsResponse> {
+        let filter = &request.out_trade_no;
+        let page = page_request("refunds", filter, request.page_size, &request.page_token)?;
+        let found = if filter.is_empty() {
+            c.store.refunds_page(page.after.as_deref(), page.size + 1)?
+        } else {
+            let out_trade_no = OutTradeNo::parse(filter).map_err(field("out_trade_no"))?;
+            c.store.refunds_of_page(&out_trade_no, page.after.as_deref(), page.size + 1)?
+        };
+        let (refunds, next_page_token) = finish_page("refunds", filter, &page, found);
+        Ok(pb::ListRefundsResponse { refunds: refunds.into_iter().map(refund_to_pb).collect(), next_page_token })
+    }
+
+    fn list_shifts(c: &Coordinator, request: pb::ListShiftsRequest) -> Result<pb::ListShiftsResponse> {
+        let lane = Self::lane_filter(&request.lane_id)?;
+        let filter = format!("{}/{}", request.lane_id, request.open_only);
+        let page = page_request("shifts", &filter, request.page_size, &request.page_token)?;
+        let found = if request.open_only {
+            // Open shifts are few (one a lane at most, as a rule): from the ledger's summary.
+            let mut open: Vec<(Vec<u8>, ShiftRecord)> = c
+                .store
+                .open_shifts(lane.as_ref())?
+                .into_iter()
+                .map(|shift| (shift.shift_id.as_str().as_bytes().to_vec(), shift))
+                .filter(|(key, _)| page.after.as_ref().is_none_or(|after| key > after))
+                .collect();
+            open.sort_by(|a, b| a.0.cmp(&b.0));
+            open.truncate(page.size + 1);
+            open
+        } else {
+            c.store.shifts_page(lane.as_ref(), page.after.as_deref(), page.size + 1)?
+        };
+        let (shifts, next_page_token) = finish_page("shifts", &filter, &page, found);
+        let shifts =
+            shifts.into_iter().map(|shift| shift_report_to_pb(shift_report(&c.store, c.currency, shift))).collect();
+        Ok(pb::ListShiftsResponse { shifts, next_page_token })
+    }
+
+    fn list_audit(c: &Coordinator, request: pb::ListAuditRequest) -> Result<pb::ListAuditResponse> {
+        let page = page_request("audit", "", request.page_size, &request.page_token)?;
+        let after = match page.after.as_deref() {
+            None => None,
+            Some(key) => Some(u64::from_be_bytes(
+                key.try_into().map_err(|_| CoordinatorError::invalid("page_token", "garbled"))?,
+            )),
+        };
+        let found = c.store.audit_page(after, page.size + 1)?;
+        let keyed = found.into_iter().map(|(sequence, entry)| (sequence.to_be_bytes().to_vec(), (sequence, entry)));
+        let (entries, next_page_token) = finish_page("audit", "", &page, keyed.collect());
+        let entries = entries
+            .into_iter()
+            .map(|(sequence, entry)| pb::AuditEntry {
+                sequence,
+                at: Some(timestamp(entry.at)),
+                caller: entry.caller,
+                peer: entry.peer,
+                method: entry.method,
+                target: entry.target,
+                outcome: entry.outcome,
+                detail: entry.detail,
+            })
+            .collect();
+        Ok(pb::ListAuditResponse { entries, next_page_token })
     }
 
     async fn resolve_now(&self, caller: &Caller) -> Result<pb::ResolveNowResponse> {
@@ -719,64 +766,70 @@ impl StoreApi {
         Ok(pb::RevokeLaneTokenResponse { revoked })
     }
 
-    fn list_audit(&self, request: pb::ListAuditRequest) -> Result<pb::ListAuditResponse> {
-        let page_size = page_size_of(request.page_size)?;
-        let after = match request.page_token.as_str() {
-            "" => None,
-            token => Some(
-                token
-                    .parse::<u64>()
-                    .map_err(|_| CoordinatorError::invalid("page_token", "not a token of this list"))?,
-            ),
-        };
-        let mut entries = self.0.store.audit_page(after, page_size + 1)?;
-        let more = entries.len() > page_size;
-        entries.truncate(page_size);
-        let next_page_token = match entries.last() {
-            Some((sequence, _)) if more => sequence.to_string(),
-            _ => String::new(),
-        };
-        let entries = entries
-            .into_iter()
-            .map(|(sequence, entry)| pb::AuditEntry {
-                sequence,
-                at: Some(timestamp(entry.at)),
-                caller: entry.caller,
-                peer: entry.peer,
-                method: entry.method,
-                target: entry.target,
-                outcome: entry.outcome,
-                detail: entry.detail,
-            })
-            .collect();
-        Ok(pb::ListAuditResponse { entries, next_page_token })
-    }
-
-    fn list_refunds(&self, request: pb::ListRefundsRequest) -> Result<pb::ListRefundsResponse> {
-        let filter = if request.out_trade_no.is_empty() {
-            None
-        } else {
-            Some(OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?)
-        };
-        let refunds: Vec<RefundRecord> = self
-            .0
-            .store
-            .refunds()?
-            .into_iter()
-            .filter(|r| filter.as_ref().is_none_or(|f| &r.out_trade_no == f))
-            .collect();
-        let refunds = newest(refunds, |r| r.created_at, limit_of(request.limit));
-        Ok(pb::ListRefundsResponse { refunds: refunds.into_iter().map(refund_to_pb).collect() })
+    /// Runs a read of the ledger on the blocking pool, a few at a time, so that readers never hold up
+    /// the async runtime (health checks, charges) however many of them there are.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Coordinator) -> Result<T> + Send + 'static,
+    ) -> Result<Response<T>, Status> {
+        let coordinator = self.0.clone();
+        let _turn = coordinator
+            .readers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::from(CoordinatorError::ShuttingDown))?;
+        let answer = tokio::task::spawn_blocking(move || read(&coordinator))
+            .await
+            .map_err(|e| Status::from(CoordinatorError::Internal(format!("a read failed: {e}"))))?;
+        respond(answer)
     }
 }
 
 #[tonic::async_trait]
 impl pb::store_service_server::StoreService for StoreApi {
+    async fn list_lanes(
+        &self,
+        request: Request<pb::ListLanesRequest>,
+    ) -> Result<Response<pb::ListLanesResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_lanes(c, request)).await
+    }
+
+    async fn get_totals(&self, _: Request<pb::GetTotalsRequest>) -> Result<Response<pb::GetTotalsResponse>, Status> {
+        respond(Ok(Self::totals(&self.0)))
+    }
+
+    async fn list_sales(
+        &self,
+        request: Request<pb::ListSalesRequest>,
+    ) -> Result<Response<pb::ListSalesResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_sales(c, request)).await
+    }
+
+    async fn list_payments(
+        &self,
+        request: Request<pb::ListPaymentsRequest>,
+    ) -> Result<Response<pb::ListPaymentsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_payments(c, request)).await
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_products(c, request)).await
+    }
+
     async fn list_unsettled(
         &self,
-        _: Request<pb::ListUnsettledRequest>,
+        request: Request<pb::ListUnsettledRequest>,
     ) -> Result<Response<pb::ListUnsettledResponse>, Status> {
-        respond(self.list_unsettled())
+        let request = request.into_inner();
+        self.read(move |c| Self::list_unsettled(c, request)).await
     }
 
     async fn resolve_now(
@@ -788,6 +841,22 @@ impl pb::store_service_server::StoreService for StoreApi {
 
     async fn refund(&self, request: Request<pb::RefundRequest>) -> Result<Response<pb::RefundResponse>, Status> {
         with_caller!(request, |caller, message| self.refund(&caller, message).await)
+    }
+
+    async fn list_refunds(
+        &self,
+        request: Request<pb::ListRefundsRequest>,
+    ) -> Result<Response<pb::ListRefundsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_refunds(c, request)).await
+    }
+
+    async fn list_shifts(
+        &self,
+        request: Request<pb::ListShiftsRequest>,
+    ) -> Result<Response<pb::ListShiftsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_shifts(c, request)).await
     }
 
     async fn issue_lane_token(
@@ -808,60 +877,7 @@ impl pb::store_service_server::StoreService for StoreApi {
         &self,
         request: Request<pb::ListAuditRequest>,
     ) -> Result<Response<pb::ListAuditResponse>, Status> {
-        respond(self.list_audit(request.into_inner()))
-    }
-
-    async fn list_refunds(
-        &self,
-        request: Request<pb::ListRefundsRequest>,
-    ) -> Result<Response<pb::ListRefundsResponse>, Status> {
-        respond(self.list_refunds(request.into_inner()))
-    }
-
-    async fn list_shifts(
-        &self,
-        request: Request<pb::ListShiftsRequest>,
-    ) -> Result<Response<pb::ListShiftsResponse>, Status> {
         let request = request.into_inner();
-        respond(StoreApi::lane_filter(&request.lane_id).and_then(|lane_id| {
-            let filter = ShiftFilter { lane_id, open_only: request.open_only };
-            let reports = shift_reports(&self.0.store, self.0.currency, &filter)?;
-            Ok(pb::ListShiftsResponse { shifts: reports.into_iter().map(shift_report_to_pb).collect() })
-        }))
-    }
-
-    async fn list_lanes(&self, _: Request<pb::ListLanesRequest>) -> Result<Response<pb::ListLanesResponse>, Status> {
-        respond(self.list_lanes())
-    }
-
-    async fn get_totals(&self, _: Request<pb::GetTotalsRequest>) -> Result<Response<pb::GetTotalsResponse>, Status> {
-        respond(self.totals())
-    }
-
-    async fn list_sales(
-        &self,
-        request: Request<pb::ListSalesRequest>,
-    ) -> Result<Response<pb::ListSalesResponse>, Status> {
-        respond(self.list_sales(request.into_inner()))
-    }
-
-    async fn list_payments(
-        &self,
-        request: Request<pb::ListPaymentsRequest>,
-    ) -> Result<Response<pb::ListPaymentsResponse>, Status> {
-        respond(self.list_payments(request.into_inner()))
-    }
-
-    async fn list_products(
-        &self,
-        _: Request<pb::ListProductsRequest>,
-    ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        respond(
-            self.0
-                .store
-                .products()
-                .map(|p| pb::ListProductsResponse { products: p.into_iter().map(product_to_pb).collect() })
-                .map_err(CoordinatorError::from),
-        )
+        self.read(move |c| Self::list_audit(c, request)).await
     }
 }

@@ -16,13 +16,13 @@ mod http;
 pub mod listener;
 mod live;
 mod open_sales;
+mod paging;
 mod payments;
 pub mod provider;
 pub mod provider_sim;
 mod refunds;
 mod shifts;
 pub mod simulated;
-mod totals;
 pub mod wechat;
 
 use std::{
@@ -89,6 +89,8 @@ pub struct Coordinator {
     issuing: tokio::sync::Mutex<()>,
     /// Lanes whose tokens the configuration names: they count against the cap on lanes.
     configured_lanes: Vec<LaneId>,
+    /// Turns for reads of the ledger on the blocking pool: a flood of lists queues here.
+    readers: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,9 @@ pub enum RunError {
     #[error(transparent)]
     Tls(#[from] listener::TlsError),
 }
+
+/// Reads of the ledger (lists) that run at once; more wait their turn.
+const READERS_AT_ONCE: usize = 4;
 
 /// Where the data folder keeps the credentials it generated at its first start.
 #[derive(Debug, Clone)]
@@ -191,6 +196,7 @@ pub fn open(config: CoordinatorConfig) -> Result<OpenedCoordinator, RunError> {
         limits: security.limits,
         issuing: tokio::sync::Mutex::new(()),
         configured_lanes: security.lane_tokens.iter().map(|(lane_id, _)| lane_id.clone()).collect(),
+        readers: Arc::new(tokio::sync::Semaphore::new(READERS_AT_ONCE)),
     });
     Ok(OpenedCoordinator { coordinator, generated, grace: config.shutdown_grace, tls: security.tls })
 }

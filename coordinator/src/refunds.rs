@@ -52,8 +52,7 @@ impl Payments {
                 format!("the payment is in {}", charge.amount.currency),
             ));
         }
-        let of_this_order: Vec<RefundRecord> =
-            self.store.refunds()?.into_iter().filter(|r| r.out_trade_no == charge.out_trade_no).collect();
+        let of_this_order: Vec<RefundRecord> = self.store.refunds_of(&charge.out_trade_no)?;
 
         let mut refund = match self.store.refund(&order.out_refund_no)? {
             Some(existing) => {

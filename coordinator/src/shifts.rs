@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use checkout_storage::{ChargeStatus, Currency, LaneId, Money, Provider, ShiftId, ShiftRecord, Store, UnixMillis};
+use checkout_storage::{Currency, LaneId, Money, Provider, ShiftId, ShiftRecord, Store, UnixMillis};
 
-use crate::{error::CoordinatorError, totals::add};
+use crate::error::CoordinatorError;
 
 pub const SIGNED_OFF: &str = "signed off";
 pub const NEXT_SHIFT_OPENED: &str = "the next shift on the lane opened";
@@ -37,8 +37,8 @@ pub async fn open_shift(store: &Store, shift: ShiftRecord) -> Result<ShiftRecord
         }
         return Ok(existing);
     }
-    for mut earlier in store.shifts()? {
-        if earlier.lane_id == shift.lane_id && earlier.closed_at.is_none() {
+    for mut earlier in store.open_shifts(Some(&shift.lane_id))? {
+        if earlier.shift_id != shift.shift_id {
             tracing::warn!(lane_id = %earlier.lane_id, shift_id = %earlier.shift_id, "shift never closed: the next one closes it");
             earlier.closed_at = Some(shift.opened_at.max(earlier.opened_at));
             earlier.closed_how = NEXT_SHIFT_OPENED.to_owned();
@@ -74,72 +74,34 @@ pub async fn close_shift(
     Ok(shift)
 }
 
-/// Which shifts a manager asked for.
-#[derive(Debug, Clone, Default)]
-pub struct ShiftFilter {
-    pub lane_id: Option<LaneId>,
-    pub open_only: bool,
-}
-
-/// Reports of the shifts `filter` selects, oldest first.
-pub fn shift_reports(
-    store: &Store,
-    currency: Currency,
-    filter: &ShiftFilter,
-) -> Result<Vec<ShiftReport>, CoordinatorError> {
-    let mut reports: BTreeMap<ShiftId, ShiftReport> = store
-        .shifts()?
-        .into_iter()
-        .filter(|s| filter.lane_id.as_ref().is_none_or(|lane| &s.lane_id == lane))
-        .filter(|s| !filter.open_only || s.closed_at.is_none())
-        .map(|shift| (shift.shift_id.clone(), empty_report(shift, currency)))
-        .collect();
-    if reports.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut provider_of = BTreeMap::new();
-    for charge in store.charges()? {
-        let Some(report) = charge.shift_id.as_ref().and_then(|id| reports.get_mut(id)) else { continue };
-        match charge.status {
-            ChargeStatus::NewCodeNeeded | ChargeStatus::Failed => report.payments_declined += 1,
-            ChargeStatus::Paid => {
-                provider_of.insert(charge.out_trade_no.clone(), charge.provider);
-            }
-            _ => {}
-        }
-    }
-    for sale in store.sales()? {
-        let Some(report) = sale.shift_id.as_ref().and_then(|id| reports.get_mut(id)) else { continue };
-        report.sales += 1;
-        report.items += sale.items();
-        add(&mut report.sales_total, sale.total, "sale of a shift report");
-        if let Some(provider) = provider_of.get(&sale.out_trade_no) {
-            let (count, total) = report.by_provider.entry(*provider).or_insert((0, Money::zero(currency)));
-            *count += 1;
-            add(total, sale.total, "sale of a shift report");
-        }
-    }
-    let mut reports: Vec<ShiftReport> = reports.into_values().collect();
-    reports.sort_by_key(|r| (r.shift.opened_at, r.shift.shift_id.clone()));
-    Ok(reports)
-}
-
-fn empty_report(shift: ShiftRecord, currency: Currency) -> ShiftReport {
+/// The report of `shift`, from the takings the ledger keeps per shift.
+pub fn shift_report(store: &Store, currency: Currency, shift: ShiftRecord) -> ShiftReport {
+    let tally = store.shift_tally(&shift.shift_id);
     ShiftReport {
         shift,
-        sales: 0,
-        items: 0,
-        sales_total: Money::zero(currency),
-        payments_declined: 0,
-        by_provider: BTreeMap::new(),
+        sales: tally.sales,
+        items: tally.items,
+        sales_total: tally.sales_total.of(currency),
+        payments_declined: tally.payments_declined,
+        by_provider: tally
+            .by_provider
+            .into_iter()
+            .map(|(provider, (count, total))| (provider, (count, total.of(currency))))
+            .collect(),
     }
+}
+
+/// The report of the shift `shift_id`.
+pub fn report_of(store: &Store, currency: Currency, shift_id: &ShiftId) -> Result<ShiftReport, CoordinatorError> {
+    let shift = store.shift(shift_id)?.ok_or_else(|| CoordinatorError::NotFound(format!("no shift {shift_id}")))?;
+    Ok(shift_report(store, currency, shift))
 }
 
 #[cfg(test)]
 mod tests {
     use checkout_storage::{
-        Attempt, CashierId, ChargeRecord, CodeFingerprint, MaskedCode, OutTradeNo, SaleId, SaleLine, SaleRecord,
-        StoreId, sample_catalog,
+        Attempt, CashierId, ChargeRecord, ChargeStatus, CodeFingerprint, MaskedCode, OutTradeNo, SaleId, SaleLine,
+        SaleRecord, StoreId, sample_catalog,
     };
 
     use super::*;
@@ -218,9 +180,7 @@ mod tests {
                 .unwrap();
         assert_eq!((closed.closed_at, closed.closed_how.as_str()), (Some(UnixMillis(50)), SIGNED_OFF));
 
-        let reports = shift_reports(&store, currency, &ShiftFilter::default()).unwrap();
-        assert_eq!(reports.len(), 1);
-        let report = &reports[0];
+        let report = &report_of(&store, currency, &ShiftId::parse("L1-A").unwrap()).unwrap();
         let price = sample_catalog()[0].price;
         assert_eq!((report.sales, report.items, report.payments_declined), (2, 3, 1));
         assert_eq!(report.sales_total, price.checked_mul(3).unwrap());
@@ -247,10 +207,8 @@ mod tests {
         // Anna's lane delivers her sign-off late: the shift stays as it closed.
         let late = close_shift(&store, &lane, &anna.shift_id, UnixMillis(30)).await.unwrap();
         assert_eq!(late, anna);
-        let open = ShiftFilter { lane_id: None, open_only: true };
-        let open: Vec<_> =
-            shift_reports(&store, Currency::CNY, &open).unwrap().into_iter().map(|r| r.shift.shift_id).collect();
-        assert_eq!(open, vec![ShiftId::parse("L2-A").unwrap(), ShiftId::parse("L1-B").unwrap()]);
+        let open: Vec<_> = store.open_shifts(None).unwrap().into_iter().map(|s| s.shift_id).collect();
+        assert_eq!(open, vec![ShiftId::parse("L1-B").unwrap(), ShiftId::parse("L2-A").unwrap()]);
         let unknown = close_shift(&store, &lane, &ShiftId::parse("L1-X").unwrap(), UnixMillis(40)).await.unwrap_err();
         assert!(matches!(unknown, CoordinatorError::NotFound(_)), "{unknown}");
         let (l2, l1_b) = (LaneId::parse("L2").unwrap(), ShiftId::parse("L1-B").unwrap());

@@ -13,6 +13,7 @@ mod lane_store;
 mod money;
 mod records;
 mod store;
+mod summary;
 mod wallets;
 
 pub use catalog::sample_catalog;
@@ -29,4 +30,5 @@ pub use records::{
     RefundStatus, SaleLine, SaleRecord, ShiftRecord, basket_digest,
 };
 pub use store::{AUDIT_KEEP, StorageError, Store};
+pub use summary::{RefundTally, ShiftTally, Sums, Tally};
 pub use wallets::{CODE_LIFETIME_MILLIS, SimulatedCodeError, SimulatedWallet, check_simulated_code};

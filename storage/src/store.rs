@@ -5,8 +5,9 @@
 //! open, group commit) is [`crate::folder`]'s.
 
 use std::{
+    ops::Bound,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 use serde::{Serialize, de::DeserializeOwned};
@@ -15,6 +16,7 @@ use crate::{
     AuditRecord, ChargeRecord, CodeFingerprint, LaneId, LaneRecord, LaneTokenRecord, OutTradeNo, PaymentCode, Product,
     ProductCode, RefundRecord, SaleId, SaleRecord, ShiftId, ShiftRecord,
     folder::{CREDENTIALS_DIR, DataFolder, FORMAT_FILE},
+    summary::{LedgerSummary, RefundTally, ShiftTally, Tally},
 };
 
 /// How many audit entries the ledger keeps by default; the oldest go first.
@@ -76,11 +78,15 @@ pub struct Store {
     sales: sled::Tree,
     charges: sled::Tree,
     refunds: sled::Tree,
+    /// `out_trade_no` `/` `out_refund_no` -> nothing: the refunds of each payment.
+    refunds_by_order: sled::Tree,
     lane_tokens: sled::Tree,
     /// Sequence number (big-endian) -> audit entry.
     audit: sled::Tree,
     audit_entries: Arc<std::sync::atomic::AtomicU64>,
     audit_keep: Arc<std::sync::atomic::AtomicU64>,
+    /// Totals, takings, the unsettled queue and open shifts, kept as records are written.
+    summary: Arc<Mutex<LedgerSummary>>,
     path: PathBuf,
 }
 
@@ -116,6 +122,30 @@ fn all<T: Record>(tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
         .collect()
 }
 
+/// Up to `limit` records of `tree` whose keys start with `prefix`, after the key `after` (from the
+/// first when `None`), in key order, with their keys.
+fn page<T: Record>(
+    tree: &sled::Tree,
+    name: &'static str,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, T)>> {
+    let entries = match after {
+        Some(after) => tree.range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded)),
+        None => tree.range::<&[u8], _>(prefix..),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let (k, v) = entry.map_err(io("reading"))?;
+        if !k.starts_with(prefix) || out.len() >= limit {
+            break;
+        }
+        out.push((k.to_vec(), decode(name, &k, &v)?));
+    }
+    Ok(out)
+}
+
 fn get<T: Record>(tree: &sled::Tree, name: &'static str, key: &[u8]) -> Result<Option<T>> {
     match tree.get(key).map_err(io("reading"))? {
         Some(v) => decode(name, key, &v).map(Some),
@@ -133,6 +163,11 @@ fn insert_if_absent<T: Record>(tree: &sled::Tree, name: &'static str, key: &[u8]
             None => Ok(None),
         },
     }
+}
+
+/// The key of a refund in the index of each payment's refunds.
+fn refund_index_key(refund: &RefundRecord) -> Vec<u8> {
+    format!("{}/{}", refund.out_trade_no, refund.out_refund_no).into_bytes()
 }
 
 /// Reads every record of the ledger once: a record that does not decode refuses the folder.
@@ -183,7 +218,9 @@ impl Store {
         let code_key = Arc::new(code_key(&folder, path)?);
         let audit = tree("audit")?;
         let audit_entries = Arc::new(std::sync::atomic::AtomicU64::new(audit.len() as u64));
-        Ok(Store {
+        let store = Store {
+            summary: Arc::new(Mutex::new(LedgerSummary::default())),
+            refunds_by_order: tree("refunds_by_order")?,
             audit,
             audit_entries,
             audit_keep: Arc::new(std::sync::atomic::AtomicU64::new(AUDIT_KEEP)),
@@ -198,7 +235,171 @@ impl Store {
             refunds: tree("refunds")?,
             path: path.to_owned(),
             folder: Arc::new(folder),
-        })
+        };
+        store.summarise()?;
+        Ok(store)
+    }
+
+    /// Sums the ledger up once (and indexes refunds a folder of an earlier build did not index).
+    fn summarise(&self) -> Result<()> {
+        let mut summary = LedgerSummary::default();
+        for charge in self.charges()? {
+            summary.charge(&charge, 1);
+        }
+        for entry in self.sales.iter() {
+            let (k, v) = entry.map_err(io("reading"))?;
+            let sale: SaleRecord = decode("sales", &k, &v)?;
+            summary.sale(&sale, self.charge(&sale.out_trade_no)?.map(|c| c.provider));
+        }
+        let mut indexed = false;
+        for refund in self.refunds()? {
+            summary.refund(&refund, 1);
+            let key = refund_index_key(&refund);
+            if !self.refunds_by_order.contains_key(&key).map_err(io("reading"))? {
+                self.folder.write(|| self.refunds_by_order.insert(key, &[]).map_err(io("indexing refunds")))?;
+                indexed = true;
+            }
+        }
+        for shift in self.shifts()? {
+            summary.shift(&shift, 1);
+        }
+        *self.summary() = summary;
+        if indexed { self.commit_blocking() } else { Ok(()) }
+    }
+
+    fn summary(&self) -> std::sync::MutexGuard<'_, LedgerSummary> {
+        self.summary.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The store's totals and each lane's.
+    pub fn totals(&self) -> (Tally, std::collections::BTreeMap<LaneId, Tally>) {
+        self.summary().totals()
+    }
+
+    pub fn lane_tally(&self, lane_id: &LaneId) -> Tally {
+        self.summary().lane(lane_id)
+    }
+
+    /// What the shift took.
+    pub fn shift_tally(&self, shift_id: &ShiftId) -> ShiftTally {
+        self.summary().shift_tally(shift_id)
+    }
+
+    /// Accepted refunds and their total.
+    pub fn refund_tally(&self) -> RefundTally {
+        self.summary().refunds()
+    }
+
+    /// How many charges are not final yet.
+    pub fn unsettled_count(&self) -> usize {
+        self.summary().unsettled_count()
+    }
+
+    /// Up to `limit` charges not final yet, oldest first, after the one created at `after`.
+    pub fn unsettled_page(
+        &self,
+        after: Option<&(crate::UnixMillis, OutTradeNo)>,
+        limit: usize,
+    ) -> Result<Vec<ChargeRecord>> {
+        let keys = self.summary().unsettled_after(after, limit);
+        let mut charges = Vec::with_capacity(keys.len());
+        for (_, out_trade_no) in keys {
+            // Settled since the summary was read: not listed.
+            if let Some(charge) = self.charge(&out_trade_no)?.filter(|c| !c.status.is_final()) {
+                charges.push(charge);
+            }
+        }
+        Ok(charges)
+    }
+
+    /// The shifts not closed yet, of `lane_id` or of every lane.
+    pub fn open_shifts(&self, lane_id: Option<&LaneId>) -> Result<Vec<ShiftRecord>> {
+        let ids = self.summary().open_shifts(lane_id);
+        let mut shifts = Vec::with_capacity(ids.len());
+        for id in ids {
+            shifts.extend(self.shift(&id)?.filter(|s| s.closed_at.is_none()));
+        }
+        Ok(shifts)
+    }
+
+    /// Up to `limit` sales after the sale id `after`, in sale-id order (a lane's sales in the order it
+    /// made them); only `lane_id`'s when given.
+    pub fn sales_page(
+        &self,
+        lane_id: Option<&LaneId>,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, SaleRecord)>> {
+        let prefix = lane_id.map(|l| format!("{l}-")).unwrap_or_default();
+        page(&self.sales, "sales", prefix.as_bytes(), after, limit)
+    }
+
+    /// Up to `limit` charges whose `out_trade_no` starts with `prefix`, after `after`, in order.
+    pub fn charges_page(
+        &self,
+        prefix: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, ChargeRecord)>> {
+        page(&self.charges, "charges", prefix.as_bytes(), after, limit)
+    }
+
+    /// Up to `limit` refunds after the refund number `after`, in refund-number order.
+    pub fn refunds_page(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, RefundRecord)>> {
+        page(&self.refunds, "refunds", b"", after, limit)
+    }
+
+    /// Up to `limit` refunds of one payment, after the index key `after`.
+    pub fn refunds_of_page(
+        &self,
+        out_trade_no: &OutTradeNo,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, RefundRecord)>> {
+        let prefix = format!("{out_trade_no}/");
+        let mut out = Vec::new();
+        let keys = match after {
+            Some(after) => self.refunds_by_order.range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded)),
+            None => self.refunds_by_order.range::<&[u8], _>(prefix.as_bytes()..),
+        };
+        for entry in keys {
+            let (k, _) = entry.map_err(io("reading"))?;
+            if !k.starts_with(prefix.as_bytes()) || out.len() >= limit {
+                break;
+            }
+            // A refund number given again for another payment is indexed under both: only its own counts.
+            let refund_no = std::str::from_utf8(&k[prefix.len()..]).unwrap_or_default();
+            if let Some(refund) = self.refund(refund_no)?.filter(|r| &r.out_trade_no == out_trade_no) {
+                out.push((k.to_vec(), refund));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every refund of one payment (at most 50 by the providers' rules).
+    pub fn refunds_of(&self, out_trade_no: &OutTradeNo) -> Result<Vec<RefundRecord>> {
+        Ok(self.refunds_of_page(out_trade_no, None, usize::MAX)?.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Up to `limit` shifts after the shift id `after`, in shift-id order; only `lane_id`'s when given.
+    pub fn shifts_page(
+        &self,
+        lane_id: Option<&LaneId>,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, ShiftRecord)>> {
+        let prefix = lane_id.map(|l| format!("{l}-")).unwrap_or_default();
+        page(&self.shifts, "shifts", prefix.as_bytes(), after, limit)
+    }
+
+    /// Up to `limit` lanes after the lane id `after`.
+    pub fn lanes_page(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, LaneRecord)>> {
+        page(&self.lanes, "lanes", b"", after, limit)
+    }
+
+    /// Up to `limit` products after the GTIN `after`.
+    pub fn products_page(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Product)>> {
+        page(&self.products, "products", b"", after, limit)
     }
 
     pub fn path(&self) -> &Path {
@@ -359,21 +560,50 @@ impl Store {
 
     /// Records a new charge intent; if one with the same `out_trade_no` exists, returns it instead.
     pub fn insert_charge_if_absent(&self, charge: &ChargeRecord) -> Result<Option<ChargeRecord>> {
-        self.folder
-            .write(|| insert_if_absent(&self.charges, "charges", charge.out_trade_no.as_str().as_bytes(), charge))
+        let existing = self
+            .folder
+            .write(|| insert_if_absent(&self.charges, "charges", charge.out_trade_no.as_str().as_bytes(), charge))?;
+        if existing.is_none() {
+            self.summary().charge(charge, 1);
+        }
+        Ok(existing)
     }
 
     pub fn put_charge(&self, charge: &ChargeRecord) -> Result<()> {
-        self.put(&self.charges, ("charge", "writing a charge"), charge.out_trade_no.as_str().as_bytes(), charge)
+        let key = charge.out_trade_no.as_str().as_bytes();
+        let old = self.replace(&self.charges, ("charges", "writing a charge"), key, charge)?;
+        let mut summary = self.summary();
+        if let Some(old) = &old {
+            summary.charge(old, -1);
+        }
+        summary.charge(charge, 1);
+        Ok(())
+    }
+
+    /// Writes `value` under `key` and returns the record it replaced.
+    fn replace<T: Record>(
+        &self,
+        tree: &sled::Tree,
+        (name, doing): (&'static str, &'static str),
+        key: &[u8],
+        value: &T,
+    ) -> Result<Option<T>> {
+        self.folder.write(|| {
+            let bytes = encode(name, value)?;
+            match tree.insert(key, bytes).map_err(io(doing))? {
+                Some(old) => decode(name, key, &old).map(Some),
+                None => Ok(None),
+            }
+        })
     }
 
     pub fn charges(&self) -> Result<Vec<ChargeRecord>> {
         all(&self.charges, "charges")
     }
 
-    /// Charges not yet in a final state: in flight, unknown, or owed a reversal.
+    /// Charges not yet in a final state: in flight, unknown, or owed a reversal; oldest first.
     pub fn outstanding_charges(&self) -> Result<Vec<ChargeRecord>> {
-        Ok(self.charges()?.into_iter().filter(|c| !c.status.is_final()).collect())
+        self.unsettled_page(None, usize::MAX)
     }
 
     /// Charges whose `out_trade_no` starts with `prefix`: every attempt of one sale.
@@ -392,12 +622,34 @@ impl Store {
     }
 
     pub fn put_refund(&self, refund: &RefundRecord) -> Result<()> {
-        self.put(&self.refunds, ("refund", "writing a refund"), refund.out_refund_no.as_bytes(), refund)
+        self.index_refund(refund)?;
+        let old =
+            self.replace(&self.refunds, ("refunds", "writing a refund"), refund.out_refund_no.as_bytes(), refund)?;
+        let mut summary = self.summary();
+        if let Some(old) = &old {
+            summary.refund(old, -1);
+        }
+        summary.refund(refund, 1);
+        Ok(())
     }
 
     /// Records a new refund unless one with the same `out_refund_no` exists; returns that one.
     pub fn insert_refund_if_absent(&self, refund: &RefundRecord) -> Result<Option<RefundRecord>> {
-        self.folder.write(|| insert_if_absent(&self.refunds, "refunds", refund.out_refund_no.as_bytes(), refund))
+        self.index_refund(refund)?;
+        let existing = self
+            .folder
+            .write(|| insert_if_absent(&self.refunds, "refunds", refund.out_refund_no.as_bytes(), refund))?;
+        if existing.is_none() {
+            self.summary().refund(refund, 1);
+        }
+        Ok(existing)
+    }
+
+    /// Indexes a refund under its payment (before the refund itself, so no refund is ever unindexed).
+    fn index_refund(&self, refund: &RefundRecord) -> Result<()> {
+        self.folder.write(|| {
+            self.refunds_by_order.insert(refund_index_key(refund), &[]).map(drop).map_err(io("indexing a refund"))
+        })
     }
 
     pub fn refunds(&self) -> Result<Vec<RefundRecord>> {
@@ -412,6 +664,10 @@ impl Store {
     pub fn insert_sale_if_absent(&self, sale: &SaleRecord) -> Result<bool> {
         let existing =
             self.folder.write(|| insert_if_absent(&self.sales, "sales", sale.sale_id.as_str().as_bytes(), sale))?;
+        if existing.is_none() {
+            let provider = self.charge(&sale.out_trade_no)?.map(|c| c.provider);
+            self.summary().sale(sale, provider);
+        }
         Ok(existing.is_none())
     }
 
@@ -424,7 +680,14 @@ impl Store {
     }
 
     pub fn put_shift(&self, shift: &ShiftRecord) -> Result<()> {
-        self.put(&self.shifts, ("shift", "writing a shift"), shift.shift_id.as_str().as_bytes(), shift)
+        let old =
+            self.replace(&self.shifts, ("shifts", "writing a shift"), shift.shift_id.as_str().as_bytes(), shift)?;
+        let mut summary = self.summary();
+        if let Some(old) = &old {
+            summary.shift(old, -1);
+        }
+        summary.shift(shift, 1);
+        Ok(())
     }
 
     pub fn shifts(&self) -> Result<Vec<ShiftRecord>> {
@@ -547,5 +810,151 @@ mod group_commit_tests {
         // Reopening right away works: the commit thread let go of the database with the last Store.
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.products().unwrap().len(), sample_catalog().len());
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+    use crate::{
+        Attempt, CashierId, ChargeStatus, Currency, MaskedCode, Money, Provider, RefundStatus, SaleLine, StoreId,
+        UnixMillis, basket_digest, sample_catalog,
+    };
+
+    fn charge(sale: &str, status: ChargeStatus, shift: Option<&str>) -> ChargeRecord {
+        let product = &sample_catalog()[0];
+        let sale_id = SaleId::parse(sale).unwrap();
+        ChargeRecord {
+            out_trade_no: OutTradeNo::derive(&StoreId::parse("S1").unwrap(), &sale_id, Attempt::new(1).unwrap()),
+            lane_id: LaneId::parse(sale.split('-').next().unwrap()).unwrap(),
+            sale_id,
+            attempt: Attempt::new(1).unwrap(),
+            provider: Provider::Alipay,
+            masked_code: MaskedCode::of("2800000000000000"),
+            code_fingerprint: CodeFingerprint([3; 16]),
+            amount: Money::new(200, Currency::CNY),
+            status,
+            provider_code: String::new(),
+            message: String::new(),
+            provider_transaction_id: String::new(),
+            created_at: UnixMillis(10),
+            settled_at: None,
+            lines: vec![SaleLine {
+                gtin: product.gtin.clone(),
+                quantity: 2,
+                unit_price: Money::new(100, Currency::CNY),
+            }],
+            basket_sha256: basket_digest([(&product.gtin, 2)]),
+            shift_id: shift.map(|s| ShiftId::parse(s).unwrap()),
+            sale_started_at: UnixMillis(5),
+            superseded_by: None,
+            events: Vec::new(),
+        }
+    }
+
+    fn sale_of(charge: &ChargeRecord) -> SaleRecord {
+        SaleRecord {
+            lane_id: charge.lane_id.clone(),
+            sale_id: charge.sale_id.clone(),
+            shift_id: charge.shift_id.clone(),
+            lines: charge.lines.clone(),
+            total: charge.amount,
+            out_trade_no: charge.out_trade_no.clone(),
+            started_at: UnixMillis(5),
+            finished_at: UnixMillis(20),
+        }
+    }
+
+    #[test]
+    fn the_summary_follows_every_write_and_is_the_same_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let shift = ShiftRecord {
+            shift_id: ShiftId::parse("L1-S1").unwrap(),
+            lane_id: LaneId::parse("L1").unwrap(),
+            cashier: CashierId::parse("ann").unwrap(),
+            opened_at: UnixMillis(1),
+            closed_at: None,
+            closed_how: String::new(),
+        };
+        store.put_shift(&shift).unwrap();
+        // A charge goes pending -> unknown -> paid, with its sale; another is declined; a third stays unknown.
+        let mut paid = charge("L1-A", ChargeStatus::Pending, Some("L1-S1"));
+        store.insert_charge_if_absent(&paid).unwrap();
+        assert_eq!(store.unsettled_count(), 1);
+        paid.status = ChargeStatus::Unknown;
+        store.put_charge(&paid).unwrap();
+        paid.status = ChargeStatus::Paid;
+        store.put_charge(&paid).unwrap();
+        assert!(store.insert_sale_if_absent(&sale_of(&paid)).unwrap());
+        assert!(!store.insert_sale_if_absent(&sale_of(&paid)).unwrap(), "counted once");
+        store.put_charge(&charge("L1-B", ChargeStatus::NewCodeNeeded, Some("L1-S1"))).unwrap();
+        store.put_charge(&charge("L2-C", ChargeStatus::Unknown, None)).unwrap();
+        let refund = RefundRecord {
+            out_refund_no: "RF-1".into(),
+            out_trade_no: paid.out_trade_no.clone(),
+            lane_id: paid.lane_id.clone(),
+            amount: Money::new(50, Currency::CNY),
+            reason: String::new(),
+            status: RefundStatus::Pending,
+            provider_code: String::new(),
+            message: String::new(),
+            refund_id: String::new(),
+            created_at: UnixMillis(30),
+            settled_at: None,
+        };
+        store.insert_refund_if_absent(&refund).unwrap();
+        store.put_refund(&RefundRecord { status: RefundStatus::Accepted, ..refund }).unwrap();
+
+        let check = |store: &Store| {
+            let (all, lanes) = store.totals();
+            assert_eq!((all.sales, all.items, all.payments_paid, all.payments_declined), (1, 2, 1, 1));
+            assert_eq!(all.paid_total.of(Currency::CNY).minor_units, 200);
+            assert_eq!(lanes[&LaneId::parse("L1").unwrap()].sales, 1);
+            assert_eq!(lanes[&LaneId::parse("L2").unwrap()].payments_paid, 0);
+            let unsettled = store.outstanding_charges().unwrap();
+            assert_eq!(unsettled.iter().map(|c| c.sale_id.as_str()).collect::<Vec<_>>(), ["L2-C"]);
+            let tally = store.shift_tally(&ShiftId::parse("L1-S1").unwrap());
+            assert_eq!((tally.sales, tally.items, tally.payments_declined), (1, 2, 1));
+            assert_eq!(tally.by_provider[&Provider::Alipay].0, 1);
+            let refunds = store.refund_tally();
+            assert_eq!((refunds.refunds, refunds.refunded_total.of(Currency::CNY).minor_units), (1, 50));
+            assert_eq!(store.refunds_of(&paid.out_trade_no).unwrap().len(), 1);
+            assert_eq!(store.open_shifts(None).unwrap().len(), 1);
+        };
+        check(&store);
+        store.put_shift(&ShiftRecord { closed_at: Some(UnixMillis(99)), ..shift }).unwrap();
+        assert!(store.open_shifts(Some(&LaneId::parse("L1").unwrap())).unwrap().is_empty());
+        store
+            .put_shift(&ShiftRecord {
+                closed_at: None,
+                ..store.shift(&ShiftId::parse("L1-S1").unwrap()).unwrap().unwrap()
+            })
+            .unwrap();
+        store.commit_blocking().unwrap();
+        drop(store);
+        check(&Store::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn pages_follow_the_key_order_within_a_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for sale in ["L1-A", "L1-B", "L1-C", "L10-A", "L2-A"] {
+            let charge = charge(sale, ChargeStatus::Paid, None);
+            store.put_charge(&charge).unwrap();
+            store.insert_sale_if_absent(&sale_of(&charge)).unwrap();
+        }
+        let l1 = LaneId::parse("L1").unwrap();
+        let first = store.sales_page(Some(&l1), None, 2).unwrap();
+        assert_eq!(first.iter().map(|(_, s)| s.sale_id.as_str()).collect::<Vec<_>>(), ["L1-A", "L1-B"]);
+        let rest = store.sales_page(Some(&l1), Some(&first[1].0), 2).unwrap();
+        assert_eq!(
+            rest.iter().map(|(_, s)| s.sale_id.as_str()).collect::<Vec<_>>(),
+            ["L1-C"],
+            "L10's sales are not L1's"
+        );
+        assert_eq!(store.sales_page(None, None, 10).unwrap().len(), 5);
+        assert_eq!(store.charges_page("S1-L2-", None, 10).unwrap().len(), 1);
     }
 }

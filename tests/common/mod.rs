@@ -186,3 +186,35 @@ pub fn frame_with(code: Option<(&str, Symbology)>) -> LumaFrame {
 pub fn write_png(path: &Path, frame: &LumaFrame) {
     std::fs::write(path, encode_png(frame).expect("png")).expect("write frame");
 }
+
+/// Every sale (of `lane`, or of every lane when empty), page by page.
+pub async fn all_sales(client: &mut ManagerClient, lane: &str) -> Vec<checkout_proto::v1::Sale> {
+    use checkout_proto::v1 as pb;
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = pb::ListSalesRequest { lane_id: lane.into(), page_size: 1000, page_token };
+        let page = client.list_sales(request).await.expect("ListSales").into_inner();
+        all.extend(page.sales);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Every payment (of `lane`, or of every lane when empty), page by page.
+pub async fn all_payments(client: &mut ManagerClient, lane: &str) -> Vec<checkout_proto::v1::Payment> {
+    use checkout_proto::v1 as pb;
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = pb::ListPaymentsRequest { lane_id: lane.into(), page_size: 1000, page_token };
+        let page = client.list_payments(request).await.expect("ListPayments").into_inner();
+        all.extend(page.payments);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        page_token = page.next_page_token;
+    }
+}
