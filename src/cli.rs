@@ -53,6 +53,8 @@ pub enum BenchCommand {
     Engine(EngineBenchArgs),
     /// Durable ledger writes per second and commit latency with group commit.
     Ledger(LedgerBenchArgs),
+    /// Charges per second through a real coordinator over gRPC: credentials checked or not, plaintext and TLS.
+    Coordinator(CoordinatorBenchArgs),
     /// Decode a seeded set of distorted synthetic frames; compare with zxing-cpp on the same frames.
     Decode(BenchDecodeArgs),
 }
@@ -65,6 +67,22 @@ pub struct EngineBenchArgs {
     /// Lanes charging at once.
     #[arg(long, default_value_t = 40)]
     pub lanes: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CoordinatorBenchArgs {
+    /// Charges in each run (each setup runs once a round).
+    #[arg(long, default_value_t = 4_000)]
+    pub charges: u64,
+    /// Lanes charging at once, a connection each (at most 100).
+    #[arg(long, default_value_t = 40)]
+    pub lanes: u64,
+    /// Rounds; each setup is reported by its median round.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

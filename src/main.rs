@@ -1,6 +1,7 @@
 //! The `checkout` command: parses the command line and hands over to the coordinator, a lane, the demo or the decoder.
 
 mod bench;
+mod bench_coordinator;
 mod bench_payments;
 mod cli;
 mod decode;
@@ -40,6 +41,7 @@ fn main() -> anyhow::Result<()> {
             match bench {
                 cli::BenchCommand::Engine(args) => bench_payments::engine(args),
                 cli::BenchCommand::Ledger(args) => bench_payments::ledger(args),
+                cli::BenchCommand::Coordinator(args) => bench_coordinator::coordinator(args),
                 cli::BenchCommand::Decode(args) => bench::run(args),
             }
         }

@@ -54,6 +54,10 @@ pub struct Security {
     pub generated_credentials: bool,
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    /// Measurement only: credentials are not checked and every caller is who its `x-checkout-claim`
+    /// header says (`lane L1`, else a manager). Neither the configuration file nor `checkout coordinator`
+    /// can set it; `checkout bench coordinator` does, to measure what checking credentials costs.
+    pub unchecked_for_benchmarks: bool,
 }
 
 impl Default for Security {
@@ -65,6 +69,7 @@ impl Default for Security {
             generated_credentials: true,
             tls: None,
             limits: Limits::default(),
+            unchecked_for_benchmarks: false,
         }
     }
 }
