@@ -428,6 +428,19 @@ async fn lanes_and_managers_work_over_tls_and_plaintext_is_refused() {
         let totals = manager.get_totals(pb::GetTotalsRequest {}).await.expect("totals over TLS").into_inner();
         assert_eq!(totals.payments_paid, 1);
 
+        // A whole lane over TLS: it registers, signs its cashier on and off through its outbox.
+        let mut config = checkout_lanes::LaneConfig::new(
+            checkout_storage::LaneId::parse("L2").unwrap(),
+            url.clone(),
+            checkout_lanes::FrameSource::Paths(Vec::new()),
+        );
+        config.tls = Some(pki.client(lanes_need_certificates));
+        common::run_lane(config).await;
+        let request = pb::ListShiftsRequest { lane_id: "L2".into(), ..Default::default() };
+        let shifts = manager.list_shifts(request).await.unwrap().into_inner().shifts;
+        assert_eq!(shifts.len(), 1, "{shifts:?}");
+        assert_eq!(shifts[0].closed_how, "signed off");
+
         // Plaintext against the TLS port: no answer.
         let plain_url = url.replacen("https://", "http://", 1);
         let plain = async {
@@ -880,4 +893,57 @@ async fn every_list_is_paginated_and_its_tokens_are_its_own() {
     );
     assert!(manager.list_refunds(pb::ListRefundsRequest::default()).await.unwrap().into_inner().refunds.is_empty());
     coordinator.stop().await;
+}
+
+/// Finding 5 (file descriptors): with the open-file limit at 128, 200 silent sockets neither take the
+/// coordinator down nor keep a real client out for longer than the handshake timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_at_a_low_file_limit_do_not_lock_real_clients_out() {
+    use std::process::{Command, Stdio};
+
+    use common::processes::{BIN, Process, listening_address, manager_token, terminate};
+
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: prlimit (util-linux) is not installed");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().with_extension("toml");
+    std::fs::write(&config, "[limits]\nhandshake_timeout_secs = 1\n").unwrap();
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=128:128", BIN, "coordinator", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start coordinator under prlimit");
+    let address = listening_address(&mut child, "coordinator");
+    let mut coordinator = Process(child);
+    let url = format!("http://{address}");
+    let token = manager_token(data.path());
+
+    let silent: Vec<std::net::TcpStream> =
+        (0..200).filter_map(|_| std::net::TcpStream::connect(&address).ok()).collect();
+    let started = std::time::Instant::now();
+    let served = loop {
+        let attempt = async {
+            let endpoint = Channel::from_shared(url.clone()).unwrap().connect_timeout(Duration::from_secs(1));
+            let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+            let bearer = checkout_lanes::Bearer::new(&token).unwrap();
+            let mut client = StoreServiceClient::with_interceptor(channel, bearer);
+            client.get_totals(pb::GetTotalsRequest {}).await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            Ok(Ok(_)) => break true,
+            _ if started.elapsed() > Duration::from_secs(10) => break false,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    eprintln!("a real client was served {:?} after {} silent sockets opened", started.elapsed(), silent.len());
+    assert!(served, "a real client was kept out for 10 s");
+    assert!(coordinator.0.try_wait().unwrap().is_none(), "the coordinator died");
+    drop(silent);
+    assert!(terminate(&mut coordinator.0, Duration::from_secs(15)).success());
 }

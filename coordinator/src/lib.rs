@@ -226,6 +226,9 @@ pub async fn serve(
         let room = usize::try_from(files.saturating_sub(128)).unwrap_or(usize::MAX).max(16);
         connections.max_connections = connections.max_connections.min(room);
     }
+    // One address never takes more than a quarter of the connections: others still get in.
+    connections.max_connections_per_address =
+        connections.max_connections_per_address.min((connections.max_connections / 4).max(1));
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()

@@ -958,3 +958,45 @@ mod summary_tests {
         assert_eq!(store.charges_page("S1-L2-", None, 10).unwrap().len(), 1);
     }
 }
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+    use crate::UnixMillis;
+
+    #[test]
+    fn the_audit_log_keeps_its_newest_entries_in_order_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |n: u32| AuditRecord {
+            at: UnixMillis(i64::from(n)),
+            caller: "anonymous".into(),
+            peer: "10.0.0.9:5000".into(),
+            method: "checkout.v1.StoreService/Refund".into(),
+            target: String::new(),
+            outcome: "UNAUTHENTICATED".into(),
+            detail: format!("refusal {n}"),
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.keep_audit_entries(3);
+            for n in 0..5 {
+                store.append_audit(&entry(n)).unwrap();
+            }
+            store.commit_blocking().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        store.keep_audit_entries(3);
+        let kept = store.audit_page(None, 10).unwrap();
+        assert_eq!(
+            kept.iter().map(|(_, e)| e.detail.as_str()).collect::<Vec<_>>(),
+            ["refusal 2", "refusal 3", "refusal 4"]
+        );
+        store.append_audit(&entry(5)).unwrap();
+        let page = store.audit_page(Some(kept[0].0), 10).unwrap();
+        assert_eq!(
+            page.iter().map(|(_, e)| e.detail.as_str()).collect::<Vec<_>>(),
+            ["refusal 3", "refusal 4", "refusal 5"]
+        );
+        assert!(page[0].0 > kept[0].0, "sequence numbers only grow");
+    }
+}
