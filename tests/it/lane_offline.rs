@@ -1,6 +1,6 @@
 //! A lane and an unreachable store: wallet payments are refused with a clear message, paid sales wait in the lane's outbox.
 
-mod common;
+use crate::common;
 
 use std::{sync::Arc, time::Duration};
 

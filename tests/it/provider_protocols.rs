@@ -1,6 +1,6 @@
 //! `checkout provider-sim` as a process, and a coordinator charging through the real WeChat Pay and Alipay adapters over HTTP.
 
-mod common;
+use crate::common;
 
 use std::{process::Command, time::Duration};
 

@@ -1,6 +1,6 @@
 //! The `checkout` binary as an operator runs it: a coordinator process, a lane process, SIGTERM, restart.
 
-mod common;
+use crate::common;
 
 use std::{
     path::Path,

@@ -1,7 +1,7 @@
 //! A lane's camera over seconds of frames: a payment code held in view is charged once, a code shown
 //! too early can be shown again, and a charged code never pays a second sale.
 
-mod common;
+use crate::common;
 
 use std::{path::Path, sync::Arc};
 

@@ -5,7 +5,7 @@
 //! The ledger lives on a 16 MiB tmpfs in a private mount namespace (`unshare -rm`, no privileges
 //! needed); coordinators enter it with `nsenter`, and the test reaches it through `/proc/PID/root`.
 
-mod common;
+use crate::common;
 
 use std::{
     io::{BufRead, BufReader, Write},

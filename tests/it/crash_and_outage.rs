@@ -14,7 +14,7 @@ use std::{
 use checkout_proto::v1 as pb;
 use serde_json::Value;
 
-mod common;
+use crate::common;
 
 use common::processes::{
     BIN, Process, enrolment_secret_file, free_port, kill9, manager_token, sim_http, wait_for_exit, wait_for_port,

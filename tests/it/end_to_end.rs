@@ -1,6 +1,6 @@
 //! A real coordinator and a lane reading PNG frames: the sale and its payment reach StoreService and survive a restart.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

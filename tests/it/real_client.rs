@@ -1,7 +1,7 @@
 //! Another gRPC implementation as the manager's tool: Python's grpcio (gRPC C-core) learns the API
 //! from server reflection alone, as grpcurl does, and reads totals and shifts after a lane's run.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

@@ -2,7 +2,7 @@
 //! paid with a small charge, calls without credentials or outside their role, a second coordinator on
 //! a live data folder, floods of junk, idle sockets, oversized and malformed requests.
 
-mod common;
+use crate::common;
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,6 +1,6 @@
 //! The coordinator's gRPC contract as a client sees it: reflection, health, clear errors for malformed requests, idempotent Pay.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
