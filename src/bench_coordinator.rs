@@ -14,8 +14,7 @@ use std::{
 
 use anyhow::Context;
 use checkout_coordinator::{
-    CoordinatorConfig, EngineTiming, auth::hash_token, config::Security, listener::TlsFiles,
-    simulated::SimulatedProvider,
+    CoordinatorConfig, EngineTiming, auth::hash_token, config::Security, listener::TlsFiles, sim::SimulatedProvider,
 };
 use checkout_lanes::ClientTls;
 use checkout_proto::v1::{self as pb, lane_service_client::LaneServiceClient};

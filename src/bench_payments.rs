@@ -6,7 +6,7 @@ use std::{
 };
 
 use anyhow::Context;
-use checkout_coordinator::{EngineTiming, PayOrder, Payments, simulated::SimulatedProvider};
+use checkout_coordinator::{EngineTiming, PayOrder, Payments, sim::SimulatedProvider};
 use checkout_storage::{
     Attempt, ChargeRecord, ChargeStatus, CodeFingerprint, Currency, LaneId, MaskedCode, Money, OutTradeNo, ProductCode,
     Provider, SaleId, SaleLine, SimulatedWallet, Store, StoreId, UnixMillis, sample_catalog,

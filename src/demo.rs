@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Instant};
 
 use anyhow::{Context, bail};
-use checkout_coordinator::{CoordinatorConfig, simulated::SimulatedProvider};
+use checkout_coordinator::{CoordinatorConfig, sim::SimulatedProvider};
 use checkout_lanes::{
     Bearer, FrameSource, LaneConfig, LaneCredentials, LaneEvent, LaneEventKind, LaneSummary, SyntheticConfig,
 };

@@ -10,7 +10,7 @@ mod demo;
 use std::{collections::HashMap, sync::Arc};
 
 use anyhow::Context;
-use checkout_coordinator::{CoordinatorConfig, PaymentProvider, simulated::SimulatedProvider};
+use checkout_coordinator::{CoordinatorConfig, PaymentProvider, sim::SimulatedProvider};
 use checkout_lanes::{FrameSource, LaneConfig, SyntheticConfig};
 use checkout_storage::{Currency, LaneId, Provider, StoreId};
 use clap::Parser;
@@ -121,7 +121,7 @@ fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             store_id: StoreId::parse(&args.store_id)?,
             currency: Currency::parse(&args.currency)?,
             data_dir: args.data.clone(),
-            providers: coordinator_providers(&args)?,
+            providers: coordinator_providers(&args).await?,
             shutdown_grace: std::time::Duration::from_secs(args.grace_secs),
             timing,
             security: coordinator_security(&args)?,
@@ -149,16 +149,19 @@ fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 }
 
 /// Who charges each provider's codes: adapters over HTTP where configured, else the in-process simulator.
-fn coordinator_providers(args: &CoordinatorArgs) -> anyhow::Result<HashMap<Provider, Arc<dyn PaymentProvider>>> {
-    use checkout_coordinator::{
+async fn coordinator_providers(args: &CoordinatorArgs) -> anyhow::Result<HashMap<Provider, Arc<dyn PaymentProvider>>> {
+    use checkout_coordinator::providers::{
         alipay::{AlipayAdapter, AlipayConfig},
         wechat::{WeChatConfig, WeChatPayV2},
     };
     if let Some(url) = &args.provider_sim {
         let base = url.trim_end_matches('/');
-        let wechat: Arc<dyn PaymentProvider> = Arc::new(WeChatPayV2::new(WeChatConfig::for_simulator(base))?);
-        let alipay: Arc<dyn PaymentProvider> =
-            Arc::new(AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do")))?);
+        // The simulator made its keys at start: the adapters take theirs from it.
+        let (wechat, alipay) = checkout_coordinator::sim::adapters_for(base)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot configure the adapters for provider-sim: {e}"))?;
+        let wechat: Arc<dyn PaymentProvider> = Arc::new(WeChatPayV2::new(wechat)?);
+        let alipay: Arc<dyn PaymentProvider> = Arc::new(AlipayAdapter::new(alipay)?);
         tracing::info!(%base, "charging through provider-sim over HTTP");
         // provider-sim speaks WeChat Pay and Alipay; UnionPay codes are refused as not accepted here.
         return Ok(HashMap::from([(Provider::WeChatPay, wechat), (Provider::Alipay, alipay)]));
@@ -172,14 +175,10 @@ fn coordinator_providers(args: &CoordinatorArgs) -> anyhow::Result<HashMap<Provi
         (&args.wechat_url, &args.wechat_appid, &args.wechat_mch_id, &args.wechat_key)
     {
         let config = WeChatConfig {
-            base_url: url.clone(),
-            appid: appid.clone(),
-            mch_id: mch_id.clone(),
-            key: key.clone(),
             extra_root_ca_pem: read_pem(args.provider_ca.as_deref())?,
             client_cert_pem: read_pem(args.wechat_client_cert.as_deref())?,
             client_key_pem: read_pem(args.wechat_client_key.as_deref())?,
-            ..WeChatConfig::for_simulator(url)
+            ..WeChatConfig::new(url, appid, mch_id, key)
         };
         providers.insert(Provider::WeChatPay, Arc::new(WeChatPayV2::new(config)?));
     }
@@ -190,12 +189,8 @@ fn coordinator_providers(args: &CoordinatorArgs) -> anyhow::Result<HashMap<Provi
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
         };
         let config = AlipayConfig {
-            gateway_url: gateway.clone(),
-            app_id: app_id.clone(),
-            app_private_key: read(private)?,
-            alipay_public_key: read(public)?,
             extra_root_ca_pem: read_pem(args.provider_ca.as_deref())?,
-            ..AlipayConfig::for_simulator(gateway)
+            ..AlipayConfig::new(gateway, app_id, &read(private)?, &read(public)?)
         };
         providers.insert(Provider::Alipay, Arc::new(AlipayAdapter::new(config)?));
     }
@@ -280,16 +275,13 @@ fn lane_credentials(args: &LaneArgs) -> anyhow::Result<checkout_lanes::LaneCrede
 }
 
 fn run_provider_sim(args: cli::ProviderSimArgs) -> anyhow::Result<()> {
-    use checkout_coordinator::{
-        provider_sim::{Faults, ProviderSim, ProviderSimConfig},
-        simulated::SimOptions,
-    };
+    use checkout_coordinator::sim::{Faults, ProviderSim, ProviderSimConfig, SimOptions};
     let read = |path: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
         path.as_ref()
             .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
             .transpose()
     };
-    let mut config = ProviderSimConfig::with_test_keys(args.wallet_seed.as_bytes(), args.starting_balance_fen);
+    let mut config = ProviderSimConfig::new(args.wallet_seed.as_bytes(), args.starting_balance_fen)?;
     config.options = SimOptions {
         password_above: args.password_above_fen,
         customer_delay: std::time::Duration::from_millis(args.customer_delay_ms),
@@ -314,9 +306,11 @@ fn run_provider_sim(args: cli::ProviderSimArgs) -> anyhow::Result<()> {
     config.alipay.app_id = args.alipay_app_id.clone();
     if let Some(key) = read(&args.alipay_private_key)? {
         config.alipay.alipay_private_key = key;
+        config.keys = None;
     }
     if let Some(key) = read(&args.app_public_key)? {
         config.alipay.app_public_key = key;
+        config.keys = None;
     }
     let sim = Arc::new(ProviderSim::new(config)?);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -326,7 +320,7 @@ fn run_provider_sim(args: cli::ProviderSimArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         // The one line on stdout: scripts (and tests) that listen on port 0 read the address here.
         println!("provider-sim listening on {}", listener.local_addr()?);
-        checkout_coordinator::provider_sim::serve(listener, sim, cli::shutdown_signal()).await?;
+        checkout_coordinator::sim::serve(listener, sim, cli::shutdown_signal()).await?;
         Ok(())
     })
 }

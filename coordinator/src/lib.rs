@@ -6,24 +6,20 @@
 //! period, flushes the ledger and returns. [`open`] and [`serve`] are its two
 //! halves, for a caller that reports the data folder's credentials in between.
 
-pub mod alipay;
 pub mod auth;
 pub mod config;
 mod enrolment;
 mod error;
 mod grpc;
-mod http;
 pub mod listener;
 mod live;
 mod open_sales;
 mod paging;
 mod payments;
-pub mod provider;
-pub mod provider_sim;
+pub mod providers;
 mod refunds;
 mod shifts;
-pub mod simulated;
-pub mod wechat;
+pub mod sim;
 
 use std::{
     collections::HashMap,
@@ -49,8 +45,8 @@ use crate::{
 
 pub use error::CoordinatorError;
 pub use payments::{EngineTiming, PayOrder, Payments};
-pub use provider::PaymentProvider;
-pub use refunds::{MAX_REFUNDS_PER_ORDER, RefundOrder};
+pub use providers::PaymentProvider;
+pub use refunds::RefundOrder;
 
 /// Everything the coordinator needs to start.
 pub struct CoordinatorConfig {

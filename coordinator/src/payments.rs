@@ -31,7 +31,7 @@ use tracing::Instrument;
 
 use crate::{
     error::CoordinatorError,
-    provider::{MicropayRequest, OrderState, PaymentProvider, ProviderAnswer, ReverseAnswer, messages},
+    providers::{MicropayRequest, OrderState, PaymentProvider, ProviderAnswer, ReverseAnswer, messages},
 };
 
 /// A lane's request to charge a code for a sale, already checked field by field.
@@ -566,7 +566,7 @@ mod tests {
     use checkout_storage::{Currency, SimulatedWallet, sample_catalog};
 
     use super::*;
-    use crate::provider::{
+    use crate::providers::{
         ProviderError, ProviderFuture, QueryAnswer, RefundAnswer, RefundRequest, messages::UNCERTAIN,
     };
 
@@ -825,8 +825,9 @@ mod refund_tests {
 
     use super::tests_support::*;
     use crate::{
-        provider::{RefundAnswer, ReverseAnswer},
-        refunds::{MAX_REFUNDS_PER_ORDER, RefundOrder},
+        providers::MAX_REFUNDS_PER_ORDER,
+        providers::{RefundAnswer, ReverseAnswer},
+        refunds::RefundOrder,
     };
 
     fn refund(out_trade_no: &checkout_storage::OutTradeNo, number: &str, fen: i64) -> RefundOrder {
@@ -893,7 +894,7 @@ mod every_answer_code {
 
     use super::tests_support::*;
     use super::*;
-    use crate::{alipay, wechat};
+    use crate::providers::{HTTP_202, alipay, wechat};
 
     /// Each answer, through the engine: the ledger ends in the answer's outcome (an unknown one is
     /// queried, found unpaid and reversed), with its provider code and cashier message.
@@ -932,7 +933,7 @@ mod every_answer_code {
             "USERPAYING",
             "SYSTEMERROR",
             "BANKERROR",
-            wechat::HTTP_202,
+            HTTP_202,
             "AUTHCODEEXPIRE",
             "NOTENOUGH",
             "NOTSUPORTCARD",

@@ -5,11 +5,8 @@ use checkout_storage::{ChargeStatus, Money, OutTradeNo, RefundRecord, RefundStat
 use crate::{
     error::CoordinatorError,
     payments::{Payments, hold},
-    provider::{RefundAnswer, RefundRequest},
+    providers::{MAX_REFUNDS_PER_ORDER, RefundAnswer, RefundRequest},
 };
-
-/// WeChat Pay and Alipay accept at most this many refunds of one order.
-pub const MAX_REFUNDS_PER_ORDER: usize = 50;
 
 /// A manager's refund request, checked field by field.
 #[derive(Debug, Clone)]

@@ -4,20 +4,32 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use checkout_coordinator::{
     PaymentProvider,
-    alipay::{self, AlipayAdapter, AlipayConfig},
-    provider::{
+    providers::{
         MicropayRequest, OrderState, ProviderAnswer, ProviderError, RefundAnswer, RefundRequest, ReverseAnswer,
+        alipay::{self, AlipayAdapter, AlipayConfig},
         messages,
+        wechat::{self, SignType, WeChatConfig, WeChatPayV2},
     },
-    provider_sim::{self, Faults, ProviderSim, ProviderSimConfig, test_keys},
-    simulated::{SimOptions, SimOrderState},
-    wechat::{self, SignType, WeChatConfig, WeChatPayV2},
+    sim::{self, Faults, ProviderSim, ProviderSimConfig, SimOptions, SimOrderState},
 };
 use checkout_storage::{
     ChargeStatus, Currency, LaneId, Money, OutTradeNo, PaymentCode, Provider, SimulatedWallet, UnixMillis,
 };
 
 const SEED: &[u8] = b"protocols";
+
+/// Fixed RSA keys for the signature vectors (see `coordinator/testdata/README.md`): test code only.
+mod test_keys {
+    pub const ALIPAY_PRIVATE_PEM: &str = include_str!("../testdata/test-only-alipay-private.pem");
+    pub const MERCHANT_PRIVATE_PEM: &str = include_str!("../testdata/test-only-merchant-private.pem");
+    pub const MERCHANT_PUBLIC_PEM: &str = include_str!("../testdata/test-only-merchant-public.pem");
+    pub const ALIPAY_PUBLIC_PEM: &str = include_str!("../testdata/test-only-alipay-public.pem");
+}
+
+/// The simulator's app at `gateway_url`, with the keys the simulator made for this process.
+fn sim_app(gateway_url: &str) -> AlipayConfig {
+    sim::alipay_app(gateway_url, sim::keys::generated().unwrap())
+}
 const NOW: Duration = Duration::ZERO;
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -36,7 +48,7 @@ fn every_wechat_micropay_code_sorts_into_an_outcome_and_a_cashier_message() {
         ("USERPAYING", Unknown, messages::CUSTOMER_CONFIRMING, WAIT),
         ("SYSTEMERROR", Unknown, messages::UNCERTAIN, NOW),
         ("BANKERROR", Unknown, messages::UNCERTAIN, NOW),
-        (wechat::HTTP_202, Unknown, messages::UNCERTAIN, NOW),
+        (checkout_coordinator::providers::HTTP_202, Unknown, messages::UNCERTAIN, NOW),
         // The order number was paid before: only the query can say by whom.
         ("ORDERPAID", Unknown, messages::UNCERTAIN, NOW),
         // A fresh code or another way to pay.
@@ -79,7 +91,7 @@ fn every_alipay_pay_code_sorts_into_an_outcome_and_a_cashier_message() {
         ("10003", "", Unknown, messages::CUSTOMER_CONFIRMING, WAIT),
         ("20000", "", Unknown, messages::UNCERTAIN, NOW),
         ("20000", "aop.ACQ.SYSTEM_ERROR", Unknown, messages::UNCERTAIN, NOW),
-        (wechat::HTTP_202, "", Unknown, messages::UNCERTAIN, NOW),
+        (checkout_coordinator::providers::HTTP_202, "", Unknown, messages::UNCERTAIN, NOW),
         ("40004", "ACQ.PAYMENT_AUTH_CODE_INVALID", NewCodeNeeded, messages::FRESH_CODE, NOW),
         ("40004", "ACQ.BUYER_BALANCE_NOT_ENOUGH", NewCodeNeeded, messages::NOT_ENOUGH, NOW),
         ("40004", "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH", NewCodeNeeded, messages::NOT_ENOUGH, NOW),
@@ -302,26 +314,26 @@ struct Running {
 
 impl Running {
     async fn start(options: SimOptions) -> Running {
-        let mut config = ProviderSimConfig::with_test_keys(SEED, 100_000);
+        let mut config = ProviderSimConfig::new(SEED, 100_000).unwrap();
         config.options = options;
         let sim = Arc::new(ProviderSim::new(config).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(provider_sim::serve(listener, sim.clone(), async move {
+        let task = tokio::spawn(sim::serve(listener, sim.clone(), async move {
             let _ = stopped.await;
         }));
         Running { sim, base, stop: Some(stop), task }
     }
 
     fn wechat(&self) -> WeChatPayV2 {
-        let mut config = WeChatConfig::for_simulator(&self.base);
+        let mut config = sim::wechat_merchant(&self.base);
         config.timeout = Duration::from_secs(5);
         WeChatPayV2::new(config).unwrap()
     }
 
     fn alipay(&self) -> AlipayAdapter {
-        let mut config = AlipayConfig::for_simulator(&format!("{}/gateway.do", self.base));
+        let mut config = sim_app(&format!("{}/gateway.do", self.base));
         config.timeout = Duration::from_secs(5);
         config.store_id = "S001".into();
         AlipayAdapter::new(config).unwrap()
@@ -488,7 +500,10 @@ async fn faults_are_unknown_never_failed() {
         // HTTP 202: unknown.
         running.faults(Faults { http_202_rate: 1.0, ..Faults::default() });
         let accepted = adapter.micropay(pay(code(provider, 14), &format!("S2-{p}-4"), 100)).await.unwrap();
-        assert_eq!((accepted.status, accepted.provider_code.as_str()), (ChargeStatus::Unknown, wechat::HTTP_202));
+        assert_eq!(
+            (accepted.status, accepted.provider_code.as_str()),
+            (ChargeStatus::Unknown, checkout_coordinator::providers::HTTP_202)
+        );
 
         // An outage: no answer.
         running.faults(Faults { outage: true, ..Faults::default() });
@@ -512,14 +527,14 @@ async fn faults_are_unknown_never_failed() {
 async fn latency_beyond_the_timeout_is_no_answer_and_wrong_keys_are_refused() {
     let running = Running::start(SimOptions::default()).await;
     running.faults(Faults { latency_min_ms: 300, latency_max_ms: 300, ..Faults::default() });
-    let mut config = WeChatConfig::for_simulator(&running.base);
+    let mut config = sim::wechat_merchant(&running.base);
     config.timeout = Duration::from_millis(100);
     let slow = WeChatPayV2::new(config).unwrap().micropay(pay(code(Provider::WeChatPay, 21), "S3-W-1", 100)).await;
     assert!(matches!(slow, Err(ProviderError::Unreachable { .. })), "{slow:?}");
     running.faults(Faults::default());
 
     // A merchant key the provider does not know: the request is refused before any trade.
-    let mut config = WeChatConfig::for_simulator(&running.base);
+    let mut config = sim::wechat_merchant(&running.base);
     config.key = "not the merchant key".into();
     let wrong = WeChatPayV2::new(config).unwrap().micropay(pay(code(Provider::WeChatPay, 22), "S3-W-2", 100)).await;
     let wrong = wrong.unwrap();
@@ -527,7 +542,7 @@ async fn latency_beyond_the_timeout_is_no_answer_and_wrong_keys_are_refused() {
     assert!(running.sim.books().order(&no("S3-W-2")).is_none());
 
     // An app key Alipay does not know: the request is refused (signed answer, 40002).
-    let mut config = AlipayConfig::for_simulator(&format!("{}/gateway.do", running.base));
+    let mut config = sim_app(&format!("{}/gateway.do", running.base));
     config.app_private_key = test_keys::ALIPAY_PRIVATE_PEM.into();
     let wrong = AlipayAdapter::new(config).unwrap().micropay(pay(code(Provider::Alipay, 23), "S3-A-1", 100)).await;
     let wrong = wrong.unwrap();
@@ -535,15 +550,15 @@ async fn latency_beyond_the_timeout_is_no_answer_and_wrong_keys_are_refused() {
     assert!(running.sim.books().order(&no("S3-A-1")).is_none());
 
     // Configurations print without their secrets.
-    let config = WeChatConfig::for_simulator(&running.base);
+    let config = sim::wechat_merchant(&running.base);
     assert!(!format!("{config:?}").contains(&config.key));
-    let config = AlipayConfig::for_simulator(&running.base);
+    let config = sim_app(&running.base);
     assert!(!format!("{config:?}").contains("PRIVATE"));
 
     // An https URL is taken (TLS: see tests/tls.rs), another scheme is refused at construction; a bad key too.
-    assert!(WeChatPayV2::new(WeChatConfig::for_simulator("https://api.mch.weixin.qq.com")).is_ok());
-    assert!(WeChatPayV2::new(WeChatConfig::for_simulator("ftp://api.mch.weixin.qq.com")).is_err());
-    let mut config = AlipayConfig::for_simulator("http://127.0.0.1:1/gateway.do");
+    assert!(WeChatPayV2::new(sim::wechat_merchant("https://api.mch.weixin.qq.com")).is_ok());
+    assert!(WeChatPayV2::new(sim::wechat_merchant("ftp://api.mch.weixin.qq.com")).is_err());
+    let mut config = sim_app("http://127.0.0.1:1/gateway.do");
     config.alipay_public_key = "not a key".into();
     assert!(AlipayAdapter::new(config).is_err());
     running.stop().await;
@@ -665,7 +680,7 @@ async fn capture_one(answer: Option<String>) -> (String, tokio::task::JoinHandle
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wechat_requests_carry_the_documented_fields_and_signature() {
     use hmac::{Hmac, Mac};
-    let config = WeChatConfig::for_simulator("http://unused");
+    let config = sim::wechat_merchant("http://unused");
     // The answer, signed by hand with the merchant key (the algorithm written out again, independently).
     let hmac_upper_hex = |text: &str| {
         let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(config.key.as_bytes()).unwrap();
@@ -716,7 +731,7 @@ async fn alipay_requests_carry_the_documented_fields_and_an_rsa2_signature() {
     use base64::Engine as _;
     use rsa::{pkcs1v15::VerifyingKey, pkcs8::DecodePublicKey, signature::Verifier};
     let (url, request) = capture_one(None).await;
-    let adapter = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{url}/gateway.do"))).unwrap();
+    let adapter = AlipayAdapter::new(sim_app(&format!("{url}/gateway.do"))).unwrap();
     let code = code(Provider::Alipay, 52);
     // The capture closes without answering: no answer is an error, never a failure.
     let answer = adapter.micropay(pay(code.clone(), "S6-A-1", 1_234)).await;
@@ -771,7 +786,7 @@ async fn alipay_requests_carry_the_documented_fields_and_an_rsa2_signature() {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
-    let key = rsa::RsaPublicKey::from_public_key_pem(test_keys::MERCHANT_PUBLIC_PEM).unwrap();
+    let key = rsa::RsaPublicKey::from_public_key_pem(&sim::keys::generated().unwrap().app_public_pem).unwrap();
     let signature = base64::engine::general_purpose::STANDARD.decode(&sent["sign"]).unwrap();
     let signature = rsa::pkcs1v15::Signature::try_from(signature.as_slice()).unwrap();
     VerifyingKey::<sha2::Sha256>::new(key).verify(content.as_bytes(), &signature).unwrap();
@@ -780,7 +795,7 @@ async fn alipay_requests_carry_the_documented_fields_and_an_rsa2_signature() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wechat_md5_signing_works_end_to_end() {
     let running = Running::start(SimOptions::default()).await;
-    let mut config = WeChatConfig::for_simulator(&running.base);
+    let mut config = sim::wechat_merchant(&running.base);
     config.sign_type = SignType::Md5;
     let paid = WeChatPayV2::new(config).unwrap().micropay(pay(code(Provider::WeChatPay, 53), "S6-W-2", 100)).await;
     assert_eq!(paid.unwrap().status, ChargeStatus::Paid);
@@ -806,8 +821,7 @@ async fn an_answer_of_300_megabytes_is_not_read_and_leaves_the_outcome_unknown()
         }
         sent
     });
-    let adapter =
-        WeChatPayV2::new(WeChatConfig { base_url: url, ..WeChatConfig::for_simulator("http://unused") }).unwrap();
+    let adapter = WeChatPayV2::new(WeChatConfig { base_url: url, ..sim::wechat_merchant("http://unused") }).unwrap();
     let answer = adapter.micropay(pay(code(Provider::WeChatPay, 61), "S7-W-1", 100)).await;
     match answer {
         Err(ProviderError::Unreachable { reason, .. }) => assert!(reason.contains("larger than"), "{reason}"),

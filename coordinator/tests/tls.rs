@@ -14,9 +14,12 @@ use std::{
 
 use checkout_coordinator::{
     PaymentProvider,
-    alipay::{AlipayAdapter, AlipayConfig},
-    provider::{MicropayRequest, ProviderError, RefundAnswer, RefundRequest},
-    wechat::{self, SignType, WeChatConfig, WeChatPayV2},
+    providers::{
+        MicropayRequest, ProviderError, RefundAnswer, RefundRequest,
+        alipay::AlipayAdapter,
+        wechat::{self, SignType, WeChatConfig, WeChatPayV2},
+    },
+    sim,
 };
 use checkout_storage::{ChargeStatus, Currency, LaneId, Money, OutTradeNo, Provider, SimulatedWallet, UnixMillis};
 use rcgen::{
@@ -177,7 +180,7 @@ async fn read_request<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Option
 
 /// A SUCCESS for the simulator's merchant, signed with its key (HMAC-SHA256), echoing the order's amount.
 fn answer_for(path: &str, body: &str) -> String {
-    let config = WeChatConfig::for_simulator("http://unused");
+    let config = sim::wechat_merchant("http://unused");
     let request = wechat::parse_xml(body).unwrap_or_default();
     let echo = |name: &str| request.get(name).cloned().unwrap_or_default();
     let mut fields = BTreeMap::from([
@@ -223,7 +226,7 @@ fn refund(out_trade_no: &str, out_refund_no: &str) -> RefundRequest {
 }
 
 fn wechat_config(base: &str) -> WeChatConfig {
-    WeChatConfig { timeout: Duration::from_secs(5), ..WeChatConfig::for_simulator(base) }
+    WeChatConfig { timeout: Duration::from_secs(5), ..sim::wechat_merchant(base) }
 }
 
 /// Unreachable, and the reason names `cause` (the server's refusal of a client may read as a reset instead).
@@ -261,7 +264,7 @@ async fn https_with_the_extra_root_gets_the_answer_and_an_unknown_ca_leaves_the_
     // Alipay's adapter takes the same extra root: the handshake succeeds and the (WeChat) answer is
     // then not an Alipay answer; without the root the handshake fails and the outcome is unknown.
     let alipay = |extra: Option<String>| {
-        let mut config = AlipayConfig::for_simulator(&format!("{}/gateway.do", server.base));
+        let mut config = sim::alipay_app(&format!("{}/gateway.do", server.base), sim::keys::generated().unwrap());
         config.extra_root_ca_pem = extra;
         config.timeout = Duration::from_secs(5);
         AlipayAdapter::new(config).unwrap()
@@ -337,7 +340,7 @@ fn tls_settings_are_checked_when_the_adapter_is_built() {
     .unwrap();
     assert!(!error.to_string().contains("BEGIN"));
 
-    let mut config = AlipayConfig::for_simulator(&format!("{base}/gateway.do"));
+    let mut config = sim::alipay_app(&format!("{base}/gateway.do"), sim::keys::generated().unwrap());
     config.extra_root_ca_pem = Some("not a certificate".into());
     assert!(AlipayAdapter::new(config.clone()).is_err());
     config.extra_root_ca_pem = Some(pki.ca_pem.clone());

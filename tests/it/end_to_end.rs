@@ -4,7 +4,7 @@ use crate::common;
 
 use std::sync::Arc;
 
-use checkout_coordinator::simulated::SimulatedProvider;
+use checkout_coordinator::sim::SimulatedProvider;
 use checkout_lanes::{FrameSource, LaneConfig};
 use checkout_proto::v1 as pb;
 use checkout_storage::{LaneId, Provider, SimulatedWallet, Symbology, UnixMillis, sample_catalog};

@@ -4,7 +4,7 @@ use crate::common;
 
 use std::sync::Arc;
 
-use checkout_coordinator::simulated::SimulatedProvider;
+use checkout_coordinator::sim::SimulatedProvider;
 use checkout_proto::v1 as pb;
 use checkout_storage::{Provider, SimulatedWallet, UnixMillis, sample_catalog};
 use common::{WALLET_SEED, start_coordinator};

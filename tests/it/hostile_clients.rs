@@ -6,7 +6,7 @@ use crate::common;
 
 use std::{sync::Arc, time::Duration};
 
-use checkout_coordinator::simulated::SimulatedProvider;
+use checkout_coordinator::sim::SimulatedProvider;
 use checkout_proto::v1::{
     self as pb, lane_service_client::LaneServiceClient, store_service_client::StoreServiceClient,
 };

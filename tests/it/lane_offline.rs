@@ -4,7 +4,7 @@ use crate::common;
 
 use std::{sync::Arc, time::Duration};
 
-use checkout_coordinator::simulated::SimulatedProvider;
+use checkout_coordinator::sim::SimulatedProvider;
 use checkout_lanes::{FrameSource, LaneConfig, LaneEventKind};
 use checkout_proto::v1 as pb;
 use checkout_storage::{

@@ -5,7 +5,7 @@ use crate::common;
 
 use std::{path::Path, sync::Arc};
 
-use checkout_coordinator::simulated::SimulatedProvider;
+use checkout_coordinator::sim::SimulatedProvider;
 use checkout_lanes::{FrameSource, LaneConfig, LaneEventKind};
 use checkout_storage::{LaneId, Provider, SimulatedWallet, Symbology, UnixMillis, sample_catalog};
 use common::{WALLET_SEED, frame_with, run_lane_with_events, start_coordinator, write_png};

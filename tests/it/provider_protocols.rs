@@ -6,9 +6,8 @@ use std::{process::Command, time::Duration};
 
 use checkout_coordinator::{
     PaymentProvider,
-    alipay::{AlipayAdapter, AlipayConfig},
-    provider::{MicropayRequest, OrderState, ProviderError},
-    wechat::{WeChatConfig, WeChatPayV2},
+    providers::{MicropayRequest, OrderState, ProviderError, alipay::AlipayAdapter, wechat::WeChatPayV2},
+    sim,
 };
 use checkout_storage::{
     ChargeStatus, Currency, LaneId, Money, OutTradeNo, Provider, SimulatedWallet, StoreId, UnixMillis, sample_catalog,
@@ -39,8 +38,10 @@ fn pay(provider: Provider, wallet: u16, out_trade_no: &str, fen: i64) -> Micropa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_sim_process_serves_both_protocols_and_stops_on_sigterm() {
     let (mut child, base) = start_sim(&["--password-above-fen", "5000", "--customer-delay-ms", "200"]);
-    let wechat = WeChatPayV2::new(WeChatConfig::for_simulator(&base)).unwrap();
-    let alipay = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do"))).unwrap();
+    // The process made its keys at start; the adapters take theirs from it, as `checkout coordinator --provider-sim` does.
+    let (wechat, alipay) = sim::adapters_for(&base).await.unwrap();
+    let wechat = WeChatPayV2::new(wechat).unwrap();
+    let alipay = AlipayAdapter::new(alipay).unwrap();
 
     let paid = wechat.micropay(pay(Provider::WeChatPay, 1, "P1-W-1", 1_999)).await.unwrap();
     assert_eq!(paid.status, ChargeStatus::Paid, "{paid:?}");
@@ -67,13 +68,13 @@ async fn provider_sim_process_serves_both_protocols_and_stops_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_sim_fault_flags_take_effect() {
     let (mut child, base) = start_sim(&["--outage"]);
-    let wechat = WeChatPayV2::new(WeChatConfig::for_simulator(&base)).unwrap();
+    let wechat = WeChatPayV2::new(sim::adapters_for(&base).await.unwrap().0).unwrap();
     let down = wechat.micropay(pay(Provider::WeChatPay, 5, "P2-W-1", 100)).await;
     assert!(matches!(down, Err(ProviderError::Unreachable { .. })), "{down:?}");
     assert!(terminate(&mut child.0, Duration::from_secs(10)).success());
 
     let (mut child, base) = start_sim(&["--error-rate", "1"]);
-    let alipay = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do"))).unwrap();
+    let alipay = AlipayAdapter::new(sim::adapters_for(&base).await.unwrap().1).unwrap();
     let error = alipay.micropay(pay(Provider::Alipay, 5, "P2-A-1", 100)).await.unwrap();
     assert_eq!((error.status, error.provider_code.as_str()), (ChargeStatus::Unknown, "20000/aop.ACQ.SYSTEM_ERROR"));
     assert!(terminate(&mut child.0, Duration::from_secs(10)).success());
@@ -94,14 +95,13 @@ async fn the_coordinator_charges_through_the_adapters_over_http() {
 
     use checkout_coordinator::{
         CoordinatorConfig,
-        provider_sim::{self, ProviderSim, ProviderSimConfig},
-        simulated::{SimOptions, SimOrderState},
+        sim::{ProviderSim, ProviderSimConfig, SimOptions, SimOrderState},
     };
     use checkout_proto::v1 as pb;
 
     let product = &sample_catalog()[1];
     let price = product.price.minor_units;
-    let mut config = ProviderSimConfig::with_test_keys(SEED.as_bytes(), 1_000_000);
+    let mut config = ProviderSimConfig::new(SEED.as_bytes(), 1_000_000).unwrap();
     config.options = SimOptions {
         password_above: Some(price * 5),
         customer_delay: Duration::from_millis(1_000),
@@ -111,13 +111,14 @@ async fn the_coordinator_charges_through_the_adapters_over_http() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop_sim, sim_stopped) = tokio::sync::oneshot::channel::<()>();
-    let sim_task = tokio::spawn(provider_sim::serve(listener, sim.clone(), async move {
+    let sim_task = tokio::spawn(sim::serve(listener, sim.clone(), async move {
         let _ = sim_stopped.await;
     }));
 
     let mut providers: HashMap<Provider, Arc<dyn PaymentProvider>> = HashMap::new();
-    providers.insert(Provider::WeChatPay, Arc::new(WeChatPayV2::new(WeChatConfig::for_simulator(&base)).unwrap()));
-    let alipay = AlipayAdapter::new(AlipayConfig::for_simulator(&format!("{base}/gateway.do"))).unwrap();
+    providers.insert(Provider::WeChatPay, Arc::new(WeChatPayV2::new(sim::wechat_merchant(&base)).unwrap()));
+    let app = sim::alipay_app(&format!("{base}/gateway.do"), sim::keys::generated().unwrap());
+    let alipay = AlipayAdapter::new(app).unwrap();
     providers.insert(Provider::Alipay, Arc::new(alipay));
     providers.insert(Provider::UnionPay, sim.books().clone());
     let data = tempfile::tempdir().unwrap();

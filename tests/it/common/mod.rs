@@ -9,7 +9,7 @@ use checkout_coordinator::{
     CoordinatorConfig, EngineTiming, PaymentProvider, RunError,
     auth::{Role, StaffToken, hash_token},
     config::Security,
-    simulated::SimulatedProvider,
+    sim::SimulatedProvider,
 };
 use checkout_lanes::{
     Bearer, CoordinatorClient, LaneConfig, LaneCredentials, LaneSummary,

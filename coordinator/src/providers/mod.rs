@@ -1,4 +1,7 @@
-//! The seam between the payment engine and a wallet provider's barcode-payment API (micropay, query, reverse, refund).
+//! The wallet providers: the seam between the payment engine and a provider's barcode-payment API (micropay, query, reverse, refund), and the adapters that speak each protocol.
+//!
+//! Nothing here imports the simulator (`crate::sim`): the simulator is built
+//! on the protocols, never the other way round.
 //!
 //! Implementations translate their protocol's answers into these types, sorting
 //! every answer code into one of four outcomes as `shared/domain/payments.md`
@@ -6,7 +9,22 @@
 
 use std::{future::Future, pin::Pin, time::Duration};
 
+pub mod alipay;
+pub(crate) mod http;
+pub mod wechat;
+
+pub use http::AdapterConfigError;
+
 use checkout_storage::{ChargeStatus, LaneId, Money, OutTradeNo, PaymentCode, Provider};
+
+/// How long to let a customer type a password before the first query (WeChat `USERPAYING`, Alipay `10003`).
+pub const PASSWORD_QUERY_AFTER: Duration = Duration::from_secs(5);
+
+/// The provider code an HTTP 202 is booked under: the request was taken, the outcome is not known.
+pub const HTTP_202: &str = "HTTP_202";
+
+/// WeChat Pay and Alipay accept at most this many refunds of one order.
+pub const MAX_REFUNDS_PER_ORDER: usize = 50;
 
 /// A boxed future, so providers can sit behind `dyn PaymentProvider`.
 pub type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

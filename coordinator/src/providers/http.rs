@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use checkout_storage::Provider;
 
-use crate::provider::ProviderError;
+use super::ProviderError;
 
 /// Why an adapter cannot be built from its configuration.
 #[derive(Debug, Clone, thiserror::Error)]
