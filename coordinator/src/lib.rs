@@ -8,17 +8,12 @@
 
 pub mod auth;
 pub mod config;
-mod enrolment;
+mod engine;
 mod error;
 mod grpc;
 pub mod listener;
-mod live;
-mod open_sales;
-mod paging;
-mod payments;
 pub mod providers;
-mod refunds;
-mod shifts;
+mod services;
 pub mod sim;
 
 use std::{
@@ -43,10 +38,10 @@ use crate::{
     config::Security,
 };
 
+pub use engine::refunds::RefundOrder;
+pub use engine::{EngineTiming, PayOrder, Payments};
 pub use error::CoordinatorError;
-pub use payments::{EngineTiming, PayOrder, Payments};
 pub use providers::PaymentProvider;
-pub use refunds::RefundOrder;
 
 /// Everything the coordinator needs to start.
 pub struct CoordinatorConfig {
@@ -70,7 +65,7 @@ pub struct Coordinator {
     store_id: StoreId,
     currency: Currency,
     payments: Payments,
-    live: live::LiveLanes,
+    live: services::live::LiveLanes,
     shutting_down: AtomicBool,
     /// When the resolver's next pass starts (Unix millis).
     next_resolve_at: AtomicI64,
@@ -80,7 +75,7 @@ pub struct Coordinator {
     gate: Arc<Gate>,
     limits: config::Limits,
     /// Sales started and not paid yet, per lane: capped.
-    open_sales: open_sales::OpenSales,
+    open_sales: services::open_sales::OpenSales,
     /// One lane token issued at a time, so two enrolments of one new lane cannot both win.
     issuing: tokio::sync::Mutex<()>,
     /// Lanes whose tokens the configuration names: they count against the cap on lanes.
@@ -184,11 +179,11 @@ pub fn open(config: CoordinatorConfig) -> Result<OpenedCoordinator, RunError> {
         store,
         store_id: config.store_id,
         currency: config.currency,
-        live: live::LiveLanes::default(),
+        live: services::live::LiveLanes::default(),
         shutting_down: AtomicBool::new(false),
         next_resolve_at: AtomicI64::new(0),
         resolve_now: tokio::sync::Notify::new(),
-        open_sales: open_sales::OpenSales::default(),
+        open_sales: services::open_sales::OpenSales::default(),
         limits: security.limits,
         issuing: tokio::sync::Mutex::new(()),
         configured_lanes: security.lane_tokens.iter().map(|(lane_id, _)| lane_id.clone()).collect(),

@@ -3,8 +3,8 @@
 use checkout_storage::{ChargeStatus, Money, OutTradeNo, RefundRecord, RefundStatus, UnixMillis};
 
 use crate::{
+    engine::{Payments, hold},
     error::CoordinatorError,
-    payments::{Payments, hold},
     providers::{MAX_REFUNDS_PER_ORDER, RefundAnswer, RefundRequest},
 };
 

@@ -1,0 +1,236 @@
+//! A charge from the lane's request to the provider's answer: the intent recorded first, micropay once, the answer recorded before the lane hears it.
+
+use std::time::Duration;
+
+use checkout_storage::{
+    ChargeRecord, ChargeStatus, OutTradeNo, SaleId, SaleRecord, StoreId, UnixMillis, basket_digest,
+};
+use tracing::Instrument;
+
+use super::{PayOrder, Payments, locks::hold, price_lines};
+use crate::{
+    error::CoordinatorError,
+    providers::{MicropayRequest, ProviderAnswer, messages},
+};
+
+/// The sale an `out_trade_no` belongs to, as the prefix of its attempts: `S001-L1-MIH4K2AB-`.
+fn sale_prefix(store_id: &StoreId, sale_id: &SaleId) -> String {
+    format!("{store_id}-{sale_id}-")
+}
+
+impl Payments {
+    /// Charges the order's code once, or returns the outcome of the charge already made for this attempt.
+    ///
+    /// The answer is the charge that settles the sale: this attempt's, or the
+    /// earlier attempt's when that one was paid first.
+    pub async fn pay(&self, order: PayOrder) -> Result<ChargeRecord, CoordinatorError> {
+        let out_trade_no = OutTradeNo::derive(&self.store_id, &order.sale_id, order.attempt);
+        let span = tracing::info_span!(
+            "pay",
+            lane_id = %order.lane_id,
+            sale_id = %order.sale_id,
+            attempt = order.attempt.get(),
+            %out_trade_no,
+            code = %order.code.masked(),
+        );
+        async move {
+            let _held = hold(&self.charge_locks, &out_trade_no).await;
+            let charge = self.pay_locked(&order, &out_trade_no).await?;
+            self.answer_for(charge)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// What to tell the lane about `charge`: the winning attempt when it was superseded.
+    fn answer_for(&self, charge: ChargeRecord) -> Result<ChargeRecord, CoordinatorError> {
+        if let Some(winner) = &charge.superseded_by
+            && let Some(winner) = self.store.charge(winner)?
+        {
+            return Ok(winner);
+        }
+        Ok(charge)
+    }
+
+    async fn pay_locked(&self, order: &PayOrder, out_trade_no: &OutTradeNo) -> Result<ChargeRecord, CoordinatorError> {
+        let basket_sha256 = basket_digest(order.lines.iter().map(|(gtin, quantity)| (gtin, *quantity)));
+        let code_fingerprint = self.store.fingerprint(&order.code);
+        if let Some(mut existing) = self.store.charge(out_trade_no)? {
+            // A repeat is answered from the first charge only when it is the same charge: the same
+            // lane, basket, amount and code. Anything else is someone else's request for this number.
+            let differs = [
+                (existing.lane_id != order.lane_id, "lane"),
+                (existing.basket_sha256 != basket_sha256, "basket"),
+                (existing.amount != order.amount, "amount"),
+                (existing.code_fingerprint != code_fingerprint, "payment code"),
+            ];
+            let differs: Vec<&str> = differs.iter().filter(|(d, _)| *d).map(|(_, what)| *what).collect();
+            if !differs.is_empty() {
+                tracing::warn!(differs = ?differs, "a request for an existing charge differs from it: refused");
+                return Err(CoordinatorError::FailedPrecondition(format!(
+                    "sale {} attempt {} was charged with another {}: a new code is a new attempt",
+                    order.sale_id,
+                    order.attempt.get(),
+                    differs.join(", ")
+                )));
+            }
+            if existing.status.is_final() {
+                tracing::info!(status = ?existing.status, "repeated request: answering with the first outcome");
+            } else {
+                tracing::info!(status = ?existing.status, "repeated request for an unsettled charge: resuming it");
+                self.settle(&mut existing, Duration::ZERO).await?;
+            }
+            return Ok(existing);
+        }
+        if let Some(paid) = self.paid_charge_of_sale(&order.sale_id, out_trade_no)? {
+            return Err(CoordinatorError::FailedPrecondition(format!(
+                "sale {} is already paid by {}",
+                order.sale_id, paid.out_trade_no
+            )));
+        }
+        let (lines, total) = price_lines(&self.store, &order.lines)?;
+        if total != order.amount {
+            return Err(CoordinatorError::FailedPrecondition(format!(
+                "the lane's total {} differs from the store's price {total}: refresh the price file",
+                order.amount
+            )));
+        }
+        total.positive()?;
+        let provider = order.code.provider();
+        let client = self.provider(provider)?;
+        let mut charge = ChargeRecord {
+            out_trade_no: out_trade_no.clone(),
+            lane_id: order.lane_id.clone(),
+            sale_id: order.sale_id.clone(),
+            attempt: order.attempt,
+            provider,
+            masked_code: order.code.masked(),
+            code_fingerprint,
+            amount: total,
+            status: ChargeStatus::Pending,
+            provider_code: String::new(),
+            message: messages::UNCERTAIN.to_owned(),
+            provider_transaction_id: String::new(),
+            created_at: UnixMillis::now(),
+            settled_at: None,
+            superseded_by: None,
+            events: Vec::new(),
+            lines,
+            basket_sha256,
+            shift_id: order.shift_id.clone(),
+            sale_started_at: order.started_at,
+        };
+        // A code is single-use: one shown again (a screenshot, a lane that saw it twice) is declined
+        // here without a call to the provider. The claim is committed with the intent.
+        let owner = self.store.claim_code(code_fingerprint, out_trade_no)?;
+        if &owner != out_trade_no {
+            tracing::warn!(earlier = %owner, "payment code shown again: declined without calling the provider");
+            charge.status = ChargeStatus::NewCodeNeeded;
+            charge.message = messages::CODE_USED.to_owned();
+            charge.settled_at = Some(UnixMillis::now());
+            charge.log(format!("declined: the code was already used in {owner}; the provider was not called"));
+            self.save(&mut charge).await?;
+            return Ok(charge);
+        }
+        charge.log("intent recorded");
+        // The intent is durable before any money can move.
+        self.save(&mut charge).await?;
+
+        let request = MicropayRequest {
+            out_trade_no: out_trade_no.clone(),
+            code: order.code.clone(),
+            amount: total,
+            description: format!("{} groceries", self.store_id),
+            terminal: order.lane_id.clone(),
+        };
+        let query_after = match client.micropay(request).await {
+            Ok(answer) => {
+                charge.log(format!("micropay: {}", answer.provider_code));
+                self.apply_answer(&mut charge, answer)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "micropay unanswered: outcome unknown");
+                charge.log(format!("micropay: no answer ({e})"));
+                charge.status = ChargeStatus::Unknown;
+                Some(Duration::ZERO)
+            }
+        };
+        match query_after {
+            None => {
+                if charge.status == ChargeStatus::Paid {
+                    self.mark_paid(&mut charge).await?;
+                } else {
+                    charge.settled_at = Some(UnixMillis::now());
+                    self.save(&mut charge).await?;
+                }
+            }
+            Some(wait) => {
+                self.save(&mut charge).await?;
+                self.settle(&mut charge, wait).await?;
+            }
+        }
+        tracing::info!(status = ?charge.status, provider_code = %charge.provider_code, amount = %charge.amount, "charge answered");
+        Ok(charge)
+    }
+
+    /// Applies a micropay answer; returns how long to wait before querying when the outcome is unknown.
+    fn apply_answer(&self, charge: &mut ChargeRecord, answer: ProviderAnswer) -> Option<Duration> {
+        charge.provider_code = answer.provider_code;
+        charge.message = answer.message;
+        charge.status = answer.status;
+        match answer.status {
+            ChargeStatus::Paid => {
+                charge.provider_transaction_id = answer.transaction_id;
+                None
+            }
+            ChargeStatus::NewCodeNeeded | ChargeStatus::Failed | ChargeStatus::Reversed => None,
+            ChargeStatus::Pending | ChargeStatus::Unknown | ChargeStatus::Reversing => {
+                charge.status = ChargeStatus::Unknown;
+                Some(answer.query_after)
+            }
+        }
+    }
+
+    /// Records `charge` as paid, unless another attempt of its sale was paid first: then it is owed a reversal.
+    pub(super) async fn mark_paid(&self, charge: &mut ChargeRecord) -> Result<(), CoordinatorError> {
+        let _sale = hold(&self.sale_locks, &charge.sale_id).await;
+        charge.settled_at = Some(UnixMillis::now());
+        if let Some(winner) = self.paid_charge_of_sale(&charge.sale_id, &charge.out_trade_no)? {
+            tracing::warn!(winner = %winner.out_trade_no, "sale paid twice: reversing this surplus charge");
+            charge.superseded_by = Some(winner.out_trade_no.clone());
+            charge.status = ChargeStatus::Reversing;
+            charge.log(format!("surplus: sale already paid by {}", winner.out_trade_no));
+            self.save(charge).await?;
+            return self.reverse(charge).await;
+        }
+        charge.status = ChargeStatus::Paid;
+        charge.message = messages::PAID.to_owned();
+        // The sale is recorded with its payment, in the same commit: a lane that dies before it
+        // hears the answer loses nothing, and its FinishSale later only confirms it.
+        let sale = SaleRecord {
+            lane_id: charge.lane_id.clone(),
+            sale_id: charge.sale_id.clone(),
+            shift_id: charge.shift_id.clone(),
+            lines: charge.lines.clone(),
+            total: charge.amount,
+            out_trade_no: charge.out_trade_no.clone(),
+            started_at: charge.sale_started_at,
+            finished_at: charge.settled_at.unwrap_or(charge.sale_started_at),
+        };
+        self.store.insert_sale_if_absent(&sale)?;
+        self.save(charge).await
+    }
+
+    /// A paid charge of another attempt of the same sale, if any.
+    pub(super) fn paid_charge_of_sale(
+        &self,
+        sale_id: &SaleId,
+        this: &OutTradeNo,
+    ) -> Result<Option<ChargeRecord>, CoordinatorError> {
+        Ok(self
+            .store
+            .charges_with_prefix(&sale_prefix(&self.store_id, sale_id))?
+            .into_iter()
+            .find(|c| c.status == ChargeStatus::Paid && &c.out_trade_no != this))
+    }
+}

@@ -1,0 +1,362 @@
+//! `StoreService`: the managers' reads (a page at a time, off the async runtime) and actions (audited).
+
+use std::sync::atomic::Ordering;
+
+use checkout_proto::v1 as pb;
+use checkout_storage::{ChargeStatus, LaneId, OutTradeNo, ShiftRecord, UnixMillis};
+use tonic::{Request, Response, Status};
+
+use super::{
+    Result, StoreApi, caller_of,
+    convert::*,
+    lane_id_of,
+    paging::{finish_page, page_request},
+    plain_text, respond,
+};
+use crate::{
+    Coordinator,
+    auth::Caller,
+    engine::refunds::RefundOrder,
+    error::{CoordinatorError, field},
+    services::{live::LiveLane, shifts::shift_report},
+};
+
+impl StoreApi {
+    fn lane_filter(lane_id: &str) -> Result<Option<LaneId>> {
+        if lane_id.is_empty() { Ok(None) } else { lane_id_of(lane_id).map(Some) }
+    }
+
+    fn list_lanes(c: &Coordinator, request: pb::ListLanesRequest) -> Result<pb::ListLanesResponse> {
+        let page = page_request("lanes", "", request.page_size, &request.page_token)?;
+        let found = c.store.lanes_page(page.after.as_deref(), page.size + 1)?;
+        let (lanes, next_page_token) = finish_page("lanes", "", &page, found);
+        let lanes = lanes
+            .into_iter()
+            .map(|lane| {
+                let live: Option<LiveLane> = c.live.get(&lane.lane_id);
+                let totals = c.store.lane_tally(&lane.lane_id);
+                let mut out = pb::Lane {
+                    lane_id: lane.lane_id.to_string(),
+                    description: lane.description,
+                    state: pb::LaneState::Closed.into(),
+                    sales: totals.sales,
+                    sales_total: Some(money_to_pb(totals.sales_total.of(c.currency))),
+                    ..Default::default()
+                };
+                if let Some(live) = live {
+                    out.online = live.online();
+                    out.last_seen = Some(timestamp(live.last_seen));
+                    let beat = live.beat;
+                    out.state = activity_to_pb(beat.activity).into();
+                    out.sale_id = beat.sale_id;
+                    out.basket_items = beat.basket_items;
+                    out.basket_total = beat.basket_total.map(money_to_pb);
+                    out.frames_decoded = beat.frames_decoded;
+                    out.codes_read = beat.codes_read;
+                }
+                out
+            })
+            .collect();
+        Ok(pb::ListLanesResponse { lanes, next_page_token })
+    }
+
+    fn totals(c: &Coordinator) -> pb::GetTotalsResponse {
+        let (store, per_lane) = c.store.totals();
+        let refunds = c.store.refund_tally();
+        let currency = c.currency;
+        pb::GetTotalsResponse {
+            store_id: c.store_id.to_string(),
+            sales: store.sales,
+            items: store.items,
+            sales_total: Some(money_to_pb(store.sales_total.of(currency))),
+            payments_paid: store.payments_paid,
+            payments_declined: store.payments_declined,
+            paid_total: Some(money_to_pb(store.paid_total.of(currency))),
+            lanes: per_lane.iter().map(|(lane_id, t)| tally_to_pb(lane_id, t, currency)).collect(),
+            payments_unsettled: c.store.unsettled_count() as u64,
+            refunds: refunds.refunds,
+            refunded_total: Some(money_to_pb(refunds.refunded_total.of(currency))),
+        }
+    }
+
+    fn list_sales(c: &Coordinator, request: pb::ListSalesRequest) -> Result<pb::ListSalesResponse> {
+        let lane = Self::lane_filter(&request.lane_id)?;
+        let page = page_request("sales", &request.lane_id, request.page_size, &request.page_token)?;
+        let found = c.store.sales_page(lane.as_ref(), page.after.as_deref(), page.size + 1)?;
+        let (sales, next_page_token) = finish_page("sales", &request.lane_id, &page, found);
+        Ok(pb::ListSalesResponse { sales: sales.into_iter().map(sale_to_pb).collect(), next_page_token })
+    }
+
+    fn list_payments(c: &Coordinator, request: pb::ListPaymentsRequest) -> Result<pb::ListPaymentsResponse> {
+        let lane = Self::lane_filter(&request.lane_id)?;
+        let page = page_request("payments", &request.lane_id, request.page_size, &request.page_token)?;
+        // Every out_trade_no starts with the store and the sale, whose id starts with its lane.
+        let prefix = lane.map(|lane| format!("{}-{lane}-", c.store_id)).unwrap_or_default();
+        let found = c.store.charges_page(&prefix, page.after.as_deref(), page.size + 1)?;
+        let (charges, next_page_token) = finish_page("payments", &request.lane_id, &page, found);
+        Ok(pb::ListPaymentsResponse { payments: charges.into_iter().map(charge_to_pb).collect(), next_page_token })
+    }
+
+    fn list_products(c: &Coordinator, request: pb::ListProductsRequest) -> Result<pb::ListProductsResponse> {
+        let page = page_request("products", "", request.page_size, &request.page_token)?;
+        let found = c.store.products_page(page.after.as_deref(), page.size + 1)?;
+        let (products, next_page_token) = finish_page("products", "", &page, found);
+        Ok(pb::ListProductsResponse { products: products.into_iter().map(product_to_pb).collect(), next_page_token })
+    }
+
+    fn list_unsettled(c: &Coordinator, request: pb::ListUnsettledRequest) -> Result<pb::ListUnsettledResponse> {
+        let now = UnixMillis::now();
+        let next_try = UnixMillis(c.next_resolve_at.load(Ordering::SeqCst).max(now.0));
+        let page = page_request("unsettled", "", request.page_size, &request.page_token)?;
+        // The key: the charge's creation (8 bytes, big-endian) and its out_trade_no.
+        let after = match page.after.as_deref() {
+            None => None,
+            Some(key) if key.len() > 8 => {
+                let created = i64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+                let out_trade_no = std::str::from_utf8(&key[8..]).ok().and_then(|t| OutTradeNo::parse(t).ok());
+                let out_trade_no = out_trade_no.ok_or_else(|| CoordinatorError::invalid("page_token", "garbled"))?;
+                Some((UnixMillis(created), out_trade_no))
+            }
+            Some(_) => return Err(CoordinatorError::invalid("page_token", "garbled")),
+        };
+        let charges = c.store.unsettled_page(after.as_ref(), page.size + 1)?;
+        let keyed = charges
+            .into_iter()
+            .map(|charge| {
+                let mut key = charge.created_at.0.to_be_bytes().to_vec();
+                key.extend_from_slice(charge.out_trade_no.as_str().as_bytes());
+                (key, charge)
+            })
+            .collect();
+        let (charges, next_page_token) = finish_page("unsettled", "", &page, keyed);
+        let payments = charges
+            .into_iter()
+            .map(|charge| pb::UnsettledPayment {
+                age_seconds: (now.0.saturating_sub(charge.created_at.0).max(0) / 1000) as u64,
+                owed: match charge.status {
+                    ChargeStatus::Reversing => "reversal owed".to_owned(),
+                    _ => "outcome unknown: query, then reverse if unpaid".to_owned(),
+                },
+                last_event: charge.events.last().map(|e| e.what.clone()).unwrap_or_default(),
+                next_try: Some(timestamp(next_try)),
+                payment: Some(charge_to_pb(charge)),
+            })
+            .collect();
+        Ok(pb::ListUnsettledResponse { payments, next_page_token })
+    }
+
+    fn list_refunds(c: &Coordinator, request: pb::ListRefundsRequest) -> Result<pb::ListRefundsResponse> {
+        let filter = &request.out_trade_no;
+        let page = page_request("refunds", filter, request.page_size, &request.page_token)?;
+        let found = if filter.is_empty() {
+            c.store.refunds_page(page.after.as_deref(), page.size + 1)?
+        } else {
+            let out_trade_no = OutTradeNo::parse(filter).map_err(field("out_trade_no"))?;
+            c.store.refunds_of_page(&out_trade_no, page.after.as_deref(), page.size + 1)?
+        };
+        let (refunds, next_page_token) = finish_page("refunds", filter, &page, found);
+        Ok(pb::ListRefundsResponse { refunds: refunds.into_iter().map(refund_to_pb).collect(), next_page_token })
+    }
+
+    fn list_shifts(c: &Coordinator, request: pb::ListShiftsRequest) -> Result<pb::ListShiftsResponse> {
+        let lane = Self::lane_filter(&request.lane_id)?;
+        let filter = format!("{}/{}", request.lane_id, request.open_only);
+        let page = page_request("shifts", &filter, request.page_size, &request.page_token)?;
+        let found = if request.open_only {
+            // Open shifts are few (one a lane at most, as a rule): from the ledger's summary.
+            let mut open: Vec<(Vec<u8>, ShiftRecord)> = c
+                .store
+                .open_shifts(lane.as_ref())?
+                .into_iter()
+                .map(|shift| (shift.shift_id.as_str().as_bytes().to_vec(), shift))
+                .filter(|(key, _)| page.after.as_ref().is_none_or(|after| key > after))
+                .collect();
+            open.sort_by(|a, b| a.0.cmp(&b.0));
+            open.truncate(page.size + 1);
+            open
+        } else {
+            c.store.shifts_page(lane.as_ref(), page.after.as_deref(), page.size + 1)?
+        };
+        let (shifts, next_page_token) = finish_page("shifts", &filter, &page, found);
+        let shifts =
+            shifts.into_iter().map(|shift| shift_report_to_pb(shift_report(&c.store, c.currency, shift))).collect();
+        Ok(pb::ListShiftsResponse { shifts, next_page_token })
+    }
+
+    fn list_audit(c: &Coordinator, request: pb::ListAuditRequest) -> Result<pb::ListAuditResponse> {
+        let page = page_request("audit", "", request.page_size, &request.page_token)?;
+        let after = match page.after.as_deref() {
+            None => None,
+            Some(key) => Some(u64::from_be_bytes(
+                key.try_into().map_err(|_| CoordinatorError::invalid("page_token", "garbled"))?,
+            )),
+        };
+        let found = c.store.audit_page(after, page.size + 1)?;
+        let keyed = found.into_iter().map(|(sequence, entry)| (sequence.to_be_bytes().to_vec(), (sequence, entry)));
+        let (entries, next_page_token) = finish_page("audit", "", &page, keyed.collect());
+        let entries = entries
+            .into_iter()
+            .map(|(sequence, entry)| pb::AuditEntry {
+                sequence,
+                at: Some(timestamp(entry.at)),
+                caller: entry.caller,
+                peer: entry.peer,
+                method: entry.method,
+                target: entry.target,
+                outcome: entry.outcome,
+                detail: entry.detail,
+            })
+            .collect();
+        Ok(pb::ListAuditResponse { entries, next_page_token })
+    }
+
+    async fn resolve_now(&self, caller: &Caller) -> Result<pb::ResolveNowResponse> {
+        let left = self.0.payments.resolve_outstanding().await?;
+        self.0.audit_action(caller, "StoreService/ResolveNow", "", &format!("{left} charges still unsettled"));
+        self.0.store.commit().await?;
+        Ok(pb::ResolveNowResponse { still_unsettled: left as u64 })
+    }
+
+    async fn refund(&self, caller: &Caller, request: pb::RefundRequest) -> Result<pb::RefundResponse> {
+        let out_trade_no = OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?;
+        let amount = money_from_pb("amount", request.amount)?;
+        plain_text("reason", &request.reason, 80)?;
+        let order = RefundOrder { out_trade_no, out_refund_no: request.out_refund_no, amount, reason: request.reason };
+        let (refund, refunded_total) = self.0.payments.refund(order).await?;
+        let detail = format!("{} of {}: {:?} ({})", refund.amount, refund.out_trade_no, refund.status, refund.reason);
+        self.0.audit_action(caller, "StoreService/Refund", &refund.out_refund_no, &detail);
+        self.0.store.commit().await?;
+        Ok(pb::RefundResponse { refund: Some(refund_to_pb(refund)), refunded_total: Some(money_to_pb(refunded_total)) })
+    }
+
+    async fn issue_lane_token(&self, caller: &Caller, request: pb::IssueLaneTokenRequest) -> Result<pb::LaneToken> {
+        let lane_id = lane_id_of(&request.lane_id)?;
+        let token = self.0.issue_lane_token(&lane_id, caller).await?;
+        Ok(pb::LaneToken { lane_id: lane_id.to_string(), token })
+    }
+
+    async fn revoke_lane_token(
+        &self,
+        caller: &Caller,
+        request: pb::RevokeLaneTokenRequest,
+    ) -> Result<pb::RevokeLaneTokenResponse> {
+        let lane_id = lane_id_of(&request.lane_id)?;
+        let revoked = self.0.revoke_lane_token(&lane_id, caller).await?;
+        Ok(pb::RevokeLaneTokenResponse { revoked })
+    }
+
+    /// Runs a read of the ledger on the blocking pool, a few at a time, so that readers never hold up
+    /// the async runtime (health checks, charges) however many of them there are.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Coordinator) -> Result<T> + Send + 'static,
+    ) -> Result<Response<T>, Status> {
+        let coordinator = self.0.clone();
+        let _turn = coordinator
+            .readers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::from(CoordinatorError::ShuttingDown))?;
+        let answer = tokio::task::spawn_blocking(move || read(&coordinator))
+            .await
+            .map_err(|e| Status::from(CoordinatorError::Internal(format!("a read failed: {e}"))))?;
+        respond(answer)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::store_service_server::StoreService for StoreApi {
+    async fn list_lanes(
+        &self,
+        request: Request<pb::ListLanesRequest>,
+    ) -> Result<Response<pb::ListLanesResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_lanes(c, request)).await
+    }
+
+    async fn get_totals(&self, _: Request<pb::GetTotalsRequest>) -> Result<Response<pb::GetTotalsResponse>, Status> {
+        respond(Ok(Self::totals(&self.0)))
+    }
+
+    async fn list_sales(
+        &self,
+        request: Request<pb::ListSalesRequest>,
+    ) -> Result<Response<pb::ListSalesResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_sales(c, request)).await
+    }
+
+    async fn list_payments(
+        &self,
+        request: Request<pb::ListPaymentsRequest>,
+    ) -> Result<Response<pb::ListPaymentsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_payments(c, request)).await
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_products(c, request)).await
+    }
+
+    async fn list_unsettled(
+        &self,
+        request: Request<pb::ListUnsettledRequest>,
+    ) -> Result<Response<pb::ListUnsettledResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_unsettled(c, request)).await
+    }
+
+    async fn resolve_now(
+        &self,
+        request: Request<pb::ResolveNowRequest>,
+    ) -> Result<Response<pb::ResolveNowResponse>, Status> {
+        with_caller!(request, |caller, _message| self.resolve_now(&caller).await)
+    }
+
+    async fn refund(&self, request: Request<pb::RefundRequest>) -> Result<Response<pb::RefundResponse>, Status> {
+        with_caller!(request, |caller, message| self.refund(&caller, message).await)
+    }
+
+    async fn list_refunds(
+        &self,
+        request: Request<pb::ListRefundsRequest>,
+    ) -> Result<Response<pb::ListRefundsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_refunds(c, request)).await
+    }
+
+    async fn list_shifts(
+        &self,
+        request: Request<pb::ListShiftsRequest>,
+    ) -> Result<Response<pb::ListShiftsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_shifts(c, request)).await
+    }
+
+    async fn issue_lane_token(
+        &self,
+        request: Request<pb::IssueLaneTokenRequest>,
+    ) -> Result<Response<pb::LaneToken>, Status> {
+        with_caller!(request, |caller, message| self.issue_lane_token(&caller, message).await)
+    }
+
+    async fn revoke_lane_token(
+        &self,
+        request: Request<pb::RevokeLaneTokenRequest>,
+    ) -> Result<Response<pb::RevokeLaneTokenResponse>, Status> {
+        with_caller!(request, |caller, message| self.revoke_lane_token(&caller, message).await)
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_audit(c, request)).await
+    }
+}
