@@ -1,6 +1,6 @@
 //! What a scanned code is: a product's GTIN, a customer's wallet payment code, or neither.
 //!
-//! The payment code table is the one in `shared/domain/payments.md`:
+//! The payment code table is the providers' (summarised in `coordinator/providers.md`):
 //! WeChat Pay 18 digits starting 10..=15, Alipay 16 to 24 digits starting
 //! 25..=30, UnionPay QuickPass 16 to 20 digits (19 usually) starting 62.
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use checkout_storage::{
-    ChargeRecord, ChargeStatus, OutTradeNo, SaleId, SaleRecord, StoreId, UnixMillis, basket_digest,
+    ChargeRecord, ChargeStatus, CodeFingerprint, OutTradeNo, SaleId, SaleRecord, StoreId, UnixMillis, basket_digest,
 };
 use tracing::Instrument;
 
@@ -16,6 +16,33 @@ use crate::{
 /// The sale an `out_trade_no` belongs to, as the prefix of its attempts: `S001-L1-MIH4K2AB-`.
 fn sale_prefix(store_id: &StoreId, sale_id: &SaleId) -> String {
     format!("{store_id}-{sale_id}-")
+}
+
+/// A repeat is answered from the first charge only when it is the same charge: the same lane, basket,
+/// amount and code. Anything else is someone else's request for this order number.
+fn same_charge(
+    existing: &ChargeRecord,
+    order: &PayOrder,
+    basket_sha256: [u8; 32],
+    code_fingerprint: CodeFingerprint,
+) -> Result<(), CoordinatorError> {
+    let differs = [
+        (existing.lane_id != order.lane_id, "lane"),
+        (existing.basket_sha256 != basket_sha256, "basket"),
+        (existing.amount != order.amount, "amount"),
+        (existing.code_fingerprint != code_fingerprint, "payment code"),
+    ];
+    let differs: Vec<&str> = differs.iter().filter(|(d, _)| *d).map(|(_, what)| *what).collect();
+    if differs.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(differs = ?differs, "a request for an existing charge differs from it: refused");
+    Err(CoordinatorError::FailedPrecondition(format!(
+        "sale {} attempt {} was charged with another {}: a new code is a new attempt",
+        order.sale_id,
+        order.attempt.get(),
+        differs.join(", ")
+    )))
 }
 
 impl Payments {
@@ -55,32 +82,9 @@ impl Payments {
     async fn pay_locked(&self, order: &PayOrder, out_trade_no: &OutTradeNo) -> Result<ChargeRecord, CoordinatorError> {
         let basket_sha256 = basket_digest(order.lines.iter().map(|(gtin, quantity)| (gtin, *quantity)));
         let code_fingerprint = self.store.fingerprint(&order.code);
-        if let Some(mut existing) = self.store.charge(out_trade_no)? {
-            // A repeat is answered from the first charge only when it is the same charge: the same
-            // lane, basket, amount and code. Anything else is someone else's request for this number.
-            let differs = [
-                (existing.lane_id != order.lane_id, "lane"),
-                (existing.basket_sha256 != basket_sha256, "basket"),
-                (existing.amount != order.amount, "amount"),
-                (existing.code_fingerprint != code_fingerprint, "payment code"),
-            ];
-            let differs: Vec<&str> = differs.iter().filter(|(d, _)| *d).map(|(_, what)| *what).collect();
-            if !differs.is_empty() {
-                tracing::warn!(differs = ?differs, "a request for an existing charge differs from it: refused");
-                return Err(CoordinatorError::FailedPrecondition(format!(
-                    "sale {} attempt {} was charged with another {}: a new code is a new attempt",
-                    order.sale_id,
-                    order.attempt.get(),
-                    differs.join(", ")
-                )));
-            }
-            if existing.status.is_final() {
-                tracing::info!(status = ?existing.status, "repeated request: answering with the first outcome");
-            } else {
-                tracing::info!(status = ?existing.status, "repeated request for an unsettled charge: resuming it");
-                self.settle(&mut existing, Duration::ZERO).await?;
-            }
-            return Ok(existing);
+        if let Some(existing) = self.store.charge(out_trade_no)? {
+            same_charge(&existing, order, basket_sha256, code_fingerprint)?;
+            return self.repeat(existing).await;
         }
         if let Some(paid) = self.paid_charge_of_sale(&order.sale_id, out_trade_no)? {
             return Err(CoordinatorError::FailedPrecondition(format!(
@@ -88,38 +92,8 @@ impl Payments {
                 order.sale_id, paid.out_trade_no
             )));
         }
-        let (lines, total) = price_lines(&self.store, &order.lines)?;
-        if total != order.amount {
-            return Err(CoordinatorError::FailedPrecondition(format!(
-                "the lane's total {} differs from the store's price {total}: refresh the price file",
-                order.amount
-            )));
-        }
-        total.positive()?;
-        let provider = order.code.provider();
-        let client = self.provider(provider)?;
-        let mut charge = ChargeRecord {
-            out_trade_no: out_trade_no.clone(),
-            lane_id: order.lane_id.clone(),
-            sale_id: order.sale_id.clone(),
-            attempt: order.attempt,
-            provider,
-            masked_code: order.code.masked(),
-            code_fingerprint,
-            amount: total,
-            status: ChargeStatus::Pending,
-            provider_code: String::new(),
-            message: messages::UNCERTAIN.to_owned(),
-            provider_transaction_id: String::new(),
-            created_at: UnixMillis::now(),
-            settled_at: None,
-            superseded_by: None,
-            events: Vec::new(),
-            lines,
-            basket_sha256,
-            shift_id: order.shift_id.clone(),
-            sale_started_at: order.started_at,
-        };
+        let mut charge = self.intent(order, out_trade_no, basket_sha256, code_fingerprint)?;
+        let client = self.provider(charge.provider)?;
         // A code is single-use: one shown again (a screenshot, a lane that saw it twice) is declined
         // here without a call to the provider. The claim is committed with the intent.
         let owner = self.store.claim_code(code_fingerprint, out_trade_no)?;
@@ -135,11 +109,10 @@ impl Payments {
         charge.log("intent recorded");
         // The intent is durable before any money can move.
         self.save(&mut charge).await?;
-
         let request = MicropayRequest {
             out_trade_no: out_trade_no.clone(),
             code: order.code.clone(),
-            amount: total,
+            amount: charge.amount,
             description: format!("{} groceries", self.store_id),
             terminal: order.lane_id.clone(),
         };
@@ -155,22 +128,79 @@ impl Payments {
                 Some(Duration::ZERO)
             }
         };
-        match query_after {
-            None => {
-                if charge.status == ChargeStatus::Paid {
-                    self.mark_paid(&mut charge).await?;
-                } else {
-                    charge.settled_at = Some(UnixMillis::now());
-                    self.save(&mut charge).await?;
-                }
-            }
-            Some(wait) => {
-                self.save(&mut charge).await?;
-                self.settle(&mut charge, wait).await?;
-            }
-        }
+        self.record_answer(&mut charge, query_after).await?;
         tracing::info!(status = ?charge.status, provider_code = %charge.provider_code, amount = %charge.amount, "charge answered");
         Ok(charge)
+    }
+
+    /// A repeated request for a charge: its first outcome, or, while it is unsettled, the outcome of resuming it.
+    async fn repeat(&self, mut existing: ChargeRecord) -> Result<ChargeRecord, CoordinatorError> {
+        if existing.status.is_final() {
+            tracing::info!(status = ?existing.status, "repeated request: answering with the first outcome");
+        } else {
+            tracing::info!(status = ?existing.status, "repeated request for an unsettled charge: resuming it");
+            self.settle(&mut existing, Duration::ZERO).await?;
+        }
+        Ok(existing)
+    }
+
+    /// The intent of a new charge: the basket priced from the catalog, which must be the lane's total.
+    fn intent(
+        &self,
+        order: &PayOrder,
+        out_trade_no: &OutTradeNo,
+        basket_sha256: [u8; 32],
+        code_fingerprint: CodeFingerprint,
+    ) -> Result<ChargeRecord, CoordinatorError> {
+        let (lines, total) = price_lines(&self.store, &order.lines)?;
+        if total != order.amount {
+            return Err(CoordinatorError::FailedPrecondition(format!(
+                "the lane's total {} differs from the store's price {total}: refresh the price file",
+                order.amount
+            )));
+        }
+        total.positive()?;
+        Ok(ChargeRecord {
+            out_trade_no: out_trade_no.clone(),
+            lane_id: order.lane_id.clone(),
+            sale_id: order.sale_id.clone(),
+            attempt: order.attempt,
+            provider: order.code.provider(),
+            masked_code: order.code.masked(),
+            code_fingerprint,
+            amount: total,
+            status: ChargeStatus::Pending,
+            provider_code: String::new(),
+            message: messages::UNCERTAIN.to_owned(),
+            provider_transaction_id: String::new(),
+            created_at: UnixMillis::now(),
+            settled_at: None,
+            superseded_by: None,
+            events: Vec::new(),
+            lines,
+            basket_sha256,
+            shift_id: order.shift_id.clone(),
+            sale_started_at: order.started_at,
+        })
+    }
+
+    /// Records micropay's answer: paid (with its sale), definite, or unknown and then settled.
+    async fn record_answer(
+        &self,
+        charge: &mut ChargeRecord,
+        query_after: Option<Duration>,
+    ) -> Result<(), CoordinatorError> {
+        match query_after {
+            None if charge.status == ChargeStatus::Paid => self.mark_paid(charge).await,
+            None => {
+                charge.settled_at = Some(UnixMillis::now());
+                self.save(charge).await
+            }
+            Some(wait) => {
+                self.save(charge).await?;
+                self.settle(charge, wait).await
+            }
+        }
     }
 
     /// Applies a micropay answer; returns how long to wait before querying when the outcome is unknown.

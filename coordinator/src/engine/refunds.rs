@@ -1,6 +1,6 @@
 //! Refunds of paid charges: partial or full, idempotent by `out_refund_no`, within the providers' limits.
 
-use checkout_storage::{ChargeStatus, Money, OutTradeNo, RefundRecord, RefundStatus, UnixMillis};
+use checkout_storage::{ChargeRecord, ChargeStatus, Money, OutTradeNo, RefundRecord, RefundStatus, UnixMillis};
 
 use crate::{
     engine::{Payments, hold},
@@ -33,22 +33,7 @@ impl Payments {
         check_out_refund_no(&order.out_refund_no)?;
         order.amount.positive()?;
         let _held = hold(&self.charge_locks, &order.out_trade_no).await;
-        let charge = self
-            .store
-            .charge(&order.out_trade_no)?
-            .ok_or_else(|| CoordinatorError::NotFound(format!("no payment {}", order.out_trade_no)))?;
-        if charge.status != ChargeStatus::Paid {
-            return Err(CoordinatorError::FailedPrecondition(format!(
-                "payment {} is not paid ({:?}): nothing to refund",
-                charge.out_trade_no, charge.status
-            )));
-        }
-        if order.amount.currency != charge.amount.currency {
-            return Err(CoordinatorError::invalid(
-                "amount.currency",
-                format!("the payment is in {}", charge.amount.currency),
-            ));
-        }
+        let charge = self.refundable(&order)?;
         let of_this_order: Vec<RefundRecord> = self.store.refunds_of(&charge.out_trade_no)?;
 
         let mut refund = match self.store.refund(&order.out_refund_no)? {
@@ -104,6 +89,39 @@ impl Payments {
             }
         };
 
+        self.ask_provider(&charge, &mut refund).await?;
+        self.store.put_refund(&refund)?;
+        self.store.commit().await?;
+        tracing::info!(out_trade_no = %refund.out_trade_no, out_refund_no = %refund.out_refund_no, amount = %refund.amount, status = ?refund.status, "refund");
+        let mut all = of_this_order;
+        all.retain(|r| r.out_refund_no != refund.out_refund_no);
+        all.push(refund.clone());
+        Ok((refund, accepted_total(&all, charge.amount)))
+    }
+
+    /// The paid charge `order` refunds, in its currency.
+    fn refundable(&self, order: &RefundOrder) -> Result<ChargeRecord, CoordinatorError> {
+        let charge = self
+            .store
+            .charge(&order.out_trade_no)?
+            .ok_or_else(|| CoordinatorError::NotFound(format!("no payment {}", order.out_trade_no)))?;
+        if charge.status != ChargeStatus::Paid {
+            return Err(CoordinatorError::FailedPrecondition(format!(
+                "payment {} is not paid ({:?}): nothing to refund",
+                charge.out_trade_no, charge.status
+            )));
+        }
+        if order.amount.currency != charge.amount.currency {
+            return Err(CoordinatorError::invalid(
+                "amount.currency",
+                format!("the payment is in {}", charge.amount.currency),
+            ));
+        }
+        Ok(charge)
+    }
+
+    /// Asks the provider for `refund` and notes its answer (unknown when there is none).
+    async fn ask_provider(&self, charge: &ChargeRecord, refund: &mut RefundRecord) -> Result<(), CoordinatorError> {
         let client = self.provider(charge.provider)?;
         let request = RefundRequest {
             provider: charge.provider,
@@ -138,13 +156,7 @@ impl Payments {
                     format!("refund outcome unknown ({e}): repeat the request with the same refund number");
             }
         }
-        self.store.put_refund(&refund)?;
-        self.store.commit().await?;
-        tracing::info!(out_trade_no = %refund.out_trade_no, out_refund_no = %refund.out_refund_no, amount = %refund.amount, status = ?refund.status, "refund");
-        let mut all = of_this_order;
-        all.retain(|r| r.out_refund_no != refund.out_refund_no);
-        all.push(refund.clone());
-        Ok((refund, accepted_total(&all, charge.amount)))
+        Ok(())
     }
 }
 

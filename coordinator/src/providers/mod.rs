@@ -4,8 +4,8 @@
 //! on the protocols, never the other way round.
 //!
 //! Implementations translate their protocol's answers into these types, sorting
-//! every answer code into one of four outcomes as `shared/domain/payments.md`
-//! lists them. Anything the caller cannot be sure of is *unknown*, never *failed*.
+//! every answer code into one of four outcomes as the providers' documentation
+//! lists them (summarised in `coordinator/providers.md`). Anything the caller cannot be sure of is *unknown*, never *failed*.
 
 use std::{future::Future, pin::Pin, time::Duration};
 

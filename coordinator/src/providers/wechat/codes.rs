@@ -1,7 +1,7 @@
 //! WeChat Pay v2's answer codes sorted into the engine's outcomes: pure tables, shared by the adapter and the simulator.
 //!
 //! Every code the providers' documentation lists is sorted as it says
-//! (`docs/providers.md` in this repository gives the list); anything unlisted
+//! (summarised in `coordinator/providers.md`); anything unlisted
 //! is *unknown* (query, then reverse), never *failed*.
 
 use std::time::Duration;
