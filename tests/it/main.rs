@@ -10,6 +10,7 @@ mod disk_full;
 mod end_to_end;
 mod grpc_contract;
 mod hostile_clients;
+mod hostile_connections;
 mod lane_offline;
 mod lane_scanning;
 mod processes;
