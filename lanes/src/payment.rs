@@ -2,6 +2,7 @@
 
 use std::{collections::HashMap, fmt, time::Duration};
 
+use crate::connection::{CoordinatorClient, retryable};
 use actix::prelude::*;
 use checkout_proto::{Timestamp, v1 as pb};
 use checkout_storage::{
@@ -9,9 +10,6 @@ use checkout_storage::{
     ProductCode, SaleId, ScannedCode, ShiftId, ShiftRecord, UnixMillis,
 };
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
-use tonic::Code;
-
-use crate::CoordinatorClient;
 
 /// What a lane shows its cashier, and the demo prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -660,11 +658,6 @@ enum PayFlow {
     Refused {
         message: String,
     },
-}
-
-/// Worth repeating the same request: the coordinator may not have seen it, or its answer was lost.
-fn retryable(status: &tonic::Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled)
 }
 
 const ATTEMPTS: u32 = 4;
