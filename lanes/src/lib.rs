@@ -13,6 +13,8 @@ mod connection;
 pub mod debounce;
 pub mod decoder;
 mod error;
+mod events;
+pub mod messages;
 pub mod payment;
 mod register;
 pub mod scanner;
@@ -29,15 +31,16 @@ pub use crate::{
     config::{ClientTls, FrameSource, LaneConfig, LaneCredentials, default_cashier, list_frames},
     connection::{Bearer, CoordinatorClient, coordinator_endpoint},
     error::LaneError,
-    payment::{LaneEvent, LaneEventKind, LaneSummary},
+    events::{LaneEvent, LaneEventKind, LaneSummary},
     synthetic::SyntheticConfig,
 };
 use crate::{
     debounce::Debouncer,
     decoder::Decoder,
+    messages::StopScanning,
     payment::{Payment, PaymentSetup},
     register::register,
-    scanner::{Camera, Scanner, StopScanning},
+    scanner::{Camera, Scanner},
     synthetic::SyntheticCamera,
 };
 

@@ -1,8 +1,12 @@
 //! The payment actor: keeps the basket, charges the customer's code through the coordinator and reports the sale.
 
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
-use crate::connection::{CoordinatorClient, retryable};
+use crate::{
+    connection::{CoordinatorClient, retryable},
+    events::{LaneEvent, LaneEventKind, LaneSummary},
+    messages::{FrameDone, FramesEnded, PaymentCodeCharged},
+};
 use actix::prelude::*;
 use checkout_proto::{Timestamp, v1 as pb};
 use checkout_storage::{
@@ -10,160 +14,6 @@ use checkout_storage::{
     ProductCode, SaleId, ScannedCode, ShiftId, ShiftRecord, UnixMillis,
 };
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
-
-/// What a lane shows its cashier, and the demo prints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LaneEventKind {
-    ItemAdded {
-        sale_id: String,
-        name: String,
-        price: Money,
-        basket_items: u32,
-        basket_total: Money,
-    },
-    UnknownProduct {
-        gtin: String,
-    },
-    Unrecognised {
-        reason: String,
-    },
-    ScanItemsFirst,
-    SalePaid {
-        sale_id: String,
-        items: u32,
-        total: Money,
-        provider: String,
-        masked_code: String,
-        out_trade_no: String,
-    },
-    PaymentDeclined {
-        sale_id: String,
-        message: String,
-    },
-    PaymentUncertain {
-        sale_id: String,
-        message: String,
-    },
-    FrameSkipped {
-        reason: String,
-    },
-    /// A code is in view but cannot be read; what might help.
-    ReadHint {
-        hint: String,
-    },
-    CoordinatorUnreachable {
-        reason: String,
-    },
-    CoordinatorReachable,
-    WalletPaymentsUnavailable,
-    /// The cashier signed on (or a shift left open by a crash was resumed).
-    ShiftOpened {
-        shift_id: String,
-        cashier: String,
-        resumed: bool,
-    },
-    /// The store's end-of-shift report.
-    ShiftReport {
-        shift_id: String,
-        cashier: String,
-        sales: u64,
-        items: u64,
-        total: Money,
-    },
-    Problem {
-        message: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaneEvent {
-    pub lane_id: LaneId,
-    pub kind: LaneEventKind,
-}
-
-impl fmt::Display for LaneEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lane = &self.lane_id;
-        match &self.kind {
-            LaneEventKind::ItemAdded { name, price, basket_items, basket_total, .. } => {
-                write!(f, "{lane}: {name} {price} ({basket_items} items, {basket_total})")
-            }
-            LaneEventKind::UnknownProduct { gtin } => write!(f, "{lane}: product {gtin} is not in the price file"),
-            LaneEventKind::Unrecognised { reason } => write!(f, "{lane}: {reason}"),
-            LaneEventKind::ScanItemsFirst => {
-                write!(f, "{lane}: payment code scanned with an empty basket: scan items first")
-            }
-            LaneEventKind::SalePaid { sale_id, items, total, provider, masked_code, .. } => {
-                write!(f, "{lane}: sale {sale_id} paid: {items} items, {total} by {provider} {masked_code}")
-            }
-            LaneEventKind::PaymentDeclined { sale_id, message } => {
-                write!(f, "{lane}: sale {sale_id} not paid: {message}")
-            }
-            LaneEventKind::PaymentUncertain { sale_id, message } => write!(f, "{lane}: sale {sale_id}: {message}"),
-            LaneEventKind::FrameSkipped { reason } => write!(f, "{lane}: frame skipped: {reason}"),
-            LaneEventKind::ReadHint { hint } => write!(f, "{lane}: a code is in view but cannot be read: {hint}"),
-            LaneEventKind::CoordinatorUnreachable { reason } => {
-                write!(
-                    f,
-                    "{lane}: store system unreachable ({reason}): wallet payments paused, sales kept on this lane"
-                )
-            }
-            LaneEventKind::CoordinatorReachable => write!(f, "{lane}: store system reachable again"),
-            LaneEventKind::WalletPaymentsUnavailable => write!(
-                f,
-                "{lane}: store system offline: wallet codes cannot be charged now (they expire within a minute); ask for another payment method"
-            ),
-            LaneEventKind::ShiftOpened { shift_id, cashier, resumed: false } => {
-                write!(f, "{lane}: {cashier} signed on (shift {shift_id})")
-            }
-            LaneEventKind::ShiftOpened { shift_id, cashier, resumed: true } => {
-                write!(f, "{lane}: shift {shift_id} of {cashier} resumed")
-            }
-            LaneEventKind::ShiftReport { shift_id, cashier, sales, items, total } => {
-                write!(f, "{lane}: shift {shift_id} of {cashier} closed: {sales} sales, {items} items, {total}")
-            }
-            LaneEventKind::Problem { message } => write!(f, "{lane}: {message}"),
-        }
-    }
-}
-
-/// What a lane did in its run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaneSummary {
-    pub lane_id: LaneId,
-    pub sales: u64,
-    pub items: u64,
-    pub paid_total: Money,
-    pub declined: u64,
-    pub frames: u64,
-    pub frames_skipped: u64,
-    pub codes_read: u64,
-    pub unrecognised: u64,
-    /// Paid sales still in the lane's outbox when it stopped.
-    pub undelivered: u64,
-    /// Frame-to-scan-event latency of the frames that gave scans: median and 99th percentile.
-    pub scan_latency_median: Duration,
-    pub scan_latency_p99: Duration,
-}
-
-/// The outcome of one decoded frame, after de-duplication.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct FrameDone {
-    pub scans: Vec<ScannedCode>,
-    pub codes_read: u64,
-    /// Why the frame was skipped, if it was.
-    pub skipped: Option<String>,
-    /// What the cashier can do about a code in view that cannot be read, when that just became the case.
-    pub hint: Option<String>,
-    /// From the camera's frame to its scan events, when it had any.
-    pub latency: Option<Duration>,
-}
-
-/// The camera has no more frames (or the lane is stopping).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct FramesEnded;
 
 struct OpenSale {
     sale_id: SaleId,
@@ -207,7 +57,7 @@ pub struct Payment {
     /// Frame-to-scan latencies seen so far.
     scan_latencies: Vec<Duration>,
     /// Told of every payment code charged (the scanner, so that it never hands one over again).
-    charges_to: Option<Recipient<crate::scanner::PaymentCodeCharged>>,
+    charges_to: Option<Recipient<PaymentCodeCharged>>,
 }
 
 /// What the payment actor needs besides its lane's identity.
@@ -224,20 +74,7 @@ pub struct PaymentSetup {
 impl Payment {
     pub fn new(lane_id: LaneId, setup: PaymentSetup, done: oneshot::Sender<LaneSummary>) -> Payment {
         let PaymentSetup { client, products, currency, heartbeat_every, events, outbox, cashier } = setup;
-        let summary = LaneSummary {
-            lane_id: lane_id.clone(),
-            sales: 0,
-            items: 0,
-            paid_total: Money::zero(currency),
-            declined: 0,
-            frames: 0,
-            frames_skipped: 0,
-            codes_read: 0,
-            unrecognised: 0,
-            undelivered: 0,
-            scan_latency_median: Duration::ZERO,
-            scan_latency_p99: Duration::ZERO,
-        };
+        let summary = LaneSummary::new(lane_id.clone(), currency);
         Payment {
             lane_id,
             client,
@@ -714,7 +551,7 @@ impl Actor for Payment {
 /// Where the payment actor reports the payment codes it charges.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct TellChargesTo(pub Recipient<crate::scanner::PaymentCodeCharged>);
+pub struct TellChargesTo(pub Recipient<PaymentCodeCharged>);
 
 impl Handler<TellChargesTo> for Payment {
     type Result = ();
@@ -730,7 +567,7 @@ impl Payment {
         if let (PayFlow::Paid { .. }, Some(to)) = (outcome, &self.charges_to)
             && let Ok(code) = PaymentCode::parse(&request.payment_code)
         {
-            to.do_send(crate::scanner::PaymentCodeCharged(code));
+            to.do_send(PaymentCodeCharged(code));
         }
     }
 }
@@ -742,12 +579,12 @@ impl Handler<FrameDone> for Payment {
         self.summary.frames += 1;
         self.summary.codes_read += frame.codes_read;
         self.scan_latencies.extend(frame.latency);
-        if let Some(reason) = frame.skipped {
+        if let Some(skipped) = frame.skipped {
             self.summary.frames_skipped += 1;
-            self.show(LaneEventKind::FrameSkipped { reason });
+            self.show(LaneEventKind::FrameSkipped { reason: skipped.0 });
         }
-        if let Some(hint) = frame.hint {
-            self.show(LaneEventKind::ReadHint { hint });
+        if let Some(unreadable) = frame.unreadable {
+            self.show(LaneEventKind::ReadHint { hint: unreadable.hint().to_owned() });
         }
         if self.unsettled.is_some() || self.paying {
             if !frame.scans.is_empty() {
@@ -853,13 +690,7 @@ impl Handler<FramesEnded> for Payment {
                         });
                     }
                     payment.summary.undelivered = undelivered as u64;
-                    payment.scan_latencies.sort();
-                    let at = |q: f64| {
-                        let n = payment.scan_latencies.len();
-                        let i = ((n as f64 * q).ceil() as usize).clamp(1, n.max(1)) - 1;
-                        payment.scan_latencies.get(i).copied().unwrap_or_default()
-                    };
-                    (payment.summary.scan_latency_median, payment.summary.scan_latency_p99) = (at(0.5), at(0.99));
+                    payment.summary.set_scan_latencies(&mut payment.scan_latencies);
                     if let Some(done) = payment.done.take() {
                         // Closed: the last heartbeat says so.
                         payment.send_heartbeat(ctx);

@@ -7,12 +7,12 @@ use std::{
 };
 
 use actix::prelude::*;
-use checkout_storage::PaymentCode;
 
 use crate::{
     debounce::Debouncer,
-    decoder::{DecodeFrame, Decoder, FrameInput},
-    payment::{FrameDone, FramesEnded, Payment, TellChargesTo},
+    decoder::Decoder,
+    messages::{DecodeFrame, FrameDone, FrameInput, FrameSkipped, FramesEnded, PaymentCodeCharged, StopScanning},
+    payment::{Payment, TellChargesTo},
     synthetic::SyntheticCamera,
     vision::Unreadable,
 };
@@ -89,19 +89,10 @@ impl Scanner {
     }
 }
 
+/// Take the next frame (the scanner to itself).
 #[derive(Message)]
 #[rtype(result = "()")]
 struct NextFrame;
-
-/// The payment actor charged this code: the scanner never hands it over again.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PaymentCodeCharged(pub PaymentCode);
-
-/// Stop taking frames; the lane finishes the sale in progress.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StopScanning;
 
 impl Actor for Scanner {
     type Context = Context<Self>;
@@ -152,11 +143,11 @@ impl Handler<NextFrame> for Scanner {
                 .then(move |decoded, scanner, _| {
                     let done = match decoded {
                         Ok(Ok(reads)) => {
-                            let mut hint = None;
+                            let mut unreadable = None;
                             if reads.unreadable != scanner.last_hint {
-                                if let Some(unreadable) = reads.unreadable {
-                                    tracing::info!(hint = %unreadable, "a code is in view but cannot be read");
-                                    hint = Some(unreadable.hint().to_owned());
+                                if let Some(newly) = reads.unreadable {
+                                    tracing::info!(hint = %newly, "a code is in view but cannot be read");
+                                    unreadable = Some(newly);
                                 }
                                 scanner.last_hint = reads.unreadable;
                             }
@@ -166,27 +157,15 @@ impl Handler<NextFrame> for Scanner {
                             // pixels took to arrive (a file loaded, a synthetic shot rendered).
                             let latency =
                                 (!scans.is_empty()).then(|| captured_at.elapsed().saturating_sub(reads.acquiring));
-                            FrameDone { scans, codes_read, skipped: None, hint, latency }
+                            FrameDone { scans, codes_read, skipped: None, unreadable, latency }
                         }
                         Ok(Err(skipped)) => {
                             tracing::warn!(reason = %skipped, "frame skipped");
-                            FrameDone {
-                                scans: Vec::new(),
-                                codes_read: 0,
-                                skipped: Some(skipped.0),
-                                hint: None,
-                                latency: None,
-                            }
+                            FrameDone::skipped(skipped)
                         }
                         Err(mailbox) => {
                             tracing::error!(error = %mailbox, "decoder unavailable");
-                            FrameDone {
-                                scans: Vec::new(),
-                                codes_read: 0,
-                                skipped: Some(mailbox.to_string()),
-                                hint: None,
-                                latency: None,
-                            }
+                            FrameDone::skipped(FrameSkipped(mailbox.to_string()))
                         }
                     };
                     let payment = scanner.payment.clone();
