@@ -1,4 +1,4 @@
-//! One checkout lane: three actix actors (scanner, decoder, payment) that talk only by messages.
+//! One checkout lane: three actix actors (scanner, decoder, till) that talk only by messages.
 //!
 //! [`run_lane`] registers the lane with the coordinator (through the
 //! generated gRPC client, the only way a lane reaches it, with the lane's own
@@ -7,41 +7,39 @@
 //! on the current actix arbiter (the decoder on its own `SyncArbiter`
 //! threads), and returns the lane's summary when the camera runs out of
 //! frames or `shutdown` completes.
+//!
+//! `config` is what a lane is told, `register` how it joins the store over `connection`, `actors` the
+//! scanner, decoder and till with the `messages` between them, `events` what the lane reports, and `error`
+//! the lane's error type.
 
+pub mod actors;
 mod config;
 mod connection;
 pub mod debounce;
-pub mod decoder;
 mod error;
 mod events;
 pub mod messages;
-pub mod payment;
 mod register;
-pub mod scanner;
 pub mod synthetic;
 pub mod vision;
 
-use std::{future::Future, time::Duration};
+use std::future::Future;
 
-use actix::prelude::*;
 use checkout_storage::LaneStore;
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
+use crate::{
+    actors::{scanner::Camera, till::TillSetup},
+    messages::StopScanning,
+    register::register,
+    synthetic::SyntheticCamera,
+};
 pub use crate::{
     config::{ClientTls, FrameSource, LaneConfig, LaneCredentials, default_cashier, list_frames},
     connection::{Bearer, CoordinatorClient, coordinator_endpoint},
     error::LaneError,
     events::{LaneEvent, LaneEventKind, LaneSummary},
     synthetic::SyntheticConfig,
-};
-use crate::{
-    debounce::Debouncer,
-    decoder::Decoder,
-    messages::StopScanning,
-    payment::{Payment, PaymentSetup},
-    register::register,
-    scanner::{Camera, Scanner},
-    synthetic::SyntheticCamera,
 };
 
 /// Runs one lane until its frames end or `shutdown` completes. Call it inside an actix `System`.
@@ -66,7 +64,7 @@ pub async fn run_lane(
         }
     };
     let (done_tx, done_rx) = oneshot::channel();
-    let setup = PaymentSetup {
+    let setup = TillSetup {
         client,
         products,
         currency,
@@ -75,12 +73,7 @@ pub async fn run_lane(
         outbox,
         cashier: config.cashier.clone(),
     };
-    let payment = Payment::new(config.lane_id.clone(), setup, done_tx).start();
-    let decoder = SyncArbiter::start(config.decoder_threads.max(1), Decoder::default);
-    let frame_interval =
-        config.frames_per_second.filter(|fps| *fps > 0.0).map(|fps| Duration::from_secs_f64(1.0 / fps));
-    let scanner =
-        Scanner::new(camera, decoder, payment, Debouncer::new(config.payment_hold_off), frame_interval).start();
+    let scanner = actors::start(&config, camera, setup, done_tx);
 
     tokio::pin!(shutdown);
     tokio::pin!(done_rx);

@@ -1,5 +1,5 @@
-//! The messages the lane's actors send each other: scanner to decoder, scanner to payment actor, payment
-//! actor to scanner, and `run_lane` to the scanner.
+//! The messages the lane's actors send each other: scanner to decoder, scanner to till, till to scanner,
+//! and `run_lane` to the scanner.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -39,7 +39,7 @@ pub struct FrameSkipped(pub String);
 #[rtype(result = "Result<FrameReads, FrameSkipped>")]
 pub struct DecodeFrame(pub FrameInput);
 
-/// The outcome of one decoded frame, after de-duplication (scanner to payment actor).
+/// The outcome of one decoded frame, after de-duplication (scanner to till).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FrameDone {
@@ -62,12 +62,12 @@ impl FrameDone {
     }
 }
 
-/// The camera has no more frames, or the lane is stopping (scanner to payment actor).
+/// The camera has no more frames, or the lane is stopping (scanner to till).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FramesEnded;
 
-/// The payment actor charged this code: the scanner never hands it over again (payment actor to scanner).
+/// The till charged this code: the scanner never hands it over again (till to scanner).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct PaymentCodeCharged(pub PaymentCode);

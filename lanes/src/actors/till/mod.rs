@@ -1,4 +1,5 @@
-//! The payment actor: keeps the basket, charges the customer's code through the coordinator and reports the sale.
+//! The till: the lane's payment actor. It keeps the open sale, charges the customer's code through the
+//! coordinator, puts paid sales and the cashier's shift in the outbox, and reports the lane's summary.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -30,7 +31,8 @@ impl OpenSale {
     }
 }
 
-pub struct Payment {
+/// The lane's payment actor: the basket, the charge, the cashier's shift and the outbox.
+pub struct Till {
     lane_id: LaneId,
     client: CoordinatorClient,
     catalog: HashMap<ProductCode, Product>,
@@ -57,25 +59,39 @@ pub struct Payment {
     /// Frame-to-scan latencies seen so far.
     scan_latencies: Vec<Duration>,
     /// Told of every payment code charged (the scanner, so that it never hands one over again).
-    charges_to: Option<Recipient<PaymentCodeCharged>>,
+    charges_to: Recipient<PaymentCodeCharged>,
 }
 
-/// What the payment actor needs besides its lane's identity.
-pub struct PaymentSetup {
+/// What the till needs besides its lane's identity.
+pub struct TillSetup {
+    /// The lane's client of the coordinator, registered.
     pub client: CoordinatorClient,
+    /// The store's catalog.
     pub products: Vec<Product>,
+    /// The store's currency.
     pub currency: Currency,
+    /// How often to send a heartbeat, deliver the outbox and ask about an uncertain charge.
     pub heartbeat_every: Duration,
+    /// Where the lane's events go, besides the log.
     pub events: Option<UnboundedSender<LaneEvent>>,
+    /// The lane's outbox (and its current shift).
     pub outbox: LaneStore,
+    /// The cashier signed on.
     pub cashier: CashierId,
 }
 
-impl Payment {
-    pub fn new(lane_id: LaneId, setup: PaymentSetup, done: oneshot::Sender<LaneSummary>) -> Payment {
-        let PaymentSetup { client, products, currency, heartbeat_every, events, outbox, cashier } = setup;
+impl Till {
+    /// A till for `lane_id` that tells `charges_to` (the scanner) of every code it charges; `done` gets the
+    /// lane's summary when it has closed.
+    pub fn new(
+        lane_id: LaneId,
+        setup: TillSetup,
+        charges_to: Recipient<PaymentCodeCharged>,
+        done: oneshot::Sender<LaneSummary>,
+    ) -> Till {
+        let TillSetup { client, products, currency, heartbeat_every, events, outbox, cashier } = setup;
         let summary = LaneSummary::new(lane_id.clone(), currency);
-        Payment {
+        Till {
             lane_id,
             client,
             catalog: products.into_iter().map(|p| (p.gtin.clone(), p)).collect(),
@@ -94,7 +110,7 @@ impl Payment {
             cashier,
             shift: None,
             scan_latencies: Vec::new(),
-            charges_to: None,
+            charges_to,
         }
     }
 
@@ -240,21 +256,21 @@ impl Payment {
         let mut client = self.client.clone();
         let mut request = tonic::Request::new(self.heartbeat_request());
         request.set_timeout(Duration::from_secs(3));
-        ctx.spawn(async move { client.heartbeat(request).await }.into_actor(self).map(|answer, payment, ctx| {
-            match answer {
-                Ok(_) if !payment.reachable => {
-                    payment.reachable = true;
-                    payment.show(LaneEventKind::CoordinatorReachable);
-                    payment.deliver_outbox(ctx);
+        ctx.spawn(async move { client.heartbeat(request).await }.into_actor(self).map(
+            |answer, till, ctx| match answer {
+                Ok(_) if !till.reachable => {
+                    till.reachable = true;
+                    till.show(LaneEventKind::CoordinatorReachable);
+                    till.deliver_outbox(ctx);
                 }
-                Err(status) if retryable(&status) && payment.reachable => {
-                    payment.reachable = false;
-                    payment.show(LaneEventKind::CoordinatorUnreachable { reason: status.message().to_owned() });
+                Err(status) if retryable(&status) && till.reachable => {
+                    till.reachable = false;
+                    till.show(LaneEventKind::CoordinatorUnreachable { reason: status.message().to_owned() });
                 }
                 Err(status) => tracing::debug!(%status, "heartbeat not delivered"),
                 Ok(_) => {}
-            }
-        }));
+            },
+        ));
     }
 
     /// Delivers queued sales in order; stops at the first that cannot be delivered now.
@@ -272,10 +288,10 @@ impl Payment {
         };
         self.delivering = true;
         let delivery = deliver(self.client.clone(), self.outbox.clone(), pending, self.currency);
-        ctx.spawn(delivery.into_actor(self).map(|shown, payment, _| {
-            payment.delivering = false;
+        ctx.spawn(delivery.into_actor(self).map(|shown, till, _| {
+            till.delivering = false;
             for kind in shown {
-                payment.show(kind);
+                till.show(kind);
             }
         }));
     }
@@ -285,11 +301,11 @@ impl Payment {
         self.paying = true;
         self.send_heartbeat(ctx);
         let sent = request.clone();
-        Box::pin(pay(self.client.clone(), request).into_actor(self).map(move |outcome, payment, ctx| {
-            payment.report_charged(&outcome, &sent);
-            payment.unsettled = matches!(outcome, PayFlow::Uncertain { .. }).then_some(sent);
-            payment.settle(outcome, ctx);
-            payment.send_heartbeat(ctx);
+        Box::pin(pay(self.client.clone(), request).into_actor(self).map(move |outcome, till, ctx| {
+            till.report_charged(&outcome, &sent);
+            till.unsettled = matches!(outcome, PayFlow::Uncertain { .. }).then_some(sent);
+            till.settle(outcome, ctx);
+            till.send_heartbeat(ctx);
         }))
     }
 
@@ -337,7 +353,7 @@ impl Payment {
     }
 }
 
-impl Payment {
+impl Till {
     /// Puts a paid sale in the outbox, on disk, before the basket is forgotten.
     fn queue_finished_sale(&mut self, sale: &OpenSale, out_trade_no: &str) {
         let out_trade_no = match OutTradeNo::parse(out_trade_no) {
@@ -532,7 +548,7 @@ async fn pay(mut client: CoordinatorClient, pay: pb::PayRequest) -> PayFlow {
     }
 }
 
-impl Actor for Payment {
+impl Actor for Till {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -540,39 +556,26 @@ impl Actor for Payment {
         self.send_heartbeat(ctx);
         // Sales left in the outbox by an earlier run go first.
         self.deliver_outbox(ctx);
-        ctx.run_interval(self.heartbeat_every, |payment, ctx| {
-            payment.send_heartbeat(ctx);
-            payment.deliver_outbox(ctx);
-            payment.retry_unsettled(ctx);
+        ctx.run_interval(self.heartbeat_every, |till, ctx| {
+            till.send_heartbeat(ctx);
+            till.deliver_outbox(ctx);
+            till.retry_unsettled(ctx);
         });
     }
 }
 
-/// Where the payment actor reports the payment codes it charges.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TellChargesTo(pub Recipient<PaymentCodeCharged>);
-
-impl Handler<TellChargesTo> for Payment {
-    type Result = ();
-
-    fn handle(&mut self, TellChargesTo(to): TellChargesTo, _: &mut Context<Self>) {
-        self.charges_to = Some(to);
-    }
-}
-
-impl Payment {
+impl Till {
     /// Tells the scanner a code was charged, so that it never hands the code over again.
     fn report_charged(&self, outcome: &PayFlow, request: &pb::PayRequest) {
-        if let (PayFlow::Paid { .. }, Some(to)) = (outcome, &self.charges_to)
+        if let PayFlow::Paid { .. } = outcome
             && let Ok(code) = PaymentCode::parse(&request.payment_code)
         {
-            to.do_send(PaymentCodeCharged(code));
+            self.charges_to.do_send(PaymentCodeCharged(code));
         }
     }
 }
 
-impl Handler<FrameDone> for Payment {
+impl Handler<FrameDone> for Till {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, frame: FrameDone, ctx: &mut Context<Self>) -> Self::Result {
@@ -646,7 +649,7 @@ fn timestamp(at: UnixMillis) -> Timestamp {
     Timestamp { seconds: at.0.div_euclid(1000), nanos: (at.0.rem_euclid(1000) * 1_000_000) as i32 }
 }
 
-impl Handler<FramesEnded> for Payment {
+impl Handler<FramesEnded> for Till {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: FramesEnded, _: &mut Context<Self>) -> Self::Result {
@@ -655,46 +658,46 @@ impl Handler<FramesEnded> for Payment {
         let resolve: ResponseActFuture<Self, ()> = match self.unsettled.clone() {
             None => Box::pin(actix::fut::ready(())),
             Some(request) => Box::pin(resolve_before_closing(self.client.clone(), request).into_actor(self).map(
-                |outcome, payment, ctx| {
-                    payment.unsettled = None;
-                    payment.settle(outcome, ctx);
+                |outcome, till, ctx| {
+                    till.unsettled = None;
+                    till.settle(outcome, ctx);
                 },
             )),
         };
         Box::pin(
             resolve
-                .then(|(), payment, _| {
+                .then(|(), till, _| {
                     // Whatever basket is left now was never paid.
-                    if let Some(sale) = payment.sale.take() {
-                        tracing::warn!(lane_id = %payment.lane_id, sale_id = %sale.sale_id, items = sale.items(), "lane closing with an unpaid basket: sale abandoned");
+                    if let Some(sale) = till.sale.take() {
+                        tracing::warn!(lane_id = %till.lane_id, sale_id = %sale.sale_id, items = sale.items(), "lane closing with an unpaid basket: sale abandoned");
                     }
                     // The cashier signs off with the lane.
-                    payment.sign_off();
+                    till.sign_off();
                     // The outbox goes out before the lane closes (for a few seconds if the store is
                     // restarting); what still cannot be delivered stays on disk for the next start.
-                    deliver_before_closing(payment.client.clone(), payment.outbox.clone(), payment.currency)
-                        .into_actor(payment)
+                    deliver_before_closing(till.client.clone(), till.outbox.clone(), till.currency)
+                        .into_actor(till)
                 })
-                .map(|shown, payment, ctx| {
+                .map(|shown, till, ctx| {
                     for kind in shown {
-                        payment.show(kind);
+                        till.show(kind);
                     }
-                    let undelivered = payment
+                    let undelivered = till
                         .outbox
                         .pending()
                         .map(|p| p.iter().filter(|(_, item)| matches!(item, OutboxItem::Sale(_))).count())
                         .unwrap_or(0);
                     if undelivered > 0 {
-                        payment.show(LaneEventKind::Problem {
+                        till.show(LaneEventKind::Problem {
                             message: format!("{undelivered} paid sales wait in the lane's outbox for the store"),
                         });
                     }
-                    payment.summary.undelivered = undelivered as u64;
-                    payment.summary.set_scan_latencies(&mut payment.scan_latencies);
-                    if let Some(done) = payment.done.take() {
+                    till.summary.undelivered = undelivered as u64;
+                    till.summary.set_scan_latencies(&mut till.scan_latencies);
+                    if let Some(done) = till.done.take() {
                         // Closed: the last heartbeat says so.
-                        payment.send_heartbeat(ctx);
-                        let _ = done.send(payment.summary.clone());
+                        till.send_heartbeat(ctx);
+                        let _ = done.send(till.summary.clone());
                     }
                     ctx.stop();
                 }),
