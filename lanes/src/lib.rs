@@ -9,12 +9,13 @@
 //! frames or `shutdown` completes.
 //!
 //! `config` is what a lane is told, `register` how it joins the store over `connection`, `actors` the
-//! scanner, decoder and till with the `messages` between them, `events` what the lane reports, and `error`
-//! the lane's error type.
+//! scanner, decoder and till with the `messages` between them, `events` what the lane reports, `convert`
+//! the one place generated (protobuf) types meet the lane's own, and `error` the lane's error type.
 
 pub mod actors;
 mod config;
 mod connection;
+mod convert;
 pub mod debounce;
 mod error;
 mod events;

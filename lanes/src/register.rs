@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use checkout_proto::v1::{self as pb, lane_service_client::LaneServiceClient};
-use checkout_storage::{Currency, LaneId, LaneStore, Money, Product, ProductCode};
+use checkout_proto::v1::lane_service_client::LaneServiceClient;
+use checkout_storage::{Currency, LaneId, LaneStore, Product};
 use tonic::transport::Channel;
 
 use crate::{
     config::LaneConfig,
     connection::{Bearer, CoordinatorClient, coordinator_endpoint, retryable},
+    convert,
     error::LaneError,
 };
 
@@ -53,8 +54,7 @@ async fn lane_token(config: &LaneConfig, outbox: &LaneStore, channel: &Channel) 
     };
     let bearer = Bearer::new(secret).map_err(Refusal::Final)?;
     let mut client = LaneServiceClient::with_interceptor(channel.clone(), bearer);
-    let request = pb::EnrolLaneRequest { lane_id: config.lane_id.to_string(), token_sha256: sha256_hex(&token) };
-    match client.enrol_lane(request).await {
+    match client.enrol_lane(convert::enrol_request(&config.lane_id, sha256_hex(&token))).await {
         Ok(_) => {
             keep(&token)?;
             let _ = outbox.set_enrolling_token(None);
@@ -101,11 +101,7 @@ pub(crate) async fn register(
             let channel = endpoint.connect().await.map_err(|e| Refusal::Retry(e.to_string()))?;
             let token = lane_token(config, outbox, &channel).await?;
             let mut client = LaneServiceClient::with_interceptor(channel, Bearer::new(&token).map_err(Refusal::Final)?);
-            let request = pb::RegisterLaneRequest {
-                lane_id: config.lane_id.to_string(),
-                description: format!("checkout lane {}", env!("CARGO_PKG_VERSION")),
-            };
-            match client.register_lane(request).await {
+            match client.register_lane(convert::register_request(&config.lane_id)).await {
                 Ok(response) => Ok((client, response.into_inner())),
                 Err(status) if status.code() == tonic::Code::Unauthenticated && config.credentials.token.is_none() => {
                     // The kept token is unknown to this coordinator (a new ledger): forget it, so the
@@ -123,9 +119,8 @@ pub(crate) async fn register(
         };
         match attempt.await {
             Ok((client, response)) => {
-                let currency = Currency::parse(&response.currency).map_err(|e| LaneError::BadCatalog(e.to_string()))?;
-                let products = products_from_pb(response.products)?;
-                tracing::info!(lane_id = %config.lane_id, store = %response.store_id, products = products.len(), "lane registered");
+                let (store_id, currency, products) = convert::catalog_from_pb(response)?;
+                tracing::info!(lane_id = %config.lane_id, store = %store_id, products = products.len(), "lane registered");
                 return Ok((client, currency, products));
             }
             Err(Refusal::Final(error)) => return Err(error),
@@ -143,16 +138,4 @@ pub(crate) async fn register(
             }
         }
     }
-}
-
-fn products_from_pb(products: Vec<pb::Product>) -> Result<Vec<Product>, LaneError> {
-    products
-        .into_iter()
-        .map(|p| {
-            let gtin = ProductCode::parse(&p.gtin).map_err(|e| LaneError::BadCatalog(format!("{}: {e}", p.gtin)))?;
-            let price = p.price.ok_or_else(|| LaneError::BadCatalog(format!("{gtin} has no price")))?;
-            let currency = Currency::parse(&price.currency).map_err(|e| LaneError::BadCatalog(e.to_string()))?;
-            Ok(Product { gtin, name: p.name, price: Money::new(price.minor_units, currency) })
-        })
-        .collect()
 }
