@@ -51,6 +51,7 @@ fn is_weak(symbology: Symbology) -> bool {
 }
 
 impl Debouncer {
+    /// A debouncer that ignores a payment code shown again within `payment_hold_off`.
     pub fn new(payment_hold_off: Duration) -> Debouncer {
         Debouncer {
             payment_hold_off,

@@ -11,10 +11,12 @@ use crate::vision::{LumaFrame, RenderError, paste, render_code};
 pub struct SeededRng(u64);
 
 impl SeededRng {
+    /// A generator that starts from `seed`.
     pub fn new(seed: u64) -> SeededRng {
         SeededRng(seed)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -595,6 +597,7 @@ pub struct SyntheticCamera {
 }
 
 impl SyntheticCamera {
+    /// A camera that shows customers buying from `products`.
     pub fn new(config: SyntheticConfig, products: Vec<Product>) -> SyntheticCamera {
         let rng = SeededRng::new(config.seed);
         SyntheticCamera { config, rng, products, customers_started: 0, script: VecDeque::new(), shown_code: None }

@@ -1,44 +1,15 @@
 //! The decoder actor: loads or renders a frame and reads its codes with rxing, on its own threads.
 
-use std::path::PathBuf;
-
 use actix::prelude::*;
-use checkout_storage::{ScannedCode, Symbology, classify};
+use checkout_storage::classify;
 
 use crate::{
-    synthetic::{FrameSpec, render_frame},
-    vision::{CodeRead, DEFAULT_PIXEL_LIMIT, FrameError, Unreadable, VisionConfig, analyse_frame, load_frame_file},
+    messages::{DecodeFrame, FrameInput, FrameReads, FrameSkipped},
+    synthetic::render_frame,
+    vision::{CodeRead, DEFAULT_PIXEL_LIMIT, FrameError, VisionConfig, analyse_frame, load_frame_file},
 };
 
-/// A frame as the scanner hands it over: a file to load or a synthetic shot to render.
-#[derive(Debug, Clone)]
-pub enum FrameInput {
-    File(PathBuf),
-    Synthetic(FrameSpec),
-}
-
-/// The codes read in one frame, each with its meaning to the lane.
-#[derive(Debug, Clone, Default)]
-pub struct FrameReads {
-    pub reads: Vec<(String, Symbology, ScannedCode)>,
-    /// Why a code in view could not be read, when the frame tells (a hint for the cashier).
-    pub unreadable: Option<Unreadable>,
-    /// Time spent getting the frame's pixels (loading the file, rendering the synthetic shot): a
-    /// camera delivers them ready, so this is not part of the lane's frame-to-scan latency.
-    pub acquiring: std::time::Duration,
-}
-
-/// Why a frame yielded nothing: the lane logs it, skips the frame and goes on.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct FrameSkipped(pub String);
-
-/// Decode one frame.
-#[derive(Message)]
-#[rtype(result = "Result<FrameReads, FrameSkipped>")]
-pub struct DecodeFrame(pub FrameInput);
-
-/// Runs on a `SyncArbiter`: CPU-bound work never stalls the lane's other actors.
+/// The lane's decoder actor. Runs on a `SyncArbiter`: CPU-bound work never stalls the lane's other actors.
 pub struct Decoder {
     pixel_limit: u64,
     vision: VisionConfig,

@@ -1,4 +1,4 @@
-//! The scanner actor: takes frames from the camera, has the decoder read them, and passes scan events to the payment actor.
+//! The scanner actor: takes frames from the camera, has the decoder read them, and passes scan events to the till.
 
 use std::{
     collections::VecDeque,
@@ -7,12 +7,10 @@ use std::{
 };
 
 use actix::prelude::*;
-use checkout_storage::PaymentCode;
 
 use crate::{
     debounce::Debouncer,
-    decoder::{DecodeFrame, Decoder, FrameInput},
-    payment::{FrameDone, FramesEnded, Payment, TellChargesTo},
+    messages::{DecodeFrame, FrameDone, FrameInput, FrameSkipped, FramesEnded, PaymentCodeCharged, StopScanning},
     synthetic::SyntheticCamera,
     vision::Unreadable,
 };
@@ -34,10 +32,21 @@ impl Camera {
     }
 }
 
+/// Where the scanner's frames go: the decoder, then the till.
+pub struct ScannerPeers {
+    /// Reads a frame's codes.
+    pub decoder: Recipient<DecodeFrame>,
+    /// Takes each frame's scan events, in order.
+    pub frames_to: Recipient<FrameDone>,
+    /// Told when the frames end.
+    pub ended_to: Recipient<FramesEnded>,
+}
+
+/// The lane's scanner actor: one frame at a time, from the camera through the decoder and the debouncer to the
+/// till.
 pub struct Scanner {
     camera: Camera,
-    decoder: Addr<Decoder>,
-    payment: Addr<Payment>,
+    peers: ScannerPeers,
     debouncer: Debouncer,
     /// Time between frames for a paced camera; `None` reads as fast as decoding allows.
     frame_interval: Option<Duration>,
@@ -50,17 +59,11 @@ pub struct Scanner {
 }
 
 impl Scanner {
-    pub fn new(
-        camera: Camera,
-        decoder: Addr<Decoder>,
-        payment: Addr<Payment>,
-        debouncer: Debouncer,
-        frame_interval: Option<Duration>,
-    ) -> Scanner {
+    /// A scanner of `camera`'s frames, one every `frame_interval` (or as fast as they decode).
+    pub fn new(camera: Camera, peers: ScannerPeers, debouncer: Debouncer, frame_interval: Option<Duration>) -> Scanner {
         Scanner {
             camera,
-            decoder,
-            payment,
+            peers,
             debouncer,
             frame_interval,
             next_due: Instant::now(),
@@ -89,28 +92,16 @@ impl Scanner {
     }
 }
 
+/// Take the next frame (the scanner to itself).
 #[derive(Message)]
 #[rtype(result = "()")]
 struct NextFrame;
-
-/// The payment actor charged this code: the scanner never hands it over again.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PaymentCodeCharged(pub PaymentCode);
-
-/// Stop taking frames; the lane finishes the sale in progress.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StopScanning;
 
 impl Actor for Scanner {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.next_due = Instant::now();
-        // Before the first frame: the payment actor handles its messages in order, so it knows where to report
-        // charges before any scan reaches it.
-        self.payment.do_send(TellChargesTo(ctx.address().recipient()));
         ctx.notify(NextFrame);
     }
 }
@@ -140,11 +131,11 @@ impl Handler<NextFrame> for Scanner {
             if self.frames_dropped > 0 {
                 tracing::info!(frames_dropped = self.frames_dropped, "camera frames dropped while decoding");
             }
-            self.payment.do_send(FramesEnded);
+            self.peers.ended_to.do_send(FramesEnded);
             ctx.stop();
             return Box::pin(actix::fut::ready(()));
         };
-        let decoder = self.decoder.clone();
+        let decoder = self.peers.decoder.clone();
         let captured_at = Instant::now();
         Box::pin(
             async move { decoder.send(DecodeFrame(input)).await }
@@ -152,11 +143,11 @@ impl Handler<NextFrame> for Scanner {
                 .then(move |decoded, scanner, _| {
                     let done = match decoded {
                         Ok(Ok(reads)) => {
-                            let mut hint = None;
+                            let mut unreadable = None;
                             if reads.unreadable != scanner.last_hint {
-                                if let Some(unreadable) = reads.unreadable {
-                                    tracing::info!(hint = %unreadable, "a code is in view but cannot be read");
-                                    hint = Some(unreadable.hint().to_owned());
+                                if let Some(newly) = reads.unreadable {
+                                    tracing::info!(hint = %newly, "a code is in view but cannot be read");
+                                    unreadable = Some(newly);
                                 }
                                 scanner.last_hint = reads.unreadable;
                             }
@@ -166,33 +157,21 @@ impl Handler<NextFrame> for Scanner {
                             // pixels took to arrive (a file loaded, a synthetic shot rendered).
                             let latency =
                                 (!scans.is_empty()).then(|| captured_at.elapsed().saturating_sub(reads.acquiring));
-                            FrameDone { scans, codes_read, skipped: None, hint, latency }
+                            FrameDone { scans, codes_read, skipped: None, unreadable, latency }
                         }
                         Ok(Err(skipped)) => {
                             tracing::warn!(reason = %skipped, "frame skipped");
-                            FrameDone {
-                                scans: Vec::new(),
-                                codes_read: 0,
-                                skipped: Some(skipped.0),
-                                hint: None,
-                                latency: None,
-                            }
+                            FrameDone::skipped(skipped)
                         }
                         Err(mailbox) => {
                             tracing::error!(error = %mailbox, "decoder unavailable");
-                            FrameDone {
-                                scans: Vec::new(),
-                                codes_read: 0,
-                                skipped: Some(mailbox.to_string()),
-                                hint: None,
-                                latency: None,
-                            }
+                            FrameDone::skipped(FrameSkipped(mailbox.to_string()))
                         }
                     };
-                    let payment = scanner.payment.clone();
-                    // Wait for the payment actor: scans are handled in order, one frame at a time.
+                    let till = scanner.peers.frames_to.clone();
+                    // Wait for the till: scans are handled in order, one frame at a time.
                     async move {
-                        let _ = payment.send(done).await;
+                        let _ = till.send(done).await;
                     }
                     .into_actor(scanner)
                 })

@@ -1,0 +1,76 @@
+//! The open sale: its basket lines in scan order, its total, and the charges asked for it.
+
+use checkout_storage::{
+    Currency, FinishedSale, LaneId, Money, MoneyError, OutTradeNo, PaymentCode, Product, ProductCode, SaleId, ShiftId,
+    UnixMillis,
+};
+
+use super::charge::Charge;
+
+/// A sale from its first item until it is paid (or abandoned when the lane closes).
+pub(crate) struct OpenSale {
+    pub sale_id: SaleId,
+    /// Basket lines in scan order; scanning a product again adds to its quantity.
+    pub lines: Vec<(ProductCode, u32)>,
+    pub total: Money,
+    /// Charges asked for so far (each code shown is one).
+    pub attempts: u32,
+    pub started_at: UnixMillis,
+}
+
+impl OpenSale {
+    /// An empty basket, started now.
+    pub fn new(sale_id: SaleId, currency: Currency) -> OpenSale {
+        OpenSale {
+            sale_id,
+            lines: Vec::new(),
+            total: Money::zero(currency),
+            attempts: 0,
+            started_at: UnixMillis::now(),
+        }
+    }
+
+    /// Items in the basket.
+    pub fn items(&self) -> u32 {
+        self.lines.iter().map(|(_, q)| q).sum()
+    }
+
+    /// Adds one of `product`; the basket is unchanged when its total cannot take the price.
+    pub fn add(&mut self, product: &Product) -> Result<(), MoneyError> {
+        self.total = self.total.checked_add(product.price)?;
+        match self.lines.iter_mut().find(|(g, _)| *g == product.gtin) {
+            Some((_, quantity)) => *quantity += 1,
+            None => self.lines.push((product.gtin.clone(), 1)),
+        }
+        Ok(())
+    }
+
+    /// The next charge of this basket to `code`: a new attempt.
+    pub fn next_charge(&mut self, lane_id: &LaneId, code: PaymentCode, shift_id: Option<&ShiftId>) -> Charge {
+        self.attempts += 1;
+        Charge {
+            lane_id: lane_id.clone(),
+            sale_id: self.sale_id.clone(),
+            attempt: self.attempts,
+            code,
+            lines: self.lines.clone(),
+            total: self.total,
+            shift_id: shift_id.cloned(),
+            started_at: self.started_at,
+        }
+    }
+
+    /// The paid sale as the lane's outbox keeps it for the store.
+    pub fn finished(&self, lane_id: &LaneId, shift_id: Option<&ShiftId>, out_trade_no: OutTradeNo) -> FinishedSale {
+        FinishedSale {
+            lane_id: lane_id.clone(),
+            sale_id: self.sale_id.clone(),
+            shift_id: shift_id.cloned(),
+            lines: self.lines.clone(),
+            total: self.total,
+            out_trade_no,
+            started_at: self.started_at,
+            finished_at: UnixMillis::now(),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! A charge as the till sees it: what one `Pay` asks for, and how it ended.
+
+use checkout_storage::{LaneId, Money, PaymentCode, ProductCode, SaleId, ShiftId, UnixMillis};
+
+/// One `Pay`: the open sale's basket and the customer's code. The same charge sent again is the same
+/// request (same sale and attempt), so the store never charges it twice.
+#[derive(Clone)]
+pub(crate) struct Charge {
+    pub lane_id: LaneId,
+    pub sale_id: SaleId,
+    /// 1 for the first code shown for this sale; each fresh code is the next attempt.
+    pub attempt: u32,
+    pub code: PaymentCode,
+    /// Basket lines in scan order.
+    pub lines: Vec<(ProductCode, u32)>,
+    /// The total the lane showed the customer.
+    pub total: Money,
+    /// The cashier's shift, when one is open.
+    pub shift_id: Option<ShiftId>,
+    /// The sale's first scan.
+    pub started_at: UnixMillis,
+}
+
+/// How a payment ended, as the lane sees it.
+pub(crate) enum PayFlow {
+    /// Paid: the store's answer, for the cashier and the outbox.
+    Paid { provider: String, masked_code: String, out_trade_no: String },
+    /// Declined: another code or way to pay is needed.
+    Declined { message: String },
+    /// Not known yet: the till asks again until it is.
+    Uncertain { message: String },
+    /// The coordinator refused the request itself (bad code, unreachable...).
+    Refused { message: String },
+}

@@ -1,0 +1,73 @@
+//! The till's calls to the coordinator: `Pay` with its retries, and the heartbeat.
+
+use std::time::Duration;
+
+use checkout_proto::v1 as pb;
+
+use super::charge::{Charge, PayFlow};
+use crate::{
+    connection::{CoordinatorClient, retryable, with_timeout},
+    convert,
+};
+
+/// How long one `Pay` may take: longer than the store takes to settle a charge whose first answer is
+/// unknown (it queries the provider until its query deadline, then reverses), so that a slow answer is
+/// waited for rather than asked again.
+const PAY_TIMEOUT: Duration = Duration::from_secs(90);
+/// Tries of one `Pay` that failed in transit before its outcome counts as uncertain.
+const PAY_ATTEMPTS: u32 = 4;
+/// The pause before trying a `Pay` again grows by this much with each try.
+const PAY_RETRY_STEP: Duration = Duration::from_millis(300);
+/// How long a closing lane keeps asking about a charge whose outcome is unknown: the store settles every
+/// charge within its query deadline, and this leaves room for that.
+const RESOLVE_GIVE_UP: Duration = Duration::from_secs(120);
+/// The pause between two questions about an uncertain charge while the lane closes.
+const RESOLVE_PAUSE: Duration = Duration::from_secs(1);
+/// How long a heartbeat may take: a late one is as good as lost, and the next one comes soon.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Charges the code. Repeating the request is safe: Pay is idempotent for one (sale, attempt).
+pub(crate) async fn pay(mut client: CoordinatorClient, charge: &Charge) -> PayFlow {
+    let pay = convert::pay_request(charge);
+    let mut tries = 0;
+    let response = loop {
+        tries += 1;
+        match client.pay(with_timeout(pay.clone(), PAY_TIMEOUT)).await {
+            Ok(response) => break response.into_inner(),
+            Err(status) if retryable(&status) && tries < PAY_ATTEMPTS => {
+                tracing::warn!(%status, tries, "pay request failed: repeating it");
+                tokio::time::sleep(PAY_RETRY_STEP * tries).await;
+            }
+            Err(status) if retryable(&status) => {
+                return PayFlow::Uncertain {
+                    message: format!(
+                        "store unreachable ({}): payment uncertain, do not hand over the goods yet",
+                        status.message()
+                    ),
+                };
+            }
+            Err(status) => return PayFlow::Refused { message: status.message().to_owned() },
+        }
+    };
+    convert::pay_flow(response)
+}
+
+/// Repeats a Pay whose outcome is unknown until it is known, or until [`RESOLVE_GIVE_UP`] has passed.
+pub(crate) async fn resolve_before_closing(client: CoordinatorClient, charge: Charge) -> PayFlow {
+    let give_up = tokio::time::Instant::now() + RESOLVE_GIVE_UP;
+    loop {
+        let outcome = pay(client.clone(), &charge).await;
+        if !matches!(outcome, PayFlow::Uncertain { .. }) || tokio::time::Instant::now() >= give_up {
+            return outcome;
+        }
+        tokio::time::sleep(RESOLVE_PAUSE).await;
+    }
+}
+
+/// Tells the coordinator the lane's state.
+pub(crate) async fn heartbeat(
+    mut client: CoordinatorClient,
+    request: pb::HeartbeatRequest,
+) -> Result<(), tonic::Status> {
+    client.heartbeat(with_timeout(request, HEARTBEAT_TIMEOUT)).await.map(drop)
+}

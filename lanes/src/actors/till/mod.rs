@@ -1,0 +1,455 @@
+//! The till: the lane's payment actor. It keeps the open sale, charges the customer's code through the
+//! coordinator, puts paid sales and the cashier's shift in the outbox, and reports the lane's summary.
+
+pub(crate) mod basket;
+pub(crate) mod charge;
+mod client;
+mod ids;
+mod outbox;
+
+use std::{collections::HashMap, time::Duration};
+
+use actix::prelude::*;
+use checkout_storage::{
+    CashierId, Currency, LaneId, LaneStore, OutTradeNo, OutboxItem, PaymentCode, Product, ProductCode, ScannedCode,
+    ShiftId, ShiftRecord, UnixMillis,
+};
+use tokio::sync::{mpsc::UnboundedSender, oneshot};
+
+use self::{
+    basket::OpenSale,
+    charge::{Charge, PayFlow},
+    ids::LaneIds,
+};
+use crate::{
+    connection::{CoordinatorClient, retryable},
+    convert,
+    events::{LaneEvent, LaneEventKind, LaneSummary},
+    messages::{FrameDone, FramesEnded, PaymentCodeCharged},
+};
+
+/// The lane's payment actor: the basket, the charge, the cashier's shift and the outbox.
+pub struct Till {
+    lane_id: LaneId,
+    client: CoordinatorClient,
+    catalog: HashMap<ProductCode, Product>,
+    currency: Currency,
+    /// The sale being rung up, from its first item until it is paid.
+    sale: Option<OpenSale>,
+    /// A `Pay` is on its way: scans wait.
+    paying: bool,
+    ids: LaneIds,
+    summary: LaneSummary,
+    heartbeat_every: Duration,
+    events: Option<UnboundedSender<LaneEvent>>,
+    done: Option<oneshot::Sender<LaneSummary>>,
+    /// Paid sales not yet delivered to the coordinator, kept on disk.
+    outbox: LaneStore,
+    /// A delivery of the outbox is on its way: another one waits for the next heartbeat.
+    delivering: bool,
+    /// Whether the coordinator answered the last heartbeat. Wallet payments need it:
+    /// a code expires within a minute and cannot be charged later.
+    reachable: bool,
+    /// A charge whose outcome is not known yet: the lane asks again (same request, so never a
+    /// second charge) until it is, and takes no other code or item meanwhile.
+    unsettled: Option<Charge>,
+    cashier: CashierId,
+    /// The cashier's shift, open from the lane's start to its stop.
+    shift: Option<ShiftId>,
+    /// Frame-to-scan latencies seen so far.
+    scan_latencies: Vec<Duration>,
+    /// Told of every payment code charged (the scanner, so that it never hands one over again).
+    charges_to: Recipient<PaymentCodeCharged>,
+}
+
+/// What the till needs besides its lane's identity.
+pub struct TillSetup {
+    /// The lane's client of the coordinator, registered.
+    pub client: CoordinatorClient,
+    /// The store's catalog.
+    pub products: Vec<Product>,
+    /// The store's currency.
+    pub currency: Currency,
+    /// How often to send a heartbeat, deliver the outbox and ask about an uncertain charge.
+    pub heartbeat_every: Duration,
+    /// Where the lane's events go, besides the log.
+    pub events: Option<UnboundedSender<LaneEvent>>,
+    /// The lane's outbox (and its current shift).
+    pub outbox: LaneStore,
+    /// The cashier signed on.
+    pub cashier: CashierId,
+}
+
+impl Till {
+    /// A till for `lane_id` that tells `charges_to` (the scanner) of every code it charges; `done` gets the
+    /// lane's summary when it has closed.
+    pub fn new(
+        lane_id: LaneId,
+        setup: TillSetup,
+        charges_to: Recipient<PaymentCodeCharged>,
+        done: oneshot::Sender<LaneSummary>,
+    ) -> Till {
+        let TillSetup { client, products, currency, heartbeat_every, events, outbox, cashier } = setup;
+        Till {
+            summary: LaneSummary::new(lane_id.clone(), currency),
+            ids: LaneIds::new(lane_id.clone()),
+            lane_id,
+            client,
+            catalog: products.into_iter().map(|p| (p.gtin.clone(), p)).collect(),
+            currency,
+            sale: None,
+            paying: false,
+            heartbeat_every,
+            events,
+            done: Some(done),
+            outbox,
+            delivering: false,
+            reachable: true,
+            unsettled: None,
+            cashier,
+            shift: None,
+            scan_latencies: Vec::new(),
+            charges_to,
+        }
+    }
+
+    fn show(&self, kind: LaneEventKind) {
+        let event = LaneEvent { lane_id: self.lane_id.clone(), kind };
+        tracing::info!(lane_id = %self.lane_id, "{event}");
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
+    }
+
+    /// Resumes the shift a crash left open for this lane's cashier, or opens a new one
+    /// (closing one of another cashier). Openings and closings go through the outbox.
+    fn sign_on(&mut self) {
+        let now = UnixMillis::now();
+        let resumed = match self.outbox.current_shift() {
+            Ok(Some(shift)) if shift.cashier == self.cashier && shift.lane_id == self.lane_id => Some(shift),
+            Ok(Some(_)) => {
+                if let Err(e) = self.outbox.close_shift(now) {
+                    self.show(LaneEventKind::Problem { message: format!("cannot close the earlier shift: {e}") });
+                }
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.show(LaneEventKind::Problem { message: format!("cannot read the lane's shift: {e}") });
+                None
+            }
+        };
+        if let Some(shift) = resumed {
+            self.shift = Some(shift.shift_id.clone());
+            let (shift_id, cashier) = (shift.shift_id.to_string(), shift.cashier.to_string());
+            self.show(LaneEventKind::ShiftOpened { shift_id, cashier, resumed: true });
+            return;
+        }
+        let shift_id = self.ids.shift_id();
+        let shift = ShiftRecord {
+            shift_id: shift_id.clone(),
+            lane_id: self.lane_id.clone(),
+            cashier: self.cashier.clone(),
+            opened_at: now,
+            closed_at: None,
+            closed_how: String::new(),
+        };
+        match self.outbox.open_shift(&shift) {
+            Ok(()) => {
+                self.shift = Some(shift_id.clone());
+                let cashier = self.cashier.to_string();
+                self.show(LaneEventKind::ShiftOpened { shift_id: shift_id.to_string(), cashier, resumed: false });
+            }
+            Err(e) => self.show(LaneEventKind::Problem { message: format!("cannot open the cashier's shift: {e}") }),
+        }
+    }
+
+    /// Closes the cashier's shift; the store's report comes back when the outbox delivers it.
+    fn sign_off(&mut self) {
+        if self.shift.take().is_some()
+            && let Err(e) = self.outbox.close_shift(UnixMillis::now())
+        {
+            self.show(LaneEventKind::Problem { message: format!("cannot close the cashier's shift: {e}") });
+        }
+    }
+
+    fn add_product(&mut self, gtin: ProductCode) {
+        let Some(product) = self.catalog.get(&gtin).cloned() else {
+            self.show(LaneEventKind::UnknownProduct { gtin: gtin.to_string() });
+            return;
+        };
+        if self.sale.is_none() {
+            self.sale = Some(OpenSale::new(self.ids.sale_id(), self.currency));
+        }
+        let Some(sale) = self.sale.as_mut() else { return };
+        if let Err(e) = sale.add(&product) {
+            let message = format!("cannot add {}: {e}", product.name);
+            self.show(LaneEventKind::Problem { message });
+            return;
+        }
+        let event = LaneEventKind::ItemAdded {
+            sale_id: sale.sale_id.to_string(),
+            name: product.name,
+            price: product.price,
+            basket_items: sale.items(),
+            basket_total: sale.total,
+        };
+        self.show(event);
+    }
+
+    fn send_heartbeat(&self, ctx: &mut Context<Self>) {
+        let closed = self.done.is_none();
+        let request = convert::heartbeat_request(&self.lane_id, self.sale.as_ref(), self.paying, closed, &self.summary);
+        ctx.spawn(client::heartbeat(self.client.clone(), request).into_actor(self).map(
+            |answer, till, ctx| match answer {
+                Ok(()) if !till.reachable => {
+                    till.reachable = true;
+                    till.show(LaneEventKind::CoordinatorReachable);
+                    till.deliver_outbox(ctx);
+                }
+                Err(status) if retryable(&status) && till.reachable => {
+                    till.reachable = false;
+                    till.show(LaneEventKind::CoordinatorUnreachable { reason: status.message().to_owned() });
+                }
+                Err(status) => tracing::debug!(%status, "heartbeat not delivered"),
+                Ok(()) => {}
+            },
+        ));
+    }
+
+    /// Delivers queued sales in order; stops at the first that cannot be delivered now.
+    fn deliver_outbox(&mut self, ctx: &mut Context<Self>) {
+        if self.delivering {
+            return;
+        }
+        let pending = match self.outbox.pending() {
+            Ok(pending) if pending.is_empty() => return,
+            Ok(pending) => pending,
+            Err(e) => {
+                self.show(LaneEventKind::Problem { message: format!("cannot read the lane's outbox: {e}") });
+                return;
+            }
+        };
+        self.delivering = true;
+        let delivery = outbox::deliver(self.client.clone(), self.outbox.clone(), pending, self.currency);
+        ctx.spawn(delivery.into_actor(self).map(|shown, till, _| {
+            till.delivering = false;
+            for kind in shown {
+                till.show(kind);
+            }
+        }));
+    }
+
+    /// Sends `charge` (a new one, or the same one again to learn its outcome) and settles the basket.
+    fn charge(&mut self, charge: Charge, ctx: &mut Context<Self>) -> ResponseActFuture<Self, ()> {
+        self.paying = true;
+        self.send_heartbeat(ctx);
+        let client = self.client.clone();
+        let sent = async move {
+            let outcome = client::pay(client, &charge).await;
+            (outcome, charge)
+        };
+        Box::pin(sent.into_actor(self).map(|(outcome, charge), till, ctx| {
+            till.report_charged(&outcome, &charge);
+            till.unsettled = matches!(outcome, PayFlow::Uncertain { .. }).then_some(charge);
+            till.settle(outcome, ctx);
+            till.send_heartbeat(ctx);
+        }))
+    }
+
+    /// Tells the scanner a code was charged, so that it never hands the code over again.
+    fn report_charged(&self, outcome: &PayFlow, charge: &Charge) {
+        if let PayFlow::Paid { .. } = outcome {
+            self.charges_to.do_send(PaymentCodeCharged(charge.code.clone()));
+        }
+    }
+
+    /// Asks again about the charge whose outcome was not known.
+    fn retry_unsettled(&mut self, ctx: &mut Context<Self>) {
+        if self.paying || !self.reachable {
+            return;
+        }
+        if let Some(charge) = self.unsettled.clone() {
+            let retry = self.charge(charge, ctx);
+            ctx.spawn(retry);
+        }
+    }
+
+    fn settle(&mut self, outcome: PayFlow, ctx: &mut Context<Self>) {
+        self.paying = false;
+        let sale_id = self.sale.as_ref().map(|s| s.sale_id.to_string()).unwrap_or_default();
+        match outcome {
+            PayFlow::Paid { provider, masked_code, out_trade_no } => {
+                if let Some(sale) = self.sale.take() {
+                    self.summary.sales += 1;
+                    self.summary.items += u64::from(sale.items());
+                    if let Ok(total) = self.summary.paid_total.checked_add(sale.total) {
+                        self.summary.paid_total = total;
+                    }
+                    self.queue_finished_sale(&sale, &out_trade_no);
+                    self.deliver_outbox(ctx);
+                    self.show(LaneEventKind::SalePaid {
+                        sale_id: sale.sale_id.to_string(),
+                        items: sale.items(),
+                        total: sale.total,
+                        provider,
+                        masked_code,
+                        out_trade_no,
+                    });
+                }
+            }
+            PayFlow::Declined { message } => {
+                self.summary.declined += 1;
+                self.show(LaneEventKind::PaymentDeclined { sale_id, message });
+            }
+            PayFlow::Uncertain { message } => self.show(LaneEventKind::PaymentUncertain { sale_id, message }),
+            PayFlow::Refused { message } => self.show(LaneEventKind::PaymentDeclined { sale_id, message }),
+        }
+    }
+
+    /// Puts a paid sale in the outbox, on disk, before the basket is forgotten.
+    fn queue_finished_sale(&mut self, sale: &OpenSale, out_trade_no: &str) {
+        let out_trade_no = match OutTradeNo::parse(out_trade_no) {
+            Ok(n) => n,
+            Err(e) => {
+                let message = format!("sale {} is paid but the store's order number is unusable: {e}", sale.sale_id);
+                self.show(LaneEventKind::Problem { message });
+                return;
+            }
+        };
+        let finished = sale.finished(&self.lane_id, self.shift.as_ref(), out_trade_no);
+        if let Err(e) = self.outbox.push(&OutboxItem::Sale(finished)) {
+            let message = format!("sale {} is paid but cannot be kept on this lane's disk: {e}", sale.sale_id);
+            self.show(LaneEventKind::Problem { message });
+        }
+    }
+
+    /// After the last frame: the uncertain charge resolved, the basket left abandoned, the cashier signed
+    /// off, the outbox delivered if it can be, the summary reported, the last heartbeat sent.
+    fn close(&mut self) -> ResponseActFuture<Self, ()> {
+        // A charge still uncertain is asked about until its outcome is known (the store settles every
+        // charge within its query deadline), so a paid sale is not left unreported.
+        let resolve: ResponseActFuture<Self, ()> = match self.unsettled.clone() {
+            None => Box::pin(actix::fut::ready(())),
+            Some(charge) => Box::pin(client::resolve_before_closing(self.client.clone(), charge).into_actor(self).map(
+                |outcome, till, ctx| {
+                    till.unsettled = None;
+                    till.settle(outcome, ctx);
+                },
+            )),
+        };
+        Box::pin(
+            resolve
+                .then(|(), till, _| {
+                    // Whatever basket is left now was never paid.
+                    if let Some(sale) = till.sale.take() {
+                        tracing::warn!(lane_id = %till.lane_id, sale_id = %sale.sale_id, items = sale.items(), "lane closing with an unpaid basket: sale abandoned");
+                    }
+                    // The cashier signs off with the lane.
+                    till.sign_off();
+                    // The outbox goes out before the lane closes (for a while if the store is
+                    // restarting); what still cannot be delivered stays on disk for the next start.
+                    outbox::deliver_before_closing(till.client.clone(), till.outbox.clone(), till.currency)
+                        .into_actor(till)
+                })
+                .map(|shown, till, ctx| {
+                    for kind in shown {
+                        till.show(kind);
+                    }
+                    let undelivered = outbox::undelivered_sales(&till.outbox);
+                    if undelivered > 0 {
+                        till.show(LaneEventKind::Problem {
+                            message: format!("{undelivered} paid sales wait in the lane's outbox for the store"),
+                        });
+                    }
+                    till.summary.undelivered = undelivered as u64;
+                    till.summary.set_scan_latencies(&mut till.scan_latencies);
+                    if let Some(done) = till.done.take() {
+                        // Closed: the last heartbeat says so.
+                        till.send_heartbeat(ctx);
+                        let _ = done.send(till.summary.clone());
+                    }
+                    ctx.stop();
+                }),
+        )
+    }
+}
+
+impl Actor for Till {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.sign_on();
+        self.send_heartbeat(ctx);
+        // Sales left in the outbox by an earlier run go first.
+        self.deliver_outbox(ctx);
+        ctx.run_interval(self.heartbeat_every, |till, ctx| {
+            till.send_heartbeat(ctx);
+            till.deliver_outbox(ctx);
+            till.retry_unsettled(ctx);
+        });
+    }
+}
+
+impl Handler<FrameDone> for Till {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, frame: FrameDone, ctx: &mut Context<Self>) -> Self::Result {
+        self.summary.frames += 1;
+        self.summary.codes_read += frame.codes_read;
+        self.scan_latencies.extend(frame.latency);
+        if let Some(skipped) = frame.skipped {
+            self.summary.frames_skipped += 1;
+            self.show(LaneEventKind::FrameSkipped { reason: skipped.0 });
+        }
+        if let Some(unreadable) = frame.unreadable {
+            self.show(LaneEventKind::ReadHint { hint: unreadable.hint().to_owned() });
+        }
+        if self.unsettled.is_some() || self.paying {
+            if !frame.scans.is_empty() {
+                let sale_id = self.sale.as_ref().map(|s| s.sale_id.to_string()).unwrap_or_default();
+                let message =
+                    "the last payment is still being resolved: wait before scanning (do not hand over the goods yet)"
+                        .to_owned();
+                self.show(LaneEventKind::PaymentUncertain { sale_id, message });
+            }
+            return Box::pin(actix::fut::ready(()));
+        }
+        let mut payment_code: Option<PaymentCode> = None;
+        for scan in frame.scans {
+            match scan {
+                ScannedCode::Product(gtin) => self.add_product(gtin),
+                ScannedCode::Unrecognised { reason } => {
+                    self.summary.unrecognised += 1;
+                    self.show(LaneEventKind::Unrecognised { reason });
+                }
+                ScannedCode::Payment(code) if payment_code.is_none() => payment_code = Some(code),
+                ScannedCode::Payment(code) => {
+                    tracing::debug!(code = %code.masked(), "second payment code in one frame ignored")
+                }
+            }
+        }
+        let Some(code) = payment_code else { return Box::pin(actix::fut::ready(())) };
+        if self.sale.is_none() {
+            self.show(LaneEventKind::ScanItemsFirst);
+            return Box::pin(actix::fut::ready(()));
+        }
+        if !self.reachable {
+            // A wallet code cannot be kept and charged later: it expires within a minute.
+            self.show(LaneEventKind::WalletPaymentsUnavailable);
+            return Box::pin(actix::fut::ready(()));
+        }
+        let Some(sale) = self.sale.as_mut() else { return Box::pin(actix::fut::ready(())) };
+        tracing::info!(lane_id = %self.lane_id, sale_id = %sale.sale_id, code = %code.masked(), total = %sale.total, "charging");
+        let charge = sale.next_charge(&self.lane_id, code, self.shift.as_ref());
+        self.charge(charge, ctx)
+    }
+}
+
+impl Handler<FramesEnded> for Till {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: FramesEnded, _: &mut Context<Self>) -> Self::Result {
+        self.close()
+    }
+}

@@ -1,0 +1,179 @@
+//! Every conversion between the coordinator's generated (protobuf) types and the lane's own: the rest of the
+//! crate builds and reads domain types, and only hands generated ones to the client.
+
+use checkout_proto::{Timestamp, v1 as pb};
+use checkout_storage::{Currency, FinishedSale, LaneId, Money, Product, ProductCode, ShiftId, ShiftRecord, UnixMillis};
+
+use crate::{
+    actors::till::{
+        basket::OpenSale,
+        charge::{Charge, PayFlow},
+    },
+    error::LaneError,
+    events::{LaneEventKind, LaneSummary},
+};
+
+/// What the lane tells the store about itself at registration.
+pub(crate) fn register_request(lane_id: &LaneId) -> pb::RegisterLaneRequest {
+    pb::RegisterLaneRequest {
+        lane_id: lane_id.to_string(),
+        description: format!("checkout lane {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// What the lane sends to enrol: its id and its new token's SHA-256.
+pub(crate) fn enrol_request(lane_id: &LaneId, token_sha256: String) -> pb::EnrolLaneRequest {
+    pb::EnrolLaneRequest { lane_id: lane_id.to_string(), token_sha256 }
+}
+
+/// The store's id, currency and catalog, from its answer to registration.
+pub(crate) fn catalog_from_pb(
+    response: pb::RegisterLaneResponse,
+) -> Result<(String, Currency, Vec<Product>), LaneError> {
+    let currency = Currency::parse(&response.currency).map_err(|e| LaneError::BadCatalog(e.to_string()))?;
+    let products = response
+        .products
+        .into_iter()
+        .map(|p| {
+            let gtin = ProductCode::parse(&p.gtin).map_err(|e| LaneError::BadCatalog(format!("{}: {e}", p.gtin)))?;
+            let price = p.price.ok_or_else(|| LaneError::BadCatalog(format!("{gtin} has no price")))?;
+            let currency = Currency::parse(&price.currency).map_err(|e| LaneError::BadCatalog(e.to_string()))?;
+            Ok(Product { gtin, name: p.name, price: Money::new(price.minor_units, currency) })
+        })
+        .collect::<Result<_, LaneError>>()?;
+    Ok((response.store_id, currency, products))
+}
+
+/// The lane's state for the store: closed, paying, scanning a basket, or idle.
+pub(crate) fn heartbeat_request(
+    lane_id: &LaneId,
+    sale: Option<&OpenSale>,
+    paying: bool,
+    closed: bool,
+    summary: &LaneSummary,
+) -> pb::HeartbeatRequest {
+    let state = match (sale, paying, closed) {
+        (_, _, true) => pb::LaneState::Closed,
+        (_, true, _) => pb::LaneState::Paying,
+        (Some(_), _, _) => pb::LaneState::Scanning,
+        (None, _, _) => pb::LaneState::Idle,
+    };
+    pb::HeartbeatRequest {
+        lane_id: lane_id.to_string(),
+        state: state.into(),
+        sale_id: sale.map(|s| s.sale_id.to_string()).unwrap_or_default(),
+        basket_items: sale.map(OpenSale::items).unwrap_or(0),
+        basket_total: sale.map(|s| money_to_pb(s.total)),
+        frames_decoded: summary.frames,
+        codes_read: summary.codes_read,
+    }
+}
+
+/// The `Pay` of one charge.
+pub(crate) fn pay_request(charge: &Charge) -> pb::PayRequest {
+    pb::PayRequest {
+        lane_id: charge.lane_id.to_string(),
+        sale_id: charge.sale_id.to_string(),
+        attempt: charge.attempt,
+        payment_code: charge.code.expose_digits().to_owned(),
+        lines: sale_lines(&charge.lines),
+        amount: Some(money_to_pb(charge.total)),
+        shift_id: shift_id(charge.shift_id.as_ref()),
+        started_at: Some(timestamp(charge.started_at)),
+    }
+}
+
+/// How the store's answer to `Pay` ends the charge for the lane.
+pub(crate) fn pay_flow(response: pb::PayResponse) -> PayFlow {
+    match pb::PaymentOutcome::try_from(response.outcome) {
+        Ok(pb::PaymentOutcome::Paid) => PayFlow::Paid {
+            provider: provider_name(response.provider),
+            masked_code: response.masked_code,
+            out_trade_no: response.out_trade_no,
+        },
+        Ok(pb::PaymentOutcome::NewCodeNeeded | pb::PaymentOutcome::Failed) => {
+            PayFlow::Declined { message: response.message }
+        }
+        _ => PayFlow::Uncertain { message: response.message },
+    }
+}
+
+/// A paid sale for the store, from the outbox.
+pub(crate) fn finish_sale_request(sale: &FinishedSale) -> pb::FinishSaleRequest {
+    pb::FinishSaleRequest {
+        lane_id: sale.lane_id.to_string(),
+        sale_id: sale.sale_id.to_string(),
+        lines: sale_lines(&sale.lines),
+        total: Some(money_to_pb(sale.total)),
+        out_trade_no: sale.out_trade_no.to_string(),
+        started_at: Some(timestamp(sale.started_at)),
+        finished_at: Some(timestamp(sale.finished_at)),
+        shift_id: shift_id(sale.shift_id.as_ref()),
+    }
+}
+
+/// A shift's opening for the store, from the outbox.
+pub(crate) fn open_shift_request(shift: &ShiftRecord) -> pb::OpenShiftRequest {
+    pb::OpenShiftRequest {
+        lane_id: shift.lane_id.to_string(),
+        shift_id: shift.shift_id.to_string(),
+        cashier_id: shift.cashier.to_string(),
+        opened_at: Some(timestamp(shift.opened_at)),
+    }
+}
+
+/// A shift's closing for the store, from the outbox.
+pub(crate) fn close_shift_request(
+    lane_id: &LaneId,
+    shift_id: &ShiftId,
+    closed_at: UnixMillis,
+) -> pb::CloseShiftRequest {
+    pb::CloseShiftRequest {
+        lane_id: lane_id.to_string(),
+        shift_id: shift_id.to_string(),
+        closed_at: Some(timestamp(closed_at)),
+    }
+}
+
+/// The store's end-of-shift report, for the cashier.
+pub(crate) fn shift_report(report: pb::ShiftReport, currency: Currency) -> LaneEventKind {
+    LaneEventKind::ShiftReport {
+        shift_id: report.shift_id,
+        cashier: report.cashier_id,
+        sales: report.sales,
+        items: report.items,
+        total: report.sales_total.map(|total| money_from_pb(total, currency)).unwrap_or(Money::zero(currency)),
+    }
+}
+
+/// The store's money; the lane's own currency stands in for a currency it cannot read.
+fn money_from_pb(money: pb::Money, lane_currency: Currency) -> Money {
+    Money::new(money.minor_units, Currency::parse(&money.currency).unwrap_or(lane_currency))
+}
+
+fn money_to_pb(money: Money) -> pb::Money {
+    pb::Money { minor_units: money.minor_units, currency: money.currency.to_string() }
+}
+
+fn timestamp(at: UnixMillis) -> Timestamp {
+    Timestamp { seconds: at.0.div_euclid(1000), nanos: (at.0.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+fn sale_lines(lines: &[(ProductCode, u32)]) -> Vec<pb::SaleLine> {
+    lines.iter().map(|(gtin, quantity)| pb::SaleLine { gtin: gtin.to_string(), quantity: *quantity }).collect()
+}
+
+/// A shift id, or empty when there is none.
+fn shift_id(shift_id: Option<&ShiftId>) -> String {
+    shift_id.map(ToString::to_string).unwrap_or_default()
+}
+
+fn provider_name(provider: i32) -> String {
+    match pb::Provider::try_from(provider) {
+        Ok(pb::Provider::WechatPay) => "WeChat Pay",
+        Ok(pb::Provider::Alipay) => "Alipay",
+        Ok(pb::Provider::Unionpay) => "UnionPay QuickPass",
+        _ => "an unknown provider",
+    }
+    .to_owned()
+}

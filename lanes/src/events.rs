@@ -1,0 +1,225 @@
+//! What a lane reports: events for its cashier (and the demo, which prints them) and the summary of its run.
+
+use std::{fmt, time::Duration};
+
+use checkout_storage::{Currency, LaneId, Money};
+
+/// What a lane shows its cashier, and the demo prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaneEventKind {
+    /// A product went into the basket (a new sale starts with its first product).
+    ItemAdded {
+        /// The sale the basket belongs to.
+        sale_id: String,
+        /// The product's name in the catalog.
+        name: String,
+        /// Its price.
+        price: Money,
+        /// Items in the basket now.
+        basket_items: u32,
+        /// What the basket comes to now.
+        basket_total: Money,
+    },
+    /// A product code that is not in the store's catalog.
+    UnknownProduct {
+        /// The code read.
+        gtin: String,
+    },
+    /// A code that is neither a product nor a payment code.
+    Unrecognised {
+        /// What the code looked like, and why it was not taken.
+        reason: String,
+    },
+    /// A payment code shown before any item.
+    ScanItemsFirst,
+    /// The customer paid: the sale is over and goes to the store through the outbox.
+    SalePaid {
+        /// The sale.
+        sale_id: String,
+        /// Items bought.
+        items: u32,
+        /// What the customer paid.
+        total: Money,
+        /// The wallet's provider, by name.
+        provider: String,
+        /// The payment code, masked.
+        masked_code: String,
+        /// The store's order number of the charge.
+        out_trade_no: String,
+    },
+    /// The charge was declined (or the store refused the request): another code or way to pay is needed.
+    PaymentDeclined {
+        /// The sale.
+        sale_id: String,
+        /// Why, in words for the cashier.
+        message: String,
+    },
+    /// The charge's outcome is not known yet: the goods stay until it is.
+    PaymentUncertain {
+        /// The sale.
+        sale_id: String,
+        /// What the cashier should do, in words.
+        message: String,
+    },
+    /// A frame that could not be loaded or decoded.
+    FrameSkipped {
+        /// Why.
+        reason: String,
+    },
+    /// A code is in view but cannot be read; what might help.
+    ReadHint {
+        /// What the customer or cashier can do about it.
+        hint: String,
+    },
+    /// The store stopped answering: wallet payments pause, sales stay on the lane.
+    CoordinatorUnreachable {
+        /// The failed heartbeat's error.
+        reason: String,
+    },
+    /// The store answers again.
+    CoordinatorReachable,
+    /// A payment code shown while the store is unreachable: it cannot be charged later.
+    WalletPaymentsUnavailable,
+    /// The cashier signed on (or a shift left open by a crash was resumed).
+    ShiftOpened {
+        /// The shift.
+        shift_id: String,
+        /// The cashier signed on.
+        cashier: String,
+        /// Whether it is a shift an earlier run left open.
+        resumed: bool,
+    },
+    /// The store's end-of-shift report.
+    ShiftReport {
+        /// The shift.
+        shift_id: String,
+        /// Its cashier.
+        cashier: String,
+        /// Sales paid in the shift.
+        sales: u64,
+        /// Items in those sales.
+        items: u64,
+        /// What those sales came to.
+        total: Money,
+    },
+    /// Something the cashier should know that fits no other event (a disk or outbox failure).
+    Problem {
+        /// What happened, in words.
+        message: String,
+    },
+}
+
+/// One event of one lane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneEvent {
+    /// The lane it happened on.
+    pub lane_id: LaneId,
+    /// What happened.
+    pub kind: LaneEventKind,
+}
+
+impl fmt::Display for LaneEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lane = &self.lane_id;
+        match &self.kind {
+            LaneEventKind::ItemAdded { name, price, basket_items, basket_total, .. } => {
+                write!(f, "{lane}: {name} {price} ({basket_items} items, {basket_total})")
+            }
+            LaneEventKind::UnknownProduct { gtin } => write!(f, "{lane}: product {gtin} is not in the price file"),
+            LaneEventKind::Unrecognised { reason } => write!(f, "{lane}: {reason}"),
+            LaneEventKind::ScanItemsFirst => {
+                write!(f, "{lane}: payment code scanned with an empty basket: scan items first")
+            }
+            LaneEventKind::SalePaid { sale_id, items, total, provider, masked_code, .. } => {
+                write!(f, "{lane}: sale {sale_id} paid: {items} items, {total} by {provider} {masked_code}")
+            }
+            LaneEventKind::PaymentDeclined { sale_id, message } => {
+                write!(f, "{lane}: sale {sale_id} not paid: {message}")
+            }
+            LaneEventKind::PaymentUncertain { sale_id, message } => write!(f, "{lane}: sale {sale_id}: {message}"),
+            LaneEventKind::FrameSkipped { reason } => write!(f, "{lane}: frame skipped: {reason}"),
+            LaneEventKind::ReadHint { hint } => write!(f, "{lane}: a code is in view but cannot be read: {hint}"),
+            LaneEventKind::CoordinatorUnreachable { reason } => {
+                write!(
+                    f,
+                    "{lane}: store system unreachable ({reason}): wallet payments paused, sales kept on this lane"
+                )
+            }
+            LaneEventKind::CoordinatorReachable => write!(f, "{lane}: store system reachable again"),
+            LaneEventKind::WalletPaymentsUnavailable => write!(
+                f,
+                "{lane}: store system offline: wallet codes cannot be charged now (they expire within a minute); ask for another payment method"
+            ),
+            LaneEventKind::ShiftOpened { shift_id, cashier, resumed: false } => {
+                write!(f, "{lane}: {cashier} signed on (shift {shift_id})")
+            }
+            LaneEventKind::ShiftOpened { shift_id, cashier, resumed: true } => {
+                write!(f, "{lane}: shift {shift_id} of {cashier} resumed")
+            }
+            LaneEventKind::ShiftReport { shift_id, cashier, sales, items, total } => {
+                write!(f, "{lane}: shift {shift_id} of {cashier} closed: {sales} sales, {items} items, {total}")
+            }
+            LaneEventKind::Problem { message } => write!(f, "{lane}: {message}"),
+        }
+    }
+}
+
+/// What a lane did in its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneSummary {
+    /// The lane.
+    pub lane_id: LaneId,
+    /// Sales paid.
+    pub sales: u64,
+    /// Items in the paid sales.
+    pub items: u64,
+    /// What the paid sales came to.
+    pub paid_total: Money,
+    /// Charges declined.
+    pub declined: u64,
+    /// Frames decoded (or skipped).
+    pub frames: u64,
+    /// Frames that could not be loaded or decoded.
+    pub frames_skipped: u64,
+    /// Codes read in all frames, before de-duplication.
+    pub codes_read: u64,
+    /// Codes that were neither a product nor a payment code.
+    pub unrecognised: u64,
+    /// Paid sales still in the lane's outbox when it stopped.
+    pub undelivered: u64,
+    /// Frame-to-scan-event latency of the frames that gave scans: the median.
+    pub scan_latency_median: Duration,
+    /// Frame-to-scan-event latency of the frames that gave scans: the 99th percentile.
+    pub scan_latency_p99: Duration,
+}
+
+impl LaneSummary {
+    /// A lane that has done nothing yet.
+    pub(crate) fn new(lane_id: LaneId, currency: Currency) -> LaneSummary {
+        LaneSummary {
+            lane_id,
+            sales: 0,
+            items: 0,
+            paid_total: Money::zero(currency),
+            declined: 0,
+            frames: 0,
+            frames_skipped: 0,
+            codes_read: 0,
+            unrecognised: 0,
+            undelivered: 0,
+            scan_latency_median: Duration::ZERO,
+            scan_latency_p99: Duration::ZERO,
+        }
+    }
+
+    /// Sets the median and 99th percentile of frame-to-scan latency from those seen.
+    pub(crate) fn set_scan_latencies(&mut self, latencies: &mut [Duration]) {
+        latencies.sort();
+        let at = |q: f64| {
+            let n = latencies.len();
+            let i = ((n as f64 * q).ceil() as usize).clamp(1, n.max(1)) - 1;
+            latencies.get(i).copied().unwrap_or_default()
+        };
+        (self.scan_latency_median, self.scan_latency_p99) = (at(0.5), at(0.99));
+    }
+}

@@ -1,0 +1,78 @@
+//! The messages the lane's actors send each other: scanner to decoder, scanner to till, till to scanner,
+//! and `run_lane` to the scanner.
+
+use std::{path::PathBuf, time::Duration};
+
+use actix::prelude::*;
+use checkout_storage::{PaymentCode, ScannedCode, Symbology};
+
+use crate::{synthetic::FrameSpec, vision::Unreadable};
+
+/// A frame as the scanner hands it over: a file to load or a synthetic shot to render.
+#[derive(Debug, Clone)]
+pub enum FrameInput {
+    /// An image file.
+    File(PathBuf),
+    /// A synthetic shot, rendered on the decoder's thread.
+    Synthetic(FrameSpec),
+}
+
+/// The codes read in one frame, each with its meaning to the lane.
+#[derive(Debug, Clone, Default)]
+pub struct FrameReads {
+    /// Each code's text and symbology, and what it means to the lane.
+    pub reads: Vec<(String, Symbology, ScannedCode)>,
+    /// Why a code in view could not be read, when the frame tells (a hint for the cashier).
+    pub unreadable: Option<Unreadable>,
+    /// Time spent getting the frame's pixels (loading the file, rendering the synthetic shot): a
+    /// camera delivers them ready, so this is not part of the lane's frame-to-scan latency.
+    pub acquiring: Duration,
+}
+
+/// Why a frame yielded nothing: the lane logs it, skips the frame and goes on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct FrameSkipped(pub String);
+
+/// Decode one frame (scanner to decoder).
+#[derive(Message)]
+#[rtype(result = "Result<FrameReads, FrameSkipped>")]
+pub struct DecodeFrame(pub FrameInput);
+
+/// The outcome of one decoded frame, after de-duplication (scanner to till).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FrameDone {
+    /// The frame's scan events.
+    pub scans: Vec<ScannedCode>,
+    /// Codes read in the frame, before de-duplication.
+    pub codes_read: u64,
+    /// Why the frame was skipped, if it was.
+    pub skipped: Option<FrameSkipped>,
+    /// Why a code in view cannot be read, when that just became the case (the cashier gets a hint).
+    pub unreadable: Option<Unreadable>,
+    /// From the camera's frame to its scan events, when it had any.
+    pub latency: Option<Duration>,
+}
+
+impl FrameDone {
+    /// A frame that gave nothing, and why.
+    pub fn skipped(why: FrameSkipped) -> FrameDone {
+        FrameDone { scans: Vec::new(), codes_read: 0, skipped: Some(why), unreadable: None, latency: None }
+    }
+}
+
+/// The camera has no more frames, or the lane is stopping (scanner to till).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FramesEnded;
+
+/// The till charged this code: the scanner never hands it over again (till to scanner).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PaymentCodeCharged(pub PaymentCode);
+
+/// Stop taking frames; the lane finishes the sale in progress (`run_lane` to scanner).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopScanning;
