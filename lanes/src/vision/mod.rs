@@ -1,6 +1,7 @@
 //! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
 
 mod deblur;
+mod filters;
 mod locate;
 mod qr_grid;
 #[cfg(test)]
@@ -53,7 +54,7 @@ impl LumaFrame {
         if self.width == 0 || self.height == 0 {
             return 0.0;
         }
-        locate::bilinear_in(&self.pixels, self.width as usize, self.height as usize, x, y)
+        filters::bilinear_in(&self.pixels, self.width as usize, self.height as usize, x, y)
     }
 
     /// Sets the pixel at column `x`, row `y`. Panics if (x, y) is outside the frame.

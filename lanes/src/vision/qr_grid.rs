@@ -20,7 +20,7 @@ use rxing::qrcode::decoder::BitMatrixParser;
 use rxing::qrcode::decoder::qrcode_decoder::decode_bitmatrix_with_hints;
 use rxing::qrcode::detector::{FinderPatternFinder, FinderPatternInfo};
 
-use super::locate::{Integral, bilinear_in};
+use super::filters::{Integral, bilinear_in};
 use rxing::{DecodeHints, Point, point};
 
 /// How far the bottom-right corner is searched from the parallelogram's guess, in modules, any way: a disc.
