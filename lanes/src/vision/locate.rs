@@ -31,19 +31,18 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
-use rxing::{BarcodeFormat, BinaryBitmap, DecodeHints, Luma8Source, MultiFormatReader, Reader};
+use rxing::{BarcodeFormat, DecodeHints};
 
 use checkout_storage::Symbology;
 
+use super::LumaFrame;
 use super::filters::{
     Integral, box_smooth, composite_rows, normalise_envelope, normalise_locally, percentiles, sharpen,
     smooth_across_rows, stretch, upscale2,
 };
-use super::{CodeRead, LumaFrame, symbology_of};
+use super::rxing::{Binarizer, CodeRead, Guards, LINEAR_FORMATS, Panicked, READ_FORMATS, guarded, hints, read};
 
 /// Side of a cell of the candidate finder, in pixels.
 const CELL: usize = 16;
@@ -649,18 +648,6 @@ fn bend_of(grid: &CellGrid, cells: &[(usize, usize)], theta: f32) -> Bend {
     Bend { at_centre: (md - per_pixel * ms).clamp(-MAX_BEND, MAX_BEND), per_pixel }
 }
 
-const LINEAR_FORMATS: [BarcodeFormat; 5] =
-    [BarcodeFormat::CODE_128, BarcodeFormat::EAN_13, BarcodeFormat::EAN_8, BarcodeFormat::UPC_A, BarcodeFormat::UPC_E];
-
-fn hints(formats: &[BarcodeFormat], try_harder: bool, inverted: bool) -> DecodeHints {
-    DecodeHints {
-        PossibleFormats: Some(formats.iter().cloned().collect::<HashSet<_>>()),
-        TryHarder: Some(try_harder),
-        AlsoInverted: Some(inverted),
-        ..DecodeHints::default()
-    }
-}
-
 /// Runs rxing on a grey buffer behind `catch_unwind`. `Err(())` if it panicked.
 fn rxing_read(
     pixels: &[u8],
@@ -684,15 +671,6 @@ fn rxing_read_with(
     Ok(rxing_read_located(pixels, width, height, hints, global, work)?.map(|(read, _)| read))
 }
 
-/// Where rxing found a 1D code on a row: the centres of its start and end guards, in the order read (an
-/// upside-down code's start guard is on the right), and the row.
-#[derive(Debug, Clone, Copy)]
-struct Guards {
-    start_x: f32,
-    end_x: f32,
-    row: usize,
-}
-
 /// Like [`rxing_read_with`], with where a 1D code was found.
 fn rxing_read_located(
     pixels: &[u8],
@@ -702,31 +680,9 @@ fn rxing_read_located(
     global: bool,
     work: &mut u64,
 ) -> Result<Option<(CodeRead, Option<Guards>)>, ()> {
-    if width == 0 || height == 0 {
-        return Ok(None);
-    }
     *work += (width * height) as u64;
-    catch_unwind(AssertUnwindSafe(|| {
-        let Ok(source) = Luma8Source::new_with_slice(pixels, width as u32, height as u32) else {
-            return None;
-        };
-        let result = if global {
-            let mut bitmap = BinaryBitmap::new(GlobalHistogramBinarizer::new(source));
-            MultiFormatReader::default().decode_with_hints(&mut bitmap, hints).ok()?
-        } else {
-            let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
-            MultiFormatReader::default().decode_with_hints(&mut bitmap, hints).ok()?
-        };
-        let symbology = symbology_of(result.getBarcodeFormat())?;
-        let guards = match result.getPoints() {
-            [start, end, ..] if start.x.is_finite() && end.x.is_finite() && start.y >= 0.0 => {
-                Some(Guards { start_x: start.x, end_x: end.x, row: (start.y as usize).min(height - 1) })
-            }
-            _ => None,
-        };
-        Some((CodeRead { text: result.getText().to_owned(), symbology }, guards))
-    }))
-    .map_err(|_| ())
+    let binarizer = if global { Binarizer::GlobalHistogram } else { Binarizer::Hybrid };
+    read(pixels, width, height, hints, binarizer).map_err(|_| ())
 }
 
 /// What rxing's 1D readers alone read in a strip (tests compare the pipeline's own readers with it).
@@ -815,7 +771,7 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
             &frame.pixels,
             frame.width as usize,
             frame.height as usize,
-            &hints(&super::READ_FORMATS, false, false),
+            &hints(&READ_FORMATS, false, false),
             &mut work,
         )
     {
@@ -1563,10 +1519,10 @@ fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, gr
     let (sized_pixels, sw, sh) = if grid { sized(pixels.clone()) } else { (Vec::new(), 0, 0) };
     if grid {
         // rxing's finder and decoder run here too: behind `catch_unwind`, like every call into rxing.
-        match catch_unwind(AssertUnwindSafe(|| super::qr_grid::read_by_grid(&sized_pixels, sw, sh, hints, work))) {
+        match guarded(|| super::qr_grid::read_by_grid(&sized_pixels, sw, sh, hints, work)) {
             Ok(Some(text)) => return Attempt::Read(CodeRead { text, symbology: Symbology::QrCode }),
             Ok(None) => {}
-            Err(_) => return Attempt::Panicked,
+            Err(Panicked) => return Attempt::Panicked,
         }
     }
     Attempt::Failed(diagnose_square(&pixels, cw, ch))

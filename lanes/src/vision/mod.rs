@@ -7,24 +7,23 @@ mod qr_grid;
 #[cfg(test)]
 mod robustness;
 mod rows;
+mod rxing;
 
+pub use self::rxing::CodeRead;
 pub use locate::{FrameAnalysis, Unreadable, VisionConfig};
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+use ::rxing::common::BitMatrix;
 use checkout_storage::Symbology;
 use image::codecs::png::PngEncoder;
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, ImageError, ImageFormat, ImageReader, Limits};
-use rxing::common::{BitMatrix, HybridBinarizer};
-use rxing::{
-    BarcodeFormat, BinaryBitmap, DecodeHints, EncodeHints, Exceptions, Luma8Source, MultiFormatReader,
-    MultiFormatWriter, Reader, Writer,
-};
+
+use self::rxing::{Failure, encode, read_whole_frame};
 
 /// An 8-bit grey frame, row-major, `width * height` bytes (0 is black, 255 is white).
 #[derive(Clone, PartialEq, Eq)]
@@ -83,15 +82,6 @@ impl fmt::Debug for LumaFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LumaFrame").field("width", &self.width).field("height", &self.height).finish_non_exhaustive()
     }
-}
-
-/// One code read from a frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CodeRead {
-    /// The decoded text (UPC-A: 12 digits, EAN-13: 13, EAN-8: 8, UPC-E: 8).
-    pub text: String,
-    /// The symbology the code was printed in.
-    pub symbology: Symbology,
 }
 
 /// Why an image could not be loaded as a frame, or a frame not written as PNG.
@@ -267,15 +257,6 @@ pub enum DecodeError {
     },
 }
 
-const READ_FORMATS: [BarcodeFormat; 6] = [
-    BarcodeFormat::QR_CODE,
-    BarcodeFormat::CODE_128,
-    BarcodeFormat::EAN_13,
-    BarcodeFormat::EAN_8,
-    BarcodeFormat::UPC_A,
-    BarcodeFormat::UPC_E,
-];
-
 /// Decodes the codes in a frame: QR, Code 128, EAN-13, EAN-8, UPC-A, UPC-E. Ok(empty vec) when no code is found.
 ///
 /// Runs the candidate-region pipeline ([`analyse_frame`]) with the default [`VisionConfig`]. rxing is called
@@ -370,56 +351,13 @@ pub fn decode_frame_whole(frame: &LumaFrame) -> Result<Vec<CodeRead>, DecodeErro
     if frame.width == 0 || frame.height == 0 {
         return Ok(Vec::new());
     }
-    match catch_unwind(AssertUnwindSafe(|| decode_one(frame))) {
-        Ok(Ok(read)) => Ok(read.into_iter().collect()),
-        Ok(Err(e)) => Err(e),
-        Err(_) => {
+    match read_whole_frame(&frame.pixels, frame.width, frame.height) {
+        Ok(read) => Ok(read.into_iter().collect()),
+        Err(Failure::Error(reason)) => Err(DecodeError::Decoder { reason }),
+        Err(Failure::Panicked) => {
             tracing::warn!(width = frame.width, height = frame.height, "rxing panicked while decoding a frame");
             Err(DecodeError::Panicked)
         }
-    }
-}
-
-fn decode_one(frame: &LumaFrame) -> Result<Option<CodeRead>, DecodeError> {
-    let source = Luma8Source::new_with_slice(&frame.pixels, frame.width, frame.height)
-        .map_err(|e| DecodeError::Decoder { reason: e.to_string() })?;
-    let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
-    let hints = DecodeHints {
-        PossibleFormats: Some(READ_FORMATS.into_iter().collect::<HashSet<_>>()),
-        TryHarder: Some(true),
-        AlsoInverted: Some(true),
-        ..DecodeHints::default()
-    };
-    match MultiFormatReader::default().decode_with_hints(&mut bitmap, &hints) {
-        Ok(result) => Ok(symbology_of(result.getBarcodeFormat())
-            .map(|symbology| CodeRead { text: result.getText().to_owned(), symbology })),
-        Err(Exceptions::NotFoundException(_) | Exceptions::ChecksumException(_) | Exceptions::FormatException(_)) => {
-            Ok(None)
-        }
-        Err(e) => Err(DecodeError::Decoder { reason: e.to_string() }),
-    }
-}
-
-fn symbology_of(format: &BarcodeFormat) -> Option<Symbology> {
-    match format {
-        BarcodeFormat::QR_CODE => Some(Symbology::QrCode),
-        BarcodeFormat::CODE_128 => Some(Symbology::Code128),
-        BarcodeFormat::EAN_13 => Some(Symbology::Ean13),
-        BarcodeFormat::EAN_8 => Some(Symbology::Ean8),
-        BarcodeFormat::UPC_A => Some(Symbology::UpcA),
-        BarcodeFormat::UPC_E => Some(Symbology::UpcE),
-        _ => None,
-    }
-}
-
-fn barcode_format(symbology: Symbology) -> BarcodeFormat {
-    match symbology {
-        Symbology::QrCode => BarcodeFormat::QR_CODE,
-        Symbology::Code128 => BarcodeFormat::CODE_128,
-        Symbology::Ean13 => BarcodeFormat::EAN_13,
-        Symbology::Ean8 => BarcodeFormat::EAN_8,
-        Symbology::UpcA => BarcodeFormat::UPC_A,
-        Symbology::UpcE => BarcodeFormat::UPC_E,
     }
 }
 
@@ -470,11 +408,10 @@ pub fn render_code(
     if module_px == 0 || (!is_qr && bar_height == 0) {
         return Err(RenderError::ZeroSize);
     }
-    let format = barcode_format(symbology);
-    let hints = EncodeHints { Margin: Some("0".to_owned()), ..EncodeHints::default() };
-    let matrix = catch_unwind(AssertUnwindSafe(|| MultiFormatWriter.encode_with_hints(text, &format, 0, 0, &hints)))
-        .map_err(|_| RenderError::Panicked)?
-        .map_err(|e| RenderError::Unencodable { symbology, reason: e.to_string() })?;
+    let matrix = encode(text, symbology).map_err(|failure| match failure {
+        Failure::Panicked => RenderError::Panicked,
+        Failure::Error(reason) => RenderError::Unencodable { symbology, reason },
+    })?;
     if is_qr { render_qr(&matrix, module_px) } else { render_linear(&matrix, module_px, bar_height) }
 }
 
