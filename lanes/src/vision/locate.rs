@@ -43,6 +43,7 @@ use super::filters::{
     smooth_across_rows, stretch, upscale2,
 };
 use super::rxing::{Binarizer, CodeRead, Guards, LINEAR_FORMATS, Panicked, READ_FORMATS, guarded, hints, read};
+use super::work::Work;
 
 /// Side of a cell of the candidate finder, in pixels.
 const CELL: usize = 16;
@@ -654,7 +655,7 @@ fn rxing_read(
     width: usize,
     height: usize,
     hints: &DecodeHints,
-    work: &mut u64,
+    work: &Work,
 ) -> Result<Option<CodeRead>, ()> {
     rxing_read_with(pixels, width, height, hints, false, work)
 }
@@ -666,7 +667,7 @@ fn rxing_read_with(
     height: usize,
     hints: &DecodeHints,
     global: bool,
-    work: &mut u64,
+    work: &Work,
 ) -> Result<Option<CodeRead>, ()> {
     Ok(rxing_read_located(pixels, width, height, hints, global, work)?.map(|(read, _)| read))
 }
@@ -678,16 +679,16 @@ fn rxing_read_located(
     height: usize,
     hints: &DecodeHints,
     global: bool,
-    work: &mut u64,
+    work: &Work,
 ) -> Result<Option<(CodeRead, Option<Guards>)>, ()> {
-    *work += (width * height) as u64;
+    work.charge(width * height);
     let binarizer = if global { Binarizer::GlobalHistogram } else { Binarizer::Hybrid };
     read(pixels, width, height, hints, binarizer).map_err(|_| ())
 }
 
 /// What rxing's 1D readers alone read in a strip (tests compare the pipeline's own readers with it).
 #[cfg(test)]
-pub(super) fn rxing_text(pixels: &[u8], width: usize, height: usize, work: &mut u64) -> Option<String> {
+pub(super) fn rxing_text(pixels: &[u8], width: usize, height: usize, work: &Work) -> Option<String> {
     rxing_read(pixels, width, height, &hints(&LINEAR_FORMATS, false, false), work).ok().flatten().map(|r| r.text)
 }
 
@@ -700,11 +701,11 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
     let mut why: Option<(f32, Option<Unreadable>)> = None;
     let linear_hints = hints(&LINEAR_FORMATS, false, config.inverted);
     let qr_hints = hints(&[BarcodeFormat::QR_CODE], true, config.inverted);
-    let mut work = 0u64;
+    let work = Work::default();
     let (mut squares, mut lines) = (0, 0);
     let plain = VisionConfig { retries: false, ..config.clone() };
     for candidate in candidates.iter().take(config.max_candidates) {
-        if work >= config.work_budget {
+        if work.spent() >= config.work_budget {
             break;
         }
         if started.elapsed() >= config.time_cap {
@@ -716,10 +717,10 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
         let outcome = if candidate.linear {
             lines += 1;
             let config = if candidate.plain_only { &plain } else { config };
-            read_linear(frame, candidate, config, &linear_hints, lines <= STRAIGHTENED_READS, &mut work)
+            read_linear(frame, candidate, config, &linear_hints, lines <= STRAIGHTENED_READS, &work)
         } else {
             squares += 1;
-            read_square(frame, candidate, &qr_hints, squares <= GRID_READS, &mut work)
+            read_square(frame, candidate, &qr_hints, squares <= GRID_READS, &work)
         };
         match outcome {
             Attempt::Read(read) => {
@@ -743,41 +744,41 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
     // close-up more, none wrong, p99 no slower; no frame read past 40% of the budget).
     if analysis.reads.is_empty()
         && config.retries
-        && work < config.work_budget / 5 * 2
+        && work.spent() < config.work_budget / 5 * 2
         && !analysis.timed_out
         && let Some(best) = candidates.iter().take(config.max_candidates).find(|c| c.linear && !c.plain_only)
     {
-        analysis.reads.extend(read_best_linear_again(frame, best, config, &linear_hints, &mut work));
+        analysis.reads.extend(read_best_linear_again(frame, best, config, &linear_hints, &work));
     }
     // A QR code blurred by motion keeps only the edges across the motion: the finder takes it for a 1D code.
     // With nothing read, the best 1D candidate that is square and that no 2D candidate covers is also tried
     // as a QR code, once (with the grid reader, whose sharpened grid undoes some blur, if the frame has not
     // used it yet).
     if analysis.reads.is_empty()
-        && work < config.work_budget
+        && work.spent() < config.work_budget
         && !analysis.timed_out
         && let Some(blurred) = candidates.iter().take(config.max_candidates).find(|c| c.linear)
         && fills_a_square(&blurred.cells)
         && !covered_by_a_square(&candidates, blurred)
-        && let Attempt::Read(read) = read_square(frame, blurred, &qr_hints, squares < GRID_READS, &mut work)
+        && let Attempt::Read(read) = read_square(frame, blurred, &qr_hints, squares < GRID_READS, &work)
     {
         analysis.reads.push(read);
     }
     if analysis.reads.is_empty()
         && config.whole_frame_fallback
-        && work < config.work_budget
+        && work.spent() < config.work_budget
         && !analysis.timed_out
         && let Ok(Some(read)) = rxing_read(
             &frame.pixels,
             frame.width as usize,
             frame.height as usize,
             &hints(&READ_FORMATS, false, false),
-            &mut work,
+            &work,
         )
     {
         analysis.reads.push(read);
     }
-    analysis.work = work;
+    analysis.work = work.spent();
     if analysis.reads.is_empty() {
         analysis.unreadable = why.and_then(|(_, reason)| reason);
     }
@@ -868,7 +869,7 @@ const END_SLANT_AGREEMENT: f32 = 0.105;
 /// bottom. Lines through those points (the median of the slopes between pairs: outliers do not move it) are
 /// the ends. `None` when too few blocks show both ends. When the two lines slant apart, or too far, the code
 /// is taken as not sheared.
-fn bar_ends(frame: &LumaFrame, candidate: &Candidate, axes: &StripAxes, work: &mut u64) -> Option<BarEnds> {
+fn bar_ends(frame: &LumaFrame, candidate: &Candidate, axes: &StripAxes, work: &Work) -> Option<BarEnds> {
     let half = CELL as f32 / 2.0;
     let (s0, s1) = (axes.along.0 - half, axes.along.1 + half);
     let height = axes.across.1 - axes.across.0 + CELL as f32;
@@ -877,7 +878,7 @@ fn bar_ends(frame: &LumaFrame, candidate: &Candidate, axes: &StripAxes, work: &m
     if columns < 3 * END_BLOCK || rows < 8 || columns * rows > MAX_END_GRID {
         return None;
     }
-    *work += (columns * rows) as u64;
+    work.charge(columns * rows);
     let (ux, uy) = (axes.theta.cos(), axes.theta.sin());
     let (mx, my) = axes.centre;
     let bars: Vec<(f32, f32)> = (0..columns).map(|i| bars_at(candidate, axes, s0 + i as f32)).collect();
@@ -1059,7 +1060,7 @@ fn is_weak(symbology: Symbology) -> bool {
 
 /// Whether the strip mirrored end to end reads as a different code of the same symbology (an upside-down
 /// UPC-E or EAN-8 can read as another valid one).
-fn mirror_disagrees(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &CodeRead, work: &mut u64) -> bool {
+fn mirror_disagrees(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &CodeRead, work: &Work) -> bool {
     let mut mirrored = pixels.to_vec();
     for row in mirrored.chunks_exact_mut(strip.width) {
         row.reverse();
@@ -1071,7 +1072,7 @@ fn mirror_disagrees(pixels: &[u8], strip: &Strip, hints: &DecodeHints, read: &Co
 }
 
 /// What the strip's rows read, one row at a time: a retail scanner's scan lines. `Err(())` if rxing panicked.
-fn row_reads(pixels: &[u8], strip: &Strip, hints: &DecodeHints, work: &mut u64) -> Result<Vec<CodeRead>, ()> {
+fn row_reads(pixels: &[u8], strip: &Strip, hints: &DecodeHints, work: &Work) -> Result<Vec<CodeRead>, ()> {
     let mut reads = Vec::new();
     for row in pixels.chunks_exact(strip.width) {
         if let Some(read) = rxing_read(row, strip.width, 1, hints, work)? {
@@ -1115,7 +1116,7 @@ fn read_linear(
     config: &VisionConfig,
     hints: &DecodeHints,
     straighten: bool,
-    work: &mut u64,
+    work: &Work,
 ) -> Attempt {
     let axes = strip_axes(candidate, config.deskew);
     let Some(strip) = sample_strip(frame, candidate, &axes, 0.0, None) else {
@@ -1144,11 +1145,11 @@ fn read_best_linear_again(
     candidate: &Candidate,
     config: &VisionConfig,
     hints: &DecodeHints,
-    work: &mut u64,
+    work: &Work,
 ) -> Option<CodeRead> {
     let axes = strip_axes(candidate, config.deskew);
     let found = sample_strip(frame, candidate, &axes, 0.0, None)?;
-    *work += 3 * (found.width * found.height) as u64;
+    work.charge(3 * found.width * found.height);
     if config.deblur && looks_blurred(&found) {
         return read_motion_deblurred(found, config, hints, work);
     }
@@ -1172,7 +1173,7 @@ fn read_between_bar_ends(
     found: &Strip,
     config: &VisionConfig,
     hints: &DecodeHints,
-    work: &mut u64,
+    work: &Work,
 ) -> Option<CodeRead> {
     let reach = if saturated_share(&found.pixels) >= GLARE_SHARE { GLARE_REACH } else { 0.0 };
     let ends = bar_ends(frame, candidate, axes, work)?;
@@ -1192,10 +1193,10 @@ const DEBLUR_SHARES: [f32; 2] = [0.95, 1.05];
 /// rows brought into line, the blur measured on their mean, each row deblurred. Only a strip that looks blurred
 /// is tried ([`looks_blurred`]): on seed 2026's set, 12 frames of 1,400 rather than 213, at no cost in moving
 /// frames read; 1.5 ms on each of them, 3.2 at most.
-fn read_motion_deblurred(strip: Strip, config: &VisionConfig, hints: &DecodeHints, work: &mut u64) -> Option<CodeRead> {
+fn read_motion_deblurred(strip: Strip, config: &VisionConfig, hints: &DecodeHints, work: &Work) -> Option<CodeRead> {
     let (width, height) = (strip.width, strip.height);
     let aligned = super::rows::aligned(&strip.pixels, width, height)?;
-    *work += (width * height) as u64;
+    work.charge(width * height);
     let profile: Vec<f32> = (0..width)
         .map(|i| (0..height).map(|r| f32::from(aligned[r * width + i])).sum::<f32>() / height as f32)
         .collect();
@@ -1260,10 +1261,10 @@ fn read_strip(
     config: &VisionConfig,
     hints: &DecodeHints,
     straighten: bool,
-    work: &mut u64,
+    work: &Work,
 ) -> StripOutcome {
     // Three bilinear samples a strip pixel.
-    *work += 3 * (strip.width * strip.height) as u64;
+    work.charge(3 * strip.width * strip.height);
     let raw = Strip { pixels: strip.pixels.clone(), ..strip };
     if config.stretch {
         stretch(&mut strip.pixels);
@@ -1317,7 +1318,7 @@ fn read_strip(
     for (position, &k) in tried.iter().enumerate() {
         let pixels = variants[k]();
         let hints = if k == 0 { hints } else { &plain };
-        let later = |work: &mut u64| -> Vec<CodeRead> {
+        let later = || -> Vec<CodeRead> {
             tried[position + 1..]
                 .iter()
                 .filter_map(|&j| rxing_read(&variants[j](), strip.width, strip.height, &plain, work).ok().flatten())
@@ -1337,10 +1338,10 @@ fn read_strip(
     let Some(aligned) = super::rows::aligned(&raw.pixels, raw.width, raw.height) else {
         return StripOutcome::Failed;
     };
-    *work += (raw.width * raw.height) as u64;
+    work.charge(raw.width * raw.height);
     let straightened = envelope(sharpened(smooth_across_rows(&aligned, raw.width, raw.height, 1)));
     // The strip's other variants read nothing: its scan lines alone vote.
-    read_variant(&straightened, &strip, &plain, edge_count, &|_| Vec::new(), work).unwrap_or(StripOutcome::Failed)
+    read_variant(&straightened, &strip, &plain, edge_count, &Vec::new, work).unwrap_or(StripOutcome::Failed)
 }
 
 /// rxing on one variant of a strip, with the checks a 1D read must pass: `Some` ends the search (a read, or
@@ -1351,8 +1352,8 @@ fn read_variant(
     strip: &Strip,
     hints: &DecodeHints,
     edge_count: usize,
-    later: &dyn Fn(&mut u64) -> Vec<CodeRead>,
-    work: &mut u64,
+    later: &dyn Fn() -> Vec<CodeRead>,
+    work: &Work,
 ) -> Option<StripOutcome> {
     let (read, guards) = match rxing_read_located(pixels, strip.width, strip.height, hints, false, work) {
         Ok(Some(found)) => found,
@@ -1385,7 +1386,7 @@ fn read_variant(
     if !contested && agreeing >= CONFIRMING_LINES {
         return Some(StripOutcome::Read(read));
     }
-    let later = later(work);
+    let later = later();
     if !contested && later.iter().all(|other| *other == read) {
         return Some(StripOutcome::Read(read));
     }
@@ -1469,7 +1470,7 @@ const STRAIGHTENED_READS: usize = 1;
 /// 24 Mpx photo took 1.7 s.) A larger frame is also searched at half size, where such a code fits.
 const MAX_SQUARE_CROP: usize = 1280 * 720;
 
-fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, grid: bool, work: &mut u64) -> Attempt {
+fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, grid: bool, work: &Work) -> Attempt {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let x0 = candidate.cells.iter().map(|c| c.0).min().unwrap_or(0).saturating_sub(1) * CELL;
     let y0 = candidate.cells.iter().map(|c| c.1).min().unwrap_or(0).saturating_sub(1) * CELL;
@@ -1721,19 +1722,17 @@ mod tests {
             Strip { width, height: STRIP_ROWS, pixels }
         };
         let hints = hints(&LINEAR_FORMATS, false, false);
-        let mut work = 0;
-        let read =
-            |strip: &Strip, work: &mut u64| match read_variant(&strip.pixels, strip, &hints, 20, &|_| Vec::new(), work)
-            {
-                Some(StripOutcome::Read(read)) => Some(read.text),
-                _ => None,
-            };
+        let work = Work::default();
+        let read = |strip: &Strip, work: &Work| match read_variant(&strip.pixels, strip, &hints, 20, &Vec::new, work) {
+            Some(StripOutcome::Read(read)) => Some(read.text),
+            _ => None,
+        };
         // rxing reads the strip from its one printed row, but one scan line is not enough for a short code.
         let one = strip_of(5..6);
-        assert_eq!(rxing_text(&one.pixels, width, STRIP_ROWS, &mut work).as_deref(), Some("96385074"));
-        assert_eq!(read(&one, &mut work), None, "one row is not enough");
-        assert_eq!(read(&strip_of(5..7), &mut work).as_deref(), Some("96385074"));
-        assert!(work > 0);
+        assert_eq!(rxing_text(&one.pixels, width, STRIP_ROWS, &work).as_deref(), Some("96385074"));
+        assert_eq!(read(&one, &work), None, "one row is not enough");
+        assert_eq!(read(&strip_of(5..7), &work).as_deref(), Some("96385074"));
+        assert!(work.spent() > 0);
     }
 
     #[test]
@@ -1742,25 +1741,25 @@ mod tests {
         let width = code.width as usize;
         let strip_of = |row: &[u8]| Strip { width, height: STRIP_ROWS, pixels: row.repeat(STRIP_ROWS) };
         let hints = hints(&LINEAR_FORMATS, false, false);
-        let mut work = 0;
-        let located = |strip: &Strip, work: &mut u64| {
+        let work = Work::default();
+        let located = |strip: &Strip, work: &Work| {
             let (read, guards) =
                 rxing_read_located(&strip.pixels, width, STRIP_ROWS, &hints, false, work).unwrap().unwrap();
             assert_eq!(read.text, "02766072");
             bars_beside(strip, read.symbology, guards.expect("rxing says where a 1D code is"))
         };
         let clean = strip_of(&code.pixels);
-        assert!(!located(&clean, &mut work), "ten modules of quiet zone either side");
+        assert!(!located(&clean, &work), "ten modules of quiet zone either side");
         // A bar four modules before the start (rendered at 3 pixels a module after 10 modules of quiet zone):
         // rxing, which asks for three there, still reads the UPC-E; a strip with a bar that close holds a
         // longer code.
         let mut crowded = code.pixels.clone();
         crowded[12..18].fill(0);
         let crowded = strip_of(&crowded);
-        assert!(located(&crowded, &mut work));
-        assert!(read_variant(&crowded.pixels, &crowded, &hints, 20, &|_| Vec::new(), &mut work).is_none());
+        assert!(located(&crowded, &work));
+        assert!(read_variant(&crowded.pixels, &crowded, &hints, 20, &Vec::new, &work).is_none());
         assert!(matches!(
-            read_variant(&clean.pixels, &clean, &hints, 20, &|_| Vec::new(), &mut work),
+            read_variant(&clean.pixels, &clean, &hints, 20, &Vec::new, &work),
             Some(StripOutcome::Read(_))
         ));
     }
@@ -1807,11 +1806,11 @@ mod tests {
             let washed = if r < STRIP_ROWS / 2 { 0..width / 2 } else { width / 2..width };
             pixels.extend(row.iter().enumerate().map(|(i, &p)| if washed.contains(&i) { 255 } else { p }));
         }
-        let mut work = 0;
-        assert_eq!(rxing_text(&pixels, width, STRIP_ROWS, &mut work), None, "every row has lost half the code");
+        let work = Work::default();
+        assert_eq!(rxing_text(&pixels, width, STRIP_ROWS, &work), None, "every row has lost half the code");
         let strip = Strip { width, height: STRIP_ROWS, pixels };
         let composite = composite_rows(&strip.pixels, width, STRIP_ROWS, edges(&strip));
-        assert_eq!(rxing_text(&composite, width, STRIP_ROWS, &mut work), Some(text));
+        assert_eq!(rxing_text(&composite, width, STRIP_ROWS, &work), Some(text));
     }
 
     use crate::synthetic::{Distortion, FrameSpec, render_frame};
@@ -1933,7 +1932,7 @@ mod tests {
             }
         }
         let found = find_candidates(&cell_grid(&frame)).into_iter().find(|c| c.linear).unwrap();
-        let ends = bar_ends(&frame, &found, &strip_axes(&found, true), &mut 0).unwrap();
+        let ends = bar_ends(&frame, &found, &strip_axes(&found, true), &Work::default()).unwrap();
         assert!((ends.per_pixel + fall).abs() < 0.03, "slant {} for a fall of {fall}", ends.per_pixel);
         assert!((ends.bottom - ends.top - bar_height).abs() < 8.0, "bars from {} to {}", ends.top, ends.bottom);
         assert_eq!(reads(&frame), vec![text]);

@@ -10,6 +10,7 @@ mod render;
 mod robustness;
 mod rows;
 mod rxing;
+mod work;
 
 pub use self::rxing::CodeRead;
 pub use frame::{

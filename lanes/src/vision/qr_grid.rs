@@ -21,6 +21,7 @@ use rxing::qrcode::decoder::qrcode_decoder::decode_bitmatrix_with_hints;
 use rxing::qrcode::detector::{FinderPatternFinder, FinderPatternInfo};
 
 use super::filters::{Integral, bilinear_in};
+use super::work::Work;
 use rxing::{DecodeHints, Point, point};
 
 /// How far the bottom-right corner is searched from the parallelogram's guess, in modules, any way: a disc.
@@ -40,7 +41,7 @@ pub(super) fn read_by_grid(
     width: usize,
     height: usize,
     hints: &DecodeHints,
-    work: &mut u64,
+    work: &Work,
 ) -> Option<String> {
     let grey = Grey { pixels, width, height };
     let info = finder_patterns(pixels, width, height, hints, work)?;
@@ -68,7 +69,7 @@ fn finder_patterns(
     width: usize,
     height: usize,
     hints: &DecodeHints,
-    work: &mut u64,
+    work: &Work,
 ) -> Option<FinderPatternInfo> {
     let integral = Integral::new(pixels, width, height);
     let wide = (width.min(height) / 10).clamp(8, 32);
@@ -86,7 +87,7 @@ fn finder_patterns(
                 }
             }
         }
-        *work += (width * height) as u64;
+        work.charge(width * height);
         let mut finder = FinderPatternFinder::new(&bits);
         if let Ok(info) = finder.find(hints) {
             return Some(info);
@@ -132,7 +133,7 @@ fn search_corner(
     bl: Point,
     dimension: u32,
     hints: &DecodeHints,
-    work: &mut u64,
+    work: &Work,
 ) -> Option<String> {
     let d = dimension as f32;
     let span = d - 7.0;
@@ -195,7 +196,7 @@ fn search_corner(
 const DEBLUR: f32 = 1.0;
 
 /// Each module's grey value through `transform`, row by row.
-fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, work: &mut u64) -> Option<Vec<f32>> {
+fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, work: &Work) -> Option<Vec<f32>> {
     let n = dimension as usize;
     let mut values = vec![0f32; n * n];
     for y in 0..n {
@@ -207,7 +208,7 @@ fn sample(grey: &Grey<'_>, transform: &PerspectiveTransform, dimension: u32, wor
             values[y * n + x] = grey.at(p.x, p.y);
         }
     }
-    *work += (n * n) as u64;
+    work.charge(n * n);
     Some(values)
 }
 
@@ -294,10 +295,10 @@ mod tests {
     fn a_plain_code_reads_by_its_grid() {
         let text = "134567890123456789";
         let code = render_code(text, Symbology::QrCode, 4, 1).unwrap();
-        let mut work = 0;
-        let read = read_by_grid(&code.pixels, code.width as usize, code.height as usize, &qr_hints(), &mut work);
+        let work = Work::default();
+        let read = read_by_grid(&code.pixels, code.width as usize, code.height as usize, &qr_hints(), &work);
         assert_eq!(read.as_deref(), Some(text));
-        assert!(work > 0);
+        assert!(work.spent() > 0);
     }
 
     #[test]
@@ -319,8 +320,8 @@ mod tests {
             );
             let label = format!("perspective ({perspective_x}, {perspective_y}), glare {glare}");
             assert_eq!(decode_frame_whole(&frame).unwrap(), vec![], "{label}: rxing alone reads it now");
-            let mut work = 0;
-            let read = read_by_grid(&frame.pixels, 640, 480, &qr_hints(), &mut work);
+            let work = Work::default();
+            let read = read_by_grid(&frame.pixels, 640, 480, &qr_hints(), &work);
             assert_eq!(read.as_deref(), Some(text), "{label}");
         }
     }
@@ -364,8 +365,8 @@ mod tests {
             seed: 11,
         };
         let frame = render_frame(&spec).unwrap();
-        let mut work = 0;
-        assert_eq!(read_by_grid(&frame.pixels, 640, 480, &qr_hints(), &mut work), None);
+        let work = Work::default();
+        assert_eq!(read_by_grid(&frame.pixels, 640, 480, &qr_hints(), &work), None);
     }
 
     #[test]
