@@ -1,6 +1,7 @@
 //! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
 
 mod deblur;
+mod diagnose;
 mod filters;
 mod frame;
 mod locate;
@@ -13,10 +14,11 @@ mod rxing;
 mod work;
 
 pub use self::rxing::CodeRead;
+pub use diagnose::Unreadable;
 pub use frame::{
     DEFAULT_PIXEL_LIMIT, FrameError, LumaFrame, PHOTO_PIXEL_LIMIT, encode_png, load_frame, load_frame_file,
 };
-pub use locate::{FrameAnalysis, Unreadable, VisionConfig};
+pub use locate::{FrameAnalysis, VisionConfig};
 pub use render::{RenderError, paste, render_code};
 
 use std::borrow::Cow;
