@@ -1,5 +1,6 @@
 //! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
 
+mod candidates;
 mod deblur;
 mod diagnose;
 mod filters;
