@@ -41,10 +41,11 @@ use super::candidates::{
 };
 use super::diagnose::{Unreadable, looks_blurred, why_unreadable};
 use super::filters::{
-    Integral, box_smooth, composite_rows, normalise_envelope, normalise_locally, percentiles, sharpen,
-    smooth_across_rows, stretch, upscale2,
+    box_smooth, composite_rows, normalise_envelope, normalise_locally, percentiles, sharpen, smooth_across_rows,
+    stretch,
 };
-use super::rxing::{Binarizer, CodeRead, Guards, LINEAR_FORMATS, Panicked, READ_FORMATS, guarded, hints, read};
+use super::rxing::{Binarizer, CodeRead, Guards, LINEAR_FORMATS, READ_FORMATS, hints, read};
+use super::square::SquareReader;
 use super::work::Work;
 
 /// Which steps of the pipeline run (the benchmark switches them off one by one to measure them).
@@ -178,6 +179,7 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
     let linear_hints = hints(&LINEAR_FORMATS, false, config.inverted);
     let qr_hints = hints(&[BarcodeFormat::QR_CODE], true, config.inverted);
     let work = Work::default();
+    let square_reader = SquareReader { frame, hints: &qr_hints, work: &work };
     let (mut squares, mut lines) = (0, 0);
     let plain = VisionConfig { retries: false, ..config.clone() };
     for candidate in candidates.iter().take(config.max_candidates) {
@@ -196,7 +198,7 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
             read_linear(frame, candidate, config, &linear_hints, lines <= STRAIGHTENED_READS, &work)
         } else {
             squares += 1;
-            read_square(frame, candidate, &qr_hints, squares <= GRID_READS, &work)
+            square_reader.read(candidate, squares <= GRID_READS)
         };
         match outcome {
             ReadAttempt::Read(read) => {
@@ -236,7 +238,7 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
         && let Some(blurred) = candidates.iter().take(config.max_candidates).find(|c| c.linear)
         && fills_a_square(&blurred.cells)
         && !covered_by_a_square(&candidates, blurred)
-        && let ReadAttempt::Read(read) = read_square(frame, blurred, &qr_hints, squares < GRID_READS, &work)
+        && let ReadAttempt::Read(read) = square_reader.read(blurred, squares < GRID_READS)
     {
         analysis.reads.push(read);
     }
@@ -917,9 +919,6 @@ fn side_has_bar(line: &[f32], edge: f32, out: f32, module: f32) -> bool {
         .any(|v| v < mid)
 }
 
-/// A grey crop for rxing: pixels, width, height, and whether to binarize it with one global threshold.
-type Crop = (Vec<u8>, usize, usize, bool);
-
 /// The 2D candidates of a frame, best first, whose module grid is read when rxing fails on them. (Measured on
 /// five seeds of `bench decode`, once the grid search had got faster: a second one reads four QR codes more in
 /// 7,600 frames, two of them tilted under 15 degrees, and costs about 1 ms of VGA p99; a QR code beside a
@@ -929,69 +928,6 @@ const GRID_READS: usize = 2;
 /// (measured: a second one read none more).
 const STRAIGHTENED_READS: usize = 1;
 
-/// Largest QR crop handed to rxing, in pixels: a whole 720p frame. (Measured: a 4.3 Mpx crop of texture in a
-/// 24 Mpx photo took 1.7 s.) A larger frame is also searched at half size, where such a code fits.
-const MAX_SQUARE_CROP: usize = 1280 * 720;
-
-fn read_square(frame: &LumaFrame, candidate: &Candidate, hints: &DecodeHints, grid: bool, work: &Work) -> ReadAttempt {
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let x0 = candidate.cells.iter().map(|c| c.0).min().unwrap_or(0).saturating_sub(1) * CELL;
-    let y0 = candidate.cells.iter().map(|c| c.1).min().unwrap_or(0).saturating_sub(1) * CELL;
-    let x1 = ((candidate.cells.iter().map(|c| c.0).max().unwrap_or(0) + 2) * CELL).min(w);
-    let y1 = ((candidate.cells.iter().map(|c| c.1).max().unwrap_or(0) + 2) * CELL).min(h);
-    if x1 <= x0 || y1 <= y0 {
-        return ReadAttempt::Failed(None);
-    }
-    let (cw, ch) = (x1 - x0, y1 - y0);
-    if cw * ch > MAX_SQUARE_CROP {
-        // rxing's QR search on a crop this large takes seconds; a code this large reads at a coarser level.
-        return ReadAttempt::Failed(None);
-    }
-    let mut pixels = Vec::with_capacity(cw * ch);
-    for y in y0..y1 {
-        pixels.extend_from_slice(&frame.pixels[y * w + x0..y * w + x1]);
-    }
-    // Twice the size when small: rxing's finder-pattern search needs a few pixels a module. Larger crops hold
-    // larger modules (measured: upscaling crops up to 320 pixels reads one QR code more in 193 and costs a
-    // third of the p99 time).
-    let small = cw.max(ch) <= 200;
-    let sized = |p: Vec<u8>| if small { (upscale2(&p, cw, ch), cw * 2, ch * 2) } else { (p, cw, ch) };
-    // Measured order (bench decode), each made only when the ones before failed: the crop as it is; twice the
-    // size; rxing's global binarizer (some faint small codes); denoised and unsharp-masked (blur and noise);
-    // flattened against a wide local mean (glare).
-    let variants: [&dyn Fn() -> Option<Crop>; 5] = [
-        &|| Some((pixels.clone(), cw, ch, false)),
-        &|| small.then(|| (upscale2(&pixels, cw, ch), cw * 2, ch * 2, false)),
-        &|| Some((pixels.clone(), cw, ch, true)),
-        &|| {
-            let (p, w, h) = sized(Integral::new(&pixels, cw, ch).unsharp());
-            Some((p, w, h, false))
-        },
-        &|| {
-            let (p, w, h) = sized(Integral::new(&pixels, cw, ch).flattened(cw.max(ch) / 6));
-            Some((p, w, h, false))
-        },
-    ];
-    for (pixels, tw, th, global) in variants.iter().filter_map(|variant| variant()) {
-        match rxing_read_with(&pixels, tw, th, hints, global, work) {
-            Ok(Some(read)) => return ReadAttempt::Read(read),
-            Ok(None) => {}
-            Err(()) => return ReadAttempt::Panicked,
-        }
-    }
-    // rxing found no code: its finder patterns, if it sees them, and the module grid read from the grey crop.
-    let (sized_pixels, sw, sh) = if grid { sized(pixels.clone()) } else { (Vec::new(), 0, 0) };
-    if grid {
-        // rxing's finder and decoder run here too: behind `catch_unwind`, like every call into rxing.
-        match guarded(|| super::qr_grid::read_by_grid(&sized_pixels, sw, sh, hints, work)) {
-            Ok(Some(text)) => return ReadAttempt::Read(CodeRead { text, symbology: Symbology::QrCode }),
-            Ok(None) => {}
-            Err(Panicked) => return ReadAttempt::Panicked,
-        }
-    }
-    ReadAttempt::Failed(diagnose_square(&pixels, cw, ch))
-}
-
 /// Why a strip that looks like a 1D code did not decode, if its statistics tell.
 fn diagnose(raw: &[u8], width: usize, candidate: &Candidate) -> Option<Unreadable> {
     // Only regions that look like a code: several cells, mostly one direction.
@@ -999,13 +935,6 @@ fn diagnose(raw: &[u8], width: usize, candidate: &Candidate) -> Option<Unreadabl
         return None;
     }
     why_unreadable(raw, width)
-}
-
-fn diagnose_square(pixels: &[u8], width: usize, height: usize) -> Option<Unreadable> {
-    if width.min(height) < 3 * CELL {
-        return Some(Unreadable::TooSmall);
-    }
-    why_unreadable(pixels, width)
 }
 
 #[cfg(test)]

@@ -6,12 +6,12 @@ mod diagnose;
 mod filters;
 mod frame;
 mod locate;
-mod qr_grid;
 mod render;
 #[cfg(test)]
 mod robustness;
 mod rows;
 mod rxing;
+mod square;
 mod work;
 
 pub use self::rxing::CodeRead;
