@@ -116,3 +116,48 @@ fn share_between_levels(row: &[u8], lo: f32, hi: f32) -> f32 {
     let span = &smooth[first..last];
     span.iter().filter(|&&v| (v - middle).abs() < band).count() as f32 / span.len() as f32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::Distortion;
+    use crate::vision::analyse_frame;
+    use crate::vision::scenes::{ean13, patient, scene};
+    use checkout_storage::Symbology;
+
+    #[test]
+    fn unreadable_codes_say_why() {
+        // A strip of bars and spaces, 2 samples a module, from `dark` to `light`.
+        let bars = |dark: u8, light: u8, module: usize| -> Vec<u8> {
+            (0..400).map(|i| if (i / module).is_multiple_of(3) { dark } else { light }).collect()
+        };
+        assert_eq!(why_unreadable(&bars(120, 150, 4), 400), Some(Unreadable::LowContrast));
+        let mut glare = bars(40, 200, 4);
+        glare[100..250].fill(255);
+        assert_eq!(why_unreadable(&glare, 400), Some(Unreadable::Glare));
+        assert_eq!(why_unreadable(&bars(30, 220, 1), 400), Some(Unreadable::TooSmall));
+        let smooth: Vec<u8> = (0..400).map(|i| (128.0 + 90.0 * (i as f32 / 8.0).sin()) as u8).collect();
+        assert_eq!(why_unreadable(&smooth, 400), Some(Unreadable::TooBlurred));
+        // Bars (4 samples a module) that moved 7 samples across: every ramp still steep, the narrow bars faint.
+        let widths = [1, 1, 2, 3, 1, 2, 1, 4, 2, 1, 1, 3, 2, 2, 1, 1, 3, 1, 2, 1, 4, 1, 1, 2, 3, 1, 2, 2, 1, 3];
+        let sharp: Vec<f32> = widths
+            .iter()
+            .enumerate()
+            .flat_map(|(k, &w)| std::iter::repeat_n(if k % 2 == 0 { 30.0 } else { 220.0 }, 4 * w))
+            .collect();
+        let moved: Vec<u8> = (0..sharp.len())
+            .map(|i| (0..7).map(|k| sharp[(i + k).saturating_sub(3).min(sharp.len() - 1)]).sum::<f32>() / 7.0)
+            .map(|v| v.round() as u8)
+            .collect();
+        assert_eq!(why_unreadable(&moved, moved.len()), Some(Unreadable::TooBlurred));
+        // A lone soft edge or a stroke is no code: nothing to tell the cashier.
+        let edge: Vec<u8> = (0..400).map(|i| (125.0 + 90.0 * ((i as f32 - 200.0) / 30.0).tanh()) as u8).collect();
+        assert_eq!(why_unreadable(&edge, 400), None);
+        assert_eq!(why_unreadable(&bars(30, 220, 6), 400), None, "a sharp, contrasted strip: no reason to tell");
+        // A whole frame: a code blurred far beyond reading is found, and the hint says why.
+        let blurred = Distortion { rotation_deg: 10.0, blur_sigma: 3.0, ..Distortion::default() };
+        let analysis = analyse_frame(&scene(&ean13(), Symbology::Ean13, 2.5, blurred), &patient()).unwrap();
+        assert_eq!(analysis.reads, vec![]);
+        assert_eq!(analysis.unreadable, Some(Unreadable::TooBlurred));
+    }
+}

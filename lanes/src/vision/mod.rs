@@ -1,16 +1,17 @@
 //! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
 
 mod candidates;
-mod deblur;
 mod diagnose;
 mod filters;
 mod frame;
+mod linear;
 mod locate;
 mod render;
 #[cfg(test)]
 mod robustness;
-mod rows;
 mod rxing;
+#[cfg(test)]
+mod scenes;
 mod square;
 mod work;
 
