@@ -1,11 +1,20 @@
-//! Frames and codes: load camera frames and image files, decode them with rxing, render codes into frames.
+//! Frames and codes: load camera frames and image files, find and read the codes in them, render codes into
+//! frames. This file is the public API (and searches large frames again at half size); below it:
+//!
+//! - `pipeline`: the per-frame plan (which candidates, which readers, in which order, within the work budget);
+//!   the only user of the two readers, `linear` (1D codes, read from strips) and `square` (QR codes, read from
+//!   crops and module grids);
+//! - `candidates` (where codes may be) and `diagnose` (why a code in view did not read);
+//! - `frame` (grey frames: loading, PNG) and `render` (codes drawn, for the synthetic camera and tests);
+//! - the leaves, which use nothing else of `vision`: `filters` (image filters), `rxing` (every call into rxing,
+//!   behind `catch_unwind`) and `work` (the work counter).
 
 mod candidates;
 mod diagnose;
 mod filters;
 mod frame;
 mod linear;
-mod locate;
+mod pipeline;
 mod render;
 #[cfg(test)]
 mod robustness;
@@ -20,7 +29,7 @@ pub use diagnose::Unreadable;
 pub use frame::{
     DEFAULT_PIXEL_LIMIT, FrameError, LumaFrame, PHOTO_PIXEL_LIMIT, encode_png, load_frame, load_frame_file,
 };
-pub use locate::{FrameAnalysis, VisionConfig};
+pub use pipeline::{FrameAnalysis, VisionConfig};
 pub use render::{RenderError, paste, render_code};
 
 use std::borrow::Cow;
@@ -86,14 +95,14 @@ pub fn analyse_frame(frame: &LumaFrame, config: &VisionConfig) -> Result<FrameAn
 /// modules wider than the finder's cells, which it sees as separate fragments. Such frames are also searched
 /// at half size, then a quarter, and so on, until one level reads or the frame is lane-sized.
 fn analyse_levels(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis {
-    let mut analysis = locate::analyse(frame, config);
+    let mut analysis = pipeline::analyse(frame, config);
     let mut level = Cow::Borrowed(frame);
     while analysis.reads.is_empty()
         && level.width.max(level.height) > PYRAMID_ABOVE
         && level.width.min(level.height) >= 64
     {
         level = Cow::Owned(half_size(&level));
-        let coarser = locate::analyse(&level, config);
+        let coarser = pipeline::analyse(&level, config);
         // The coarser level sees a large code whole: its reason for not reading one is the better guess.
         analysis = combined(analysis, coarser);
     }
@@ -245,7 +254,7 @@ mod tests {
         {
             let photo = photo_with(text, symbology, module_px);
             // At full size, the spaces and modules are wider than the finder's cells: it sees fragments.
-            assert!(locate::analyse(&photo, &VisionConfig::default()).reads.is_empty(), "{}", symbology.name());
+            assert!(pipeline::analyse(&photo, &VisionConfig::default()).reads.is_empty(), "{}", symbology.name());
             let analysis = analyse_frame(&photo, &VisionConfig::default()).unwrap();
             assert_eq!(analysis.reads, vec![CodeRead { text: text.to_owned(), symbology }], "{}", symbology.name());
         }

@@ -1,33 +1,12 @@
-//! The reading pipeline around rxing: find where codes are and at what angle, then decode small deskewed crops.
+//! The per-frame plan: which candidate regions are tried, by which reader, in which order, within what budget.
 //!
-//! 1. A structure tensor per 16x16 cell (gradients sampled on every other row) gives each cell an edge energy,
-//!    a coherence (how much its edges share one direction) and that direction.
-//! 2. Coherent, energetic cells are grouped by direction into 1D candidates; energetic cells of any direction
-//!    into 2D (QR) candidates. A 2D group that does not look square is split into its cores (cells with a
-//!    tenth of its strongest cells' energy, eroded by one cell and grown back: a QR code joined to clutter
-//!    by a label's edge, a line or a touching box comes out on its own); a 2D group that a 1D candidate
-//!    fills a third of goes after that 1D one (a barcode with print beside it). Candidates are tried best
-//!    first, within a budget of work (pixels resampled and handed to rxing), so that what a frame yields
-//!    does not depend on how busy the machine is; the search ends at the first code read.
-//! 3. A 1D candidate is resampled along its estimated scan direction into a small horizontal strip (bilinear,
-//!    half-pixel steps, each strip row averaged along the bars; when the cells' own directions turn along the
-//!    code by more than 3 degrees, perspective, each column follows the bars' direction at its point),
-//!    checked for enough bar edges, and handed to rxing's 1D readers; if that fails, variants are made one at
-//!    a time and tried: sharpened, normalised against a moving average, stretched between local extremes
-//!    (after none, one or two sharpenings), and under glare a composite of the rows' best-kept parts. Under
-//!    glare a failed strip is sampled again, longer and over the bars' whole height. Every read is checked
-//!    against the strip's rows read one by one (scan lines): when a line reads another code, or fewer than
-//!    three confirm it, the lines and the variants not yet tried vote, and a code counts only when clearly
-//!    ahead. An EAN-8 or UPC-E read (weak checksums) also needs two agreeing lines and five modules of quiet
-//!    zone either side (else it is part of a longer code, zxing-cpp #255).
-//!    When all of that fails on a frame's best 1D candidate, the strip's rows are shifted so that slanted bars
-//!    stand upright (`rows`), averaged in threes, sharpened, stretched and tried again.
-//! 4. A 2D candidate is cropped upright and handed to rxing's QR reader, which handles rotation itself; then
-//!    twice the size when small, with a global threshold, denoised and unsharp-masked, flattened against a wide
-//!    local mean. When all of that fails on a frame's best 2D candidate, its module grid is read
-//!    from the grey crop with the bottom-right corner searched for (`qr_grid`): perspective and glare.
-//! 5. When a candidate looks like a code but nothing decodes, the strip's statistics say why if they can:
-//!    glare, low contrast, too small, too blurred.
+//! The candidates (`candidates`) are tried best first, 1D ones by the `linear` reader and 2D ones by the
+//! `square` reader, within a budget of work (pixels resampled and handed to rxing, see `work`), so that what a
+//! frame yields does not depend on how busy the machine is; the search ends at the first code read. With
+//! nothing read, the frame's best 1D candidate is read once more (motion blur undone, or between its bars'
+//! ends), and the best 1D candidate that looks square is tried as a QR code blurred by motion. When a candidate
+//! looks like a code but nothing decodes, its pixels say why if they can (`diagnose`): glare, low contrast,
+//! too small, too blurred.
 
 use std::time::{Duration, Instant};
 
