@@ -89,9 +89,9 @@ fn middle_row(pixels: &[u8], width: usize) -> &[u8] {
 }
 
 /// Fewest crossings of its middle by a strip's middle row for a hint other than glare: fewer is an edge, a
-/// stroke or a gradient, not bars, and a hint there would be a false alarm at the lane (measured on `bench
-/// decode`'s frames without a code: most hints on them came from strips crossed 0 to 8 times; the strips of
-/// the codes left unread are crossed 12 times or more).
+/// stroke or a gradient, not bars, and a hint there would be a false alarm at the lane (on `bench decode`'s
+/// frames without a code, most hints came from strips crossed only a few times; the strips of the codes left
+/// unread are crossed more often than this).
 const MIN_HINT_CROSSINGS: usize = 10;
 
 /// Share of a failed strip's middle row between its two levels (see [`share_between_levels`]) above which it is

@@ -41,7 +41,7 @@ pub struct VisionConfig {
     /// Retry a failed strip sharpened, then locally normalised (for blur and glare).
     pub retries: bool,
     /// With nothing read, undo motion blur across the best 1D candidate's bars and read it again (a code
-    /// moved while the shutter was open; see `vision/deblur.rs`).
+    /// moved while the shutter was open; see `vision/linear/deblur.rs`).
     pub deblur: bool,
     /// Also try inverted crops (light bars on a dark screen).
     pub inverted: bool,
@@ -57,8 +57,8 @@ impl Default for VisionConfig {
         VisionConfig {
             work_budget: DEFAULT_WORK_BUDGET,
             time_cap: Duration::from_millis(250),
-            // Measured on four seeds of `bench decode`: a 7th to 9th candidate read no frame, and cost the
-            // slowest frames (those without a readable code) 7% more work.
+            // More candidates read no more frames on `bench decode`, and cost the slowest frames (those without a
+            // readable code) more work.
             max_candidates: 6,
             first_read_ends: true,
             deskew: true,
@@ -66,7 +66,7 @@ impl Default for VisionConfig {
             stretch: false,
             retries: true,
             deblur: true,
-            // Measured: costs about 0.5 ms a frame; retail and wallet codes are dark on light.
+            // Costs time on every frame; retail and wallet codes are dark on light.
             inverted: false,
             whole_frame_fallback: false,
             // Wallet codes and retail barcodes are dark on light, and a lane's empty frames stay cheap.
@@ -111,7 +111,7 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
     let steps =
         Steps { deskew: config.deskew, stretch: config.stretch, retries: config.retries, deblur: config.deblur };
     let linear_reader = LinearReader { frame, steps, hints: &linear_hints, work: &work };
-    // A candidate most of which a part of it tried already covers: its strip is read as it is.
+    // A joined candidate whose largest part was tried already (`plain_only`): its strip is read as it is.
     let plain_reader = LinearReader { steps: Steps { retries: false, ..steps }, ..linear_reader };
     let square_reader = SquareReader { frame, hints: &qr_hints, work: &work };
     let (mut squares, mut lines) = (0, 0);
@@ -151,8 +151,8 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
         }
     }
     // With nothing read, the best 1D candidate once more, its rows between its bars' ends; not on a frame
-    // that has already taken much work, the slowest (measured on five seeds of `bench decode`: 10 frames and a
-    // close-up more, none wrong, p99 no slower; no frame read past 40% of the budget).
+    // that has already taken much work, the slowest (on `bench decode` it reads frames nothing else reads, none
+    // wrong, at no cost in p99, and none that had spent two fifths of the budget).
     if analysis.reads.is_empty()
         && config.retries
         && work.spent() < config.work_budget / 5 * 2
@@ -197,10 +197,9 @@ fn read_whole(frame: &LumaFrame, work: &Work) -> Result<Option<(CodeRead, Option
     read(&frame.pixels, width, height, &hints(&READ_FORMATS, false, false), Binarizer::Hybrid)
 }
 
-/// The 2D candidates of a frame, best first, whose module grid is read when rxing fails on them. (Measured on
-/// five seeds of `bench decode`, once the grid search had got faster: a second one reads four QR codes more in
-/// 7,600 frames, two of them tilted under 15 degrees, and costs about 1 ms of VGA p99; a QR code beside a
-/// block of print is often the second.)
+/// The 2D candidates of a frame, best first, whose module grid is read when rxing fails on them. (On `bench
+/// decode` a second one still reads a few QR codes more, for a little p99 time: a QR code beside a block of
+/// print is often the second.)
 const GRID_READS: usize = 2;
 /// The 1D candidates of a frame, best first, whose strip is straightened when all else fails on them
 /// (measured: a second one read none more).

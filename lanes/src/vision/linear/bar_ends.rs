@@ -10,8 +10,8 @@ use super::strip::{BarEnds, StripSampler};
 /// Width of a block of columns whose bars' ends are found together, in pixels.
 const END_BLOCK: usize = 8;
 
-/// Most samples of the grid in which the bars' ends are looked for (a code filling a 4K frame would take
-/// tens of milliseconds; held that close, its rows are not what fails).
+/// Most samples of the grid in which the bars' ends are looked for (a code filling a 4K frame would take long;
+/// held that close, its rows are not what fails).
 const MAX_END_GRID: usize = 600_000;
 
 /// Most the bars' ends may slant against the square to the bars: `tan(15°)` (beyond, the fit found clutter).

@@ -69,9 +69,9 @@ const GLARE_SHARE: f32 = 0.01;
 /// How far the strip of a candidate under glare reaches past its ends, as a share of its length.
 const GLARE_REACH: f32 = 0.9;
 
-/// Shares of the measured blur a motion-blurred strip is deblurred with, in turn: the measure is good to some
-/// 5% on most strips, and a filter for a blur 10% off reads far fewer (measured on the moving frames of `bench
-/// decode`: 0.95 and 1.05 read 8 frames more than 1.0 alone, 0.9 and 1.0 5 fewer).
+/// Shares of the measured blur a motion-blurred strip is deblurred with, in turn: the measure is good to a few
+/// percent on most strips, and a filter for a blur further off reads far fewer (on the moving frames of `bench
+/// decode`, this pair read more than the measure alone, and more than a pair further apart).
 const DEBLUR_SHARES: [f32; 2] = [0.95, 1.05];
 
 impl LinearReader<'_> {
@@ -98,8 +98,8 @@ impl LinearReader<'_> {
     }
 
     /// The frame's best 1D candidate, when nothing was read: once more with motion blur undone when its strip
-    /// looks blurred (and `Steps::deblur`), else between its bars' ends. (Measured on seeds 2026, 7 and 4242: the
-    /// bars' ends read no frame whose strip looks blurred, and trying both cost the slowest frames some 2 ms.)
+    /// looks blurred (and `Steps::deblur`), else between its bars' ends. (On `bench decode` the bars' ends read
+    /// no frame whose strip looks blurred, and trying both slowed the slowest frames.)
     pub(in crate::vision) fn read_again(&self, candidate: &Candidate) -> Option<CodeRead> {
         let sampler = StripSampler::new(self.frame, candidate, self.steps.deskew);
         let found = sampler.strip(0.0, None)?;
@@ -126,8 +126,8 @@ impl LinearReader<'_> {
 
     /// A 1D candidate's strip read once more with motion blur across its bars undone (see `deblur`): its rows
     /// brought into line, the blur measured on their mean, each row deblurred. Only a strip that looks blurred
-    /// is tried (`looks_blurred`): on seed 2026's set, 12 frames of 1,400 rather than 213, at no cost in moving
-    /// frames read; 1.5 ms on each of them, 3.2 at most.
+    /// is tried (`looks_blurred`): a small share of the frames that a looser test would send here, at no cost
+    /// in moving frames read.
     fn read_motion_deblurred(&self, strip: Strip) -> Option<CodeRead> {
         let (width, height) = (strip.width, strip.height);
         let aligned = rows::aligned(&strip.pixels, width, height)?;
@@ -193,9 +193,9 @@ impl LinearReader<'_> {
             return StripOutcome::Failed;
         }
         // Bars that cross the strip at a slant: rows shifted upright, averaged in threes (less noise), sharpened
-        // and stretched. (Measured on four seeds of `bench decode`: the averaged rows as they are read no frame,
-        // nor did a reader of the grey levels that voted digit by digit, once in `ean_grey.rs`; the second read
-        // one frame wrong and cost 4 to 9 ms on the frames without a readable code.)
+        // and stretched. (On `bench decode` the averaged rows as they are read no frame, nor did a reader of the
+        // grey levels that voted digit by digit, once in `ean_grey.rs`, which also read a code wrong and slowed
+        // the frames without a readable code.)
         let Some(aligned) = rows::aligned(&raw.pixels, raw.width, raw.height) else {
             return StripOutcome::Failed;
         };

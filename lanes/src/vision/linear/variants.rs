@@ -41,15 +41,13 @@ pub(super) enum StripVariant {
 /// The variants a strip tries, in order (measured order on `bench decode`), each made only when the ones
 /// before it failed: all but the composite for the strip the finder found, and the composite too under glare.
 ///
-/// The strip past the ends skips the locally normalised and the twice-sharpened variants (measured on four
-/// seeds: there they read no frame, and cost some 2 ms a fruitless try). A strip under glare is also tried
-/// as a composite of its best-kept rows (measured on five seeds: 7 frames and a close-up more, one wrong
-/// read fewer, within the noise of p99).
+/// The strip past the ends skips the locally normalised and the twice-sharpened variants (on `bench decode`
+/// they read no frame there, and made each fruitless try slower). A strip under glare is also tried as a
+/// composite of its best-kept rows (it reads more frames and one wrong read fewer, within the noise of p99).
 /// The strip between the bars' ends is a retry itself, tried only stretched between local extremes, plain
-/// and sharpened (measured on three seeds: the other variants read 2 of its 11 frames, and cost the slowest
-/// frames some 2 ms). So is the deblurred strip: as it is, then stretched (measured on the moving frames of
-/// seed 2026: stretched and sharpened too read 3 frames more, but cost the frames that try it 0.5 ms more,
-/// up to 1.7 ms; stretched alone reads one frame fewer).
+/// and sharpened (the other variants read few of its frames, and slowed the slowest frames). So is the
+/// deblurred strip: as it is, then stretched (stretched and sharpened too read a few moving frames more, but
+/// slow every frame that tries it; stretched alone reads fewer).
 /// Without retries a strip is read as sampled only.
 pub(super) fn plan(reach: StripReach, retries: bool, glared: bool) -> Vec<StripVariant> {
     use StripVariant::*;

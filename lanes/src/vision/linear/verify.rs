@@ -11,8 +11,8 @@ use crate::vision::work::Work;
 use super::strip::{Strip, StripOutcome};
 
 /// Fewest bar edges worth handing to rxing: a UPC-E, the shortest code read, has 17 bars (34 edges); blur and
-/// glare hide many from the counting threshold (measured: 20 missed one small blurred UPC-E in ten, 14 reads
-/// them; 10 reads no more and costs time).
+/// glare hide many from the counting threshold (a higher threshold missed small blurred UPC-E codes; a lower
+/// one reads no more and costs time).
 pub(super) const MIN_EDGES: usize = 14;
 
 /// Bar edges along the strip's best row, counted with hysteresis around the strip's mid grey.
@@ -132,8 +132,8 @@ impl StripChecks<'_> {
         }
         // Measured on held-out frames: a tilted EAN-13 under glare or blur can read as another valid one where
         // other scan lines or later variants read the true code. A read the lines contest, or one that fewer
-        // than three lines confirm, goes to a vote with the later variants (they cost some 1.5 ms when they
-        // fail, so a read many lines confirm is spared them).
+        // than three lines confirm, goes to a vote with the later variants (they cost time when they fail, so a
+        // read many lines confirm is spared them).
         let contested = lines.iter().any(|line| *line != read);
         if !contested && agreeing >= CONFIRMING_LINES {
             return Some(StripOutcome::Read(read));

@@ -26,9 +26,8 @@ use crate::vision::filters::{Integral, bilinear_in};
 use crate::vision::work::Work;
 
 /// How far the bottom-right corner is searched from the parallelogram's guess, in modules, any way: a disc.
-/// (Measured on five seeds of `bench decode`: of the 25 codes the search read, the farthest corner was 2.06
-/// modules out, half a module along one edge and two along the other; a square of 2 modules each way also
-/// tried corners 2.5 to 2.8 modules out, which read nothing and made a fruitless search 40% longer.)
+/// (On `bench decode` the corners the search read lay within about two modules of the guess; a square of 2
+/// modules each way also tried the corners farther out, which read nothing and made a fruitless search longer.)
 const CORNER_REACH: f32 = 2.1;
 /// Step of that search, in modules.
 const CORNER_STEP: f32 = 0.5;
