@@ -150,9 +150,9 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
             }
         }
     }
-    // With nothing read, the best 1D candidate once more, its rows between its bars' ends; not on a frame
-    // that has already taken much work, the slowest (on `bench decode` it reads frames nothing else reads, none
-    // wrong, at no cost in p99, and none that had spent two fifths of the budget).
+    // With nothing read, the best 1D candidate once more, motion blur undone or its rows between its bars' ends;
+    // not on a frame that has already taken much work, the slowest (on `bench decode` it reads frames nothing
+    // else reads, none wrong, at no cost in p99, and none that had already spent two fifths of the budget).
     if analysis.reads.is_empty()
         && config.retries
         && work.spent() < config.work_budget / 5 * 2
