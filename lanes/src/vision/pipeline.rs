@@ -217,8 +217,8 @@ mod tests {
     #[test]
     fn a_qr_code_joined_to_clutter_by_a_faint_line_is_still_a_candidate() {
         let mut frame = LumaFrame::new(800, 240, 160);
-        let code = crate::vision::render_code("2594191774197841", Symbology::QrCode, 4, 0).unwrap();
-        crate::vision::paste(&mut frame, &code, 40, 60);
+        let code = crate::vision::render::render_code("2594191774197841", Symbology::QrCode, 4, 0).unwrap();
+        crate::vision::render::paste(&mut frame, &code, 40, 60);
         let (qr_x, qr_y, side) = (40, 60, code.width);
         // A faint line (a shelf edge) from the code to a dark box: one group of cells, far wider than tall.
         for x in qr_x + side..760 {
@@ -282,9 +282,9 @@ mod tests {
     #[test]
     fn a_qr_code_blurred_by_motion_is_tried_as_a_qr_code() {
         let text = "134567890123456789";
-        let code = crate::vision::render_code(text, Symbology::QrCode, 5, 0).unwrap();
+        let code = crate::vision::render::render_code(text, Symbology::QrCode, 5, 0).unwrap();
         let mut sharp = LumaFrame::new(640, 480, 150);
-        crate::vision::paste(&mut sharp, &code, 220, 130);
+        crate::vision::render::paste(&mut sharp, &code, 220, 130);
         let frame = blurred_sideways(&sharp);
         let candidates = find_candidates(&cell_grid(&frame));
         assert!(candidates.first().is_some_and(|c| c.linear), "taken for a 1D code");

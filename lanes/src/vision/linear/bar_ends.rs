@@ -113,8 +113,8 @@ fn median_slope(points: &[(f32, f32)]) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vision::LumaFrame;
     use crate::vision::candidates::{cell_grid, find_candidates};
+    use crate::vision::frame::LumaFrame;
     use crate::vision::scenes::reads;
     use checkout_storage::Symbology;
 
@@ -124,7 +124,7 @@ mod tests {
         // seen from one side). The fall along the code is longer than its bars: no scan line square to the
         // bars crosses the whole code.
         let text = "134567890123456789";
-        let code = crate::vision::render_code(text, Symbology::Code128, 1, 1).unwrap();
+        let code = crate::vision::render::render_code(text, Symbology::Code128, 1, 1).unwrap();
         let (module, bar_height, fall) = (2.5f32, 50.0f32, 12f32.to_radians().tan());
         let length = code.width as f32 * module;
         assert!(length * fall > bar_height);

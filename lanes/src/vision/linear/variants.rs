@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn a_composite_of_rows_reads_a_code_that_glare_washes_out_along_every_row() {
         let text = ean13();
-        let code = crate::vision::render_code(&text, Symbology::Ean13, 3, 1).unwrap();
+        let code = crate::vision::render::render_code(&text, Symbology::Ean13, 3, 1).unwrap();
         let width = code.width as usize;
         let row: Vec<u8> = code.pixels.iter().map(|&p| 60 + p / 2).collect();
         // Glare clips the left half of the upper rows and the right half of the lower ones to white.

@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_short_code_must_read_the_same_along_two_rows() {
-        let code = crate::vision::render_code("96385074", Symbology::Ean8, 3, 1).unwrap();
+        let code = crate::vision::render::render_code("96385074", Symbology::Ean8, 3, 1).unwrap();
         let width = code.width as usize;
         let strip_of = |rows_with_code: std::ops::Range<usize>| {
             let mut pixels = vec![255u8; width * STRIP_ROWS];
@@ -301,7 +301,7 @@ mod tests {
 
     #[test]
     fn a_short_code_with_bars_beside_it_is_part_of_a_longer_one() {
-        let code = crate::vision::render_code("02766072", Symbology::UpcE, 3, 1).unwrap();
+        let code = crate::vision::render::render_code("02766072", Symbology::UpcE, 3, 1).unwrap();
         let width = code.width as usize;
         let strip_of = |row: &[u8]| Strip { width, height: STRIP_ROWS, pixels: row.repeat(STRIP_ROWS) };
         let hints = hints(&LINEAR_FORMATS, false, false);

@@ -281,7 +281,9 @@ fn threshold_grid(values: &[f32], dimension: u32) -> Option<BitMatrix> {
 mod tests {
     use super::*;
     use crate::synthetic::{Distortion, FrameSpec, render_frame};
-    use crate::vision::{VisionConfig, analyse_frame, decode_frame_whole, render_code};
+    use crate::vision::frame::LumaFrame;
+    use crate::vision::render::render_code;
+    use crate::vision::{VisionConfig, analyse_frame, decode_frame_whole};
     use checkout_storage::Symbology;
 
     fn qr_hints() -> DecodeHints {
@@ -293,7 +295,7 @@ mod tests {
     }
 
     /// A VGA frame with a QR code in the middle, seen through `distortion`.
-    fn vga_frame_with_qr(text: &str, distortion: Distortion) -> crate::vision::LumaFrame {
+    fn vga_frame_with_qr(text: &str, distortion: Distortion) -> LumaFrame {
         let spec = FrameSpec {
             width: 640,
             height: 480,
