@@ -211,7 +211,7 @@ mod tests {
     use crate::synthetic::{Distortion, FrameSpec, render_frame};
     use crate::vision::analyse_frame;
     use crate::vision::candidates::{CELL, Candidate, box_shape};
-    use crate::vision::scenes::{ean13, patient, reads, scene, scene_spec};
+    use crate::vision::scenes::{clutter, ean13, patient, reads, scene, scene_spec};
     use checkout_storage::Symbology;
 
     #[test]
@@ -365,18 +365,8 @@ mod tests {
     #[test]
     fn a_frame_with_clutter_and_no_code_gives_no_read() {
         for seed in 0..20 {
-            let spec = FrameSpec {
-                width: 640,
-                height: 480,
-                code: None,
-                module_px: 1,
-                centre_x_permille: 500,
-                centre_y_permille: 500,
-                background: 150,
-                distortion: Distortion { clutter: 12, noise_sigma: 4.0, blur_sigma: 0.5, ..Distortion::default() },
-                seed,
-            };
-            let frame = render_frame(&spec).unwrap();
+            let frame =
+                clutter(Distortion { clutter: 12, noise_sigma: 4.0, blur_sigma: 0.5, ..Distortion::default() }, seed);
             let analysis = analyse_frame(&frame, &patient()).unwrap();
             assert_eq!(analysis.reads, vec![], "seed {seed}");
         }

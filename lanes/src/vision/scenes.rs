@@ -1,5 +1,5 @@
-//! Scenes for the tests: a code in a VGA frame seen through a distortion, and what the whole pipeline reads in
-//! a frame (through the public API, as the lanes call it).
+//! Scenes for the tests: a code (or clutter alone) in a VGA frame seen through a distortion, and what the whole
+//! pipeline reads in a frame (through the public API, as the lanes call it).
 
 use std::time::Duration;
 
@@ -26,6 +26,22 @@ pub(super) fn scene_spec(text: &str, symbology: Symbology, module: f32, distorti
         distortion: Distortion { scale: module, ..distortion },
         seed: 99,
     }
+}
+
+/// A VGA frame of clutter and no code, seen through `distortion`.
+pub(super) fn clutter(distortion: Distortion, seed: u64) -> LumaFrame {
+    let spec = FrameSpec {
+        width: 640,
+        height: 480,
+        code: None,
+        module_px: 1,
+        centre_x_permille: 500,
+        centre_y_permille: 500,
+        background: 150,
+        distortion,
+        seed,
+    };
+    render_frame(&spec).unwrap()
 }
 
 /// An EAN-13 with its check digit.

@@ -283,6 +283,7 @@ mod tests {
     use crate::synthetic::{Distortion, FrameSpec, render_frame};
     use crate::vision::frame::LumaFrame;
     use crate::vision::render::render_code;
+    use crate::vision::scenes::clutter;
     use crate::vision::{VisionConfig, analyse_frame, decode_frame_whole};
     use checkout_storage::Symbology;
 
@@ -372,18 +373,7 @@ mod tests {
 
     #[test]
     fn clutter_without_a_code_reads_nothing() {
-        let spec = FrameSpec {
-            width: 640,
-            height: 480,
-            code: None,
-            module_px: 1,
-            centre_x_permille: 500,
-            centre_y_permille: 500,
-            background: 150,
-            distortion: Distortion { clutter: 14, noise_sigma: 4.0, ..Distortion::default() },
-            seed: 11,
-        };
-        let frame = render_frame(&spec).unwrap();
+        let frame = clutter(Distortion { clutter: 14, noise_sigma: 4.0, ..Distortion::default() }, 11);
         let work = Work::default();
         assert_eq!(read_by_grid(&frame.pixels, 640, 480, &qr_hints(), &work), None);
     }
