@@ -9,6 +9,8 @@
 //!    fills a third of goes after that 1D one (a barcode with print beside it). 1D candidates that look like
 //!    fragments of one code (held close, cut by glare) are also joined into one.
 //! 3. Each 1D candidate carries how its bars turn along it (`Bend`: perspective), fitted over its cells.
+//!
+//! What reading a candidate gave (`ReadAttempt`) is defined here too, for both readers and the pipeline.
 
 use std::collections::HashSet;
 
@@ -117,6 +119,16 @@ pub(super) struct Candidate {
 pub(super) struct Bend {
     pub(super) at_centre: f32,
     pub(super) per_pixel: f32,
+}
+
+/// What reading a candidate gave.
+pub(super) enum ReadAttempt {
+    /// A code.
+    Read(CodeRead),
+    /// No code, and why when the pixels tell.
+    Failed(Option<Unreadable>),
+    /// rxing panicked on it (it was skipped).
+    Panicked,
 }
 
 /// Smallest mean squared gradient (per sample) of a cell worth looking at.
@@ -515,16 +527,6 @@ fn bend_of(grid: &CellGrid, cells: &[(usize, usize)], theta: f32) -> Bend {
         return Bend::default();
     }
     Bend { at_centre: (md - per_pixel * ms).clamp(-MAX_BEND, MAX_BEND), per_pixel }
-}
-
-/// What reading a candidate gave.
-pub(super) enum ReadAttempt {
-    /// A code.
-    Read(CodeRead),
-    /// No code, and why when the pixels tell.
-    Failed(Option<Unreadable>),
-    /// rxing panicked on it (it was skipped).
-    Panicked,
 }
 
 #[cfg(test)]
