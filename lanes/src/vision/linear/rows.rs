@@ -1,7 +1,7 @@
 //! A strip's scan lines brought into line: bars that cross the strip at a slant (an angle estimate a little
 //! off, perspective) are shifted upright row by row, so that rows can be averaged without blurring the bars.
 
-use super::locate::box_smooth;
+use crate::vision::filters::box_smooth;
 
 /// Largest shift of a row against the middle one, in samples.
 const MAX_SHIFT: i32 = 24;

@@ -25,7 +25,7 @@ pub(super) fn travel_across_bars(profile: &[f32]) -> Option<f32> {
         return None;
     }
     let n = profile.len();
-    let smooth = super::locate::smooth_121(profile);
+    let smooth = crate::vision::filters::smooth_121(profile);
     let mut sorted = smooth.clone();
     sorted.sort_by(f32::total_cmp);
     let contrast = sorted[n * 97 / 100] - sorted[n * 3 / 100];
