@@ -343,6 +343,19 @@ async fn raw_unary(url: &str, path: &str, token: &str, body: &[u8]) -> tonic::St
     client.unary(request, path.parse().unwrap(), Raw).await.expect_err("garbage is not answered")
 }
 
+/// A ledger holding `records` paid sales of eight lanes, written directly (quicker than charging them).
+fn ledger_of_paid_sales(records: u32) -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    let store = checkout_storage::Store::open(data.path()).unwrap();
+    for n in 0..records {
+        let (charge, sale) = paid_sale(n);
+        store.put_charge(&charge).unwrap();
+        store.insert_sale_if_absent(&sale).unwrap();
+    }
+    store.commit_blocking().unwrap();
+    data
+}
+
 /// A paid charge and its sale, as the engine records them, for filling a ledger quickly.
 fn paid_sale(n: u32) -> (checkout_storage::ChargeRecord, checkout_storage::SaleRecord) {
     use checkout_storage::{
@@ -397,16 +410,7 @@ async fn health_answers_within_a_second_while_list_loops_run() {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
     const RECORDS: u32 = 20_000;
-    let data = tempfile::tempdir().unwrap();
-    {
-        let store = checkout_storage::Store::open(data.path()).unwrap();
-        for n in 0..RECORDS {
-            let (charge, sale) = paid_sale(n);
-            store.put_charge(&charge).unwrap();
-            store.insert_sale_if_absent(&sale).unwrap();
-        }
-        store.commit_blocking().unwrap();
-    }
+    let data = ledger_of_paid_sales(RECORDS);
     let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
     let coordinator = start_coordinator(data.path(), &sim).await;
     let url = coordinator.url.clone();
@@ -477,16 +481,7 @@ async fn health_answers_within_a_second_while_list_loops_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_list_is_paginated_and_its_tokens_are_its_own() {
     const RECORDS: u32 = 2_500;
-    let data = tempfile::tempdir().unwrap();
-    {
-        let store = checkout_storage::Store::open(data.path()).unwrap();
-        for n in 0..RECORDS {
-            let (charge, sale) = paid_sale(n);
-            store.put_charge(&charge).unwrap();
-            store.insert_sale_if_absent(&sale).unwrap();
-        }
-        store.commit_blocking().unwrap();
-    }
+    let data = ledger_of_paid_sales(RECORDS);
     let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
     let coordinator = start_coordinator(data.path(), &sim).await;
     let mut manager = manager_client(&coordinator.url).await;
