@@ -57,6 +57,8 @@ pub enum BenchCommand {
     Coordinator(CoordinatorBenchArgs),
     /// Decode a seeded set of distorted synthetic frames; compare with zxing-cpp on the same frames.
     Decode(BenchDecodeArgs),
+    /// Decode real photos from folders with manifests (`../shared/corpus/*`); compare with zxing-cpp, per category.
+    Photos(BenchPhotosArgs),
 }
 
 #[derive(Args)]
@@ -346,6 +348,28 @@ fn wallet(text: &str) -> Result<checkout_storage::Provider, String> {
 fn rate(text: &str) -> Result<f64, String> {
     let value: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
     if (0.0..=1.0).contains(&value) { Ok(value) } else { Err(format!("{value} is not between 0 and 1")) }
+}
+
+#[derive(Args)]
+pub struct BenchPhotosArgs {
+    /// Folders of photos: each with a manifest.csv (QR or retail photos), or none (photos without a code).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not run zxing-cpp.
+    #[arg(long)]
+    pub no_peer: bool,
+    /// The Python that has the `zxing-cpp` package.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Also run the pipeline with one step switched off (or on) at a time.
+    #[arg(long)]
+    pub ablate: bool,
+    /// Name each photo we miss or read wrong on stderr.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 #[derive(Args)]

@@ -43,6 +43,7 @@ fn main() -> anyhow::Result<()> {
                 cli::BenchCommand::Ledger(args) => bench_payments::ledger(args),
                 cli::BenchCommand::Coordinator(args) => bench_coordinator::coordinator(args),
                 cli::BenchCommand::Decode(args) => bench::run(args),
+                cli::BenchCommand::Photos(args) => bench::photos::run(args),
             }
         }
         Command::ProviderSim(args) => {

@@ -19,6 +19,7 @@ use crate::cli::BenchDecodeArgs;
 
 mod cases;
 mod peer;
+pub mod photos;
 mod stats;
 
 use cases::{Case, KINDS, Kind, Set, blurring_travel, key_of, make_case};
