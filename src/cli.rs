@@ -261,6 +261,9 @@ pub struct DecodeArgs {
     /// one gets an error line). The default takes a 48 or 50 Mpx phone photo.
     #[arg(long, default_value_t = checkout_lanes::vision::PHOTO_PIXEL_LIMIT)]
     pub max_pixels: u64,
+    /// Print every code read in a file (one JSON line each: a shelf photo, a sheet of labels), not only the first.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Args)]
