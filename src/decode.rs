@@ -46,8 +46,8 @@ fn read_line(file: &str, micros: Option<u64>, read: CodeRead) -> Value {
 
 /// What to look for: the first code (as a lane), or every code of the photo (`--all`).
 fn config_for(all: bool) -> VisionConfig {
-    // Files are photos from anywhere, not a lane's camera: light codes on dark are looked for too.
-    let config = VisionConfig { negative_fallback: true, ..VisionConfig::default() };
+    // Files are photos from anywhere, not a lane's camera.
+    let config = VisionConfig::photos();
     if !all {
         return config;
     }

@@ -192,14 +192,18 @@ pub fn run(args: BenchPhotosArgs) -> anyhow::Result<()> {
         photos.extend(photos_of(dir)?);
     }
     anyhow::ensure!(!photos.is_empty(), "no photos in {:?}", args.dirs);
-    let base = VisionConfig { negative_fallback: true, ..VisionConfig::default() };
+    // As `checkout decode` reads a photo.
+    let base = VisionConfig::photos();
     let mut variants: Vec<(String, VisionConfig)> = vec![("ours".to_owned(), base.clone())];
     if args.ablate {
         variants.push(("ours, no deskew".to_owned(), VisionConfig { deskew: false, ..base.clone() }));
         variants.push(("ours, no retries".to_owned(), VisionConfig { retries: false, ..base.clone() }));
         variants.push(("ours, no deblur".to_owned(), VisionConfig { deblur: false, ..base.clone() }));
         variants.push(("ours, no negative".to_owned(), VisionConfig { negative_fallback: false, ..base.clone() }));
-        variants.push(("ours + whole-frame fallback".to_owned(), VisionConfig { whole_frame_fallback: true, ..base }));
+        variants.push(("ours, not framed".to_owned(), VisionConfig { framed_fallback: false, ..base.clone() }));
+        variants
+            .push(("ours, no whole frame".to_owned(), VisionConfig { whole_frame_fallback: false, ..base.clone() }));
+        variants.push(("the lane's".to_owned(), VisionConfig::default()));
     }
     let mut columns: Vec<Column> =
         variants.iter().map(|(name, _)| Column { name: name.clone(), judged: Vec::new() }).collect();

@@ -50,6 +50,22 @@ pub struct VisionConfig {
     /// When nothing is read, search the frame's negative too: light codes on a dark ground (some packaging, a
     /// screen in dark mode). Doubles the time of a frame without a code, so it is for photos, not the lanes.
     pub negative_fallback: bool,
+    /// When nothing is read, search the frame again inside a quiet zone of its own light, enlarged when it is
+    /// small: a code that fills the picture or touches its edges (a tight crop, a phone held close).
+    pub framed_fallback: bool,
+}
+
+impl VisionConfig {
+    /// For photos from anywhere (`checkout decode`, `bench photos`): a code may be light on dark, fill the
+    /// picture or touch its edges, and a last pass of rxing over the whole frame is worth its time.
+    pub fn photos() -> VisionConfig {
+        VisionConfig {
+            negative_fallback: true,
+            framed_fallback: true,
+            whole_frame_fallback: true,
+            ..VisionConfig::default()
+        }
+    }
 }
 
 impl Default for VisionConfig {
@@ -71,6 +87,7 @@ impl Default for VisionConfig {
             whole_frame_fallback: false,
             // Wallet codes and retail barcodes are dark on light, and a lane's empty frames stay cheap.
             negative_fallback: false,
+            framed_fallback: false,
         }
     }
 }
