@@ -373,6 +373,9 @@ pub struct BenchPhotosArgs {
     /// Name each photo we miss or read wrong on stderr.
     #[arg(long)]
     pub verbose: bool,
+    /// Print one JSON line a photo instead of the table: each reader's read, wrong and milliseconds.
+    #[arg(long, conflicts_with = "json")]
+    pub per_photo: bool,
 }
 
 #[derive(Args)]

@@ -250,6 +250,22 @@ pub fn run(args: BenchPhotosArgs) -> anyhow::Result<()> {
         shown.push(&peer_column);
     }
     let rows = rows(&photos);
+    if args.per_photo {
+        for (i, photo) in photos.iter().enumerate() {
+            let readers: serde_json::Map<String, Value> = shown
+                .iter()
+                .map(|c| {
+                    let j = c.judged[i];
+                    (c.name.clone(), json!({"read": j.read, "wrong": j.wrong, "ms": j.millis}))
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({"photo": photo.path.display().to_string(), "category": photo.category, "readers": readers})
+            );
+        }
+        return Ok(());
+    }
     if args.json {
         let summary = |column: &Column| {
             let categories: serde_json::Map<String, Value> = rows

@@ -76,17 +76,48 @@ pub fn analyse_frame(frame: &LumaFrame, config: &VisionConfig) -> Result<FrameAn
     if frame.width == 0 || frame.height == 0 {
         return Ok(FrameAnalysis::default());
     }
-    let mut analysis = analyse_levels(frame, config);
-    if analysis.reads.is_empty() && config.framed_fallback {
+    if !config.framed_fallback {
+        return finished(frame, fallbacks_in_place(frame, config));
+    }
+    // Framed: the whole-frame pass runs on a frame of at most lane size (a larger photo's framed frame is
+    // small), not on every level of a photo; a light code on a dark ground is looked for framed too.
+    let lane_sized = frame.width.max(frame.height) <= PYRAMID_ABOVE;
+    let in_place = VisionConfig { whole_frame_fallback: config.whole_frame_fallback && lane_sized, ..config.clone() };
+    let mut analysis = analyse_levels(frame, &in_place);
+    if analysis.reads.is_empty() {
         let framed = framed(frame);
-        analysis =
-            FrameAnalysis { unreadable: analysis.unreadable, ..combined(analysis, analyse_levels(&framed, config)) };
+        analysis = kept_reason(analysis, pipeline::analyse(&framed, config));
     }
     if analysis.reads.is_empty() && config.negative_fallback {
-        let negative = LumaFrame { pixels: frame.pixels.iter().map(|&p| 255 - p).collect(), ..*frame };
-        let light_on_dark = analyse_levels(&negative, config);
-        analysis = FrameAnalysis { unreadable: analysis.unreadable, ..combined(analysis, light_on_dark) };
+        let negative = framed(&negative(frame));
+        let no_whole = VisionConfig { whole_frame_fallback: false, ..config.clone() };
+        analysis = kept_reason(analysis, pipeline::analyse(&negative, &no_whole));
     }
+    finished(frame, analysis)
+}
+
+/// The pyramid, then (when asked) the same on the frame's negative.
+fn fallbacks_in_place(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis {
+    let analysis = analyse_levels(frame, config);
+    if analysis.reads.is_empty() && config.negative_fallback {
+        return kept_reason(analysis, analyse_levels(&negative(frame), config));
+    }
+    analysis
+}
+
+/// The frame with its light and dark swapped: a light code on a dark ground (some packaging, a screen in dark
+/// mode) becomes dark on light.
+fn negative(frame: &LumaFrame) -> LumaFrame {
+    LumaFrame { pixels: frame.pixels.iter().map(|&p| 255 - p).collect(), ..*frame }
+}
+
+/// A search after `earlier` failed: its reads, and the first search's reason (the frame as the camera saw it).
+fn kept_reason(earlier: FrameAnalysis, later: FrameAnalysis) -> FrameAnalysis {
+    FrameAnalysis { unreadable: earlier.unreadable, ..combined(earlier, later) }
+}
+
+/// The analysis, or the error of a frame on which rxing only panicked.
+fn finished(frame: &LumaFrame, analysis: FrameAnalysis) -> Result<FrameAnalysis, DecodeError> {
     if analysis.panicked && analysis.reads.is_empty() {
         tracing::warn!(width = frame.width, height = frame.height, "rxing panicked while decoding a frame");
         return Err(DecodeError::Panicked);
@@ -150,12 +181,21 @@ fn half_size(frame: &LumaFrame) -> LumaFrame {
     LumaFrame { width: w as u32, height: h as u32, pixels }
 }
 
-/// Frames smaller than this on their shorter side are enlarged before they are framed.
+/// A framed frame is at most this long (halved until it is) and at least [`FRAMED_MIN_SIDE`] on its shorter
+/// side (enlarged until it is): a code that fills it then spans several of the finder's cells, and not a
+/// hundred.
+const FRAMED_MAX_SIDE: u32 = 800;
 const FRAMED_MIN_SIDE: u32 = 240;
 
-/// `frame` inside a quiet zone a quarter of its shorter side wide, of its own light (the 95th percentile of
-/// its pixels), enlarged (pixels repeated) until its shorter side reaches [`FRAMED_MIN_SIDE`].
+/// `frame` at a size where a code that fills it is seen whole (halved, or enlarged by repeating pixels),
+/// inside a quiet zone a quarter of its shorter side wide, of its own light (the 95th percentile of its
+/// pixels).
 fn framed(frame: &LumaFrame) -> LumaFrame {
+    let mut level = Cow::Borrowed(frame);
+    while level.width.max(level.height) > FRAMED_MAX_SIDE && level.width.min(level.height) >= 2 * FRAMED_MIN_SIDE {
+        level = Cow::Owned(half_size(&level));
+    }
+    let frame = level.as_ref();
     let mut histogram = [0usize; 256];
     frame.pixels.iter().for_each(|&p| histogram[usize::from(p)] += 1);
     let mut below = 0;
