@@ -373,6 +373,9 @@ pub struct BenchPhotosArgs {
     /// Name each photo we miss or read wrong on stderr.
     #[arg(long)]
     pub verbose: bool,
+    /// Read each photo as a lane reads a camera frame (the lane's vision settings), not as `checkout decode` reads a photo.
+    #[arg(long)]
+    pub lane: bool,
     /// Print one JSON line a photo instead of the table: each reader's read, wrong and milliseconds.
     #[arg(long, conflicts_with = "json")]
     pub per_photo: bool,

@@ -189,11 +189,16 @@ fn rows(photos: &[Photo]) -> Vec<(String, Vec<usize>)> {
 pub fn run(args: BenchPhotosArgs) -> anyhow::Result<()> {
     let mut photos = Vec::new();
     for dir in &args.dirs {
+        // `bench photos corpus/*` names the corpus README too: a file is passed over, said once.
+        if !dir.is_dir() {
+            eprintln!("bench photos: {} is not a folder; passed over", dir.display());
+            continue;
+        }
         photos.extend(photos_of(dir)?);
     }
     anyhow::ensure!(!photos.is_empty(), "no photos in {:?}", args.dirs);
     // As `checkout decode` reads a photo.
-    let base = VisionConfig::photos();
+    let base = if args.lane { VisionConfig::default() } else { VisionConfig::photos() };
     let mut variants: Vec<(String, VisionConfig)> = vec![("ours".to_owned(), base.clone())];
     if args.ablate {
         variants.push(("ours, no deskew".to_owned(), VisionConfig { deskew: false, ..base.clone() }));
@@ -203,6 +208,7 @@ pub fn run(args: BenchPhotosArgs) -> anyhow::Result<()> {
         variants.push(("ours, not framed".to_owned(), VisionConfig { framed_fallback: false, ..base.clone() }));
         variants
             .push(("ours, no whole frame".to_owned(), VisionConfig { whole_frame_fallback: false, ..base.clone() }));
+        variants.push(("ours, no unsquash".to_owned(), VisionConfig { unsquash: false, ..base.clone() }));
         variants.push(("the lane's".to_owned(), VisionConfig::default()));
     }
     let mut columns: Vec<Column> =

@@ -10,7 +10,7 @@ use rxing::DecodeHints;
 
 use super::candidates::{CELL, Candidate, ReadAttempt};
 use super::diagnose::{Unreadable, why_unreadable};
-use super::filters::{Integral, upscale2};
+use super::filters::{Integral, bilinear_in, upscale2};
 use super::frame::LumaFrame;
 use super::rxing::{Binarizer, CodeRead, Panicked, guarded, read};
 use super::work::Work;
@@ -33,6 +33,8 @@ pub(in crate::vision) struct SquareReader<'a> {
     pub(in crate::vision) hints: &'a DecodeHints,
     /// The frame's work counter.
     pub(in crate::vision) work: &'a Work,
+    /// Whether the best candidates are also read unsquashed (see [`super::VisionConfig::unsquash`]).
+    pub(in crate::vision) unsquash: bool,
 }
 
 impl SquareReader<'_> {
@@ -42,7 +44,9 @@ impl SquareReader<'_> {
         let Some(crop) = Crop::of(self.frame, candidate) else {
             return ReadAttempt::Failed(None);
         };
-        for prepared in CROP_VARIANTS.iter().filter_map(|variant| variant.of(&crop)) {
+        let unsquash = grid && self.unsquash;
+        let variants = CROP_VARIANTS.iter().filter(|&&variant| unsquash || variant != CropVariant::Unsquashed);
+        for prepared in variants.filter_map(|variant| variant.of(&crop)) {
             self.work.charge(prepared.width * prepared.height);
             match read(&prepared.pixels, prepared.width, prepared.height, self.hints, prepared.binarizer) {
                 Ok(Some((read, _))) => return ReadAttempt::Read(read),
@@ -70,6 +74,9 @@ struct Crop {
     width: usize,
     height: usize,
     binarizer: Binarizer,
+    /// How much of the candidate's edge energy shares one direction (0: edges every way, as a QR code's; 1:
+    /// parallel bars).
+    coherence: f32,
 }
 
 impl Crop {
@@ -93,7 +100,8 @@ impl Crop {
         for y in y0..y1 {
             pixels.extend_from_slice(&frame.pixels[y * w + x0..y * w + x1]);
         }
-        Some(Crop { pixels, width: cw, height: ch, binarizer: Binarizer::Hybrid })
+        let coherence = candidate.tensor.coherent_energy() / candidate.tensor.energy().max(f32::MIN_POSITIVE);
+        Some(Crop { pixels, width: cw, height: ch, binarizer: Binarizer::Hybrid, coherence })
     }
 
     /// Whether the crop is also read at twice its size (see [`SMALL_CROP`]).
@@ -104,19 +112,35 @@ impl Crop {
     /// `pixels` (a filtered copy of this crop's), at twice the size when the crop is small.
     fn sized(&self, pixels: Vec<u8>) -> Crop {
         if self.is_small() {
-            Crop::doubled(&pixels, self.width, self.height)
+            self.doubled(&pixels, self.width, self.height)
         } else {
-            Crop { pixels, width: self.width, height: self.height, binarizer: Binarizer::Hybrid }
+            Crop {
+                pixels,
+                width: self.width,
+                height: self.height,
+                binarizer: Binarizer::Hybrid,
+                coherence: self.coherence,
+            }
+        }
+    }
+
+    /// `pixels`, a `width` x `height` resampling of this crop, doubled when this crop is small.
+    fn sized_as(&self, pixels: Vec<u8>, width: usize, height: usize) -> Crop {
+        if self.is_small() {
+            self.doubled(&pixels, width, height)
+        } else {
+            Crop { pixels, width, height, binarizer: Binarizer::Hybrid, coherence: self.coherence }
         }
     }
 
     /// A `width` x `height` buffer at twice its size.
-    fn doubled(pixels: &[u8], width: usize, height: usize) -> Crop {
+    fn doubled(&self, pixels: &[u8], width: usize, height: usize) -> Crop {
         Crop {
             pixels: upscale2(pixels, width, height),
             width: width * 2,
             height: height * 2,
             binarizer: Binarizer::Hybrid,
+            coherence: self.coherence,
         }
     }
 
@@ -129,6 +153,57 @@ impl Crop {
     }
 }
 
+/// Modules this many times narrower one way than the other are unsquashed (a square code seen at about 40
+/// degrees from straight on; rxing's finder takes a finder pattern whose height and width differ by less).
+const SQUASHED: f32 = 1.35;
+/// Transitions denser than this many times one way are not a square code seen at a slant (bars of a 1D
+/// code, lines of print): not unsquashed.
+const MAX_UNSQUASH: f32 = 2.5;
+
+/// How much to stretch a crop across and down, when its modules are narrower one way: the ratio of its dark
+/// to light transitions along rows and along columns (a square grid seen foreshortened has more per pixel
+/// across the short way). `None` when they are about as dense both ways.
+fn unsquashing(pixels: &[u8], width: usize, height: usize) -> Option<(f32, f32)> {
+    if width < 2 || height < 2 {
+        return None;
+    }
+    let mean = (pixels.iter().map(|&p| u64::from(p)).sum::<u64>() / pixels.len() as u64) as u8;
+    let dark = |x: usize, y: usize| pixels[y * width + x] < mean;
+    let (mut across, mut down) = (0u64, 0u64);
+    for y in 0..height {
+        for x in 0..width {
+            let here = dark(x, y);
+            across += u64::from(x + 1 < width && here != dark(x + 1, y));
+            down += u64::from(y + 1 < height && here != dark(x, y + 1));
+        }
+    }
+    if across == 0 || down == 0 {
+        return None;
+    }
+    let ratio = across as f32 / down as f32;
+    if (SQUASHED..=MAX_UNSQUASH).contains(&ratio) {
+        Some((ratio, 1.0))
+    } else if (SQUASHED..=MAX_UNSQUASH).contains(&(1.0 / ratio)) {
+        Some((1.0, 1.0 / ratio))
+    } else {
+        None
+    }
+}
+
+/// A `width` x `height` buffer resampled (bilinear) to `to_width` x `to_height`.
+fn stretched(pixels: &[u8], width: usize, height: usize, to_width: usize, to_height: usize) -> Vec<u8> {
+    let (sx, sy) = (width as f32 / to_width.max(1) as f32, height as f32 / to_height.max(1) as f32);
+    let mut out = Vec::with_capacity(to_width * to_height);
+    for y in 0..to_height {
+        let source_y = (y as f32 + 0.5) * sy - 0.5;
+        out.extend((0..to_width).map(|x| {
+            let source_x = (x as f32 + 0.5) * sx - 0.5;
+            bilinear_in(pixels, width, height, source_x, source_y).round() as u8
+        }));
+    }
+    out
+}
+
 /// A way of preparing a QR crop for rxing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CropVariant {
@@ -136,6 +211,9 @@ enum CropVariant {
     AsCropped,
     /// Twice the size, when the crop is small.
     Doubled,
+    /// Stretched along the axis its modules are narrower on (a code seen at a slant: rxing's finder wants
+    /// a finder pattern about as tall as wide), when they are clearly narrower on one.
+    Unsquashed,
     /// Binarized with one global threshold (some faint small codes).
     GlobalThreshold,
     /// Denoised and unsharp-masked (blur and noise), twice the size when small.
@@ -146,12 +224,13 @@ enum CropVariant {
 
 /// The crop's variants in the order tried, each made only when the ones before it failed (measured order on
 /// `bench decode`).
-const CROP_VARIANTS: [CropVariant; 5] = [
+const CROP_VARIANTS: [CropVariant; 6] = [
     CropVariant::AsCropped,
     CropVariant::Doubled,
     CropVariant::GlobalThreshold,
     CropVariant::Unsharp,
     CropVariant::Flattened,
+    CropVariant::Unsquashed,
 ];
 
 impl CropVariant {
@@ -159,17 +238,67 @@ impl CropVariant {
     fn of(self, crop: &Crop) -> Option<Crop> {
         let (pixels, width, height) = (&crop.pixels, crop.width, crop.height);
         match self {
-            CropVariant::AsCropped => {
-                Some(Crop { pixels: pixels.clone(), width, height, binarizer: Binarizer::Hybrid })
+            CropVariant::AsCropped => Some(Crop {
+                pixels: pixels.clone(),
+                width,
+                height,
+                binarizer: Binarizer::Hybrid,
+                coherence: crop.coherence,
+            }),
+            CropVariant::Doubled => crop.is_small().then(|| crop.doubled(pixels, width, height)),
+            CropVariant::Unsquashed => {
+                let (sx, sy) = unsquashing(pixels, width, height)?;
+                let (w, h) = ((width as f32 * sx) as usize, (height as f32 * sy) as usize);
+                let pixels = stretched(pixels, width, height, w, h);
+                Some(crop.sized_as(pixels, w, h))
             }
-            CropVariant::Doubled => crop.is_small().then(|| Crop::doubled(pixels, width, height)),
-            CropVariant::GlobalThreshold => {
-                Some(Crop { pixels: pixels.clone(), width, height, binarizer: Binarizer::GlobalHistogram })
-            }
+            CropVariant::GlobalThreshold => Some(Crop {
+                pixels: pixels.clone(),
+                width,
+                height,
+                binarizer: Binarizer::GlobalHistogram,
+                coherence: crop.coherence,
+            }),
             CropVariant::Unsharp => Some(crop.sized(Integral::new(pixels, width, height).unsharp())),
             CropVariant::Flattened => {
                 Some(crop.sized(Integral::new(pixels, width, height).flattened(width.max(height) / 6)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::{VisionConfig, analyse_frame, paste, render_code};
+
+    /// A QR code on a card turned away from the camera: its modules half as wide as they are tall.
+    fn slanted_code_frame(text: &str) -> LumaFrame {
+        let code = render_code(text, Symbology::QrCode, 6, 0).unwrap();
+        let (w, h) = (code.width as usize, code.height as usize);
+        let narrow = stretched(&code.pixels, w, h, w * 9 / 20, h);
+        let code = LumaFrame { width: (w * 9 / 20) as u32, height: h as u32, pixels: narrow };
+        let mut frame = LumaFrame::new(640, 480, 190);
+        paste(&mut frame, &code, 250, 60);
+        frame
+    }
+
+    #[test]
+    fn a_qr_code_seen_at_a_slant_reads_when_unsquashed() {
+        let frame = slanted_code_frame("TEST 10 CM");
+        let unsquashed = analyse_frame(&frame, &VisionConfig { unsquash: true, ..VisionConfig::default() }).unwrap();
+        assert_eq!(unsquashed.reads.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["TEST 10 CM"]);
+        let as_seen = analyse_frame(&frame, &VisionConfig { unsquash: false, ..VisionConfig::default() }).unwrap();
+        assert_eq!(as_seen.reads, vec![], "read without unsquashing: the test no longer shows what unsquashing does");
+    }
+
+    #[test]
+    fn transitions_as_dense_both_ways_are_not_unsquashed() {
+        let code = render_code("TEST 10 CM", Symbology::QrCode, 6, 0).unwrap();
+        assert_eq!(unsquashing(&code.pixels, code.width as usize, code.height as usize), None);
+        let (w, h) = (code.width as usize, code.height as usize);
+        let narrow = stretched(&code.pixels, w, h, w / 2, h);
+        let (across, down) = unsquashing(&narrow, w / 2, h).unwrap();
+        assert!((1.6..=2.4).contains(&across) && down == 1.0, "{across} {down}");
     }
 }
