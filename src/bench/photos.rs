@@ -55,6 +55,8 @@ struct Judged {
     read: bool,
     wrong: bool,
     millis: f64,
+    /// Our decoder's work units (see `VisionConfig::work_budget`); none for the peer.
+    work: Option<u64>,
 }
 
 /// The manifest symbology names.
@@ -149,7 +151,7 @@ fn judge(photo: &Photo, keys: &[String], millis: f64) -> Judged {
         }
         Truth::Retail { key: None, .. } => (!keys.is_empty(), false),
     };
-    Judged { read, wrong, millis }
+    Judged { read, wrong, millis, work: None }
 }
 
 /// A reader's results, photo by photo.
@@ -223,9 +225,10 @@ pub fn run(args: BenchPhotosArgs) -> anyhow::Result<()> {
             let t = Instant::now();
             let analysis = analyse_frame(&frame, config);
             let millis = t.elapsed().as_secs_f64() * 1e3;
+            let work = analysis.as_ref().map_or(0, |a| a.work);
             let keys: Vec<String> =
                 analysis.map(|a| a.reads.iter().map(|r| key_of(&r.text, r.symbology)).collect()).unwrap_or_default();
-            let judged = judge(photo, &keys, millis);
+            let judged = Judged { work: Some(work), ..judge(photo, &keys, millis) };
             if args.verbose && column.name == "ours" && (judged.wrong || !judged.read) {
                 // Product keys only: a payment code is never printed.
                 let shown: Vec<&str> =
@@ -262,7 +265,7 @@ pub fn run(args: BenchPhotosArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|c| {
                     let j = c.judged[i];
-                    (c.name.clone(), json!({"read": j.read, "wrong": j.wrong, "ms": j.millis}))
+                    (c.name.clone(), json!({"read": j.read, "wrong": j.wrong, "ms": j.millis, "work": j.work}))
                 })
                 .collect();
             println!(

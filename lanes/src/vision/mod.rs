@@ -76,33 +76,57 @@ pub fn analyse_frame(frame: &LumaFrame, config: &VisionConfig) -> Result<FrameAn
     if frame.width == 0 || frame.height == 0 {
         return Ok(FrameAnalysis::default());
     }
+    let mut budget = FrameBudget { left: config.frame_work_budget };
     if !config.framed_fallback {
-        return finished(frame, fallbacks_in_place(frame, config));
+        let mut analysis = analyse_levels(frame, config, &mut budget);
+        if analysis.reads.is_empty() && config.negative_fallback {
+            analysis = kept_reason(analysis, analyse_levels(&negative(frame), config, &mut budget));
+        }
+        return finished(frame, analysis);
     }
     // Framed: the whole-frame pass runs on a frame of at most lane size (a larger photo's framed frame is
-    // small), not on every level of a photo; a light code on a dark ground is looked for framed too.
+    // small), not on every level of a photo; a light code on a dark ground is looked for framed too. A large
+    // photo is searched framed first: that is a fraction of its pixels, and the close-ups and screens it reads
+    // then come cheap (on the corpus the reads' work fell from 5.5 to 3.9 million at the 99th percentile).
     let lane_sized = frame.width.max(frame.height) <= PYRAMID_ABOVE;
     let in_place = VisionConfig { whole_frame_fallback: config.whole_frame_fallback && lane_sized, ..config.clone() };
-    let mut analysis = analyse_levels(frame, &in_place);
-    if analysis.reads.is_empty() {
-        let framed = framed(frame);
-        analysis = kept_reason(analysis, pipeline::analyse(&framed, config));
-    }
+    let mut analysis = if lane_sized {
+        let analysis = analyse_levels(frame, &in_place, &mut budget);
+        if analysis.reads.is_empty() { kept_reason(analysis, budget.analyse(&framed(frame), config)) } else { analysis }
+    } else {
+        let analysis = budget.analyse(&framed(frame), config);
+        if analysis.reads.is_empty() {
+            combined(analysis, analyse_levels(frame, &in_place, &mut budget))
+        } else {
+            analysis
+        }
+    };
     if analysis.reads.is_empty() && config.negative_fallback {
         let negative = framed(&negative(frame));
         let no_whole = VisionConfig { whole_frame_fallback: false, ..config.clone() };
-        analysis = kept_reason(analysis, pipeline::analyse(&negative, &no_whole));
+        analysis = kept_reason(analysis, budget.analyse(&negative, &no_whole));
     }
     finished(frame, analysis)
 }
 
-/// The pyramid, then (when asked) the same on the frame's negative.
-fn fallbacks_in_place(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis {
-    let analysis = analyse_levels(frame, config);
-    if analysis.reads.is_empty() && config.negative_fallback {
-        return kept_reason(analysis, analyse_levels(&negative(frame), config));
+/// What is left of [`VisionConfig::frame_work_budget`] for a frame's further searches (its coarser levels,
+/// framed, its negative).
+struct FrameBudget {
+    left: u64,
+}
+
+impl FrameBudget {
+    /// The pipeline on `frame` within what is left (and at most `config.work_budget`); nothing once it is
+    /// spent.
+    fn analyse(&mut self, frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis {
+        if self.left == 0 {
+            return FrameAnalysis::default();
+        }
+        let within = VisionConfig { work_budget: config.work_budget.min(self.left), ..config.clone() };
+        let analysis = pipeline::analyse(frame, &within);
+        self.left = self.left.saturating_sub(analysis.work);
+        analysis
     }
-    analysis
 }
 
 /// The frame with its light and dark swapped: a light code on a dark ground (some packaging, a screen in dark
@@ -130,15 +154,16 @@ fn finished(frame: &LumaFrame, analysis: FrameAnalysis) -> Result<FrameAnalysis,
 /// A photo (a phone's, a document camera's) can hold a code far larger than a lane camera shows one: bars and
 /// modules wider than the finder's cells, which it sees as separate fragments. Such frames are also searched
 /// at half size, then a quarter, and so on, until one level reads or the frame is lane-sized.
-fn analyse_levels(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis {
-    let mut analysis = pipeline::analyse(frame, config);
+fn analyse_levels(frame: &LumaFrame, config: &VisionConfig, budget: &mut FrameBudget) -> FrameAnalysis {
+    let mut analysis = budget.analyse(frame, config);
     let mut level = Cow::Borrowed(frame);
     while analysis.reads.is_empty()
+        && budget.left > 0
         && level.width.max(level.height) > PYRAMID_ABOVE
         && level.width.min(level.height) >= 64
     {
         level = Cow::Owned(half_size(&level));
-        let coarser = pipeline::analyse(&level, config);
+        let coarser = budget.analyse(&level, config);
         // The coarser level sees a large code whole: its reason for not reading one is the better guess.
         analysis = combined(analysis, coarser);
     }
@@ -352,6 +377,35 @@ mod tests {
         assert_eq!(decode_frame(&LumaFrame::new(0, 0, 0)).unwrap(), vec![]);
         assert_eq!(decode_frame(&LumaFrame::new(640, 480, 0)).unwrap(), vec![]);
         assert_eq!(decode_frame(&LumaFrame::new(1, 1, 255)).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_photo_with_nothing_to_read_stops_at_its_work_budget() {
+        // Patches of random blocks (labels, print) spread over a 12 Mpx photo: each looks like a QR code to the
+        // region finder, and none reads.
+        let (w, h) = (4000u32, 3000u32);
+        let mut frame = LumaFrame::new(w, h, 180);
+        let mut state = 0x9e37_79b9u32;
+        for (px, py) in (0..10).flat_map(|i| (0..7).map(move |j| (40 + 400 * i, 40 + 420 * j))) {
+            for (bx, by) in (0..30).flat_map(|i| (0..30).map(move |j| (i, j))) {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let grey = if state & 1 == 0 { 30 } else { 200 };
+                for (x, y) in (0..8).flat_map(|i| (0..8).map(move |j| (i, j))) {
+                    frame.set(px + bx * 8 + x, py + by * 8 + y, grey);
+                }
+            }
+        }
+        let budget = 3_000_000;
+        let bounded =
+            analyse_frame(&frame, &VisionConfig { frame_work_budget: budget, ..VisionConfig::photos() }).unwrap();
+        let unbounded =
+            analyse_frame(&frame, &VisionConfig { frame_work_budget: u64::MAX, ..VisionConfig::photos() }).unwrap();
+        assert_eq!((bounded.reads.len(), unbounded.reads.len()), (0, 0));
+        assert!(unbounded.work > budget + pipeline::DEFAULT_WORK_BUDGET, "{}", unbounded.work);
+        // A search under way finishes its candidate: the budget is overshot by at most about one search's.
+        assert!(bounded.work <= budget + pipeline::DEFAULT_WORK_BUDGET, "{}", bounded.work);
     }
 
     #[test]

@@ -29,6 +29,9 @@ use crate::vision::work::Work;
 /// (On `bench decode` the corners the search read lay within about two modules of the guess; a square of 2
 /// modules each way also tried the corners farther out, which read nothing and made a fruitless search longer.)
 const CORNER_REACH: f32 = 2.1;
+/// Largest version whose grid is read here: a larger code has alignment patterns, which rxing's own sampler
+/// follows, and its grid is too large for one corner to place it.
+const MAX_GRID_VERSION: f32 = 10.0;
 /// Step of that search, in modules.
 const CORNER_STEP: f32 = 0.5;
 /// Half the side of the neighbourhood a module is judged against, in modules.
@@ -221,7 +224,7 @@ impl Finders {
         if other >= 1.0 && ((across - 17.0) / 4.0 - nearest).abs() > 0.25 {
             out.push(other);
         }
-        out.into_iter().filter(|v| *v <= 40.0).map(|v| 17 + 4 * v as u32).collect()
+        out.into_iter().filter(|v| *v <= MAX_GRID_VERSION).map(|v| 17 + 4 * v as u32).collect()
     }
 }
 
