@@ -15,7 +15,7 @@ use rxing::BarcodeFormat;
 use super::candidates::{ReadAttempt, cell_grid, covered_by_a_square, fills_a_square, find_candidates};
 use super::diagnose::Unreadable;
 use super::frame::LumaFrame;
-use super::linear::{LinearReader, Steps};
+use super::linear::{LinearReader, Steps, confirms_whole_frame_read};
 use super::rxing::{Binarizer, CodeRead, Guards, LINEAR_FORMATS, Panicked, READ_FORMATS, hints, read};
 use super::square::SquareReader;
 use super::work::Work;
@@ -214,7 +214,8 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
         && config.whole_frame_fallback
         && work.spent() < config.work_budget
         && !analysis.timed_out
-        && let Ok(Some((read, _))) = read_whole(frame, &work)
+        && let Ok(Some((read, guards))) = read_whole(frame, &work)
+        && confirms_whole_frame_read(frame, &read, guards.as_ref(), &work)
     {
         analysis.reads.push(read);
     }

@@ -16,6 +16,7 @@
 //! looks blurred, else with its rows laid between its bars' own ends (`bar_ends`).
 
 mod bar_ends;
+mod confirm;
 mod deblur;
 mod rows;
 mod strip;
@@ -28,10 +29,11 @@ use super::candidates::{Candidate, ReadAttempt};
 use super::diagnose::{looks_blurred, why_unreadable};
 use super::filters::{normalise_envelope, normalise_locally, smooth_across_rows, stretch};
 use super::frame::LumaFrame;
-use super::rxing::CodeRead;
+use super::rxing::{CodeRead, Guards};
 use super::work::Work;
 
 use bar_ends::bar_ends;
+use confirm::Original;
 use strip::{STRIP_ROWS, Strip, StripOutcome, StripSampler};
 use variants::{StripReach, StripVariant, Variants, plan};
 use verify::{MIN_EDGES, StripChecks, edges, edges_in, read_code};
@@ -83,7 +85,8 @@ impl LinearReader<'_> {
             return ReadAttempt::Failed(None);
         };
         let raw = strip.pixels.clone();
-        let outcome = self.read_strip(strip, StripReach::Found, straighten);
+        let original = Original::of(&sampler, 0.0, None);
+        let outcome = self.read_strip(strip, original, StripReach::Found, straighten);
         let failed = matches!(outcome, StripOutcome::Failed | StripOutcome::NotACode);
         if !failed || !self.steps.retries || saturated_share(&raw) < GLARE_SHARE {
             return finish(outcome, &raw, candidate);
@@ -94,7 +97,8 @@ impl LinearReader<'_> {
         let Some(longer) = sampler.strip(GLARE_REACH, None) else {
             return finish(outcome, &raw, candidate);
         };
-        finish(self.read_strip(longer, StripReach::PastTheEnds, straighten), &raw, candidate)
+        let original = Original::of(&sampler, GLARE_REACH, None);
+        finish(self.read_strip(longer, original, StripReach::PastTheEnds, straighten), &raw, candidate)
     }
 
     /// The frame's best 1D candidate, when nothing was read: once more with motion blur undone when its strip
@@ -105,7 +109,7 @@ impl LinearReader<'_> {
         let found = sampler.strip(0.0, None)?;
         self.work.charge(3 * found.width * found.height);
         if self.steps.deblur && looks_blurred(&found.pixels, found.width) {
-            return self.read_motion_deblurred(found);
+            return self.read_motion_deblurred(found, None);
         }
         self.read_between_bar_ends(&sampler, &found)
     }
@@ -118,7 +122,7 @@ impl LinearReader<'_> {
         let reach = if saturated_share(&found.pixels) >= GLARE_SHARE { GLARE_REACH } else { 0.0 };
         let ends = bar_ends(sampler, self.work)?;
         let strip = sampler.strip(reach, Some(ends))?;
-        match self.read_strip(strip, StripReach::BetweenEnds, false) {
+        match self.read_strip(strip, Original::of(sampler, reach, Some(ends)), StripReach::BetweenEnds, false) {
             StripOutcome::Read(read) => Some(read),
             StripOutcome::Failed | StripOutcome::NotACode | StripOutcome::Panicked => None,
         }
@@ -128,9 +132,9 @@ impl LinearReader<'_> {
     /// brought into line, the blur measured on their mean, each row deblurred. Only a strip that looks blurred
     /// is tried (`looks_blurred`): a small share of the frames that a looser test would send here, at no cost
     /// in moving frames read.
-    fn read_motion_deblurred(&self, strip: Strip) -> Option<CodeRead> {
+    fn read_motion_deblurred(&self, strip: Strip, original: Option<Original>) -> Option<CodeRead> {
         let (width, height) = (strip.width, strip.height);
-        let aligned = rows::aligned(&strip.pixels, width, height)?;
+        let (aligned, shifts) = rows::aligned(&strip.pixels, width, height)?;
         self.work.charge(width * height);
         let profile: Vec<f32> = (0..width)
             .map(|i| (0..height).map(|r| f32::from(aligned[r * width + i])).sum::<f32>() / height as f32)
@@ -140,7 +144,8 @@ impl LinearReader<'_> {
         for share in DEBLUR_SHARES {
             let pixels = deblur::undo_box_blur(&smoothed, width, travel * share);
             let deblurred = Strip { width, height, pixels };
-            if let StripOutcome::Read(read) = self.read_strip(deblurred, StripReach::Deblurred, false) {
+            let original = original.map(|o| Original { shifts: Some(shifts), ..o });
+            if let StripOutcome::Read(read) = self.read_strip(deblurred, original, StripReach::Deblurred, false) {
                 return Some(read);
             }
         }
@@ -150,7 +155,13 @@ impl LinearReader<'_> {
     /// Reads a strip as it is, then (with `Steps::retries`) its variants in the order [`plan`] gives for its
     /// `reach`, each made only when the ones before it failed; then, when `straighten` (the frame's best 1D
     /// candidate), its rows straightened.
-    fn read_strip(&self, mut strip: Strip, reach: StripReach, straighten: bool) -> StripOutcome {
+    fn read_strip(
+        &self,
+        mut strip: Strip,
+        original: Option<Original>,
+        reach: StripReach,
+        straighten: bool,
+    ) -> StripOutcome {
         // Three bilinear samples a strip pixel.
         self.work.charge(3 * strip.width * strip.height);
         let raw = Strip { pixels: strip.pixels.clone(), ..strip };
@@ -172,7 +183,7 @@ impl LinearReader<'_> {
         }
         let plain = DecodeHints { AlsoInverted: Some(false), ..self.hints.clone() };
         let variants = Variants { strip: &strip, raw: &raw, normalised: &normalised, edge_count };
-        let checks = StripChecks { strip: &strip, edge_count, work: self.work };
+        let checks = StripChecks { strip: &strip, edge_count, work: self.work, original };
         let tried = plan(reach, self.steps.retries, glared);
         for (position, &variant) in tried.iter().enumerate() {
             let pixels = variants.make(variant);
@@ -185,7 +196,7 @@ impl LinearReader<'_> {
                     })
                     .collect()
             };
-            if let Some(outcome) = checks.read_variant(&pixels, hints, &later) {
+            if let Some(outcome) = checks.read_variant(&pixels, variant == StripVariant::AsSampled, hints, &later) {
                 return outcome;
             }
         }
@@ -196,13 +207,28 @@ impl LinearReader<'_> {
         // and stretched. (On `bench decode` the averaged rows as they are read no frame, nor did a reader of the
         // grey levels that voted digit by digit, once in `ean_grey.rs`, which also read a code wrong and slowed
         // the frames without a readable code.)
-        let Some(aligned) = rows::aligned(&raw.pixels, raw.width, raw.height) else {
+        let Some((aligned, shifts)) = rows::aligned(&raw.pixels, raw.width, raw.height) else {
             return StripOutcome::Failed;
         };
         self.work.charge(raw.width * raw.height);
         let straightened = variants.straightened(&aligned);
         // The strip's other variants read nothing: its scan lines alone vote.
-        checks.read_variant(&straightened, &plain, &Vec::new).unwrap_or(StripOutcome::Failed)
+        let checks = StripChecks { original: original.map(|o| Original { shifts: Some(shifts), ..o }), ..checks };
+        checks.read_variant(&straightened, false, &plain, &Vec::new).unwrap_or(StripOutcome::Failed)
+    }
+}
+
+/// Whether the frame's own pixels confirm a code rxing read on the whole frame (`guards`: where, see
+/// `confirm`). A product code rxing does not say the place of is not taken.
+pub(in crate::vision) fn confirms_whole_frame_read(
+    frame: &LumaFrame,
+    read: &CodeRead,
+    guards: Option<&Guards>,
+    work: &Work,
+) -> bool {
+    match guards {
+        Some(guards) => confirm::confirms_in_frame(frame, read, guards, work),
+        None => confirm::modules_wide(read.symbology).is_none(),
     }
 }
 

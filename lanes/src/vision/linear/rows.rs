@@ -40,9 +40,26 @@ fn best_shift(row: &[f32], reference: &[f32]) -> (f32, f32) {
     (best as f32 - MAX_SHIFT as f32 + refine, score)
 }
 
-/// The strip's rows shifted so that its bars stand upright, or `None` when too few rows line up with the
-/// middle one to tell the slant. The shifts follow a straight line fitted over the rows that line up.
-pub(super) fn aligned(pixels: &[u8], width: usize, height: usize) -> Option<Vec<u8>> {
+/// How far each row of a strip was shifted to stand its bars upright: what a row's column `x` shows after,
+/// its column `x + at(row)` showed before.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct RowShifts {
+    intercept: f32,
+    slope: f32,
+    middle: usize,
+}
+
+impl RowShifts {
+    /// The shift of row `row`, in samples.
+    pub(super) fn at(&self, row: usize) -> f32 {
+        self.intercept + self.slope * (row as f32 - self.middle as f32)
+    }
+}
+
+/// The strip's rows shifted so that its bars stand upright, and by how much, or `None` when too few rows line
+/// up with the middle one to tell the slant. The shifts follow a straight line fitted over the rows that line
+/// up.
+pub(super) fn aligned(pixels: &[u8], width: usize, height: usize) -> Option<(Vec<u8>, RowShifts)> {
     if height < 3 || width < (4 * MAX_SHIFT) as usize || pixels.len() != width * height {
         return None;
     }
@@ -64,10 +81,10 @@ pub(super) fn aligned(pixels: &[u8], width: usize, height: usize) -> Option<Vec<
     let (rs, rr) =
         points.iter().fold((0.0, 0.0), |(a, b), p| (a + p.2 * (p.0 - mr) * (p.1 - ms), b + p.2 * (p.0 - mr).powi(2)));
     let slope = if rr > 1e-6 { rs / rr } else { 0.0 };
-    let intercept = ms - slope * mr;
+    let shifts = RowShifts { intercept: ms - slope * mr, slope, middle };
     let mut out = Vec::with_capacity(pixels.len());
     for (r, row) in pixels.chunks_exact(width).enumerate() {
-        let shift = intercept + slope * (r as f32 - middle as f32);
+        let shift = shifts.at(r);
         for i in 0..width {
             let x = (i as f32 + shift).clamp(0.0, (width - 1) as f32);
             let i0 = x as usize;
@@ -76,7 +93,7 @@ pub(super) fn aligned(pixels: &[u8], width: usize, height: usize) -> Option<Vec<
             out.push((f32::from(row[i0]) * (1.0 - f) + f32::from(row[i1]) * f).round() as u8);
         }
     }
-    Some(out)
+    Some((out, shifts))
 }
 
 #[cfg(test)]
@@ -93,7 +110,8 @@ mod tests {
         };
         let slanted: Vec<u8> =
             (0..height).flat_map(|r| (0..width).map(move |i| bar(i as f32 - 1.5 * r as f32 + 100.0))).collect();
-        let upright = aligned(&slanted, width, height).expect("rows line up");
+        let (upright, shifts) = aligned(&slanted, width, height).expect("rows line up");
+        assert!((shifts.at(11) - shifts.at(1) - 15.0).abs() < 1.0, "{shifts:?}");
         let middle = &upright[6 * width..7 * width];
         for r in [0, 3, 9, 11] {
             let row = &upright[r * width..(r + 1) * width];

@@ -101,9 +101,12 @@ impl<'a> StripSampler<'a> {
     /// included, rather than its middle 80%. With `ends`, the rows span the bars between their ends (the middle
     /// 80%, or all with a reach) and follow them where they slant.
     pub(super) fn strip(&self, reach: f32, ends: Option<BarEnds>) -> Option<Strip> {
-        let StripSampler { frame, candidate, axes } = self;
-        let (ux, uy) = (axes.theta.cos(), axes.theta.sin());
-        let (mx, my) = axes.centre;
+        self.layout(reach, ends).map(|layout| self.sample(&layout))
+    }
+
+    /// Where the strip of [`StripSampler::strip`] for `reach` and `ends` lies, without sampling it.
+    pub(super) fn layout(&self, reach: f32, ends: Option<BarEnds>) -> Option<Layout> {
+        let axes = &self.axes;
         let half = CELL as f32 / 2.0;
         let (mut s0, mut s1) = axes.along;
         let extra = half + STRIP_MARGIN + reach * (s1 - s0);
@@ -123,18 +126,26 @@ impl<'a> StripSampler<'a> {
             None if reach > 0.0 => (t0 - half, t1 + half, 0.0),
             None => (t0, t1, 0.0),
         };
-        let across = (t1 - t0).max(1.0);
+        Some(Layout { start: s0, step, width, top: t0, across: (t1 - t0).max(1.0), cover, slant })
+    }
+
+    /// The rows of `layout`, sampled from the frame.
+    pub(super) fn sample(&self, layout: &Layout) -> Strip {
+        let StripSampler { frame, candidate, axes } = self;
+        let (ux, uy) = (axes.theta.cos(), axes.theta.sin());
+        let (mx, my) = axes.centre;
+        let Layout { start, step, width, top, across, cover, slant } = *layout;
         // Each column runs along the bars as they run at its point of the code (see `Bend`).
         let along_bars: Vec<(f32, f32)> = if candidate.bend == Bend::default() {
             vec![self.bars_at(0.0); width]
         } else {
-            (0..width).map(|i| self.bars_at(s0 + i as f32 * step)).collect()
+            (0..width).map(|i| self.bars_at(start + i as f32 * step)).collect()
         };
         let mut pixels = Vec::with_capacity(width * STRIP_ROWS);
         for r in 0..STRIP_ROWS {
-            let t = t0 + across * ((1.0 - cover) / 2.0 + cover * (r as f32 + 0.5) / STRIP_ROWS as f32);
+            let t = top + across * ((1.0 - cover) / 2.0 + cover * (r as f32 + 0.5) / STRIP_ROWS as f32);
             for (i, &(vx, vy)) in along_bars.iter().enumerate() {
-                let s = s0 + i as f32 * step;
+                let s = start + i as f32 * step;
                 let t = t + slant * s;
                 let (x, y) = (mx + s * ux + t * vx, my + s * uy + t * vy);
                 // Average three samples along the bars: less noise, same edges.
@@ -145,7 +156,28 @@ impl<'a> StripSampler<'a> {
                 pixels.push(v as u8);
             }
         }
-        Some(Strip { width, height: STRIP_ROWS, pixels })
+        Strip { width, height: STRIP_ROWS, pixels }
+    }
+}
+
+/// Where a strip lies along its candidate: its first column `start` pixels along the scan direction from the
+/// candidate's centre, `step` pixels a column, `width` columns; its rows spread over `cover` of `across` pixels
+/// from `top` across the bars, turning by `slant` a pixel along them (see `BarEnds`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Layout {
+    pub(super) start: f32,
+    pub(super) step: f32,
+    pub(super) width: usize,
+    top: f32,
+    across: f32,
+    cover: f32,
+    slant: f32,
+}
+
+impl Layout {
+    /// The same rows, over `width` columns `step` pixels apart from `start` along the scan direction.
+    pub(super) fn over(&self, start: f32, step: f32, width: usize) -> Layout {
+        Layout { start, step, width, ..*self }
     }
 }
 

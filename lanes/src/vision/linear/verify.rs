@@ -8,6 +8,7 @@ use crate::vision::filters::percentiles;
 use crate::vision::rxing::{Binarizer, CodeRead, Guards, Panicked, read};
 use crate::vision::work::Work;
 
+use super::confirm::{Original, modules_wide, side_has_bar};
 use super::strip::{Strip, StripOutcome};
 
 /// Fewest bar edges worth handing to rxing: a UPC-E, the shortest code read, has 17 bars (34 edges); blur and
@@ -94,6 +95,9 @@ pub(super) struct StripChecks<'a> {
     pub(super) strip: &'a Strip,
     pub(super) edge_count: usize,
     pub(super) work: &'a Work,
+    /// Where the strip was sampled from, to confirm product codes on the frame's own pixels (tests of the
+    /// strip alone have none).
+    pub(super) original: Option<Original<'a>>,
 }
 
 impl StripChecks<'_> {
@@ -103,6 +107,7 @@ impl StripChecks<'_> {
     pub(super) fn read_variant(
         &self,
         pixels: &[u8],
+        as_sampled: bool,
         hints: &DecodeHints,
         later: &dyn Fn() -> Vec<CodeRead>,
     ) -> Option<StripOutcome> {
@@ -135,14 +140,30 @@ impl StripChecks<'_> {
         // than three lines confirm, goes to a vote with the later variants (they cost time when they fail, so a
         // read many lines confirm is spared them).
         let contested = lines.iter().any(|line| *line != read);
-        if !contested && agreeing >= CONFIRMING_LINES {
+        // A long code that many scan lines of the strip as sampled read alike stands: the frame's pixels were
+        // read as they are (confirming it again loses strongly slanted codes on `bench decode`, and no wrong
+        // read on the corpus came this way).
+        if !contested && agreeing >= CONFIRMING_LINES && as_sampled && !weak {
             return Some(StripOutcome::Read(read));
         }
-        let later = later();
-        if !contested && later.iter().all(|other| *other == read) {
-            return Some(StripOutcome::Read(read));
-        }
-        consensus(&read, lines.iter().chain(&later)).map(StripOutcome::Read)
+        let winner = if !contested && agreeing >= CONFIRMING_LINES {
+            Some(read.clone())
+        } else {
+            let later = later();
+            if !contested && later.iter().all(|other| *other == read) {
+                Some(read.clone())
+            } else {
+                consensus(&read, lines.iter().chain(&later))
+            }
+        };
+        // Whatever variant found it, the frame's own pixels must show the code (see `confirm`).
+        let winner = winner?;
+        let confirmed = match (&self.original, guards) {
+            (None, _) => true,
+            (Some(original), Some(guards)) => original.confirms(&winner, read.symbology, &guards, self.work),
+            (Some(_), None) => modules_wide(winner.symbology).is_none(),
+        };
+        confirmed.then_some(StripOutcome::Read(winner))
     }
 
     /// Whether the strip variant `pixels` mirrored end to end reads as a different code of the same symbology
@@ -209,11 +230,7 @@ fn guard_span(symbology: Symbology) -> Option<(f32, f32)> {
     }
 }
 
-/// Quiet zone, in modules, a short code must show on both sides (GS1 asks for 7 beside an EAN-8 and 7 to 9
-/// beside a UPC-E; 5 leaves room for error in where the code's edges are).
-const QUIET_MODULES: f32 = 5.0;
-
-/// Whether the strip as sampled shows a bar within [`QUIET_MODULES`] beyond either end of the code rxing
+/// Whether the strip as sampled shows a bar within [`super::confirm::QUIET_MODULES`] beyond either end of the code rxing
 /// found (`guards`): the code is then part of a longer one, a UPC-E inside an EAN-13 or an EAN-8 inside a
 /// UPC-A or a Code 128 (zxing-cpp #255). rxing itself asks for only three modules.
 fn bars_beside(strip: &Strip, symbology: Symbology, guards: Guards) -> bool {
@@ -232,28 +249,9 @@ fn bars_beside(strip: &Strip, symbology: Symbology, guards: Guards) -> bool {
     let n = rows.len() as f32;
     let line: Vec<f32> =
         (0..w).map(|x| rows.clone().map(|r| f32::from(strip.pixels[r * w + x])).sum::<f32>() / n).collect();
-    side_has_bar(&line, guards.start_x + out * 1.5 * module, out, module)
-        || side_has_bar(&line, guards.end_x - out * end_half * module, -out, module)
-}
-
-/// Whether, going `out` (+1 or -1) from a code's edge at `edge`, a bar darker than halfway between the
-/// code's own dark and light (over its nearest seven modules) lies between one and [`QUIET_MODULES`]
-/// modules out (the first module may hold the edge bar's blur).
-fn side_has_bar(line: &[f32], edge: f32, out: f32, module: f32) -> bool {
-    let at = |x: f32| {
-        let i = x.round();
-        (i >= 0.0 && i < line.len() as f32).then(|| line[i as usize])
-    };
-    let inside: Vec<f32> = (0..(7.0 * module) as usize).filter_map(|k| at(edge - out * k as f32)).collect();
-    if inside.is_empty() {
-        return false;
-    }
-    let dark = inside.iter().copied().fold(f32::MAX, f32::min);
-    let light = inside.iter().copied().fold(f32::MIN, f32::max);
-    let mid = (dark + light) / 2.0;
-    (module.ceil() as usize..(QUIET_MODULES * module) as usize)
-        .filter_map(|k| at(edge + out * k as f32))
-        .any(|v| v < mid)
+    // One sample is a bar here: the strip has a module in one or two samples.
+    side_has_bar(&line, guards.start_x + out * 1.5 * module, out, module, 1)
+        || side_has_bar(&line, guards.end_x - out * end_half * module, -out, module, 1)
 }
 
 /// What rxing's 1D readers alone read in a strip (tests compare the pipeline's own readers with it).
@@ -261,6 +259,13 @@ fn side_has_bar(line: &[f32], edge: f32, out: f32, module: f32) -> bool {
 pub(super) fn rxing_text(pixels: &[u8], width: usize, height: usize, work: &Work) -> Option<String> {
     use crate::vision::rxing::{LINEAR_FORMATS, hints};
     read_code(pixels, width, height, &hints(&LINEAR_FORMATS, false, false), work).ok().flatten().map(|r| r.text)
+}
+
+#[cfg(test)]
+pub(super) fn read_located_for_tests(strip: &Strip) -> Option<(CodeRead, Option<Guards>)> {
+    use crate::vision::rxing::{LINEAR_FORMATS, hints};
+    read_located(&strip.pixels, strip.width, strip.height, &hints(&LINEAR_FORMATS, false, false), &Work::default())
+        .unwrap()
 }
 
 #[cfg(test)]
@@ -285,8 +290,8 @@ mod tests {
         let hints = hints(&LINEAR_FORMATS, false, false);
         let work = Work::default();
         let read = |strip: &Strip, work: &Work| {
-            let checks = StripChecks { strip, edge_count: 20, work };
-            match checks.read_variant(&strip.pixels, &hints, &Vec::new) {
+            let checks = StripChecks { strip, edge_count: 20, work, original: None };
+            match checks.read_variant(&strip.pixels, true, &hints, &Vec::new) {
                 Some(StripOutcome::Read(read)) => Some(read.text),
                 _ => None,
             }
@@ -320,9 +325,12 @@ mod tests {
         crowded[12..18].fill(0);
         let crowded = strip_of(&crowded);
         assert!(located(&crowded, &work));
-        let checks = |strip| StripChecks { strip, edge_count: 20, work: &work };
-        assert!(checks(&crowded).read_variant(&crowded.pixels, &hints, &Vec::new).is_none());
-        assert!(matches!(checks(&clean).read_variant(&clean.pixels, &hints, &Vec::new), Some(StripOutcome::Read(_))));
+        let checks = |strip| StripChecks { strip, edge_count: 20, work: &work, original: None };
+        assert!(checks(&crowded).read_variant(&crowded.pixels, true, &hints, &Vec::new).is_none());
+        assert!(matches!(
+            checks(&clean).read_variant(&clean.pixels, true, &hints, &Vec::new),
+            Some(StripOutcome::Read(_))
+        ));
     }
 
     fn code(text: &str, symbology: Symbology) -> CodeRead {
