@@ -49,7 +49,9 @@ pub struct VisionConfig {
     pub deblur: bool,
     /// Also try inverted crops (light bars on a dark screen).
     pub inverted: bool,
-    /// When no candidate decodes, run rxing once on the whole frame (without TryHarder).
+    /// When no candidate decodes, run rxing once on the whole frame (with TryHarder on a frame up to 800x600:
+    /// a small, tight crop of a 1D code whose bars the region finder does not group), the read confirmed on
+    /// the frame's pixels.
     pub whole_frame_fallback: bool,
     /// When nothing is read, search the frame's negative too: light codes on a dark ground (some packaging, a
     /// screen in dark mode). Doubles the time of a frame without a code, so it is for photos, not the lanes.
@@ -226,12 +228,16 @@ pub(super) fn analyse(frame: &LumaFrame, config: &VisionConfig) -> FrameAnalysis
     analysis
 }
 
-/// rxing once on the whole frame, without TryHarder (see [`VisionConfig::whole_frame_fallback`]).
+/// rxing once on the whole frame, TryHarder when it is small (see [`VisionConfig::whole_frame_fallback`]).
 fn read_whole(frame: &LumaFrame, work: &Work) -> Result<Option<(CodeRead, Option<Guards>)>, Panicked> {
     let (width, height) = (frame.width as usize, frame.height as usize);
-    work.charge(width * height);
-    read(&frame.pixels, width, height, &hints(&READ_FORMATS, false, false), Binarizer::Hybrid)
+    let try_harder = width * height <= TRY_HARDER_PIXELS;
+    work.charge(if try_harder { 4 } else { 1 } * width * height);
+    read(&frame.pixels, width, height, &hints(&READ_FORMATS, try_harder, false), Binarizer::Hybrid)
 }
+
+/// Frames up to this size get rxing's harder search (every row, both ways) in the whole-frame pass.
+const TRY_HARDER_PIXELS: usize = 800 * 600;
 
 /// The 2D candidates of a frame, best first, whose module grid is read when rxing fails on them. (On `bench
 /// decode` a second one still reads a few QR codes more, for a little p99 time: a QR code beside a block of
