@@ -14,7 +14,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("checkout_descriptor.bin"))
         .compile_with_config(
             config,
-            &[PathBuf::from("proto/checkout/v1/checkout.proto")],
+            &[
+                PathBuf::from("proto/checkout/v1/checkout.proto"),
+                PathBuf::from("proto/google/rpc/status.proto"),
+                PathBuf::from("proto/google/rpc/error_details.proto"),
+            ],
             &[PathBuf::from("proto"), well_known],
         )?;
     println!("cargo:rerun-if-changed=proto");

@@ -78,7 +78,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let tokens = runtime.block_on(async {
         let mut tokens = Vec::new();
         for n in 1..=args.lanes {
-            let request = pb::IssueLaneTokenRequest { lane_id: format!("L{n}") };
+            let request = pb::IssueLaneTokenRequest { lane_id: format!("L{n}"), ..Default::default() };
             tokens.push(manager.issue_lane_token(request).await.context("IssueLaneToken")?.into_inner().token);
         }
         anyhow::Ok(tokens)

@@ -30,6 +30,8 @@ use checkout_storage::{AuditRecord, LaneId, Store, UnixMillis};
 use sha2::{Digest, Sha256};
 use tonic::{Code, Status};
 
+use crate::error::status;
+
 /// The file in the data folder's credentials folder holding the generated manager token.
 pub const MANAGER_TOKEN_FILE: &str = "manager.token";
 /// The file in the data folder's credentials folder holding the generated lane enrolment secret.
@@ -88,7 +90,7 @@ impl Caller {
     pub fn lane(&self) -> Result<&LaneId, Status> {
         match &self.principal {
             Principal::Lane(lane_id) => Ok(lane_id),
-            other => Err(Status::permission_denied(format!("{other} is not a lane"))),
+            other => Err(status(Code::PermissionDenied, format!("{other} is not a lane"), "PERMISSION_DENIED", None)),
         }
     }
 }
@@ -210,7 +212,8 @@ pub enum Access {
 
 /// What `path` (`/package.Service/Method`) demands. Anything not listed is refused.
 pub fn access_of(path: &str) -> Option<Access> {
-    const MANAGE: [&str; 5] = ["Refund", "ResolveNow", "IssueLaneToken", "RevokeLaneToken", "ListAudit"];
+    const MANAGE: [&str; 6] =
+        ["Refund", "ResolveNow", "IssueLaneToken", "RevokeLaneToken", "ListAudit", "ReversePayment"];
     if path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.") {
         return Some(Access::Open);
     }
@@ -268,7 +271,7 @@ impl Gate {
     /// Who may call `method` with these headers, or the refusal. `None`: an open method, no caller needed.
     fn admit(&self, method: &str, headers: &http::HeaderMap, peer: &str) -> Result<Option<Caller>, (Status, String)> {
         let Some(access) = access_of(method) else {
-            return Err((Status::permission_denied("no such method is open to callers"), "anonymous".into()));
+            return Err((denied("no such method is open to callers".to_owned()), "anonymous".into()));
         };
         if access == Access::Open {
             return Ok(None);
@@ -283,12 +286,12 @@ impl Gate {
         }
         let Some(token) = token.filter(|t| !t.is_empty()) else {
             return Err((
-                Status::unauthenticated("credentials required: send 'authorization: Bearer <token>'"),
+                unauthenticated("credentials required: send 'authorization: Bearer <token>'"),
                 "anonymous".into(),
             ));
         };
         let Some(principal) = self.credentials.identify(token) else {
-            return Err((Status::unauthenticated("unknown or revoked token"), "anonymous".into()));
+            return Err((unauthenticated("unknown or revoked token"), "anonymous".into()));
         };
         if !admits(access, &principal) {
             let needed = match access {
@@ -298,7 +301,7 @@ impl Gate {
                 Access::Manage => "a token with the manager role",
                 Access::Open => "nothing",
             };
-            return Err((Status::permission_denied(format!("{principal} may not call this: it needs {needed}")), {
+            return Err((denied(format!("{principal} may not call this: it needs {needed}")), {
                 principal.to_string()
             }));
         }
@@ -406,12 +409,20 @@ fn peer_of<B>(request: &http::Request<B>) -> String {
 fn caller_fault(status: &Status) -> Option<Status> {
     let message = status.message();
     match status.code() {
-        Code::Internal if message.starts_with("failed to decode Protobuf message") => {
-            Some(Status::invalid_argument("the request is not a well-formed message of this method"))
-        }
+        Code::Internal if message.starts_with("failed to decode Protobuf message") => Some(crate::error::status(
+            Code::InvalidArgument,
+            "the request is not a well-formed message of this method".to_owned(),
+            "MALFORMED_REQUEST",
+            None,
+        )),
         Code::OutOfRange if message.starts_with("Error, decoded message length too large") => {
             let limit = message.rsplit("the limit is: ").next().unwrap_or("the limit").trim_end_matches(" bytes");
-            Some(Status::invalid_argument(format!("the request is larger than the limit of {limit} bytes")))
+            Some(crate::error::status(
+                Code::InvalidArgument,
+                format!("the request is larger than the limit of {limit} bytes"),
+                "REQUEST_TOO_LARGE",
+                None,
+            ))
         }
         _ => None,
     }
@@ -486,6 +497,14 @@ where
             Ok(response)
         })
     }
+}
+
+fn unauthenticated(message: &str) -> Status {
+    status(Code::Unauthenticated, message.to_owned(), "UNAUTHENTICATED", None)
+}
+
+fn denied(message: String) -> Status {
+    status(Code::PermissionDenied, message, "PERMISSION_DENIED", None)
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@ pub enum CoordinatorError {
     /// The request is well formed but does not fit the state of things.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Refused for a reason a script can branch on (AIP-193): `reason` is UPPER_SNAKE_CASE, for example
+    /// `REVERSE_WINDOW_CLOSED`. A FAILED_PRECONDITION.
+    #[error("{message}")]
+    Refused { reason: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
     /// The caller is known but may not do this (another lane's sale, a viewer refunding).
@@ -51,20 +55,60 @@ impl From<MoneyError> for CoordinatorError {
     }
 }
 
+impl CoordinatorError {
+    /// The gRPC code and the AIP-193 reason of this error.
+    fn code_and_reason(&self) -> (Code, &'static str) {
+        match self {
+            CoordinatorError::InvalidArgument { .. } => (Code::InvalidArgument, "INVALID_FIELD"),
+            CoordinatorError::FailedPrecondition(_) => (Code::FailedPrecondition, "FAILED_PRECONDITION"),
+            CoordinatorError::Refused { reason, .. } => (Code::FailedPrecondition, reason),
+            CoordinatorError::NotFound(_) => (Code::NotFound, "NOT_FOUND"),
+            CoordinatorError::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
+            CoordinatorError::ResourceExhausted(_) => (Code::ResourceExhausted, "RESOURCE_EXHAUSTED"),
+            CoordinatorError::Storage(_) => (Code::Unavailable, "LEDGER_UNAVAILABLE"),
+            CoordinatorError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+            CoordinatorError::Internal(_) => (Code::Internal, "INTERNAL"),
+        }
+    }
+}
+
 impl From<CoordinatorError> for Status {
     fn from(e: CoordinatorError) -> Status {
-        let code = match &e {
-            CoordinatorError::InvalidArgument { .. } => Code::InvalidArgument,
-            CoordinatorError::FailedPrecondition(_) => Code::FailedPrecondition,
-            CoordinatorError::NotFound(_) => Code::NotFound,
-            CoordinatorError::PermissionDenied(_) => Code::PermissionDenied,
-            CoordinatorError::ResourceExhausted(_) => Code::ResourceExhausted,
-            CoordinatorError::Storage(_) | CoordinatorError::ShuttingDown => Code::Unavailable,
-            CoordinatorError::Internal(_) => Code::Internal,
-        };
+        let (code, reason) = e.code_and_reason();
         if code == Code::Unavailable {
             tracing::error!(error = %e, "request refused");
         }
-        Status::new(code, e.to_string())
+        let field = match &e {
+            CoordinatorError::InvalidArgument { field, reason } => Some((field.as_str(), reason.as_str())),
+            _ => None,
+        };
+        status(code, e.to_string(), reason, field)
     }
+}
+
+/// The AIP-193 error domain of every `ErrorInfo` the coordinator sends.
+pub const ERROR_DOMAIN: &str = "checkout";
+
+/// A status with its details: a `google.rpc.ErrorInfo` carrying `reason`, and for a malformed field a
+/// `google.rpc.BadRequest` naming it. Every status the coordinator sends is made here.
+pub fn status(code: Code, message: String, reason: &str, field: Option<(&str, &str)>) -> Status {
+    use checkout_proto::google_rpc;
+    use prost::Message;
+    let any = |type_name: &str, value: Vec<u8>| prost_types::Any {
+        type_url: format!("type.googleapis.com/google.rpc.{type_name}"),
+        value,
+    };
+    let info = google_rpc::ErrorInfo {
+        reason: reason.to_owned(),
+        domain: ERROR_DOMAIN.to_owned(),
+        metadata: field.map(|(name, _)| [("field".to_owned(), name.to_owned())].into()).unwrap_or_default(),
+    };
+    let mut details = vec![any("ErrorInfo", info.encode_to_vec())];
+    if let Some((name, description)) = field {
+        let violation =
+            google_rpc::bad_request::FieldViolation { field: name.to_owned(), description: description.to_owned() };
+        details.push(any("BadRequest", google_rpc::BadRequest { field_violations: vec![violation] }.encode_to_vec()));
+    }
+    let rich = google_rpc::Status { code: code as i32, message: message.clone(), details };
+    Status::with_details(code, message, rich.encode_to_vec().into())
 }

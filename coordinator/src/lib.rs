@@ -82,6 +82,8 @@ pub struct Coordinator {
     configured_lanes: Vec<LaneId>,
     /// Turns for reads of the ledger on the blocking pool: a flood of lists queues here.
     readers: Arc<tokio::sync::Semaphore>,
+    /// One lock per request id being answered, so a repeat sent at once waits for the first (AIP-155).
+    request_locks: engine::Locks<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +175,10 @@ pub fn open(config: CoordinatorConfig) -> Result<OpenedCoordinator, RunError> {
     lane_tokens.extend(security.lane_tokens.iter().cloned());
     let credentials = Credentials::new(&security.staff, &security.enrolment_secrets, &lane_tokens);
     store.keep_audit_entries(security.limits.audit_entries);
+    let forgotten = store.forget_old_requests()?;
+    if forgotten > 0 {
+        store.commit_blocking()?;
+    }
     let coordinator = Arc::new(Coordinator {
         payments: Payments::new(store.clone(), config.store_id.clone(), config.providers, config.timing),
         gate: Arc::new(Gate::new(credentials, store.clone(), security.unchecked_for_benchmarks)),
@@ -188,6 +194,7 @@ pub fn open(config: CoordinatorConfig) -> Result<OpenedCoordinator, RunError> {
         issuing: tokio::sync::Mutex::new(()),
         configured_lanes: security.lane_tokens.iter().map(|(lane_id, _)| lane_id.clone()).collect(),
         readers: Arc::new(tokio::sync::Semaphore::new(READERS_AT_ONCE)),
+        request_locks: Default::default(),
     });
     Ok(OpenedCoordinator { coordinator, generated, grace: config.shutdown_grace, tls: security.tls })
 }

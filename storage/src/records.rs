@@ -14,6 +14,7 @@ impl Record for RefundRecord {}
 impl Record for ShiftRecord {}
 impl Record for LaneTokenRecord {}
 impl Record for AuditRecord {}
+impl Record for AnsweredRequest {}
 impl Record for OutTradeNo {}
 impl Record for String {}
 
@@ -275,6 +276,16 @@ pub struct AuditRecord {
     /// "ok" or the refusal's gRPC code name.
     pub outcome: String,
     pub detail: String,
+}
+
+/// The answer to a manager's request that carried a `request_id` (AIP-155): a repeat of the same request
+/// gets it again. The answer is opaque here (the coordinator's encoding of it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnsweredRequest {
+    pub at: UnixMillis,
+    /// SHA-256 of the request as it came (its `request_id` aside): the same id with another request is refused.
+    pub request_sha256: [u8; 32],
+    pub answer: Vec<u8>,
 }
 
 #[cfg(test)]

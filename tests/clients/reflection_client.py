@@ -25,7 +25,23 @@ def call(channel, pool, method_name, request_json, token=None):
         response = stub(request, timeout=10, metadata=metadata)
         return {"ok": json_format.MessageToDict(response)}
     except grpc.RpcError as error:
-        return {"code": error.code().name, "details": error.details()}
+        return {"code": error.code().name, "details": error.details(), **error_details(pool, error)}
+
+
+def error_details(pool, error):
+    """The google.rpc.Status in the trailers, its details decoded with types learnt by reflection."""
+    out = {}
+    for key, value in error.trailing_metadata() or ():
+        if key != "grpc-status-details-bin":
+            continue
+        status = GetMessageClass(pool.FindMessageTypeByName("google.rpc.Status"))()
+        status.ParseFromString(value)
+        for detail in status.details:
+            name = detail.type_url.split("/")[-1]
+            message = GetMessageClass(pool.FindMessageTypeByName(name))()
+            message.ParseFromString(detail.value)
+            out.setdefault("error_details", {})[name] = json_format.MessageToDict(message)
+    return out
 
 
 def main():
@@ -44,6 +60,9 @@ def main():
         "checkout.v1.LaneService.Pay",
         {"laneId": "L1", "saleId": "L1-X", "attempt": 1, "paymentCode": "12ab"},
         lane["ok"]["token"],
+    )
+    out["missing_payment"] = call(
+        channel, pool, "checkout.v1.StoreService.GetPayment", {"outTradeNo": "S001-L9-NOPE-1"}, manager
     )
     out["audit"] = call(channel, pool, "checkout.v1.StoreService.ListAudit", {"pageSize": 100}, manager)
     print(json.dumps(out))

@@ -84,7 +84,7 @@ async fn settle_everything(port: u16, data: &Path) -> usize {
     let mut client = store(port, data).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     for pass in 1.. {
-        let left = client.resolve_now(pb::ResolveNowRequest {}).await.unwrap().into_inner().still_unsettled;
+        let left = client.resolve_now(pb::ResolveNowRequest::default()).await.unwrap().into_inner().still_unsettled;
         let listed = client
             .list_unsettled(pb::ListUnsettledRequest { page_size: 1000, ..Default::default() })
             .await

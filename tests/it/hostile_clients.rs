@@ -132,12 +132,16 @@ async fn calls_without_credentials_or_outside_their_role_are_refused() {
         out_refund_no: "RF-HOSTILE".into(),
         amount: money(100),
         reason: "hostile".into(),
+        ..Default::default()
     };
 
     let channel = Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
     let mut anonymous = StoreServiceClient::new(channel.clone());
     assert_eq!(anonymous.refund(refund.clone()).await.unwrap_err().code(), Code::Unauthenticated);
-    assert_eq!(anonymous.resolve_now(pb::ResolveNowRequest {}).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        anonymous.resolve_now(pb::ResolveNowRequest::default()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
     let mut forged = store_client_with(&url, "ckm_not-a-real-token").await;
     assert_eq!(forged.refund(refund.clone()).await.unwrap_err().code(), Code::Unauthenticated);
     let mut viewer = store_client_with(&url, common::VIEWER_TOKEN).await;
@@ -242,7 +246,10 @@ async fn the_enrolment_secret_enrols_new_lanes_only_and_revoked_tokens_stop_work
 
     // The manager revokes NEW1: its token stops at once, and the secret cannot enrol it again.
     let mut manager = manager_client(&url).await;
-    let revoked = manager.revoke_lane_token(pb::RevokeLaneTokenRequest { lane_id: "NEW1".into() }).await.unwrap();
+    let revoked = manager
+        .revoke_lane_token(pb::RevokeLaneTokenRequest { lane_id: "NEW1".into(), ..Default::default() })
+        .await
+        .unwrap();
     assert!(revoked.into_inner().revoked);
     assert_eq!(new_lane.register_lane(request).await.unwrap_err().code(), Code::Unauthenticated);
     let again = run("NEW1", tempfile::tempdir().unwrap().path(), common::ENROLMENT_SECRET).await.unwrap();
@@ -292,6 +299,7 @@ async fn oversized_malformed_and_hidden_text_requests_get_short_invalid_argument
         out_refund_no: "RF-TEXT".into(),
         amount: money(1),
         reason: "damaged\u{2066} or not".into(),
+        ..Default::default()
     };
     let status = manager.refund(refund).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);

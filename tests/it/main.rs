@@ -13,6 +13,7 @@ mod hostile_clients;
 mod hostile_connections;
 mod lane_offline;
 mod lane_scanning;
+mod manager_day;
 mod photo_corpus;
 mod processes;
 mod provider_protocols;

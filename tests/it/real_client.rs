@@ -74,6 +74,12 @@ fn a_reflection_only_client_reads_totals_and_shifts_and_gets_clear_errors() {
     assert_eq!(answer["anonymous_totals"]["code"], "UNAUTHENTICATED", "{answer}");
     assert_eq!(answer["bad_pay"]["code"], "INVALID_ARGUMENT", "{answer}");
     assert!(answer["bad_pay"]["details"].as_str().unwrap().starts_with("payment_code:"), "{answer}");
+    // The error details decode with the types reflection gives (AIP-193): a reason to branch on, the field.
+    let details = &answer["bad_pay"]["error_details"];
+    assert_eq!(details["google.rpc.ErrorInfo"]["reason"], "INVALID_FIELD", "{answer}");
+    assert_eq!(details["google.rpc.BadRequest"]["fieldViolations"][0]["field"], "payment_code", "{answer}");
+    assert_eq!(answer["missing_payment"]["code"], "NOT_FOUND", "{answer}");
+    assert_eq!(answer["missing_payment"]["error_details"]["google.rpc.ErrorInfo"]["reason"], "NOT_FOUND");
     // The audit log has the lane's enrolment, the token issued and both refused calls.
     let audit = answer["audit"]["ok"]["entries"].as_array().expect("audit entries");
     let outcomes: Vec<(&str, &str)> =

@@ -30,6 +30,7 @@ use checkout_storage::{
 mod charge;
 mod locks;
 pub mod refunds;
+pub mod reversal;
 mod settle;
 #[cfg(test)]
 mod tests;

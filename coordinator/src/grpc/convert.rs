@@ -79,6 +79,18 @@ pub(super) fn lines_from_pb(lines: Vec<pb::SaleLine>) -> Result<Vec<(ProductCode
         .collect()
 }
 
+pub(super) fn status_to_pb(status: ChargeStatus) -> pb::PaymentStatus {
+    match status {
+        ChargeStatus::Pending => pb::PaymentStatus::Pending,
+        ChargeStatus::Paid => pb::PaymentStatus::Paid,
+        ChargeStatus::NewCodeNeeded => pb::PaymentStatus::NewCodeNeeded,
+        ChargeStatus::Failed => pb::PaymentStatus::Failed,
+        ChargeStatus::Unknown => pb::PaymentStatus::Unknown,
+        ChargeStatus::Reversing => pb::PaymentStatus::Reversing,
+        ChargeStatus::Reversed => pb::PaymentStatus::Reversed,
+    }
+}
+
 pub(super) fn charge_to_pb(charge: ChargeRecord) -> pb::Payment {
     pb::Payment {
         out_trade_no: charge.out_trade_no.to_string(),
@@ -89,6 +101,7 @@ pub(super) fn charge_to_pb(charge: ChargeRecord) -> pb::Payment {
         masked_code: charge.masked_code.to_string(),
         amount: Some(money_to_pb(charge.amount)),
         outcome: outcome_to_pb(charge.status).into(),
+        status: status_to_pb(charge.status).into(),
         provider_code: charge.provider_code,
         message: charge.message,
         provider_transaction_id: charge.provider_transaction_id,

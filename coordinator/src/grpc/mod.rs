@@ -25,6 +25,7 @@ macro_rules! with_caller {
 mod convert;
 mod lane_api;
 mod paging;
+mod request_ids;
 mod store_api;
 
 use convert::lane_id_of;

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use checkout_proto::v1 as pb;
-use checkout_storage::{ChargeStatus, LaneId, OutTradeNo, ShiftRecord, UnixMillis};
+use checkout_storage::{ChargeRecord, ChargeStatus, LaneId, OutTradeNo, SaleId, ShiftRecord, UnixMillis};
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -11,7 +11,9 @@ use super::{
     convert::*,
     lane_id_of,
     paging::{finish_page, page_request},
-    plain_text, respond,
+    plain_text,
+    request_ids::{Repeat, answer_once},
+    respond,
 };
 use crate::{
     Coordinator,
@@ -145,6 +147,63 @@ impl StoreApi {
         Ok(pb::ListUnsettledResponse { payments, next_page_token })
     }
 
+    fn get_sale(c: &Coordinator, request: pb::GetSaleRequest) -> Result<pb::Sale> {
+        let sale_id = match request.key {
+            Some(pb::get_sale_request::Key::SaleId(sale_id)) => SaleId::parse(&sale_id).map_err(field("sale_id"))?,
+            Some(pb::get_sale_request::Key::OutTradeNo(out_trade_no)) => {
+                let out_trade_no = OutTradeNo::parse(&out_trade_no).map_err(field("out_trade_no"))?;
+                let charge = c
+                    .store
+                    .charge(&out_trade_no)?
+                    .ok_or_else(|| CoordinatorError::NotFound(format!("no payment {out_trade_no}")))?;
+                charge.sale_id
+            }
+            None => return Err(CoordinatorError::invalid("key", "give sale_id or out_trade_no")),
+        };
+        let sale = c.store.sale(&sale_id)?.ok_or_else(|| {
+            CoordinatorError::NotFound(format!("no finished sale {sale_id} (a sale is recorded once it is paid)"))
+        })?;
+        Ok(sale_to_pb(sale))
+    }
+
+    fn get_payment(c: &Coordinator, request: pb::GetPaymentRequest) -> Result<pb::GetPaymentResponse> {
+        let charge = match request.key {
+            Some(pb::get_payment_request::Key::OutTradeNo(out_trade_no)) => {
+                let out_trade_no = OutTradeNo::parse(&out_trade_no).map_err(field("out_trade_no"))?;
+                c.store
+                    .charge(&out_trade_no)?
+                    .ok_or_else(|| CoordinatorError::NotFound(format!("no payment {out_trade_no}")))?
+            }
+            Some(pb::get_payment_request::Key::SaleId(sale_id)) => {
+                let sale_id = SaleId::parse(&sale_id).map_err(field("sale_id"))?;
+                // Every attempt of a sale: its out_trade_no is the store, the sale and the attempt.
+                let attempts = c.store.charges_with_prefix(&format!("{}-{sale_id}-", c.store_id))?;
+                let paid = attempts.iter().find(|charge| charge.status == ChargeStatus::Paid).cloned();
+                paid.or_else(|| attempts.into_iter().max_by_key(|charge: &ChargeRecord| charge.attempt.get()))
+                    .ok_or_else(|| CoordinatorError::NotFound(format!("no payment for sale {sale_id}")))?
+            }
+            None => return Err(CoordinatorError::invalid("key", "give out_trade_no or sale_id")),
+        };
+        let refunds = c.store.refunds_of(&charge.out_trade_no)?;
+        let refunded = refunds
+            .iter()
+            .filter(|refund| refund.status == checkout_storage::RefundStatus::Accepted)
+            .try_fold(checkout_storage::Money::zero(charge.amount.currency), |sum, refund| {
+                sum.checked_add(refund.amount)
+            })?;
+        let events = charge
+            .events
+            .iter()
+            .map(|e| pb::PaymentEvent { at: Some(timestamp(e.at)), what: e.what.clone() })
+            .collect();
+        Ok(pb::GetPaymentResponse {
+            refunds: refunds.into_iter().map(refund_to_pb).collect(),
+            refunded_total: Some(money_to_pb(refunded)),
+            events,
+            payment: Some(charge_to_pb(charge)),
+        })
+    }
+
     fn list_refunds(c: &Coordinator, request: pb::ListRefundsRequest) -> Result<pb::ListRefundsResponse> {
         let filter = &request.out_trade_no;
         let page = page_request("refunds", filter, request.page_size, &request.page_token)?;
@@ -210,29 +269,65 @@ impl StoreApi {
         Ok(pb::ListAuditResponse { entries, next_page_token })
     }
 
-    async fn resolve_now(&self, caller: &Caller) -> Result<pb::ResolveNowResponse> {
-        let left = self.0.payments.resolve_outstanding().await?;
-        self.0.audit_action(caller, "StoreService/ResolveNow", "", &format!("{left} charges still unsettled"));
-        self.0.store.commit().await?;
-        Ok(pb::ResolveNowResponse { still_unsettled: left as u64 })
+    async fn resolve_now(&self, caller: &Caller, request: pb::ResolveNowRequest) -> Result<pb::ResolveNowResponse> {
+        let method = ("ResolveNow", Repeat::FirstAnswer);
+        answer_once(&self.0, caller, method, &request.request_id, &request, async {
+            let left = self.0.payments.resolve_outstanding().await?;
+            self.0.audit_action(caller, "StoreService/ResolveNow", "", &format!("{left} charges still unsettled"));
+            self.0.store.commit().await?;
+            Ok(pb::ResolveNowResponse { still_unsettled: left as u64 })
+        })
+        .await
     }
 
     async fn refund(&self, caller: &Caller, request: pb::RefundRequest) -> Result<pb::RefundResponse> {
         let out_trade_no = OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?;
-        let amount = money_from_pb("amount", request.amount)?;
+        let amount = money_from_pb("amount", request.amount.clone())?;
         plain_text("reason", &request.reason, 80)?;
-        let order = RefundOrder { out_trade_no, out_refund_no: request.out_refund_no, amount, reason: request.reason };
-        let (refund, refunded_total) = self.0.payments.refund(order).await?;
-        let detail = format!("{} of {}: {:?} ({})", refund.amount, refund.out_trade_no, refund.status, refund.reason);
-        self.0.audit_action(caller, "StoreService/Refund", &refund.out_refund_no, &detail);
-        self.0.store.commit().await?;
-        Ok(pb::RefundResponse { refund: Some(refund_to_pb(refund)), refunded_total: Some(money_to_pb(refunded_total)) })
+        let method = ("Refund", Repeat::FirstAnswer);
+        answer_once(&self.0, caller, method, &request.request_id, &request, async {
+            let order = RefundOrder {
+                out_trade_no,
+                out_refund_no: request.out_refund_no.clone(),
+                amount,
+                reason: request.reason.clone(),
+            };
+            let (refund, refunded_total) = self.0.payments.refund(order).await?;
+            let detail =
+                format!("{} of {}: {:?} ({})", refund.amount, refund.out_trade_no, refund.status, refund.reason);
+            self.0.audit_action(caller, "StoreService/Refund", &refund.out_refund_no, &detail);
+            self.0.store.commit().await?;
+            Ok(pb::RefundResponse {
+                refund: Some(refund_to_pb(refund)),
+                refunded_total: Some(money_to_pb(refunded_total)),
+            })
+        })
+        .await
+    }
+
+    async fn reverse_payment(&self, caller: &Caller, request: pb::ReversePaymentRequest) -> Result<pb::Payment> {
+        let out_trade_no = OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?;
+        plain_text("reason", &request.reason, 80)?;
+        let method = ("ReversePayment", Repeat::FirstAnswer);
+        answer_once(&self.0, caller, method, &request.request_id, &request, async {
+            let why = format!("{} ({})", caller.principal, request.reason);
+            let charge = self.0.payments.reverse_paid(&out_trade_no, &why).await?;
+            let detail = format!("{} {}: {:?} ({})", charge.provider, charge.amount, charge.status, request.reason);
+            self.0.audit_action(caller, "StoreService/ReversePayment", out_trade_no.as_str(), &detail);
+            self.0.store.commit().await?;
+            Ok(charge_to_pb(charge))
+        })
+        .await
     }
 
     async fn issue_lane_token(&self, caller: &Caller, request: pb::IssueLaneTokenRequest) -> Result<pb::LaneToken> {
         let lane_id = lane_id_of(&request.lane_id)?;
-        let token = self.0.issue_lane_token(&lane_id, caller).await?;
-        Ok(pb::LaneToken { lane_id: lane_id.to_string(), token })
+        let method = ("IssueLaneToken", Repeat::Refused("TOKEN_ALREADY_ISSUED"));
+        answer_once(&self.0, caller, method, &request.request_id, &request, async {
+            let token = self.0.issue_lane_token(&lane_id, caller).await?;
+            Ok(pb::LaneToken { lane_id: lane_id.to_string(), token })
+        })
+        .await
     }
 
     async fn revoke_lane_token(
@@ -241,8 +336,12 @@ impl StoreApi {
         request: pb::RevokeLaneTokenRequest,
     ) -> Result<pb::RevokeLaneTokenResponse> {
         let lane_id = lane_id_of(&request.lane_id)?;
-        let revoked = self.0.revoke_lane_token(&lane_id, caller).await?;
-        Ok(pb::RevokeLaneTokenResponse { revoked })
+        let method = ("RevokeLaneToken", Repeat::FirstAnswer);
+        answer_once(&self.0, caller, method, &request.request_id, &request, async {
+            let revoked = self.0.revoke_lane_token(&lane_id, caller).await?;
+            Ok(pb::RevokeLaneTokenResponse { revoked })
+        })
+        .await
     }
 
     /// Runs a read of the ledger on the blocking pool, a few at a time, so that readers never hold up
@@ -315,11 +414,31 @@ impl pb::store_service_server::StoreService for StoreApi {
         &self,
         request: Request<pb::ResolveNowRequest>,
     ) -> Result<Response<pb::ResolveNowResponse>, Status> {
-        with_caller!(request, |caller, _message| self.resolve_now(&caller).await)
+        with_caller!(request, |caller, message| self.resolve_now(&caller, message).await)
     }
 
     async fn refund(&self, request: Request<pb::RefundRequest>) -> Result<Response<pb::RefundResponse>, Status> {
         with_caller!(request, |caller, message| self.refund(&caller, message).await)
+    }
+
+    async fn get_sale(&self, request: Request<pb::GetSaleRequest>) -> Result<Response<pb::Sale>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::get_sale(c, request)).await
+    }
+
+    async fn get_payment(
+        &self,
+        request: Request<pb::GetPaymentRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::get_payment(c, request)).await
+    }
+
+    async fn reverse_payment(
+        &self,
+        request: Request<pb::ReversePaymentRequest>,
+    ) -> Result<Response<pb::Payment>, Status> {
+        with_caller!(request, |caller, message| self.reverse_payment(&caller, message).await)
     }
 
     async fn list_refunds(

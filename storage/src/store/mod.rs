@@ -13,8 +13,8 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    AuditRecord, ChargeRecord, CodeFingerprint, LaneId, LaneRecord, LaneTokenRecord, OutTradeNo, PaymentCode, Product,
-    ProductCode, RefundRecord, SaleId, SaleRecord, ShiftId, ShiftRecord,
+    AnsweredRequest, AuditRecord, ChargeRecord, CodeFingerprint, LaneId, LaneRecord, LaneTokenRecord, OutTradeNo,
+    PaymentCode, Product, ProductCode, RefundRecord, SaleId, SaleRecord, ShiftId, ShiftRecord,
     folder::{CREDENTIALS_DIR, DataFolder, FORMAT_FILE},
     summary::{LedgerSummary, RefundTally, ShiftTally, Tally},
 };
@@ -83,6 +83,8 @@ pub struct Store {
     lane_tokens: sled::Tree,
     /// Sequence number (big-endian) -> audit entry.
     audit: sled::Tree,
+    /// Caller, method and `request_id` -> the first answer (see `requests.rs`).
+    requests: sled::Tree,
     audit_entries: Arc<std::sync::atomic::AtomicU64>,
     audit_keep: Arc<std::sync::atomic::AtomicU64>,
     /// Totals, takings, the unsettled queue and open shifts, kept as records are written.
@@ -183,6 +185,7 @@ fn verify_ledger(db: &sled::Db) -> Result<()> {
     check::<RefundRecord>(db, "refunds")?;
     check::<LaneTokenRecord>(db, "lane_tokens")?;
     check::<AuditRecord>(db, "audit")?;
+    check::<AnsweredRequest>(db, "requests")?;
     check::<OutTradeNo>(db, "code_uses")
 }
 
@@ -222,6 +225,7 @@ impl Store {
             summary: Arc::new(Mutex::new(LedgerSummary::default())),
             refunds_by_order: tree("refunds_by_order")?,
             audit,
+            requests: tree("requests")?,
             audit_entries,
             audit_keep: Arc::new(std::sync::atomic::AtomicU64::new(AUDIT_KEEP)),
             lane_tokens: tree("lane_tokens")?,
@@ -694,6 +698,10 @@ impl Store {
         all(&self.shifts, "shifts")
     }
 }
+
+mod requests;
+
+pub use requests::REQUEST_KEEP_MILLIS;
 
 #[cfg(test)]
 mod tests;

@@ -80,7 +80,7 @@ pub async fn lane_client_with(url: &str, token: &str) -> CoordinatorClient {
 /// A new token for `lane`, issued by the manager whose token is `manager_token`.
 pub async fn issue_lane_token(url: &str, manager_token: &str, lane: &str) -> String {
     let mut store = store_client_with(url, manager_token).await;
-    let request = checkout_proto::v1::IssueLaneTokenRequest { lane_id: lane.into() };
+    let request = checkout_proto::v1::IssueLaneTokenRequest { lane_id: lane.into(), ..Default::default() };
     store.issue_lane_token(request).await.expect("IssueLaneToken").into_inner().token
 }
 
