@@ -212,8 +212,16 @@ pub enum Access {
 
 /// What `path` (`/package.Service/Method`) demands. Anything not listed is refused.
 pub fn access_of(path: &str) -> Option<Access> {
-    const MANAGE: [&str; 6] =
-        ["Refund", "ResolveNow", "IssueLaneToken", "RevokeLaneToken", "ListAudit", "ReversePayment"];
+    const MANAGE: [&str; 8] = [
+        "Refund",
+        "ResolveNow",
+        "IssueLaneToken",
+        "RevokeLaneToken",
+        "ListAudit",
+        "ReversePayment",
+        "CloseLane",
+        "OpenLane",
+    ];
     if path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.") {
         return Some(Access::Open);
     }

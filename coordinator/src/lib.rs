@@ -84,6 +84,10 @@ pub struct Coordinator {
     readers: Arc<tokio::sync::Semaphore>,
     /// One lock per request id being answered, so a repeat sent at once waits for the first (AIP-155).
     request_locks: engine::Locks<String>,
+    /// Turns for `WatchLanes` streams: each holds one while it runs.
+    watchers: Arc<tokio::sync::Semaphore>,
+    /// Becomes true at shutdown: the watchers' streams end, so that they do not hold the server open.
+    stop_watching: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +110,9 @@ pub enum RunError {
 
 /// Reads of the ledger (lists) that run at once; more wait their turn.
 const READERS_AT_ONCE: usize = 4;
+
+/// `WatchLanes` streams open at once (each costs a task and a buffer of a few changes); more are refused.
+const MAX_WATCHERS: usize = 256;
 
 /// Where the data folder keeps the credentials it generated at its first start.
 #[derive(Debug, Clone)]
@@ -179,13 +186,14 @@ pub fn open(config: CoordinatorConfig) -> Result<OpenedCoordinator, RunError> {
     if forgotten > 0 {
         store.commit_blocking()?;
     }
+    let live = services::live::LiveLanes::new(store.lane_closures()?);
     let coordinator = Arc::new(Coordinator {
         payments: Payments::new(store.clone(), config.store_id.clone(), config.providers, config.timing),
         gate: Arc::new(Gate::new(credentials, store.clone(), security.unchecked_for_benchmarks)),
         store,
         store_id: config.store_id,
         currency: config.currency,
-        live: services::live::LiveLanes::default(),
+        live,
         shutting_down: AtomicBool::new(false),
         next_resolve_at: AtomicI64::new(0),
         resolve_now: tokio::sync::Notify::new(),
@@ -195,6 +203,8 @@ pub fn open(config: CoordinatorConfig) -> Result<OpenedCoordinator, RunError> {
         configured_lanes: security.lane_tokens.iter().map(|(lane_id, _)| lane_id.clone()).collect(),
         readers: Arc::new(tokio::sync::Semaphore::new(READERS_AT_ONCE)),
         request_locks: Default::default(),
+        watchers: Arc::new(tokio::sync::Semaphore::new(MAX_WATCHERS)),
+        stop_watching: tokio::sync::watch::channel(false).0,
     });
     Ok(OpenedCoordinator { coordinator, generated, grace: config.shutdown_grace, tls: security.tls })
 }
@@ -238,6 +248,7 @@ pub async fn serve(
     health.set_not_serving::<LaneServiceServer<grpc::LaneApi>>().await;
     health.set_serving::<StoreServiceServer<grpc::StoreApi>>().await;
     let resolver = tokio::spawn(resolve_forever(coordinator.clone(), health.clone()));
+    let offline_sweeper = tokio::spawn(sweep_offline_lanes(coordinator.clone()));
 
     let address = listener.local_addr().ok();
     tracing::info!(
@@ -269,6 +280,7 @@ pub async fn serve(
             }
         }
         state.shutting_down.store(true, Ordering::SeqCst);
+        state.stop_watching.send_replace(true);
         let _ = stop_tx.send(());
     };
     let server = tonic::transport::Server::builder()
@@ -303,6 +315,7 @@ pub async fn serve(
     }
     // Whatever the resolver was doing is durable step by step; it resumes at the next start.
     resolver.abort();
+    offline_sweeper.abort();
     accepting.abort();
     if let Some(reason) = ledger_failure.get() {
         return Err(RunError::LedgerFailed(reason.clone()));
@@ -358,5 +371,15 @@ async fn resolve_forever(coordinator: Arc<Coordinator>, health: tonic_health::se
             () = tokio::time::sleep(every) => {}
             () = coordinator.resolve_now.notified() => {}
         }
+    }
+}
+
+/// Tells the lanes' watchers, once a second, of every lane that stopped sending heartbeats.
+async fn sweep_offline_lanes(coordinator: Arc<Coordinator>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        coordinator.live.sweep_offline();
     }
 }

@@ -102,6 +102,13 @@ pub enum LaneEventKind {
         /// What those sales came to.
         total: Money,
     },
+    /// A manager closed the lane: the customer being served finishes, no new sale starts.
+    LaneClosedByStore {
+        /// Who closed it, when and why.
+        message: String,
+    },
+    /// A manager opened the lane again.
+    LaneOpenedByStore,
     /// Something the cashier should know that fits no other event (a disk or outbox failure).
     Problem {
         /// What happened, in words.
@@ -159,6 +166,10 @@ impl fmt::Display for LaneEvent {
             LaneEventKind::ShiftReport { shift_id, cashier, sales, items, total } => {
                 write!(f, "{lane}: shift {shift_id} of {cashier} closed: {sales} sales, {items} items, {total}")
             }
+            LaneEventKind::LaneClosedByStore { message } => {
+                write!(f, "{lane}: lane {message}: finish this customer, take no new one")
+            }
+            LaneEventKind::LaneOpenedByStore => write!(f, "{lane}: lane opened by the store"),
             LaneEventKind::Problem { message } => write!(f, "{lane}: {message}"),
         }
     }

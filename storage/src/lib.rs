@@ -26,8 +26,8 @@ pub use ids::{Attempt, CashierId, IdError, LaneId, OutTradeNo, SaleId, ShiftId, 
 pub use lane_store::{FinishedSale, LaneStore, OutboxItem};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
-    AnsweredRequest, AuditRecord, ChargeEvent, ChargeRecord, ChargeStatus, LaneRecord, LaneTokenRecord, Product,
-    RefundRecord, RefundStatus, SaleLine, SaleRecord, ShiftRecord, basket_digest,
+    AnsweredRequest, AuditRecord, ChargeEvent, ChargeRecord, ChargeStatus, LaneClosure, LaneRecord, LaneTokenRecord,
+    Product, RefundRecord, RefundStatus, SaleLine, SaleRecord, ShiftRecord, basket_digest,
 };
 pub use store::{AUDIT_KEEP, REQUEST_KEEP_MILLIS, StorageError, Store};
 pub use summary::{RefundTally, ShiftTally, Sums, Tally};

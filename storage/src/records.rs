@@ -15,6 +15,7 @@ impl Record for ShiftRecord {}
 impl Record for LaneTokenRecord {}
 impl Record for AuditRecord {}
 impl Record for AnsweredRequest {}
+impl Record for LaneClosure {}
 impl Record for OutTradeNo {}
 impl Record for String {}
 
@@ -45,6 +46,18 @@ pub struct LaneRecord {
     pub lane_id: LaneId,
     pub description: String,
     pub registered_at: UnixMillis,
+}
+
+/// A lane a manager closed: it finishes the customer it was serving and takes no new one until opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneClosure {
+    pub lane_id: LaneId,
+    pub closed_at: UnixMillis,
+    /// "manager ann".
+    pub closed_by: String,
+    pub reason: String,
+    /// The sale the lane was serving when it was closed, which it may still finish.
+    pub finishing_sale: Option<SaleId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -168,3 +168,113 @@ async fn a_payment_past_its_providers_window_is_refused_a_reversal() {
     assert_eq!((status.code(), reason_of(&status).0.as_str()), (Code::PermissionDenied, "PERMISSION_DENIED"));
     coordinator.stop().await;
 }
+
+fn beat(lane: &str, state: pb::LaneState, sale: &str, items: u32) -> pb::HeartbeatRequest {
+    pb::HeartbeatRequest {
+        lane_id: lane.into(),
+        state: state.into(),
+        sale_id: sale.into(),
+        basket_items: items,
+        basket_total: money(i64::from(items) * 100),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_manager_watches_the_lanes_and_closes_one_after_its_customer() {
+    use tokio_stream::StreamExt;
+    let data = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
+    let coordinator = start_coordinator(data.path(), &sim).await;
+    let url = coordinator.url.clone();
+    let mut l1 = register("L1", &url).await;
+    let mut l2 = register("L2", &url).await;
+    let mut manager = manager_client(&url).await;
+
+    let mut watch = manager.watch_lanes(pb::WatchLanesRequest {}).await.unwrap().into_inner();
+    let first = watch.next().await.unwrap().unwrap();
+    assert!(first.snapshot);
+    let ids: Vec<&str> = first.lanes.iter().map(|lane| lane.lane_id.as_str()).collect();
+    assert_eq!(ids, ["L1", "L2"]);
+    assert!(first.lanes.iter().all(|lane| lane.online && lane.state() == pb::LaneState::Idle));
+
+    // A lane scanning shows as it happens; a heartbeat that changes nothing visible is not sent on.
+    l1.heartbeat(beat("L1", pb::LaneState::Scanning, "L1-W1", 3)).await.unwrap();
+    l1.heartbeat(beat("L1", pb::LaneState::Scanning, "L1-W1", 3)).await.unwrap();
+    l2.heartbeat(beat("L2", pb::LaneState::Scanning, "L2-W1", 1)).await.unwrap();
+    let change = watch.next().await.unwrap().unwrap();
+    assert!(!change.snapshot);
+    assert_eq!((change.lanes[0].lane_id.as_str(), change.lanes[0].basket_items), ("L1", 3));
+    assert_eq!(change.lanes[0].sale_id, "L1-W1");
+    let change = watch.next().await.unwrap().unwrap();
+    assert_eq!(change.lanes[0].lane_id, "L2", "the repeated L1 beat was no change");
+
+    // Closed while serving L1-W1: that customer pays, the next one is refused; the lane is told.
+    let started_before = Some(checkout_proto::Timestamp { seconds: UnixMillis::now().0 / 1000 - 5, nanos: 0 });
+    let close = pb::CloseLaneRequest { lane_id: "L1".into(), reason: "end of day".into(), request_id: String::new() };
+    let closed = manager.close_lane(close).await.unwrap().into_inner();
+    assert!(closed.closed_by_store && closed.closed_message.contains("end of day"), "{closed:?}");
+    let change = watch.next().await.unwrap().unwrap();
+    assert!(change.lanes[0].closed_by_store, "the watcher sees it closed");
+    let answer = l1.heartbeat(beat("L1", pb::LaneState::Scanning, "L1-W1", 3)).await.unwrap().into_inner();
+    assert!(answer.closed_by_store && answer.closed_message.contains("end of day"));
+    let mut finishing = pay("L1", "L1-W1", 1, &code(Provider::WeChatPay, 7), 0, 1);
+    finishing.started_at = started_before;
+    assert_eq!(l1.pay(finishing).await.unwrap().into_inner().outcome(), pb::PaymentOutcome::Paid);
+    let status = l1.pay(pay("L1", "L1-W2", 1, &code(Provider::WeChatPay, 8), 0, 1)).await.unwrap_err();
+    assert_eq!((status.code(), reason_of(&status).0.as_str()), (Code::FailedPrecondition, "LANE_CLOSED"));
+    // Another lane is not affected; a viewer may watch but not open a lane.
+    assert_eq!(
+        l2.pay(pay("L2", "L2-W1", 1, &code(Provider::Alipay, 9), 0, 1)).await.unwrap().into_inner().outcome(),
+        pb::PaymentOutcome::Paid
+    );
+    let mut viewer = common::store_client_with(&url, common::VIEWER_TOKEN).await;
+    let mut viewer_watch = viewer.watch_lanes(pb::WatchLanesRequest {}).await.unwrap().into_inner();
+    assert!(viewer_watch.next().await.unwrap().unwrap().snapshot);
+    let open = pb::OpenLaneRequest { lane_id: "L1".into(), request_id: String::new() };
+    assert_eq!(viewer.open_lane(open.clone()).await.unwrap_err().code(), Code::PermissionDenied);
+    // Opened again (and it stays so across a restart): new customers pay.
+    assert!(!manager.open_lane(open).await.unwrap().into_inner().closed_by_store);
+    let status = l1.pay(pay("L1", "L1-W3", 1, &code(Provider::WeChatPay, 10), 0, 1)).await.unwrap();
+    assert_eq!(status.into_inner().outcome(), pb::PaymentOutcome::Paid);
+    coordinator.stop().await;
+}
+
+#[tokio::test]
+async fn a_watcher_that_stops_reading_gets_a_snapshot_and_never_slows_the_lanes() {
+    use tokio_stream::StreamExt;
+    let data = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
+    let coordinator = start_coordinator(data.path(), &sim).await;
+    let url = coordinator.url.clone();
+    let mut l1 = register("L1", &url).await;
+    // A watcher on a small HTTP/2 window: what it does not read soon stops the server's sending.
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .unwrap()
+        .initial_stream_window_size(Some(2048))
+        .initial_connection_window_size(Some(65_535))
+        .connect()
+        .await
+        .unwrap();
+    let bearer = checkout_lanes::Bearer::new(common::MANAGER_TOKEN).unwrap();
+    let mut manager = pb::store_service_client::StoreServiceClient::with_interceptor(channel, bearer);
+    let mut stalled = manager.watch_lanes(pb::WatchLanesRequest {}).await.unwrap().into_inner();
+    assert!(stalled.next().await.unwrap().unwrap().snapshot);
+    // Far more changes than a watcher's backlog, while it reads nothing: every heartbeat is answered.
+    for items in 1..=2_000u32 {
+        l1.heartbeat(beat("L1", pb::LaneState::Scanning, "L1-S1", items % 50 + 1)).await.unwrap();
+    }
+    l1.heartbeat(beat("L1", pb::LaneState::Idle, "", 0)).await.unwrap();
+    // Reading again, it is told to start over and ends on the lane as it is.
+    let mut snapshots = 0;
+    let mut last = None;
+    while let Ok(Some(message)) = tokio::time::timeout(std::time::Duration::from_millis(500), stalled.next()).await {
+        let message = message.unwrap();
+        snapshots += usize::from(message.snapshot);
+        last = message.lanes.last().cloned();
+    }
+    assert!(snapshots >= 1, "a watcher that fell behind is sent a snapshot");
+    let last = last.unwrap();
+    assert_eq!((last.state(), last.basket_items), (pb::LaneState::Idle, 0));
+    coordinator.stop().await;
+}

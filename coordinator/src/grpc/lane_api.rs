@@ -101,7 +101,11 @@ impl LaneApi {
                 codes_read: request.codes_read,
             },
         );
-        Ok(pb::HeartbeatResponse {})
+        let closure = self.0.live.closure(&lane_id);
+        Ok(pb::HeartbeatResponse {
+            closed_by_store: closure.is_some(),
+            closed_message: closure.as_ref().map(super::lanes_live::closed_message).unwrap_or_default(),
+        })
     }
 
     async fn pay(&self, caller: &Caller, request: pb::PayRequest) -> Result<pb::PayResponse> {
@@ -121,12 +125,28 @@ impl LaneApi {
         if self.0.shutting_down.load(Ordering::SeqCst) {
             return Err(CoordinatorError::ShuttingDown);
         }
+        // A closed lane finishes the customer it was serving (a sale started before it was closed) and
+        // takes no new one.
+        if let Some(closure) = self.0.live.closure(&lane_id)
+            && started_at.0 > closure.closed_at.0
+            && closure.finishing_sale.as_ref() != Some(&sale_id)
+        {
+            return Err(CoordinatorError::Refused {
+                reason: "LANE_CLOSED",
+                message: format!(
+                    "lane {lane_id} is {}: it takes no new customer",
+                    super::lanes_live::closed_message(&closure)
+                ),
+            });
+        }
         let limits = &self.0.limits;
         self.0.open_sales.admit(&lane_id, &sale_id, limits.max_open_sales_per_lane, limits.max_open_sales)?;
         let order = PayOrder { lane_id, sale_id, attempt, code, lines, amount, shift_id, started_at };
         let charge = self.0.payments.pay(order).await?;
         if charge.status == ChargeStatus::Paid {
             self.0.open_sales.paid(&charge.lane_id, &charge.sale_id);
+            // Its sales and takings changed.
+            self.0.live.announce(&charge.lane_id);
         }
         Ok(pb::PayResponse {
             outcome: outcome_to_pb(charge.status).into(),
@@ -224,6 +244,8 @@ impl LaneApi {
         self.registered(&lane_id)?;
         let shift = ShiftRecord { shift_id, lane_id, cashier, opened_at, closed_at: None, closed_how: String::new() };
         let shift = open_shift(&self.0.store, shift).await?;
+        // Its cashier changed.
+        self.0.live.announce(&shift.lane_id);
         self.report_of(&shift.shift_id)
     }
 
@@ -234,6 +256,7 @@ impl LaneApi {
         let closed_at = millis_from_pb("closed_at", request.closed_at)?.unwrap_or_else(UnixMillis::now);
         self.registered(&lane_id)?;
         close_shift(&self.0.store, &lane_id, &shift_id, closed_at).await?;
+        self.0.live.announce(&lane_id);
         self.report_of(&shift_id)
     }
 

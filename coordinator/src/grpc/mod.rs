@@ -24,6 +24,7 @@ macro_rules! with_caller {
 
 mod convert;
 mod lane_api;
+mod lanes_live;
 mod paging;
 mod request_ids;
 mod store_api;

@@ -10,6 +10,7 @@ use super::{
     Result, StoreApi, caller_of,
     convert::*,
     lane_id_of,
+    lanes_live::{self, lane_to_pb},
     paging::{finish_page, page_request},
     plain_text,
     request_ids::{Repeat, answer_once},
@@ -20,7 +21,7 @@ use crate::{
     auth::Caller,
     engine::refunds::RefundOrder,
     error::{CoordinatorError, field},
-    services::{live::LiveLane, shifts::shift_report},
+    services::shifts::shift_report,
 };
 
 impl StoreApi {
@@ -32,33 +33,7 @@ impl StoreApi {
         let page = page_request("lanes", "", request.page_size, &request.page_token)?;
         let found = c.store.lanes_page(page.after.as_deref(), page.size + 1)?;
         let (lanes, next_page_token) = finish_page("lanes", "", &page, found);
-        let lanes = lanes
-            .into_iter()
-            .map(|lane| {
-                let live: Option<LiveLane> = c.live.get(&lane.lane_id);
-                let totals = c.store.lane_tally(&lane.lane_id);
-                let mut out = pb::Lane {
-                    lane_id: lane.lane_id.to_string(),
-                    description: lane.description,
-                    state: pb::LaneState::Closed.into(),
-                    sales: totals.sales,
-                    sales_total: Some(money_to_pb(totals.sales_total.of(c.currency))),
-                    ..Default::default()
-                };
-                if let Some(live) = live {
-                    out.online = live.online();
-                    out.last_seen = Some(timestamp(live.last_seen));
-                    let beat = live.beat;
-                    out.state = activity_to_pb(beat.activity).into();
-                    out.sale_id = beat.sale_id;
-                    out.basket_items = beat.basket_items;
-                    out.basket_total = beat.basket_total.map(money_to_pb);
-                    out.frames_decoded = beat.frames_decoded;
-                    out.codes_read = beat.codes_read;
-                }
-                out
-            })
-            .collect();
+        let lanes = lanes.into_iter().map(|lane| lane_to_pb(c, lane)).collect::<Result<Vec<_>>>()?;
         Ok(pb::ListLanesResponse { lanes, next_page_token })
     }
 
@@ -320,6 +295,22 @@ impl StoreApi {
         .await
     }
 
+    async fn close_lane(&self, caller: &Caller, request: pb::CloseLaneRequest) -> Result<pb::Lane> {
+        let method = ("CloseLane", Repeat::FirstAnswer);
+        answer_once(&self.0, caller, method, &request.request_id, &request, async {
+            lanes_live::set_closed(&self.0, caller, &request.lane_id, Some(&request.reason)).await
+        })
+        .await
+    }
+
+    async fn open_lane(&self, caller: &Caller, request: pb::OpenLaneRequest) -> Result<pb::Lane> {
+        let method = ("OpenLane", Repeat::FirstAnswer);
+        answer_once(&self.0, caller, method, &request.request_id, &request, async {
+            lanes_live::set_closed(&self.0, caller, &request.lane_id, None).await
+        })
+        .await
+    }
+
     async fn issue_lane_token(&self, caller: &Caller, request: pb::IssueLaneTokenRequest) -> Result<pb::LaneToken> {
         let lane_id = lane_id_of(&request.lane_id)?;
         let method = ("IssueLaneToken", Repeat::Refused("TOKEN_ALREADY_ISSUED"));
@@ -372,6 +363,20 @@ impl pb::store_service_server::StoreService for StoreApi {
     ) -> Result<Response<pb::ListLanesResponse>, Status> {
         let request = request.into_inner();
         self.read(move |c| Self::list_lanes(c, request)).await
+    }
+
+    type WatchLanesStream = tokio_stream::wrappers::ReceiverStream<Result<pb::WatchLanesResponse, Status>>;
+
+    async fn watch_lanes(&self, _: Request<pb::WatchLanesRequest>) -> Result<Response<Self::WatchLanesStream>, Status> {
+        respond(lanes_live::watch(self.0.clone()))
+    }
+
+    async fn close_lane(&self, request: Request<pb::CloseLaneRequest>) -> Result<Response<pb::Lane>, Status> {
+        with_caller!(request, |caller, message| self.close_lane(&caller, message).await)
+    }
+
+    async fn open_lane(&self, request: Request<pb::OpenLaneRequest>) -> Result<Response<pb::Lane>, Status> {
+        with_caller!(request, |caller, message| self.open_lane(&caller, message).await)
     }
 
     async fn get_totals(&self, _: Request<pb::GetTotalsRequest>) -> Result<Response<pb::GetTotalsResponse>, Status> {

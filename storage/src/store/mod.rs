@@ -13,8 +13,8 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    AnsweredRequest, AuditRecord, ChargeRecord, CodeFingerprint, LaneId, LaneRecord, LaneTokenRecord, OutTradeNo,
-    PaymentCode, Product, ProductCode, RefundRecord, SaleId, SaleRecord, ShiftId, ShiftRecord,
+    AnsweredRequest, AuditRecord, ChargeRecord, CodeFingerprint, LaneClosure, LaneId, LaneRecord, LaneTokenRecord,
+    OutTradeNo, PaymentCode, Product, ProductCode, RefundRecord, SaleId, SaleRecord, ShiftId, ShiftRecord,
     folder::{CREDENTIALS_DIR, DataFolder, FORMAT_FILE},
     summary::{LedgerSummary, RefundTally, ShiftTally, Tally},
 };
@@ -85,6 +85,8 @@ pub struct Store {
     audit: sled::Tree,
     /// Caller, method and `request_id` -> the first answer (see `requests.rs`).
     requests: sled::Tree,
+    /// Lane id -> the manager's closure of that lane, while it is closed.
+    lane_closures: sled::Tree,
     audit_entries: Arc<std::sync::atomic::AtomicU64>,
     audit_keep: Arc<std::sync::atomic::AtomicU64>,
     /// Totals, takings, the unsettled queue and open shifts, kept as records are written.
@@ -186,6 +188,7 @@ fn verify_ledger(db: &sled::Db) -> Result<()> {
     check::<LaneTokenRecord>(db, "lane_tokens")?;
     check::<AuditRecord>(db, "audit")?;
     check::<AnsweredRequest>(db, "requests")?;
+    check::<LaneClosure>(db, "lane_closures")?;
     check::<OutTradeNo>(db, "code_uses")
 }
 
@@ -226,6 +229,7 @@ impl Store {
             refunds_by_order: tree("refunds_by_order")?,
             audit,
             requests: tree("requests")?,
+            lane_closures: tree("lane_closures")?,
             audit_entries,
             audit_keep: Arc::new(std::sync::atomic::AtomicU64::new(AUDIT_KEEP)),
             lane_tokens: tree("lane_tokens")?,
@@ -556,6 +560,20 @@ impl Store {
 
     pub fn put_lane(&self, lane: &LaneRecord) -> Result<()> {
         self.put(&self.lanes, ("lane", "writing a lane"), lane.lane_id.as_str().as_bytes(), lane)
+    }
+
+    /// Every lane a manager has closed (and not opened again).
+    pub fn lane_closures(&self) -> Result<Vec<LaneClosure>> {
+        all(&self.lane_closures, "lane_closures")
+    }
+
+    /// Closes a lane (`Some`) or opens it again (`None`); durable with the next commit.
+    pub fn set_lane_closure(&self, lane_id: &LaneId, closure: Option<&LaneClosure>) -> Result<()> {
+        let key = lane_id.as_str().as_bytes();
+        match closure {
+            Some(closure) => self.put(&self.lane_closures, ("lane closure", "closing a lane"), key, closure),
+            None => self.folder.write(|| self.lane_closures.remove(key).map(drop).map_err(io("opening a lane"))),
+        }
     }
 
     pub fn charge(&self, out_trade_no: &OutTradeNo) -> Result<Option<ChargeRecord>> {

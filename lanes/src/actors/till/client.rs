@@ -64,10 +64,11 @@ pub(crate) async fn resolve_before_closing(client: CoordinatorClient, charge: Ch
     }
 }
 
-/// Tells the coordinator the lane's state.
+/// Tells the coordinator the lane's state; the answer says whether a manager closed the lane (and why).
 pub(crate) async fn heartbeat(
     mut client: CoordinatorClient,
     request: pb::HeartbeatRequest,
-) -> Result<(), tonic::Status> {
-    client.heartbeat(with_timeout(request, HEARTBEAT_TIMEOUT)).await.map(drop)
+) -> Result<Option<String>, tonic::Status> {
+    let answer = client.heartbeat(with_timeout(request, HEARTBEAT_TIMEOUT)).await?.into_inner();
+    Ok(answer.closed_by_store.then_some(answer.closed_message))
 }

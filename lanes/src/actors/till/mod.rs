@@ -60,6 +60,8 @@ pub struct Till {
     scan_latencies: Vec<Duration>,
     /// Told of every payment code charged (the scanner, so that it never hands one over again).
     charges_to: Recipient<PaymentCodeCharged>,
+    /// A manager closed the lane (why, from the store): the sale in progress finishes, no new one starts.
+    closed_by_store: Option<String>,
 }
 
 /// What the till needs besides its lane's identity.
@@ -105,6 +107,7 @@ impl Till {
             outbox,
             delivering: false,
             reachable: true,
+            closed_by_store: None,
             unsettled: None,
             cashier,
             shift: None,
@@ -179,6 +182,10 @@ impl Till {
             return;
         };
         if self.sale.is_none() {
+            if let Some(message) = &self.closed_by_store {
+                self.show(LaneEventKind::LaneClosedByStore { message: message.clone() });
+                return;
+            }
             self.sale = Some(OpenSale::new(self.ids.sale_id(), self.currency));
         }
         let Some(sale) = self.sale.as_mut() else { return };
@@ -202,19 +209,33 @@ impl Till {
         let request = convert::heartbeat_request(&self.lane_id, self.sale.as_ref(), self.paying, closed, &self.summary);
         ctx.spawn(client::heartbeat(self.client.clone(), request).into_actor(self).map(
             |answer, till, ctx| match answer {
-                Ok(()) if !till.reachable => {
-                    till.reachable = true;
-                    till.show(LaneEventKind::CoordinatorReachable);
-                    till.deliver_outbox(ctx);
+                Ok(closed) => {
+                    till.closed_by_store_is(closed);
+                    if !till.reachable {
+                        till.reachable = true;
+                        till.show(LaneEventKind::CoordinatorReachable);
+                        till.deliver_outbox(ctx);
+                    }
                 }
                 Err(status) if retryable(&status) && till.reachable => {
                     till.reachable = false;
                     till.show(LaneEventKind::CoordinatorUnreachable { reason: status.message().to_owned() });
                 }
                 Err(status) => tracing::debug!(%status, "heartbeat not delivered"),
-                Ok(()) => {}
             },
         ));
+    }
+
+    /// Notes whether a manager has closed the lane (`Some(why)`) and shows the cashier when that changes.
+    fn closed_by_store_is(&mut self, closed: Option<String>) {
+        if closed == self.closed_by_store {
+            return;
+        }
+        match &closed {
+            Some(message) => self.show(LaneEventKind::LaneClosedByStore { message: message.clone() }),
+            None => self.show(LaneEventKind::LaneOpenedByStore),
+        }
+        self.closed_by_store = closed;
     }
 
     /// Delivers queued sales in order; stops at the first that cannot be delivered now.
