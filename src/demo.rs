@@ -25,7 +25,7 @@ async fn manager(url: &str, token: &str) -> anyhow::Result<Manager> {
 }
 
 async fn store_totals(manager: &mut Manager) -> anyhow::Result<pb::GetTotalsResponse> {
-    Ok(manager.get_totals(pb::GetTotalsRequest {}).await.context("GetTotals")?.into_inner())
+    Ok(manager.get_totals(pb::GetTotalsRequest::default()).await.context("GetTotals")?.into_inner())
 }
 
 fn lane_totals(totals: &pb::GetTotalsResponse, lane: &str) -> (u64, u64, i64) {

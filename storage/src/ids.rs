@@ -104,6 +104,13 @@ impl OutTradeNo {
     }
 }
 
+impl LaneId {
+    /// Below every lane id (an empty one, which `parse` refuses): where a range over lanes starts.
+    pub(crate) fn lowest() -> LaneId {
+        LaneId(String::new())
+    }
+}
+
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct UnixMillis(pub i64);

@@ -7,6 +7,7 @@
 
 mod catalog;
 mod codes;
+mod days;
 mod folder;
 mod ids;
 mod lane_store;
@@ -21,6 +22,7 @@ pub use codes::{
     CodeFingerprint, MaskedCode, PaymentCode, PaymentCodeError, ProductCode, ProductCodeError, Provider, ScannedCode,
     Symbology, classify, gtin_check_digit, upc_e_to_upc_a,
 };
+pub use days::BusinessDay;
 pub use folder::{COMMITTED_FILE, CREDENTIALS_DIR, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE};
 pub use ids::{Attempt, CashierId, IdError, LaneId, OutTradeNo, SaleId, ShiftId, StoreId, UnixMillis};
 pub use lane_store::{FinishedSale, LaneStore, OutboxItem};
@@ -30,5 +32,5 @@ pub use records::{
     Product, RefundRecord, RefundStatus, SaleLine, SaleRecord, ShiftRecord, basket_digest,
 };
 pub use store::{AUDIT_KEEP, REQUEST_KEEP_MILLIS, StorageError, Store};
-pub use summary::{RefundTally, ShiftTally, Sums, Tally};
+pub use summary::{RefundTally, ShiftTally, Sums, Tally, TallyFilter};
 pub use wallets::{CODE_LIFETIME_MILLIS, SimulatedCodeError, SimulatedWallet, check_simulated_code};

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::{
-    ChargeRecord, ChargeStatus, Currency, LaneId, Money, OutTradeNo, Provider, RefundRecord, RefundStatus, SaleRecord,
-    ShiftId, ShiftRecord, UnixMillis,
+    BusinessDay, ChargeRecord, ChargeStatus, Currency, LaneId, Money, OutTradeNo, Provider, RefundRecord, RefundStatus,
+    SaleRecord, ShiftId, ShiftRecord, UnixMillis,
 };
 
 /// Amounts summed per currency (a store has one; a record in another is kept apart, not mixed in).
@@ -20,7 +20,7 @@ use crate::{
 pub struct Sums(BTreeMap<Currency, i64>);
 
 impl Sums {
-    fn add(&mut self, amount: Money, sign: i64) {
+    pub(crate) fn add(&mut self, amount: Money, sign: i64) {
         let sum = self.0.entry(amount.currency).or_insert(0);
         *sum = sum.saturating_add(amount.minor_units.saturating_mul(sign));
     }
@@ -41,6 +41,42 @@ pub struct Tally {
     /// Charges that ended without money taken: a fresh code needed, failed, reversed.
     pub payments_declined: u64,
     pub paid_total: Sums,
+    /// Accepted refunds.
+    pub refunds: u64,
+    pub refunded_total: Sums,
+}
+
+impl Tally {
+    /// Adds `other` in.
+    pub fn absorb(&mut self, other: &Tally) {
+        self.sales = self.sales.saturating_add(other.sales);
+        self.items = self.items.saturating_add(other.items);
+        self.payments_paid = self.payments_paid.saturating_add(other.payments_paid);
+        self.payments_declined = self.payments_declined.saturating_add(other.payments_declined);
+        self.refunds = self.refunds.saturating_add(other.refunds);
+        for (sums, more) in [
+            (&mut self.sales_total, &other.sales_total),
+            (&mut self.paid_total, &other.paid_total),
+            (&mut self.refunded_total, &other.refunded_total),
+        ] {
+            for (currency, amount) in &more.0 {
+                sums.add(Money::new(*amount, *currency), 1);
+            }
+        }
+    }
+}
+
+/// Which records a tally counts: a lane's, a provider's (the sales and refunds of its charges), or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TallyFilter {
+    pub lane_id: Option<LaneId>,
+    pub provider: Option<Provider>,
+}
+
+impl TallyFilter {
+    pub(crate) fn admits(&self, lane_id: &LaneId, provider: Option<Provider>) -> bool {
+        self.lane_id.as_ref().is_none_or(|l| l == lane_id) && self.provider.is_none_or(|p| Some(p) == provider)
+    }
 }
 
 /// What a cashier's shift took.
@@ -86,6 +122,9 @@ pub(crate) struct LedgerSummary {
     unsettled: BTreeMap<(UnixMillis, OutTradeNo), i64>,
     /// Shifts not closed, with their lane.
     open_shifts: BTreeMap<(LaneId, ShiftId), i64>,
+    /// Per business day, lane and provider: sales by when they finished, charges by when they were made,
+    /// refunds by when they were asked.
+    days: BTreeMap<(BusinessDay, LaneId, Option<Provider>), Tally>,
 }
 
 impl LedgerSummary {
@@ -94,7 +133,10 @@ impl LedgerSummary {
         let paid = charge.status == ChargeStatus::Paid;
         let declined =
             matches!(charge.status, ChargeStatus::NewCodeNeeded | ChargeStatus::Failed | ChargeStatus::Reversed);
-        for tally in [&mut self.store, self.lanes.entry(charge.lane_id.clone()).or_default()] {
+        let day = (BusinessDay::of(charge.created_at), charge.lane_id.clone(), Some(charge.provider));
+        for tally in
+            [&mut self.store, self.lanes.entry(charge.lane_id.clone()).or_default(), self.days.entry(day).or_default()]
+        {
             if paid {
                 bump(&mut tally.payments_paid, sign);
                 tally.paid_total.add(charge.amount, sign);
@@ -115,7 +157,10 @@ impl LedgerSummary {
     /// Counts a sale, paid through `provider` (when its charge is known).
     pub(crate) fn sale(&mut self, sale: &SaleRecord, provider: Option<Provider>) {
         let items = sale.items();
-        for tally in [&mut self.store, self.lanes.entry(sale.lane_id.clone()).or_default()] {
+        let day = (BusinessDay::of(sale.finished_at), sale.lane_id.clone(), provider);
+        for tally in
+            [&mut self.store, self.lanes.entry(sale.lane_id.clone()).or_default(), self.days.entry(day).or_default()]
+        {
             bump(&mut tally.sales, 1);
             bump_by(&mut tally.items, items, 1);
             tally.sales_total.add(sale.total, 1);
@@ -133,11 +178,36 @@ impl LedgerSummary {
         }
     }
 
-    pub(crate) fn refund(&mut self, refund: &RefundRecord, sign: i64) {
+    /// Counts (`sign` 1) or uncounts (-1) a refund of a charge of `provider`.
+    pub(crate) fn refund(&mut self, refund: &RefundRecord, provider: Option<Provider>, sign: i64) {
         if refund.status == RefundStatus::Accepted {
             bump(&mut self.refunds.refunds, sign);
             self.refunds.refunded_total.add(refund.amount, sign);
+            let day = (BusinessDay::of(refund.created_at), refund.lane_id.clone(), provider);
+            for tally in [
+                &mut self.store,
+                self.lanes.entry(refund.lane_id.clone()).or_default(),
+                self.days.entry(day).or_default(),
+            ] {
+                bump(&mut tally.refunds, sign);
+                tally.refunded_total.add(refund.amount, sign);
+            }
         }
+    }
+
+    /// What the whole business days `from` to `until` (not included) counted, of the records `filter` admits.
+    pub(crate) fn days_tally(&self, from: BusinessDay, until: BusinessDay, filter: &TallyFilter) -> Tally {
+        let mut out = Tally::default();
+        if from >= until {
+            return out;
+        }
+        let low = (from, LaneId::lowest(), None);
+        for ((_, lane_id, provider), tally) in self.days.range(low..).take_while(|((day, _, _), _)| *day < until) {
+            if filter.admits(lane_id, *provider) {
+                out.absorb(tally);
+            }
+        }
+        out
     }
 
     pub(crate) fn shift(&mut self, shift: &ShiftRecord, sign: i64) {

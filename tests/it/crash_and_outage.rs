@@ -290,7 +290,7 @@ async fn a_provider_outage_fills_the_offline_queue_which_drains_to_zero_when_it_
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(most >= 1, "no charge waited in the offline queue during the outage");
-    let totals = client.get_totals(pb::GetTotalsRequest {}).await.unwrap().into_inner();
+    let totals = client.get_totals(pb::GetTotalsRequest::default()).await.unwrap().into_inner();
     assert!(totals.payments_unsettled >= 1);
 
     // The provider is back: the resolver drains the queue and the lanes finish their customers.

@@ -36,7 +36,7 @@ async fn check_store(url: &str, expected_total: i64, milk_gtin: &str, masked_cod
     assert_eq!(payment.masked_code, masked_code);
     assert!(!payment.masked_code.contains(code_middle));
 
-    let totals = store.get_totals(pb::GetTotalsRequest {}).await.unwrap().into_inner();
+    let totals = store.get_totals(pb::GetTotalsRequest::default()).await.unwrap().into_inner();
     assert_eq!((totals.sales, totals.items, totals.payments_paid), (1, 3, 1));
     assert_eq!(totals.paid_total.as_ref().unwrap().minor_units, expected_total);
 

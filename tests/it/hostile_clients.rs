@@ -147,7 +147,7 @@ async fn calls_without_credentials_or_outside_their_role_are_refused() {
     let mut viewer = store_client_with(&url, common::VIEWER_TOKEN).await;
     assert_eq!(viewer.refund(refund.clone()).await.unwrap_err().code(), Code::PermissionDenied);
     assert_eq!(viewer.list_audit(pb::ListAuditRequest::default()).await.unwrap_err().code(), Code::PermissionDenied);
-    viewer.get_totals(pb::GetTotalsRequest {}).await.expect("a viewer reads");
+    viewer.get_totals(pb::GetTotalsRequest::default()).await.expect("a viewer reads");
     // A lane's token is no manager's.
     let mut lane_as_manager = store_client_with(&url, &common::lane_token("L1")).await;
     assert_eq!(lane_as_manager.refund(refund.clone()).await.unwrap_err().code(), Code::PermissionDenied);
@@ -422,7 +422,7 @@ async fn health_answers_within_a_second_while_list_loops_run() {
     let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
     let coordinator = start_coordinator(data.path(), &sim).await;
     let url = coordinator.url.clone();
-    let totals = manager_client(&url).await.get_totals(pb::GetTotalsRequest {}).await.unwrap().into_inner();
+    let totals = manager_client(&url).await.get_totals(pb::GetTotalsRequest::default()).await.unwrap().into_inner();
     assert_eq!(totals.sales, u64::from(RECORDS), "the summary counts what the ledger holds");
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -434,7 +434,7 @@ async fn health_answers_within_a_second_while_list_loops_run() {
             let mut calls = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 if n % 2 == 0 {
-                    client.get_totals(pb::GetTotalsRequest {}).await.unwrap();
+                    client.get_totals(pb::GetTotalsRequest::default()).await.unwrap();
                 } else {
                     let request = pb::ListPaymentsRequest { page_size: 1000, ..Default::default() };
                     client.list_payments(request).await.unwrap();

@@ -97,7 +97,7 @@ async fn lanes_and_managers_work_over_tls_and_plaintext_is_refused() {
         let paid = lane.pay(pay("L1", "L1-TLS", 1, &code(Provider::Alipay, 8), 1, 1)).await.unwrap().into_inner();
         assert_eq!(paid.outcome(), pb::PaymentOutcome::Paid);
         let mut manager = StoreServiceClient::with_interceptor(channel, Bearer::new(common::MANAGER_TOKEN).unwrap());
-        let totals = manager.get_totals(pb::GetTotalsRequest {}).await.expect("totals over TLS").into_inner();
+        let totals = manager.get_totals(pb::GetTotalsRequest::default()).await.expect("totals over TLS").into_inner();
         assert_eq!(totals.payments_paid, 1);
 
         // A whole lane over TLS: it registers, signs its cashier on and off through its outbox.
@@ -118,7 +118,7 @@ async fn lanes_and_managers_work_over_tls_and_plaintext_is_refused() {
         let plain = async {
             let channel = Channel::from_shared(plain_url).unwrap().connect().await?;
             let mut client = StoreServiceClient::new(channel);
-            client.get_totals(pb::GetTotalsRequest {}).await.map_err(|e| e.to_string())?;
+            client.get_totals(pb::GetTotalsRequest::default()).await.map_err(|e| e.to_string())?;
             Ok::<_, Box<dyn std::error::Error>>(())
         };
         let plain = tokio::time::timeout(Duration::from_secs(15), plain).await.expect("refused promptly");
@@ -188,7 +188,7 @@ async fn idle_connections_are_closed_after_the_handshake_timeout_and_capped() {
 
     // The real client is served again.
     let mut manager = manager_client(&coordinator.url).await;
-    manager.get_totals(pb::GetTotalsRequest {}).await.expect("a real client after the idle ones went");
+    manager.get_totals(pb::GetTotalsRequest::default()).await.expect("a real client after the idle ones went");
     coordinator.stop().await;
 }
 
@@ -259,7 +259,7 @@ async fn a_second_coordinator_on_a_live_folder_is_refused_and_the_first_loses_no
     // Everything acknowledged is there after a restart.
     let (mut again, url) = coordinator_process(data.path(), &logs.path().join("again.log"));
     let mut store = common::store_client_with(&url, &manager).await;
-    let totals = store.get_totals(pb::GetTotalsRequest {}).await.unwrap().into_inner();
+    let totals = store.get_totals(pb::GetTotalsRequest::default()).await.unwrap().into_inner();
     assert_eq!((totals.sales, totals.payments_paid), (6, 6));
     assert!(terminate(&mut again.0, Duration::from_secs(15)).success());
 }
@@ -404,7 +404,7 @@ async fn silent_sockets_at_a_low_file_limit_do_not_lock_real_clients_out() {
             let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
             let bearer = checkout_lanes::Bearer::new(&token).unwrap();
             let mut client = StoreServiceClient::with_interceptor(channel, bearer);
-            client.get_totals(pb::GetTotalsRequest {}).await.map_err(|e| e.to_string())
+            client.get_totals(pb::GetTotalsRequest::default()).await.map_err(|e| e.to_string())
         };
         match tokio::time::timeout(Duration::from_secs(2), attempt).await {
             Ok(Ok(_)) => break true,

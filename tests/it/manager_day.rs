@@ -278,3 +278,98 @@ async fn a_watcher_that_stops_reading_gets_a_snapshot_and_never_slows_the_lanes(
     assert_eq!((last.state(), last.basket_items), (pb::LaneState::Idle, 0));
     coordinator.stop().await;
 }
+
+fn at(millis: i64) -> Option<checkout_proto::Timestamp> {
+    Some(checkout_proto::Timestamp { seconds: millis.div_euclid(1000), nanos: 0 })
+}
+
+#[tokio::test]
+async fn totals_by_lane_provider_shift_and_time_window() {
+    use checkout_storage::BusinessDay;
+    let data = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
+    let coordinator = start_coordinator(data.path(), &sim).await;
+    let url = coordinator.url.clone();
+    let mut l1 = register("L1", &url).await;
+    let mut l2 = register("L2", &url).await;
+    let mut manager = manager_client(&url).await;
+    let shift = pb::OpenShiftRequest {
+        lane_id: "L1".into(),
+        shift_id: "L1-SH1".into(),
+        cashier_id: "ann".into(),
+        ..Default::default()
+    };
+    l1.open_shift(shift).await.unwrap();
+    let before = UnixMillis::now().0;
+    for (n, wallet) in [(1, 11), (2, 12)] {
+        let mut request = pay("L1", &format!("L1-T{n}"), 1, &code(Provider::WeChatPay, wallet), 0, n);
+        request.shift_id = "L1-SH1".into();
+        assert_eq!(l1.pay(request).await.unwrap().into_inner().outcome(), pb::PaymentOutcome::Paid);
+    }
+    let alipay = l2.pay(pay("L2", "L2-T1", 1, &code(Provider::Alipay, 13), 1, 1)).await.unwrap().into_inner();
+    let refund = pb::RefundRequest {
+        out_trade_no: alipay.out_trade_no.clone(),
+        out_refund_no: "RF-T1".into(),
+        amount: money(10),
+        reason: "short".into(),
+        ..Default::default()
+    };
+    manager.refund(refund).await.unwrap();
+    let after = UnixMillis::now().0 + 1;
+    let l1_total = |n: u32| sample_price(0) * i64::from(n);
+
+    let totals = |request: pb::GetTotalsRequest| {
+        let mut manager = manager.clone();
+        async move { manager.get_totals(request).await.unwrap().into_inner() }
+    };
+    let all = totals(pb::GetTotalsRequest::default()).await;
+    assert_eq!((all.sales, all.payments_paid, all.refunds, all.filtered), (3, 3, 1, false));
+
+    let lane = totals(pb::GetTotalsRequest { lane_id: "L1".into(), ..Default::default() }).await;
+    assert_eq!((lane.sales, lane.items, lane.filtered), (2, 3, true));
+    assert_eq!(lane.paid_total.unwrap().minor_units, l1_total(3));
+    let alipay_only =
+        totals(pb::GetTotalsRequest { provider: pb::Provider::Alipay.into(), ..Default::default() }).await;
+    assert_eq!((alipay_only.sales, alipay_only.payments_paid, alipay_only.refunds), (1, 1, 1));
+    assert_eq!(alipay_only.refunded_total.unwrap().minor_units, 10);
+    let shift = totals(pb::GetTotalsRequest { shift_id: "L1-SH1".into(), ..Default::default() }).await;
+    assert_eq!((shift.sales, shift.items), (2, 3));
+
+    // A window around the sales reads them record by record; one before them holds nothing.
+    let window = totals(pb::GetTotalsRequest {
+        start_time: at(before - 1000),
+        end_time: at(after + 1000),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((window.sales, window.payments_paid, window.refunds), (3, 3, 1));
+    let earlier = totals(pb::GetTotalsRequest { end_time: at(before - 1000), ..Default::default() }).await;
+    assert_eq!((earlier.sales, earlier.payments_paid, earlier.refunds), (0, 0, 0));
+    // Whole business days come from the summary, the hours at either end from the records: the same sums.
+    let today = BusinessDay::of(UnixMillis(before));
+    let day = totals(pb::GetTotalsRequest {
+        start_time: at(today.start().0),
+        end_time: at(today.end().0),
+        ..Default::default()
+    })
+    .await;
+    let around = pb::GetTotalsRequest {
+        start_time: at(today.start().0 - 12 * 3_600_000),
+        end_time: at(today.end().0 + 12 * 3_600_000),
+        lane_id: "L1".into(),
+        ..Default::default()
+    };
+    let around = totals(around).await;
+    assert_eq!((day.sales, day.items, day.refunds), (all.sales, all.items, all.refunds));
+    assert_eq!((around.sales, around.items), (2, 3));
+    let status = manager
+        .get_totals(pb::GetTotalsRequest { shift_id: "L1-SH1".into(), lane_id: "L1".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&status), ("INVALID_FIELD".to_owned(), Some("shift_id".to_owned())));
+    coordinator.stop().await;
+}
+
+fn sample_price(product: usize) -> i64 {
+    checkout_storage::sample_catalog()[product].price.minor_units
+}

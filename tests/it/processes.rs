@@ -53,7 +53,7 @@ fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
 
 async fn totals(url: &str, data: &Path) -> pb::GetTotalsResponse {
     let mut client = common::store_client_with(url, &manager_token(data)).await;
-    client.get_totals(pb::GetTotalsRequest {}).await.expect("totals").into_inner()
+    client.get_totals(pb::GetTotalsRequest::default()).await.expect("totals").into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,6 +47,17 @@ pub fn provider_to_pb(provider: Provider) -> pb::Provider {
     }
 }
 
+/// A provider filter: `None` when unspecified.
+pub(super) fn provider_from_pb(name: &str, value: i32) -> Result<Option<Provider>> {
+    match pb::Provider::try_from(value) {
+        Ok(pb::Provider::Unspecified) => Ok(None),
+        Ok(pb::Provider::WechatPay) => Ok(Some(Provider::WeChatPay)),
+        Ok(pb::Provider::Alipay) => Ok(Some(Provider::Alipay)),
+        Ok(pb::Provider::Unionpay) => Ok(Some(Provider::UnionPay)),
+        Err(_) => Err(CoordinatorError::invalid(name, format!("unknown provider {value}"))),
+    }
+}
+
 pub(super) fn outcome_to_pb(status: ChargeStatus) -> pb::PaymentOutcome {
     match status {
         ChargeStatus::Paid => pb::PaymentOutcome::Paid,

@@ -37,11 +37,41 @@ impl StoreApi {
         Ok(pb::ListLanesResponse { lanes, next_page_token })
     }
 
-    fn totals(c: &Coordinator) -> pb::GetTotalsResponse {
-        let (store, per_lane) = c.store.totals();
-        let refunds = c.store.refund_tally();
+    fn totals(c: &Coordinator, request: pb::GetTotalsRequest) -> Result<pb::GetTotalsResponse> {
         let currency = c.currency;
-        pb::GetTotalsResponse {
+        let lane_id = Self::lane_filter(&request.lane_id)?;
+        let provider = provider_from_pb("provider", request.provider)?;
+        let shift_id = shift_id_of(&request.shift_id)?;
+        let start = millis_from_pb("start_time", request.start_time)?;
+        let end = millis_from_pb("end_time", request.end_time)?;
+        let filtered = lane_id.is_some() || provider.is_some() || start.is_some() || end.is_some();
+        if let Some(shift_id) = shift_id {
+            if filtered {
+                return Err(CoordinatorError::invalid("shift_id", "a shift's totals take no other filter"));
+            }
+            let shift =
+                c.store.shift(&shift_id)?.ok_or_else(|| CoordinatorError::NotFound(format!("no shift {shift_id}")))?;
+            let takings = c.store.shift_tally(&shift.shift_id);
+            return Ok(pb::GetTotalsResponse {
+                store_id: c.store_id.to_string(),
+                sales: takings.sales,
+                items: takings.items,
+                sales_total: Some(money_to_pb(takings.sales_total.of(currency))),
+                payments_paid: takings.sales,
+                payments_declined: takings.payments_declined,
+                paid_total: Some(money_to_pb(takings.sales_total.of(currency))),
+                payments_unsettled: c.store.unsettled_count() as u64,
+                filtered: true,
+                ..Default::default()
+            });
+        }
+        let (store, per_lane) = if filtered {
+            let filter = checkout_storage::TallyFilter { lane_id, provider };
+            (c.store.tally_between(&filter, start, end)?, Default::default())
+        } else {
+            c.store.totals()
+        };
+        Ok(pb::GetTotalsResponse {
             store_id: c.store_id.to_string(),
             sales: store.sales,
             items: store.items,
@@ -51,9 +81,10 @@ impl StoreApi {
             paid_total: Some(money_to_pb(store.paid_total.of(currency))),
             lanes: per_lane.iter().map(|(lane_id, t)| tally_to_pb(lane_id, t, currency)).collect(),
             payments_unsettled: c.store.unsettled_count() as u64,
-            refunds: refunds.refunds,
-            refunded_total: Some(money_to_pb(refunds.refunded_total.of(currency))),
-        }
+            refunds: store.refunds,
+            refunded_total: Some(money_to_pb(store.refunded_total.of(currency))),
+            filtered,
+        })
     }
 
     fn list_sales(c: &Coordinator, request: pb::ListSalesRequest) -> Result<pb::ListSalesResponse> {
@@ -379,8 +410,12 @@ impl pb::store_service_server::StoreService for StoreApi {
         with_caller!(request, |caller, message| self.open_lane(&caller, message).await)
     }
 
-    async fn get_totals(&self, _: Request<pb::GetTotalsRequest>) -> Result<Response<pb::GetTotalsResponse>, Status> {
-        respond(Ok(Self::totals(&self.0)))
+    async fn get_totals(
+        &self,
+        request: Request<pb::GetTotalsRequest>,
+    ) -> Result<Response<pb::GetTotalsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::totals(c, request)).await
     }
 
     async fn list_sales(

@@ -87,6 +87,10 @@ pub struct Store {
     requests: sled::Tree,
     /// Lane id -> the manager's closure of that lane, while it is closed.
     lane_closures: sled::Tree,
+    /// Indexes by time (see `windows.rs`): moment and key -> nothing.
+    charges_by_time: sled::Tree,
+    sales_by_time: sled::Tree,
+    refunds_by_time: sled::Tree,
     audit_entries: Arc<std::sync::atomic::AtomicU64>,
     audit_keep: Arc<std::sync::atomic::AtomicU64>,
     /// Totals, takings, the unsettled queue and open shifts, kept as records are written.
@@ -230,6 +234,9 @@ impl Store {
             audit,
             requests: tree("requests")?,
             lane_closures: tree("lane_closures")?,
+            charges_by_time: tree("charges_by_time")?,
+            sales_by_time: tree("sales_by_time")?,
+            refunds_by_time: tree("refunds_by_time")?,
             audit_entries,
             audit_keep: Arc::new(std::sync::atomic::AtomicU64::new(AUDIT_KEEP)),
             lane_tokens: tree("lane_tokens")?,
@@ -251,17 +258,28 @@ impl Store {
     /// Sums the ledger up once (and indexes refunds a folder of an earlier build did not index).
     fn summarise(&self) -> Result<()> {
         let mut summary = LedgerSummary::default();
+        // A folder of an earlier build has no indexes by time: they are built in this pass, once.
+        let index_times = !self.folder.db.contains_key(windows::TIME_INDEXES_BUILT).map_err(io("reading"))?;
         for charge in self.charges()? {
             summary.charge(&charge, 1);
+            if index_times {
+                self.index_charge_time(&charge)?;
+            }
         }
         for entry in self.sales.iter() {
             let (k, v) = entry.map_err(io("reading"))?;
             let sale: SaleRecord = decode("sales", &k, &v)?;
             summary.sale(&sale, self.charge(&sale.out_trade_no)?.map(|c| c.provider));
+            if index_times {
+                self.index_sale_time(&sale)?;
+            }
         }
-        let mut indexed = false;
+        let mut indexed = index_times;
         for refund in self.refunds()? {
-            summary.refund(&refund, 1);
+            summary.refund(&refund, self.charge(&refund.out_trade_no)?.map(|c| c.provider), 1);
+            if index_times {
+                self.index_refund_time(&refund)?;
+            }
             let key = refund_index_key(&refund);
             if !self.refunds_by_order.contains_key(&key).map_err(io("reading"))? {
                 self.folder.write(|| self.refunds_by_order.insert(key, &[]).map_err(io("indexing refunds")))?;
@@ -272,6 +290,11 @@ impl Store {
             summary.shift(&shift, 1);
         }
         *self.summary() = summary;
+        if index_times {
+            self.folder.write(|| {
+                self.folder.db.insert(windows::TIME_INDEXES_BUILT, &[]).map(drop).map_err(io("noting the indexes"))
+            })?;
+        }
         if indexed { self.commit_blocking() } else { Ok(()) }
     }
 
@@ -582,6 +605,7 @@ impl Store {
 
     /// Records a new charge intent; if one with the same `out_trade_no` exists, returns it instead.
     pub fn insert_charge_if_absent(&self, charge: &ChargeRecord) -> Result<Option<ChargeRecord>> {
+        self.index_charge_time(charge)?;
         let existing = self
             .folder
             .write(|| insert_if_absent(&self.charges, "charges", charge.out_trade_no.as_str().as_bytes(), charge))?;
@@ -592,6 +616,7 @@ impl Store {
     }
 
     pub fn put_charge(&self, charge: &ChargeRecord) -> Result<()> {
+        self.index_charge_time(charge)?;
         let key = charge.out_trade_no.as_str().as_bytes();
         let old = self.replace(&self.charges, ("charges", "writing a charge"), key, charge)?;
         let mut summary = self.summary();
@@ -645,13 +670,14 @@ impl Store {
 
     pub fn put_refund(&self, refund: &RefundRecord) -> Result<()> {
         self.index_refund(refund)?;
+        let provider = self.charge(&refund.out_trade_no)?.map(|c| c.provider);
         let old =
             self.replace(&self.refunds, ("refunds", "writing a refund"), refund.out_refund_no.as_bytes(), refund)?;
         let mut summary = self.summary();
         if let Some(old) = &old {
-            summary.refund(old, -1);
+            summary.refund(old, provider, -1);
         }
-        summary.refund(refund, 1);
+        summary.refund(refund, provider, 1);
         Ok(())
     }
 
@@ -662,13 +688,16 @@ impl Store {
             .folder
             .write(|| insert_if_absent(&self.refunds, "refunds", refund.out_refund_no.as_bytes(), refund))?;
         if existing.is_none() {
-            self.summary().refund(refund, 1);
+            let provider = self.charge(&refund.out_trade_no)?.map(|c| c.provider);
+            self.summary().refund(refund, provider, 1);
         }
         Ok(existing)
     }
 
-    /// Indexes a refund under its payment (before the refund itself, so no refund is ever unindexed).
+    /// Indexes a refund under its payment and by time (before the refund itself, so no refund is ever
+    /// unindexed).
     fn index_refund(&self, refund: &RefundRecord) -> Result<()> {
+        self.index_refund_time(refund)?;
         self.folder.write(|| {
             self.refunds_by_order.insert(refund_index_key(refund), &[]).map(drop).map_err(io("indexing a refund"))
         })
@@ -684,6 +713,7 @@ impl Store {
 
     /// Records a finished sale; returns false when it was already recorded.
     pub fn insert_sale_if_absent(&self, sale: &SaleRecord) -> Result<bool> {
+        self.index_sale_time(sale)?;
         let existing =
             self.folder.write(|| insert_if_absent(&self.sales, "sales", sale.sale_id.as_str().as_bytes(), sale))?;
         if existing.is_none() {
@@ -718,6 +748,7 @@ impl Store {
 }
 
 mod requests;
+mod windows;
 
 pub use requests::REQUEST_KEEP_MILLIS;
 

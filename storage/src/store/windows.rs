@@ -1,0 +1,110 @@
+//! Totals of a time window: whole business days from the ledger's summary, the hours at either end from indexes of charges, sales and refunds by time.
+
+use super::{Result, Store, get, io};
+use crate::{
+    BusinessDay, ChargeRecord, ChargeStatus, RefundRecord, RefundStatus, SaleRecord, UnixMillis,
+    summary::{Tally, TallyFilter},
+};
+
+/// The key of a record in an index by time: the moment (so that keys sort by it), then the record's key.
+pub(super) fn time_key(at: UnixMillis, id: &str) -> Vec<u8> {
+    let mut key = ((at.0 as u64) ^ (1 << 63)).to_be_bytes().to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The ledger's own key under which the indexes by time are known to hold every record.
+pub(super) const TIME_INDEXES_BUILT: &[u8] = b"checkout:time-indexes-built";
+
+impl Store {
+    /// Indexes a charge by when it was made (idempotent: a charge's creation never changes).
+    pub(super) fn index_charge_time(&self, charge: &ChargeRecord) -> Result<()> {
+        let key = time_key(charge.created_at, charge.out_trade_no.as_str());
+        self.folder.write(|| self.charges_by_time.insert(key, &[]).map(drop).map_err(io("indexing a charge")))
+    }
+
+    pub(super) fn index_sale_time(&self, sale: &SaleRecord) -> Result<()> {
+        let key = time_key(sale.finished_at, sale.sale_id.as_str());
+        self.folder.write(|| self.sales_by_time.insert(key, &[]).map(drop).map_err(io("indexing a sale")))
+    }
+
+    pub(super) fn index_refund_time(&self, refund: &RefundRecord) -> Result<()> {
+        let key = time_key(refund.created_at, &refund.out_refund_no);
+        self.folder.write(|| self.refunds_by_time.insert(key, &[]).map(drop).map_err(io("indexing a refund")))
+    }
+
+    /// What the ledger counted of the records `filter` admits, made from `start` until `end` (not included;
+    /// either open): sales by when they finished, charges by when they were made, refunds by when they were
+    /// asked. Whole business days come from the summary; only the hours at either end are read record by
+    /// record.
+    pub fn tally_between(
+        &self,
+        filter: &TallyFilter,
+        start: Option<UnixMillis>,
+        end: Option<UnixMillis>,
+    ) -> Result<Tally> {
+        let start = start.unwrap_or(UnixMillis(i64::MIN));
+        let end = end.unwrap_or(UnixMillis(i64::MAX));
+        if start >= end {
+            return Ok(Tally::default());
+        }
+        let first_day = BusinessDay::of(start);
+        let first_whole = if first_day.start() == start { first_day } else { first_day.next() };
+        let after_whole = BusinessDay::of(end);
+        if first_whole >= after_whole {
+            return self.read_tally(filter, start, end);
+        }
+        let mut tally = self.summary().days_tally(first_whole, after_whole, filter);
+        if start < first_whole.start() {
+            tally.absorb(&self.read_tally(filter, start, first_whole.start())?);
+        }
+        if after_whole.start() < end {
+            tally.absorb(&self.read_tally(filter, after_whole.start(), end)?);
+        }
+        Ok(tally)
+    }
+
+    /// A window's tally read record by record through the indexes by time.
+    fn read_tally(&self, filter: &TallyFilter, start: UnixMillis, end: UnixMillis) -> Result<Tally> {
+        let mut tally = Tally::default();
+        let range = |tree: &sled::Tree| tree.range(time_key(start, "")..time_key(end, ""));
+        let id_of = |key: &[u8]| String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned();
+        for entry in range(&self.charges_by_time) {
+            let (key, _) = entry.map_err(io("reading"))?;
+            let Some(charge) = get::<ChargeRecord>(&self.charges, "charges", id_of(&key).as_bytes())? else { continue };
+            if !filter.admits(&charge.lane_id, Some(charge.provider)) {
+                continue;
+            }
+            match charge.status {
+                ChargeStatus::Paid => {
+                    tally.payments_paid += 1;
+                    tally.paid_total.add(charge.amount, 1);
+                }
+                ChargeStatus::NewCodeNeeded | ChargeStatus::Failed | ChargeStatus::Reversed => {
+                    tally.payments_declined += 1;
+                }
+                ChargeStatus::Pending | ChargeStatus::Unknown | ChargeStatus::Reversing => {}
+            }
+        }
+        for entry in range(&self.sales_by_time) {
+            let (key, _) = entry.map_err(io("reading"))?;
+            let Some(sale) = get::<SaleRecord>(&self.sales, "sales", id_of(&key).as_bytes())? else { continue };
+            let provider = self.charge(&sale.out_trade_no)?.map(|charge| charge.provider);
+            if filter.admits(&sale.lane_id, provider) {
+                tally.sales += 1;
+                tally.items = tally.items.saturating_add(sale.items());
+                tally.sales_total.add(sale.total, 1);
+            }
+        }
+        for entry in range(&self.refunds_by_time) {
+            let (key, _) = entry.map_err(io("reading"))?;
+            let Some(refund) = get::<RefundRecord>(&self.refunds, "refunds", id_of(&key).as_bytes())? else { continue };
+            let provider = self.charge(&refund.out_trade_no)?.map(|charge| charge.provider);
+            if refund.status == RefundStatus::Accepted && filter.admits(&refund.lane_id, provider) {
+                tally.refunds += 1;
+                tally.refunded_total.add(refund.amount, 1);
+            }
+        }
+        Ok(tally)
+    }
+}
