@@ -2,7 +2,9 @@
 //! crate builds and reads domain types, and only hands generated ones to the client.
 
 use checkout_proto::{Timestamp, v1 as pb};
-use checkout_storage::{Currency, FinishedSale, LaneId, Money, Product, ProductCode, ShiftId, ShiftRecord, UnixMillis};
+use checkout_storage::{
+    Currency, FinishedSale, LaneId, Money, Product, ProductCode, ShiftCount, ShiftId, ShiftRecord, UnixMillis,
+};
 
 use crate::{
     actors::till::{
@@ -123,15 +125,30 @@ pub(crate) fn open_shift_request(shift: &ShiftRecord) -> pb::OpenShiftRequest {
 }
 
 /// A shift's closing for the store, from the outbox.
+/// A shift's closing, with what the lane counted in it when it did (`None`: an outbox of an earlier build).
 pub(crate) fn close_shift_request(
     lane_id: &LaneId,
     shift_id: &ShiftId,
     closed_at: UnixMillis,
+    counted: Option<&ShiftCount>,
 ) -> pb::CloseShiftRequest {
     pb::CloseShiftRequest {
         lane_id: lane_id.to_string(),
         shift_id: shift_id.to_string(),
         closed_at: Some(timestamp(closed_at)),
+        counted: counted.is_some(),
+        counted_sales: counted
+            .map(|counted| {
+                counted
+                    .sales
+                    .iter()
+                    .map(|(sale_id, total)| pb::CountedSale {
+                        sale_id: sale_id.to_string(),
+                        total: Some(money_to_pb(*total)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

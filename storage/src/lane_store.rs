@@ -34,12 +34,25 @@ pub enum OutboxItem {
     Sale(FinishedSale),
     /// A cashier signed on; `closed_at` is `None`.
     ShiftOpened(ShiftRecord),
-    /// The cashier signed off.
+    /// The cashier signed off (as an earlier build queued it, without the lane's own count).
     ShiftClosed {
         lane_id: LaneId,
         shift_id: ShiftId,
         closed_at: UnixMillis,
     },
+    /// The cashier signed off, with what the lane itself counted in the shift, for the store to settle.
+    ShiftClosedCounted {
+        lane_id: LaneId,
+        shift_id: ShiftId,
+        closed_at: UnixMillis,
+        counted: ShiftCount,
+    },
+}
+
+/// What a lane itself counted in a shift: each sale paid and its total.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShiftCount {
+    pub sales: Vec<(SaleId, Money)>,
 }
 
 impl crate::store::Record for OutboxItem {}
@@ -50,6 +63,8 @@ pub struct LaneStore {
     folder: std::sync::Arc<DataFolder>,
     outbox: sled::Tree,
     meta: sled::Tree,
+    /// Shift id `/` sale id -> total: the current shift's sales as the lane counts them.
+    shift_sales: sled::Tree,
     path: PathBuf,
 }
 
@@ -85,19 +100,29 @@ impl LaneStore {
         let folder = DataFolder::open(path, "checkout-lane", verify_lane_folder)?;
         let outbox = folder.db.open_tree("outbox").map_err(io("opening a tree"))?;
         let meta = folder.db.open_tree("meta").map_err(io("opening a tree"))?;
-        Ok(LaneStore { folder: std::sync::Arc::new(folder), outbox, meta, path: path.to_owned() })
+        let shift_sales = folder.db.open_tree("shift_sales").map_err(io("opening a tree"))?;
+        Ok(LaneStore { folder: std::sync::Arc::new(folder), outbox, meta, shift_sales, path: path.to_owned() })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Queues an item, durably, after every item queued before it.
+    /// Queues an item, durably, after every item queued before it. A sale of a shift is also counted in
+    /// that shift (see [`ShiftCount`]).
     pub fn push(&self, item: &OutboxItem) -> Result<u64> {
         let seq = self.folder.write(|| {
             let seq = self.folder.db.generate_id().map_err(io("numbering an outbox item"))?;
             let bytes = encode("outbox item", item)?;
             self.outbox.insert(seq.to_be_bytes(), bytes).map_err(io("queueing an outbox item"))?;
+            if let OutboxItem::Sale(sale) = item
+                && let Some(shift_id) = &sale.shift_id
+            {
+                let key = format!("{shift_id}/{}", sale.sale_id);
+                let total = postcard::to_allocvec(&sale.total)
+                    .map_err(|source| StorageError::Encode { what: "a sale's total", source })?;
+                self.shift_sales.insert(key.as_bytes(), total).map_err(io("counting a sale in its shift"))?;
+            }
             Ok(seq)
         })?;
         self.folder.commit_blocking()?;
@@ -178,17 +203,50 @@ impl LaneStore {
         self.push(&OutboxItem::ShiftOpened(shift.clone())).map(drop)
     }
 
-    /// Closes the current shift, if any, and queues its closing for the store; returns it.
+    /// Closes the current shift, if any, and queues its closing for the store with what the lane counted in
+    /// it; returns it.
     pub fn close_shift(&self, closed_at: UnixMillis) -> Result<Option<ShiftRecord>> {
         let Some(mut shift) = self.current_shift()? else { return Ok(None) };
+        let prefix = format!("{}/", shift.shift_id);
+        let counted = self.shift_count(&prefix)?;
         self.folder.write(|| self.meta.remove(CURRENT_SHIFT).map_err(io("clearing the current shift")))?;
-        self.push(&OutboxItem::ShiftClosed {
+        self.push(&OutboxItem::ShiftClosedCounted {
             lane_id: shift.lane_id.clone(),
             shift_id: shift.shift_id.clone(),
             closed_at,
+            counted,
         })?;
+        // Counted and queued: the shift's own list is no longer needed.
+        self.folder.write(|| {
+            for entry in self.shift_sales.scan_prefix(prefix.as_bytes()) {
+                let (key, _) = entry.map_err(io("reading the shift's sales"))?;
+                self.shift_sales.remove(key).map_err(io("clearing the shift's sales"))?;
+            }
+            Ok(())
+        })?;
+        self.folder.commit_blocking()?;
         shift.closed_at = Some(closed_at);
         Ok(Some(shift))
+    }
+
+    /// The sales counted under `prefix` (a shift id and a slash).
+    fn shift_count(&self, prefix: &str) -> Result<ShiftCount> {
+        let mut count = ShiftCount::default();
+        for entry in self.shift_sales.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = entry.map_err(io("reading the shift's sales"))?;
+            let corrupt = |reason: String| StorageError::Corrupt {
+                tree: "shift_sales",
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason,
+            };
+            let sale_id = std::str::from_utf8(&key[prefix.len()..])
+                .ok()
+                .and_then(|id| SaleId::parse(id).ok())
+                .ok_or_else(|| corrupt("not a sale id".to_owned()))?;
+            let total: Money = postcard::from_bytes(&value).map_err(|e| corrupt(e.to_string()))?;
+            count.sales.push((sale_id, total));
+        }
+        Ok(count)
     }
 }
 
@@ -245,23 +303,33 @@ mod tests {
             closed_at: None,
             closed_how: String::new(),
         };
+        let in_shift = |n| FinishedSale { shift_id: Some(shift.shift_id.clone()), ..sale(n) };
         {
             let store = LaneStore::open(dir.path()).unwrap();
             assert_eq!(store.current_shift().unwrap(), None);
             store.open_shift(&shift).unwrap();
+            store.push(&OutboxItem::Sale(in_shift(2))).unwrap();
+            store.push(&OutboxItem::Sale(sale(9))).unwrap();
         }
         let store = LaneStore::open(dir.path()).unwrap();
         assert_eq!(store.current_shift().unwrap().as_ref(), Some(&shift));
+        store.push(&OutboxItem::Sale(in_shift(3))).unwrap();
         let closed = store.close_shift(UnixMillis(20)).unwrap().unwrap();
         assert_eq!(closed.closed_at, Some(UnixMillis(20)));
         assert_eq!(store.current_shift().unwrap(), None);
         let queued: Vec<OutboxItem> = store.pending().unwrap().into_iter().map(|(_, item)| item).collect();
+        // The lane's own count: the shift's sales, across the restart, and no other.
+        let counted = ShiftCount { sales: [2, 3].map(|n| (in_shift(n).sale_id, in_shift(n).total)).to_vec() };
+        assert_eq!(queued[0], OutboxItem::ShiftOpened(shift.clone()));
         assert_eq!(
-            queued,
-            vec![
-                OutboxItem::ShiftOpened(shift.clone()),
-                OutboxItem::ShiftClosed { lane_id: shift.lane_id, shift_id: shift.shift_id, closed_at: UnixMillis(20) }
-            ]
+            queued.last().unwrap(),
+            &OutboxItem::ShiftClosedCounted {
+                lane_id: shift.lane_id.clone(),
+                shift_id: shift.shift_id.clone(),
+                closed_at: UnixMillis(20),
+                counted
+            }
         );
+        assert_eq!(store.shift_count(&format!("{}/", shift.shift_id)).unwrap(), ShiftCount::default(), "cleared");
     }
 }

@@ -25,11 +25,12 @@ pub use codes::{
 pub use days::BusinessDay;
 pub use folder::{COMMITTED_FILE, CREDENTIALS_DIR, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE};
 pub use ids::{Attempt, CashierId, IdError, LaneId, OutTradeNo, SaleId, ShiftId, StoreId, UnixMillis};
-pub use lane_store::{FinishedSale, LaneStore, OutboxItem};
+pub use lane_store::{FinishedSale, LaneStore, OutboxItem, ShiftCount};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
     AnsweredRequest, AuditRecord, ChargeEvent, ChargeRecord, ChargeStatus, LaneClosure, LaneRecord, LaneTokenRecord,
-    Product, RefundRecord, RefundStatus, SaleLine, SaleRecord, ShiftRecord, basket_digest,
+    Product, RefundRecord, RefundStatus, SaleLine, SaleRecord, SettlementGap, ShiftRecord, ShiftSettlement,
+    basket_digest,
 };
 pub use store::{AUDIT_KEEP, REQUEST_KEEP_MILLIS, StorageError, Store};
 pub use summary::{RefundTally, ShiftTally, Sums, Tally, TallyFilter};

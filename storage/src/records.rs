@@ -16,6 +16,7 @@ impl Record for LaneTokenRecord {}
 impl Record for AuditRecord {}
 impl Record for AnsweredRequest {}
 impl Record for LaneClosure {}
+impl Record for ShiftSettlement {}
 impl Record for OutTradeNo {}
 impl Record for String {}
 
@@ -46,6 +47,36 @@ pub struct LaneRecord {
     pub lane_id: LaneId,
     pub description: String,
     pub registered_at: UnixMillis,
+}
+
+/// How a sale of a shift differs between the lane's own count and the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SettlementGap {
+    /// The lane counted it; the ledger has no such sale in the shift.
+    OnlyOnLane,
+    /// The ledger has it in the shift; the lane did not count it.
+    OnlyInLedger,
+    /// Both have it, for different totals.
+    TotalDiffers,
+}
+
+/// A shift's settlement: the lane's count of its sales against the ledger's, with every sale that differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShiftSettlement {
+    pub shift_id: ShiftId,
+    pub lane_sales: u64,
+    pub lane_total: Money,
+    pub ledger_sales: u64,
+    pub ledger_total: Money,
+    /// The sale, the lane's total and the ledger's (each when that side has it).
+    pub gaps: Vec<(SettlementGap, SaleId, Option<Money>, Option<Money>)>,
+    pub settled_at: UnixMillis,
+}
+
+impl ShiftSettlement {
+    pub fn agrees(&self) -> bool {
+        self.gaps.is_empty() && self.lane_sales == self.ledger_sales && self.lane_total == self.ledger_total
+    }
 }
 
 /// A lane a manager closed: it finishes the customer it was serving and takes no new one until opened.

@@ -373,3 +373,86 @@ async fn totals_by_lane_provider_shift_and_time_window() {
 fn sample_price(product: usize) -> i64 {
     checkout_storage::sample_catalog()[product].price.minor_units
 }
+
+#[tokio::test]
+async fn a_lanes_own_count_of_its_shift_is_settled_against_the_ledger() {
+    let data = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
+    let coordinator = start_coordinator(data.path(), &sim).await;
+    let url = coordinator.url.clone();
+    let mut l1 = register("L1", &url).await;
+    let open = |shift: &str| pb::OpenShiftRequest {
+        lane_id: "L1".into(),
+        shift_id: shift.into(),
+        cashier_id: "bo".into(),
+        ..Default::default()
+    };
+    l1.open_shift(open("L1-SA")).await.unwrap();
+    let mut totals = Vec::new();
+    for (n, wallet) in [(1u32, 21u16), (2, 22)] {
+        let mut request = pay("L1", &format!("L1-SA{n}"), 1, &code(Provider::WeChatPay, wallet), 0, n);
+        request.shift_id = "L1-SA".into();
+        let paid = l1.pay(request).await.unwrap().into_inner();
+        totals.push(paid.amount.unwrap());
+    }
+    let counted = |sale: &str, total: &pb::Money| pb::CountedSale { sale_id: sale.into(), total: Some(total.clone()) };
+    // The lane agrees: the report says so.
+    let close = pb::CloseShiftRequest {
+        lane_id: "L1".into(),
+        shift_id: "L1-SA".into(),
+        counted: true,
+        counted_sales: vec![counted("L1-SA1", &totals[0]), counted("L1-SA2", &totals[1])],
+        ..Default::default()
+    };
+    let report = l1.close_shift(close).await.unwrap().into_inner();
+    let settlement = report.settlement.unwrap();
+    assert!(settlement.agrees && settlement.differences.is_empty(), "{settlement:?}");
+    assert_eq!((settlement.lane_sales, settlement.ledger_sales), (2, 2));
+
+    // Another shift: the lane lost one sale, counted one the store never had, and another at a wrong total.
+    l1.open_shift(open("L1-SB")).await.unwrap();
+    for (n, wallet) in [(1u32, 23u16), (2, 24), (3, 25)] {
+        let mut request = pay("L1", &format!("L1-SB{n}"), 1, &code(Provider::Alipay, wallet), 0, n);
+        request.shift_id = "L1-SB".into();
+        l1.pay(request).await.unwrap();
+    }
+    let wrong = pb::Money { minor_units: 1, currency: "CNY".into() };
+    let close = pb::CloseShiftRequest {
+        lane_id: "L1".into(),
+        shift_id: "L1-SB".into(),
+        counted: true,
+        counted_sales: vec![counted("L1-SB1", &totals[0]), counted("L1-SB2", &wrong), counted("L1-SB9", &wrong)],
+        ..Default::default()
+    };
+    let settlement = l1.close_shift(close).await.unwrap().into_inner().settlement.unwrap();
+    assert!(!settlement.agrees);
+    let mut differences: Vec<(pb::settlement_difference::Kind, String)> =
+        settlement.differences.iter().map(|d| (d.kind(), d.sale_id.clone())).collect();
+    differences.sort();
+    use pb::settlement_difference::Kind;
+    assert_eq!(
+        differences,
+        [
+            (Kind::OnlyOnLane, "L1-SB9".into()),
+            (Kind::OnlyInLedger, "L1-SB3".into()),
+            (Kind::TotalDiffers, "L1-SB2".into())
+        ]
+    );
+    // A manager sees it with the shift; another lane's sale ids are refused.
+    let mut manager = manager_client(&url).await;
+    let shifts =
+        manager.list_shifts(pb::ListShiftsRequest { lane_id: "L1".into(), ..Default::default() }).await.unwrap();
+    let listed: Vec<bool> =
+        shifts.into_inner().shifts.iter().map(|s| s.settlement.as_ref().is_some_and(|s| s.agrees)).collect();
+    assert_eq!(listed, [true, false]);
+    l1.open_shift(open("L1-SC")).await.unwrap();
+    let foreign = pb::CloseShiftRequest {
+        lane_id: "L1".into(),
+        shift_id: "L1-SC".into(),
+        counted: true,
+        counted_sales: vec![counted("L2-X", &wrong)],
+        ..Default::default()
+    };
+    assert_eq!(l1.close_shift(foreign).await.unwrap_err().code(), Code::PermissionDenied);
+    coordinator.stop().await;
+}

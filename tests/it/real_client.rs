@@ -71,6 +71,9 @@ fn a_reflection_only_client_reads_totals_and_shifts_and_gets_clear_errors() {
         (&shifts[0]["cashierId"], &shifts[0]["closedHow"], &shifts[0]["sales"]),
         (&"bo".into(), &"signed off".into(), &"2".into())
     );
+    // The lane closed its shift with its own count, which agrees with the ledger's.
+    assert_eq!(shifts[0]["settlement"]["agrees"], true, "{answer}");
+    assert_eq!(shifts[0]["settlement"]["laneSales"], "2", "{answer}");
     assert_eq!(answer["anonymous_totals"]["code"], "UNAUTHENTICATED", "{answer}");
     assert_eq!(answer["bad_pay"]["code"], "INVALID_ARGUMENT", "{answer}");
     assert!(answer["bad_pay"]["details"].as_str().unwrap().starts_with("payment_code:"), "{answer}");

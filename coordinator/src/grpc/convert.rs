@@ -3,7 +3,7 @@
 use checkout_proto::v1 as pb;
 use checkout_storage::{
     ChargeRecord, ChargeStatus, Currency, LaneId, Money, Product, ProductCode, Provider, RefundRecord, RefundStatus,
-    SaleRecord, ShiftId, Tally, UnixMillis,
+    SaleId, SaleRecord, SettlementGap, ShiftId, ShiftSettlement, Tally, UnixMillis,
 };
 
 use super::Result;
@@ -136,7 +136,7 @@ pub(super) fn sale_to_pb(sale: SaleRecord) -> pb::Sale {
 }
 
 pub(super) fn shift_report_to_pb(report: ShiftReport) -> pb::ShiftReport {
-    let ShiftReport { shift, sales, items, sales_total, payments_declined, by_provider } = report;
+    let ShiftReport { shift, sales, items, sales_total, payments_declined, by_provider, settlement } = report;
     pb::ShiftReport {
         shift_id: shift.shift_id.to_string(),
         lane_id: shift.lane_id.to_string(),
@@ -156,7 +156,54 @@ pub(super) fn shift_report_to_pb(report: ShiftReport) -> pb::ShiftReport {
                 total: Some(money_to_pb(total)),
             })
             .collect(),
+        settlement: settlement.map(settlement_to_pb),
     }
+}
+
+fn settlement_to_pb(settlement: ShiftSettlement) -> pb::ShiftSettlement {
+    use pb::settlement_difference::Kind;
+    pb::ShiftSettlement {
+        agrees: settlement.agrees(),
+        lane_sales: settlement.lane_sales,
+        lane_total: Some(money_to_pb(settlement.lane_total)),
+        ledger_sales: settlement.ledger_sales,
+        ledger_total: Some(money_to_pb(settlement.ledger_total)),
+        differences: settlement
+            .gaps
+            .into_iter()
+            .map(|(gap, sale_id, lane_total, ledger_total)| pb::SettlementDifference {
+                kind: match gap {
+                    SettlementGap::OnlyOnLane => Kind::OnlyOnLane,
+                    SettlementGap::OnlyInLedger => Kind::OnlyInLedger,
+                    SettlementGap::TotalDiffers => Kind::TotalDiffers,
+                }
+                .into(),
+                sale_id: sale_id.to_string(),
+                lane_total: lane_total.map(money_to_pb),
+                ledger_total: ledger_total.map(money_to_pb),
+            })
+            .collect(),
+        settled_at: Some(timestamp(settlement.settled_at)),
+    }
+}
+
+/// A lane's count of its shift: each sale and its total.
+pub(super) fn counted_sales_from_pb(sales: Vec<pb::CountedSale>) -> Result<Vec<(SaleId, Money)>> {
+    if sales.len() > crate::services::shifts::MAX_COUNTED_SALES {
+        return Err(CoordinatorError::invalid(
+            "counted_sales",
+            format!("at most {} sales", crate::services::shifts::MAX_COUNTED_SALES),
+        ));
+    }
+    sales
+        .into_iter()
+        .enumerate()
+        .map(|(i, sale)| {
+            let sale_id = SaleId::parse(&sale.sale_id).map_err(field(&format!("counted_sales[{i}].sale_id")))?;
+            let total = money_from_pb(&format!("counted_sales[{i}].total"), sale.total)?;
+            Ok((sale_id, total))
+        })
+        .collect()
 }
 
 /// An optional shift id: empty means none.

@@ -17,7 +17,7 @@ use crate::{
     services::{
         live::{Heartbeat, LaneActivity},
         sales::record_finished_sale,
-        shifts::{close_shift, open_shift, report_of},
+        shifts::{close_shift, open_shift, report_of, settle_shift},
     },
 };
 
@@ -254,8 +254,17 @@ impl LaneApi {
         let shift_id = ShiftId::parse(&request.shift_id).map_err(field("shift_id"))?;
         of_lane("shift_id", &lane_id, shift_id.as_str())?;
         let closed_at = millis_from_pb("closed_at", request.closed_at)?.unwrap_or_else(UnixMillis::now);
+        let counted = if request.counted { Some(counted_sales_from_pb(request.counted_sales)?) } else { None };
+        if let Some(counted) = &counted {
+            for (sale_id, _) in counted {
+                of_lane("counted_sales.sale_id", &lane_id, sale_id.as_str())?;
+            }
+        }
         self.registered(&lane_id)?;
-        close_shift(&self.0.store, &lane_id, &shift_id, closed_at).await?;
+        let shift = close_shift(&self.0.store, &lane_id, &shift_id, closed_at).await?;
+        if let Some(counted) = counted {
+            settle_shift(&self.0.store, self.0.currency, &shift, counted).await?;
+        }
         self.0.live.announce(&lane_id);
         self.report_of(&shift_id)
     }

@@ -243,8 +243,10 @@ impl StoreApi {
             c.store.shifts_page(lane.as_ref(), page.after.as_deref(), page.size + 1)?
         };
         let (shifts, next_page_token) = finish_page("shifts", &filter, &page, found);
-        let shifts =
-            shifts.into_iter().map(|shift| shift_report_to_pb(shift_report(&c.store, c.currency, shift))).collect();
+        let shifts = shifts
+            .into_iter()
+            .map(|shift| shift_report(&c.store, c.currency, shift).map(shift_report_to_pb))
+            .collect::<Result<Vec<_>>>()?;
         Ok(pb::ListShiftsResponse { shifts, next_page_token })
     }
 

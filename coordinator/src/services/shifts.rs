@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use checkout_storage::{Currency, LaneId, Money, Provider, ShiftId, ShiftRecord, Store, UnixMillis};
+use checkout_storage::{
+    Currency, LaneId, Money, Provider, SaleId, SettlementGap, ShiftId, ShiftRecord, ShiftSettlement, Store, UnixMillis,
+};
 
 use crate::error::CoordinatorError;
 
@@ -24,6 +26,68 @@ pub struct ShiftReport {
     pub payments_declined: u64,
     /// Paid sales and their total, per provider.
     pub by_provider: BTreeMap<Provider, (u64, Money)>,
+    /// The lane's own count against the ledger's, once the lane closed the shift with it.
+    pub settlement: Option<ShiftSettlement>,
+}
+
+/// Most sales a lane may count in one shift (a busy lane sells some 40 an hour).
+pub const MAX_COUNTED_SALES: usize = 10_000;
+
+/// Settles a closed shift: `counted` (what the lane itself counted: each sale and its total) against the
+/// sales the ledger holds for the shift; every sale that differs is named. Kept with the shift (the first
+/// settlement stands: the outbox may deliver the closing twice).
+pub async fn settle_shift(
+    store: &Store,
+    currency: Currency,
+    shift: &ShiftRecord,
+    counted: Vec<(SaleId, Money)>,
+) -> Result<ShiftSettlement, CoordinatorError> {
+    if let Some(settled) = store.shift_settlement(&shift.shift_id)? {
+        return Ok(settled);
+    }
+    let ledger: BTreeMap<SaleId, Money> =
+        store.sales_of_shift(shift)?.into_iter().map(|sale| (sale.sale_id, sale.total)).collect();
+    let lane: BTreeMap<SaleId, Money> = counted.into_iter().collect();
+    let mut gaps = Vec::new();
+    for (sale_id, lane_total) in &lane {
+        match ledger.get(sale_id) {
+            None => gaps.push((SettlementGap::OnlyOnLane, sale_id.clone(), Some(*lane_total), None)),
+            Some(ledger_total) if ledger_total != lane_total => {
+                gaps.push((SettlementGap::TotalDiffers, sale_id.clone(), Some(*lane_total), Some(*ledger_total)))
+            }
+            Some(_) => {}
+        }
+    }
+    for (sale_id, ledger_total) in &ledger {
+        if !lane.contains_key(sale_id) {
+            gaps.push((SettlementGap::OnlyInLedger, sale_id.clone(), None, Some(*ledger_total)));
+        }
+    }
+    let sum = |sales: &BTreeMap<SaleId, Money>| {
+        sales.values().try_fold(Money::zero(currency), |sum, total| sum.checked_add(*total))
+    };
+    let settlement = ShiftSettlement {
+        shift_id: shift.shift_id.clone(),
+        lane_sales: lane.len() as u64,
+        lane_total: sum(&lane)?,
+        ledger_sales: ledger.len() as u64,
+        ledger_total: sum(&ledger)?,
+        gaps,
+        settled_at: UnixMillis::now(),
+    };
+    if !settlement.agrees() {
+        tracing::warn!(
+            lane_id = %shift.lane_id,
+            shift_id = %shift.shift_id,
+            lane_sales = settlement.lane_sales,
+            ledger_sales = settlement.ledger_sales,
+            differences = settlement.gaps.len(),
+            "the lane's count of its shift differs from the ledger's"
+        );
+    }
+    store.put_shift_settlement(&settlement)?;
+    store.commit().await?;
+    Ok(settlement)
 }
 
 /// Records a cashier signing on; a shift still open on the lane is closed by it. Idempotent by shift id.
@@ -75,9 +139,11 @@ pub async fn close_shift(
 }
 
 /// The report of `shift`, from the takings the ledger keeps per shift.
-pub fn shift_report(store: &Store, currency: Currency, shift: ShiftRecord) -> ShiftReport {
+pub fn shift_report(store: &Store, currency: Currency, shift: ShiftRecord) -> Result<ShiftReport, CoordinatorError> {
     let tally = store.shift_tally(&shift.shift_id);
-    ShiftReport {
+    let settlement = store.shift_settlement(&shift.shift_id)?;
+    Ok(ShiftReport {
+        settlement,
         shift,
         sales: tally.sales,
         items: tally.items,
@@ -88,13 +154,13 @@ pub fn shift_report(store: &Store, currency: Currency, shift: ShiftRecord) -> Sh
             .into_iter()
             .map(|(provider, (count, total))| (provider, (count, total.of(currency))))
             .collect(),
-    }
+    })
 }
 
 /// The report of the shift `shift_id`.
 pub fn report_of(store: &Store, currency: Currency, shift_id: &ShiftId) -> Result<ShiftReport, CoordinatorError> {
     let shift = store.shift(shift_id)?.ok_or_else(|| CoordinatorError::NotFound(format!("no shift {shift_id}")))?;
-    Ok(shift_report(store, currency, shift))
+    shift_report(store, currency, shift)
 }
 
 #[cfg(test)]

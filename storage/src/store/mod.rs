@@ -91,6 +91,8 @@ pub struct Store {
     charges_by_time: sled::Tree,
     sales_by_time: sled::Tree,
     refunds_by_time: sled::Tree,
+    /// Shift id -> the lane's count of the shift against the ledger's.
+    shift_settlements: sled::Tree,
     audit_entries: Arc<std::sync::atomic::AtomicU64>,
     audit_keep: Arc<std::sync::atomic::AtomicU64>,
     /// Totals, takings, the unsettled queue and open shifts, kept as records are written.
@@ -193,6 +195,7 @@ fn verify_ledger(db: &sled::Db) -> Result<()> {
     check::<AuditRecord>(db, "audit")?;
     check::<AnsweredRequest>(db, "requests")?;
     check::<LaneClosure>(db, "lane_closures")?;
+    check::<crate::ShiftSettlement>(db, "shift_settlements")?;
     check::<OutTradeNo>(db, "code_uses")
 }
 
@@ -237,6 +240,7 @@ impl Store {
             charges_by_time: tree("charges_by_time")?,
             sales_by_time: tree("sales_by_time")?,
             refunds_by_time: tree("refunds_by_time")?,
+            shift_settlements: tree("shift_settlements")?,
             audit_entries,
             audit_keep: Arc::new(std::sync::atomic::AtomicU64::new(AUDIT_KEEP)),
             lane_tokens: tree("lane_tokens")?,
@@ -748,6 +752,7 @@ impl Store {
 }
 
 mod requests;
+mod settlements;
 mod windows;
 
 pub use requests::REQUEST_KEEP_MILLIS;

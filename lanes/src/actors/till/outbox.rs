@@ -38,9 +38,14 @@ pub(crate) async fn deliver(
                 let request = with_timeout(convert::open_shift_request(shift), DELIVERY_TIMEOUT);
                 client.open_shift(request).await.map(drop)
             }
-            OutboxItem::ShiftClosed { lane_id, shift_id, closed_at } => {
-                let request =
-                    with_timeout(convert::close_shift_request(lane_id, shift_id, *closed_at), DELIVERY_TIMEOUT);
+            OutboxItem::ShiftClosed { lane_id, shift_id, closed_at }
+            | OutboxItem::ShiftClosedCounted { lane_id, shift_id, closed_at, .. } => {
+                let counted = match &item {
+                    OutboxItem::ShiftClosedCounted { counted, .. } => Some(counted),
+                    _ => None,
+                };
+                let request = convert::close_shift_request(lane_id, shift_id, *closed_at, counted);
+                let request = with_timeout(request, DELIVERY_TIMEOUT);
                 client
                     .close_shift(request)
                     .await
@@ -74,7 +79,9 @@ fn describe(item: &OutboxItem) -> String {
     match item {
         OutboxItem::Sale(sale) => format!("sale {}", sale.sale_id),
         OutboxItem::ShiftOpened(shift) => format!("the opening of shift {}", shift.shift_id),
-        OutboxItem::ShiftClosed { shift_id, .. } => format!("the closing of shift {shift_id}"),
+        OutboxItem::ShiftClosed { shift_id, .. } | OutboxItem::ShiftClosedCounted { shift_id, .. } => {
+            format!("the closing of shift {shift_id}")
+        }
     }
 }
 
