@@ -4,7 +4,9 @@
 //! Each run starts a coordinator on 127.0.0.1 with a temporary ledger and the in-process simulated
 //! provider, and lanes (one connection each) that charge a fresh code for a one-item sale, one Pay after
 //! another. The four setups take turns, round after round, and each is reported by its median round,
-//! so that the machine's moods fall on all of them alike.
+//! so that the machine's moods fall on all of them alike. With `--watchers N`, two setups instead: lanes
+//! that also send a heartbeat a second (each a visible change), without and with N managers watching
+//! every change through `WatchLanes`.
 
 use std::{
     collections::HashMap,
@@ -31,15 +33,67 @@ const SEED: &[u8] = b"bench coordinator";
 struct Setup {
     tls: bool,
     credentials: bool,
+    /// Managers streaming `WatchLanes` while lanes charge and send heartbeats (`None`: no heartbeats).
+    watchers: Option<usize>,
 }
 
 impl Setup {
-    fn name(self) -> &'static str {
-        match (self.tls, self.credentials) {
-            (false, false) => "plaintext, credentials not checked",
-            (false, true) => "plaintext, credentials checked",
-            (true, false) => "TLS, credentials not checked",
-            (true, true) => "TLS, credentials checked",
+    fn name(self) -> String {
+        match (self.tls, self.credentials, self.watchers) {
+            (_, _, Some(0)) => "heartbeats, nobody watching".to_owned(),
+            (_, _, Some(n)) => format!("heartbeats, {n} WatchLanes watchers"),
+            (false, false, None) => "plaintext, credentials not checked".to_owned(),
+            (false, true, None) => "plaintext, credentials checked".to_owned(),
+            (true, false, None) => "TLS, credentials not checked".to_owned(),
+            (true, true, None) => "TLS, credentials checked".to_owned(),
+        }
+    }
+}
+
+const MANAGER_TOKEN: &str = "ckm_bench-manager";
+
+/// Sends a heartbeat a second for `lane`, each with another basket count (a change every watcher is sent),
+/// until `stop`.
+async fn heartbeats(
+    mut client: LaneServiceClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Identity>>,
+    lane: u64,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<u64> {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    let mut sent = 0;
+    while !*stop.borrow() {
+        every.tick().await;
+        let request = pb::HeartbeatRequest {
+            lane_id: format!("L{lane}"),
+            state: pb::LaneState::Scanning.into(),
+            sale_id: format!("L{lane}-HB"),
+            basket_items: (sent % 40) as u32 + 1,
+            ..Default::default()
+        };
+        client.heartbeat(request).await?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// Watchers to a connection: a store's managers come from few machines (and the coordinator caps the
+/// connections one address may hold).
+const WATCHERS_A_CONNECTION: usize = 10;
+
+/// A manager reading every `WatchLanes` message until the stream ends; returns how many lanes it was sent.
+async fn watch(channel: tonic::transport::Channel, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<u64> {
+    let identity = Identity { header: "authorization", value: format!("Bearer {MANAGER_TOKEN}").parse()? };
+    let mut client = pb::store_service_client::StoreServiceClient::with_interceptor(channel, identity);
+    let mut stream = client.watch_lanes(pb::WatchLanesRequest {}).await?.into_inner();
+    let mut lanes_seen = 0;
+    let mut stop = stop;
+    loop {
+        tokio::select! {
+            message = stream.message() => match message? {
+                Some(message) => lanes_seen += message.lanes.len() as u64,
+                None => return Ok(lanes_seen),
+            },
+            _ = stop.wait_for(|stop| *stop) => return Ok(lanes_seen),
         }
     }
 }
@@ -49,6 +103,8 @@ struct Run {
     per_second: f64,
     median_ms: f64,
     p99_ms: f64,
+    /// Heartbeats sent and lanes the watchers were sent, together.
+    side_messages: u64,
 }
 
 fn lane_token(lane: u64) -> String {
@@ -84,6 +140,11 @@ async fn run_once(setup: Setup, lanes: u64, charges: u64, certificate: &(String,
         .map(|lane| Ok((LaneId::parse(&format!("L{lane}"))?, hash_token(&lane_token(lane)))))
         .collect::<anyhow::Result<_>>()?;
     security.unchecked_for_benchmarks = !setup.credentials;
+    security.staff = vec![checkout_coordinator::auth::StaffToken {
+        name: "bench".into(),
+        role: checkout_coordinator::auth::Role::Manager,
+        token_sha256: hash_token(MANAGER_TOKEN),
+    }];
     security.limits.max_open_sales = usize::MAX;
     if setup.tls {
         security.tls = Some(TlsFiles {
@@ -123,6 +184,21 @@ async fn run_once(setup: Setup, lanes: u64, charges: u64, certificate: &(String,
         client.register_lane(request).await.context("registering a bench lane")?;
         clients.push(client);
     }
+    let (stop_side, side_stopped) = tokio::sync::watch::channel(false);
+    let mut side_tasks = Vec::new();
+    if let Some(watchers) = setup.watchers {
+        for (lane, client) in clients.iter().enumerate() {
+            side_tasks.push(tokio::spawn(heartbeats(client.clone(), lane as u64, side_stopped.clone())));
+        }
+        let mut channel = None;
+        for n in 0..watchers {
+            if n % WATCHERS_A_CONNECTION == 0 {
+                channel = Some(tonic::transport::Endpoint::from_shared(url.clone())?.connect().await?);
+            }
+            let channel = channel.clone().context("a watcher's connection")?;
+            side_tasks.push(tokio::spawn(watch(channel, side_stopped.clone())));
+        }
+    }
     let product = sample_catalog().into_iter().next().context("empty catalog")?;
     let started = Instant::now();
     let tasks: Vec<_> = clients
@@ -159,12 +235,22 @@ async fn run_once(setup: Setup, lanes: u64, charges: u64, certificate: &(String,
         latencies.extend(task.await??);
     }
     let elapsed = started.elapsed();
+    stop_side.send_replace(true);
+    let mut side_messages = 0;
+    for task in side_tasks {
+        side_messages += task.await??;
+    }
     let _ = stop.send(());
     server.await?.context("the bench coordinator")?;
     anyhow::ensure!(sim.orders().len() == latencies.len(), "the provider's books differ from the charges made");
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
-    Ok(Run { per_second: latencies.len() as f64 / elapsed.as_secs_f64(), median_ms: at(0.5), p99_ms: at(0.99) })
+    Ok(Run {
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        median_ms: at(0.5),
+        p99_ms: at(0.99),
+        side_messages,
+    })
 }
 
 pub fn coordinator(args: CoordinatorBenchArgs) -> anyhow::Result<()> {
@@ -172,16 +258,22 @@ pub fn coordinator(args: CoordinatorBenchArgs) -> anyhow::Result<()> {
     let charges = args.charges.clamp(lanes, 3 * 20_000);
     let rounds = args.rounds.max(1);
     let certificate = test_certificate()?;
-    let setups = [
-        Setup { tls: false, credentials: false },
-        Setup { tls: false, credentials: true },
-        Setup { tls: true, credentials: false },
-        Setup { tls: true, credentials: true },
-    ];
+    let setups: Vec<Setup> = match args.watchers {
+        Some(watchers) => vec![
+            Setup { tls: false, credentials: true, watchers: Some(0) },
+            Setup { tls: false, credentials: true, watchers: Some(watchers.min(250)) },
+        ],
+        None => vec![
+            Setup { tls: false, credentials: false, watchers: None },
+            Setup { tls: false, credentials: true, watchers: None },
+            Setup { tls: true, credentials: false, watchers: None },
+            Setup { tls: true, credentials: true, watchers: None },
+        ],
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut runs: HashMap<Setup, Vec<Run>> = HashMap::new();
     for _ in 0..rounds {
-        for setup in setups {
+        for &setup in &setups {
             let run = runtime.block_on(run_once(setup, lanes, charges, &certificate))?;
             runs.entry(setup).or_default().push(run);
         }
@@ -192,9 +284,33 @@ pub fn coordinator(args: CoordinatorBenchArgs) -> anyhow::Result<()> {
         of_setup.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
         of_setup[of_setup.len() / 2]
     };
+    if args.watchers.is_some() {
+        let (quiet, watched) = (median(setups[0]), median(setups[1]));
+        let p99_change = (watched.p99_ms / quiet.p99_ms - 1.0) * 100.0;
+        if args.json {
+            let row =
+                |run: &Run| json!({"payments_per_s": run.per_second, "p50_ms": run.median_ms, "p99_ms": run.p99_ms});
+            println!(
+                "{}",
+                json!({"lanes": lanes, "charges_per_run": charges, "rounds": rounds, "watchers": setups[1].watchers,
+                       "without_watchers": row(quiet), "with_watchers": row(watched),
+                       "watcher_lanes_received": watched.side_messages, "pay_p99_change_percent": p99_change})
+            );
+        } else {
+            println!(
+                "bench coordinator: {lanes} lanes charging and sending a heartbeat a second, {charges} charges a run"
+            );
+            println!("{:<38} {:>10} {:>10} {:>10}", "setup", "charges/s", "median ms", "p99 ms");
+            for (setup, run) in [(setups[0], quiet), (setups[1], watched)] {
+                println!("{:<38} {:>10.0} {:>10.2} {:>10.2}", setup.name(), run.per_second, run.median_ms, run.p99_ms);
+            }
+            println!("Pay p99 with the watchers: {p99_change:+.1}%");
+        }
+        return Ok(());
+    }
     let cost = |transport_tls: bool| {
-        let without = median(Setup { tls: transport_tls, credentials: false }).per_second;
-        let with = median(Setup { tls: transport_tls, credentials: true }).per_second;
+        let without = median(Setup { tls: transport_tls, credentials: false, watchers: None }).per_second;
+        let with = median(Setup { tls: transport_tls, credentials: true, watchers: None }).per_second;
         (1.0 - with / without) * 100.0
     };
     if args.json {
@@ -217,7 +333,7 @@ pub fn coordinator(args: CoordinatorBenchArgs) -> anyhow::Result<()> {
         "bench coordinator: {lanes} lanes over gRPC on 127.0.0.1, {charges} charges a run, {rounds} rounds (each setup's median round)"
     );
     println!("{:<38} {:>10} {:>10} {:>10}", "setup", "charges/s", "median ms", "p99 ms");
-    for setup in setups {
+    for &setup in &setups {
         let run = median(setup);
         println!("{:<38} {:>10.0} {:>10.2} {:>10.2}", setup.name(), run.per_second, run.median_ms, run.p99_ms);
     }

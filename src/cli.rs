@@ -85,6 +85,10 @@ pub struct CoordinatorBenchArgs {
     /// Rounds; each setup is reported by its median round.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
+    /// Compare Pay with lanes sending heartbeats, without and with this many managers watching
+    /// `WatchLanes` (at most 250), instead of the credentials and TLS setups.
+    #[arg(long)]
+    pub watchers: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

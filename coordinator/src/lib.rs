@@ -249,6 +249,7 @@ pub async fn serve(
     health.set_serving::<StoreServiceServer<grpc::StoreApi>>().await;
     let resolver = tokio::spawn(resolve_forever(coordinator.clone(), health.clone()));
     let offline_sweeper = tokio::spawn(sweep_offline_lanes(coordinator.clone()));
+    let lane_feed = grpc::LaneFeed::start(coordinator.clone());
 
     let address = listener.local_addr().ok();
     tracing::info!(
@@ -297,7 +298,7 @@ pub async fn serve(
                 .max_decoding_message_size(limits.max_message_bytes),
         )
         .add_service(
-            StoreServiceServer::new(grpc::StoreApi(coordinator.clone()))
+            StoreServiceServer::new(grpc::StoreApi(coordinator.clone(), lane_feed))
                 .max_decoding_message_size(limits.max_message_bytes),
         )
         .serve_with_incoming_shutdown(ReceiverStream::new(incoming), signal);

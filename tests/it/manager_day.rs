@@ -202,12 +202,16 @@ async fn a_manager_watches_the_lanes_and_closes_one_after_its_customer() {
     l1.heartbeat(beat("L1", pb::LaneState::Scanning, "L1-W1", 3)).await.unwrap();
     l1.heartbeat(beat("L1", pb::LaneState::Scanning, "L1-W1", 3)).await.unwrap();
     l2.heartbeat(beat("L2", pb::LaneState::Scanning, "L2-W1", 1)).await.unwrap();
-    let change = watch.next().await.unwrap().unwrap();
-    assert!(!change.snapshot);
-    assert_eq!((change.lanes[0].lane_id.as_str(), change.lanes[0].basket_items), ("L1", 3));
-    assert_eq!(change.lanes[0].sale_id, "L1-W1");
-    let change = watch.next().await.unwrap().unwrap();
-    assert_eq!(change.lanes[0].lane_id, "L2", "the repeated L1 beat was no change");
+    // Changes waiting together come in one message, each lane once.
+    let mut seen: Vec<pb::Lane> = Vec::new();
+    while !seen.iter().any(|lane| lane.lane_id == "L2") {
+        let change = watch.next().await.unwrap().unwrap();
+        assert!(!change.snapshot);
+        seen.extend(change.lanes);
+    }
+    let ids: Vec<&str> = seen.iter().map(|lane| lane.lane_id.as_str()).collect();
+    assert_eq!(ids, ["L1", "L2"], "the repeated L1 beat was no change");
+    assert_eq!((seen[0].basket_items, seen[0].sale_id.as_str()), (3, "L1-W1"));
 
     // Closed while serving L1-W1: that customer pays, the next one is refused; the lane is told.
     let started_before = Some(checkout_proto::Timestamp { seconds: UnixMillis::now().0 / 1000 - 5, nanos: 0 });

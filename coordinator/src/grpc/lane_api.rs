@@ -144,9 +144,8 @@ impl LaneApi {
         let order = PayOrder { lane_id, sale_id, attempt, code, lines, amount, shift_id, started_at };
         let charge = self.0.payments.pay(order).await?;
         if charge.status == ChargeStatus::Paid {
+            // Watchers see the lane's sales with its next heartbeat (the lane sends one after each charge).
             self.0.open_sales.paid(&charge.lane_id, &charge.sale_id);
-            // Its sales and takings changed.
-            self.0.live.announce(&charge.lane_id);
         }
         Ok(pb::PayResponse {
             outcome: outcome_to_pb(charge.status).into(),

@@ -1,10 +1,16 @@
 //! The lanes as managers see them: `ListLanes`' rows, the `WatchLanes` stream, and closing and opening a lane.
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
 use checkout_proto::v1 as pb;
-use checkout_storage::{LaneClosure, LaneRecord, UnixMillis};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use checkout_storage::{LaneClosure, LaneId, LaneRecord, UnixMillis};
+use tokio::sync::{
+    broadcast::{
+        self,
+        error::{RecvError, TryRecvError},
+    },
+    mpsc,
+};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
@@ -60,21 +66,77 @@ fn snapshot(c: &Coordinator) -> Result<pb::WatchLanesResponse> {
     Ok(pb::WatchLanesResponse { snapshot: true, lanes })
 }
 
-/// The lane `lane_id` as it is now, as a change.
-fn change(c: &Coordinator, lane_id: &checkout_storage::LaneId) -> Result<Option<pb::WatchLanesResponse>> {
-    let Some(lane) = c.store.lane(lane_id)? else { return Ok(None) };
-    Ok(Some(pb::WatchLanesResponse { snapshot: false, lanes: vec![lane_to_pb(c, lane)?] }))
+/// The lanes that changed, each read once for every watcher: one publisher turns the announcements of
+/// `LiveLanes` into messages that watchers share.
+#[derive(Clone)]
+pub struct LaneFeed(broadcast::Sender<Arc<pb::WatchLanesResponse>>);
+
+impl LaneFeed {
+    /// Starts the publisher; it ends when the coordinator stops watching (shutdown).
+    pub fn start(c: Arc<Coordinator>) -> LaneFeed {
+        let (feed, _) = broadcast::channel(crate::services::live::WATCH_BACKLOG);
+        let publisher = feed.clone();
+        let mut changes = c.live.watch();
+        let mut stopping = c.stop_watching.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let first = tokio::select! {
+                    changed = changes.recv() => changed,
+                    _ = stopping.wait_for(|stop| *stop) => return,
+                };
+                // Every change waiting now goes in one message, each lane once, as it is now.
+                let mut changed: BTreeSet<LaneId> = BTreeSet::new();
+                let mut all = false;
+                let mut next = first;
+                loop {
+                    match next {
+                        Ok(lane_id) => {
+                            changed.insert(lane_id);
+                        }
+                        Err(RecvError::Lagged(_)) => all = true,
+                        Err(RecvError::Closed) => return,
+                    }
+                    next = match changes.try_recv() {
+                        Ok(lane_id) => Ok(lane_id),
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                    };
+                }
+                let message = if all { snapshot(&c) } else { changes_of(&c, &changed) };
+                match message {
+                    // Nobody watching is no error.
+                    Ok(message) => drop(publisher.send(Arc::new(message))),
+                    Err(e) => tracing::warn!(error = %e, "the lanes' changes could not be read for their watchers"),
+                }
+            }
+        });
+        LaneFeed(feed)
+    }
+}
+
+/// The lanes `changed` as they are now, as a change.
+fn changes_of(c: &Coordinator, changed: &BTreeSet<LaneId>) -> Result<pb::WatchLanesResponse> {
+    let mut lanes = Vec::with_capacity(changed.len());
+    for lane_id in changed {
+        if let Some(lane) = c.store.lane(lane_id)? {
+            lanes.push(lane_to_pb(c, lane)?);
+        }
+    }
+    Ok(pb::WatchLanesResponse { snapshot: false, lanes })
 }
 
 /// A `WatchLanes` stream: a snapshot, then each change; a snapshot again after the watcher fell behind.
 /// Ends when the watcher goes away or the coordinator shuts down.
-pub(super) fn watch(c: Arc<Coordinator>) -> Result<ReceiverStream<Result<pb::WatchLanesResponse, Status>>> {
+pub(super) fn watch(
+    c: Arc<Coordinator>,
+    feed: &LaneFeed,
+) -> Result<ReceiverStream<Result<pb::WatchLanesResponse, Status>>> {
     let turn = c.watchers.clone().try_acquire_owned().map_err(|_| {
         CoordinatorError::ResourceExhausted("too many WatchLanes streams are open: close one and try again".into())
     })?;
     let (out, stream) = mpsc::channel(WATCHER_BUFFER);
     // Subscribed before the snapshot is read, so that no change between the two is lost.
-    let mut changes = c.live.watch();
+    let mut changes = feed.0.subscribe();
     let mut stopping = c.stop_watching.subscribe();
     tokio::spawn(async move {
         let _turn = turn;
@@ -86,21 +148,15 @@ pub(super) fn watch(c: Arc<Coordinator>) -> Result<ReceiverStream<Result<pb::Wat
                 sent = out.send(message) => if sent.is_err() || failed { return },
                 _ = stopping.wait_for(|stop| *stop) => return,
             }
-            next = loop {
-                let changed = tokio::select! {
-                    changed = changes.recv() => changed,
-                    _ = stopping.wait_for(|stop| *stop) => return,
-                };
-                match changed {
-                    Ok(lane_id) => match change(&c, &lane_id) {
-                        Ok(Some(message)) => break Ok(message),
-                        Ok(None) => continue,
-                        Err(e) => break Err(e),
-                    },
-                    // Fell behind: what it missed is in a fresh snapshot.
-                    Err(RecvError::Lagged(_)) => break snapshot(&c),
-                    Err(RecvError::Closed) => return,
-                }
+            let changed = tokio::select! {
+                changed = changes.recv() => changed,
+                _ = stopping.wait_for(|stop| *stop) => return,
+            };
+            next = match changed {
+                Ok(message) => Ok(message.as_ref().clone()),
+                // Fell behind: what it missed is in a fresh snapshot.
+                Err(RecvError::Lagged(_)) => snapshot(&c),
+                Err(RecvError::Closed) => return,
             };
         }
     });

@@ -31,6 +31,7 @@ mod store_api;
 
 use convert::lane_id_of;
 pub use convert::provider_to_pb;
+pub use lanes_live::LaneFeed;
 
 type Result<T, E = CoordinatorError> = std::result::Result<T, E>;
 
@@ -41,8 +42,8 @@ fn respond<T>(result: Result<T>) -> Result<Response<T>, Status> {
 /// What lanes call.
 pub struct LaneApi(pub Arc<Coordinator>);
 
-/// What managers call.
-pub struct StoreApi(pub Arc<Coordinator>);
+/// What managers call, and the feed of lanes that changed for `WatchLanes`.
+pub struct StoreApi(pub Arc<Coordinator>, pub LaneFeed);
 
 /// The caller the gate put in the request's extensions.
 fn caller_of<T>(request: &Request<T>) -> Result<Caller> {

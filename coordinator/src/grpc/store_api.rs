@@ -401,7 +401,7 @@ impl pb::store_service_server::StoreService for StoreApi {
     type WatchLanesStream = tokio_stream::wrappers::ReceiverStream<Result<pb::WatchLanesResponse, Status>>;
 
     async fn watch_lanes(&self, _: Request<pb::WatchLanesRequest>) -> Result<Response<Self::WatchLanesStream>, Status> {
-        respond(lanes_live::watch(self.0.clone()))
+        respond(lanes_live::watch(self.0.clone(), &self.1))
     }
 
     async fn close_lane(&self, request: Request<pb::CloseLaneRequest>) -> Result<Response<pb::Lane>, Status> {
