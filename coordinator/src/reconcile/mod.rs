@@ -16,6 +16,8 @@
 
 mod alipay_bill;
 mod matching;
+#[cfg(test)]
+mod tests;
 mod text;
 mod wechat_bill;
 
