@@ -203,6 +203,19 @@ pub fn wechat_bill(sim: &ProviderSim, day: &str, bill_type: &str) -> Option<Stri
     String::from_utf8(csv).ok()
 }
 
+/// Writes WeChat Pay's bill CSV of `rows` gzipped into `out` as it goes (a large day is never held as text).
+pub fn write_wechat_bill_gzip<W: Write>(
+    out: W,
+    appid: &str,
+    mch_id: &str,
+    rows: impl IntoIterator<Item = BillRow>,
+) -> io::Result<W> {
+    let encoder = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+    let mut buffered = io::BufWriter::with_capacity(256 * 1024, encoder);
+    write_wechat_bill(&mut buffered, appid, mch_id, rows)?;
+    buffered.into_inner().map_err(io::IntoInnerError::into_error)?.finish()
+}
+
 /// `bytes` gzipped, as WeChat answers `tar_type=GZIP`.
 pub fn gzip(bytes: &[u8]) -> io::Result<Vec<u8>> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
