@@ -59,6 +59,18 @@ pub enum BenchCommand {
     Decode(BenchDecodeArgs),
     /// Decode real photos from folders with manifests (`../shared/corpus/*`); compare with zxing-cpp, per category.
     Photos(BenchPhotosArgs),
+    /// Read a generated day's WeChat Pay and Alipay bills and match them against the ledger: time, memory, differences.
+    Reconcile(ReconcileBenchArgs),
+}
+
+#[derive(Args)]
+pub struct ReconcileBenchArgs {
+    /// Payments in the day (at most 3000000); one in 50 is refunded, one in 200 reversed, a few carry differences.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub payments: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

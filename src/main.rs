@@ -3,6 +3,7 @@
 mod bench;
 mod bench_coordinator;
 mod bench_payments;
+mod bench_reconcile;
 mod cli;
 mod decode;
 mod demo;
@@ -44,6 +45,7 @@ fn main() -> anyhow::Result<()> {
                 cli::BenchCommand::Coordinator(args) => bench_coordinator::coordinator(args),
                 cli::BenchCommand::Decode(args) => bench::run(args),
                 cli::BenchCommand::Photos(args) => bench::photos::run(args),
+                cli::BenchCommand::Reconcile(args) => bench_reconcile::reconcile(args),
             }
         }
         Command::ProviderSim(args) => {

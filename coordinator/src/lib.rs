@@ -13,6 +13,7 @@ mod error;
 mod grpc;
 pub mod listener;
 pub mod providers;
+pub mod reconcile;
 mod services;
 pub mod sim;
 

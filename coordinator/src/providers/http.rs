@@ -45,6 +45,19 @@ pub(crate) struct HttpClient {
 
 /// The most of a provider's answer that is read; a longer answer leaves the outcome unknown.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// The most of a daily bill that is downloaded (WeChat's gzip, Alipay's zip): a day of a million payments
+/// is a few tens of MiB compressed; anything larger is refused, not read.
+pub const MAX_BILL_BYTES: usize = 256 * 1024 * 1024;
+
+/// How long a bill's download may take, whatever the adapter's per-call timeout.
+pub const BILL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A bill's download: its bytes as they came, or why nothing usable did.
+pub(crate) enum BytesOutcome {
+    Answer { status: u16, body: Vec<u8> },
+    NoAnswer(String),
+}
 /// What came back, or why nothing usable did.
 pub(crate) enum HttpOutcome {
     Answer {
@@ -161,32 +174,64 @@ impl HttpClient {
         self.send(http::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new()))).await
     }
 
+    /// A bill's download by POST (WeChat `downloadbill`): the body's bytes, at most [`MAX_BILL_BYTES`], within
+    /// [`BILL_TIMEOUT`].
+    pub(crate) async fn post_bill(&self, url: &str, content_type: &str, body: String) -> BytesOutcome {
+        let request = http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)));
+        match self.send_limited(request, MAX_BILL_BYTES, BILL_TIMEOUT).await {
+            Ok((status, body)) => BytesOutcome::Answer { status, body },
+            Err(reason) => BytesOutcome::NoAnswer(reason),
+        }
+    }
+
+    /// A bill's download by GET (Alipay's bill URL), bounded as [`HttpClient::post_bill`].
+    pub(crate) async fn get_bill(&self, url: &str) -> BytesOutcome {
+        let request = http::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new()));
+        match self.send_limited(request, MAX_BILL_BYTES, BILL_TIMEOUT).await {
+            Ok((status, body)) => BytesOutcome::Answer { status, body },
+            Err(reason) => BytesOutcome::NoAnswer(reason),
+        }
+    }
+
     async fn send(
         &self,
         request: Result<http::Request<http_body_util::Full<bytes::Bytes>>, http::Error>,
     ) -> HttpOutcome {
+        // Read up to a limit: a provider's answer is a few kilobytes; anything huge is not one.
+        match self.send_limited(request, MAX_ANSWER_BYTES, self.timeout).await {
+            Ok((status, body)) => match String::from_utf8(body) {
+                Ok(body) => HttpOutcome::Answer { status, body },
+                Err(_) => HttpOutcome::NoAnswer("the answer is not UTF-8".to_owned()),
+            },
+            Err(reason) => HttpOutcome::NoAnswer(reason),
+        }
+    }
+
+    /// Sends `request` and reads at most `limit` bytes of the answer within `timeout`.
+    async fn send_limited(
+        &self,
+        request: Result<http::Request<http_body_util::Full<bytes::Bytes>>, http::Error>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<(u16, Vec<u8>), String> {
         use http_body_util::BodyExt;
-        let request = match request {
-            Ok(request) => request,
-            Err(e) => return HttpOutcome::NoAnswer(format!("cannot build the request: {e}")),
-        };
+        let request = request.map_err(|e| format!("cannot build the request: {e}"))?;
         let call = async {
             let response = self.client.request(request).await.map_err(|e| format!("request failed: {}", causes(&e)))?;
             let status = response.status().as_u16();
-            // Read up to a limit: a provider's answer is a few kilobytes; anything huge is not one.
-            let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES);
+            let body = http_body_util::Limited::new(response.into_body(), limit);
             let body =
                 body.collect().await.map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
-                    Some(_) => format!("the answer is larger than {MAX_ANSWER_BYTES} bytes: not read"),
+                    Some(_) => format!("the answer is larger than {limit} bytes: not read"),
                     None => format!("answer cut short: {e}"),
                 })?;
-            let body = String::from_utf8(body.to_bytes().to_vec()).map_err(|_| "the answer is not UTF-8".to_owned())?;
-            Ok::<_, String>((status, body))
+            Ok::<_, String>((status, body.to_bytes().to_vec()))
         };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok((status, body))) => HttpOutcome::Answer { status, body },
-            Ok(Err(reason)) => HttpOutcome::NoAnswer(reason),
-            Err(_) => HttpOutcome::NoAnswer(format!("no answer within {:?}", self.timeout)),
+        match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {timeout:?}")),
         }
     }
 }

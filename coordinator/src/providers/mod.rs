@@ -13,7 +13,7 @@ pub mod alipay;
 pub(crate) mod http;
 pub mod wechat;
 
-pub use http::AdapterConfigError;
+pub use http::{AdapterConfigError, BILL_TIMEOUT, MAX_BILL_BYTES};
 
 use checkout_storage::{ChargeStatus, LaneId, Money, OutTradeNo, PaymentCode, Provider};
 

@@ -163,6 +163,12 @@ fn alipay_trade(
             let action = match books.reverse_order(out_trade_no) {
                 ReverseOutcome::Closed => "close",
                 ReverseOutcome::Refunded => "refund",
+                ReverseOutcome::TooOld => {
+                    let mut answer =
+                        business_fail("ACQ.TRADE_CANCEL_TIME_OUT", "the trade is older than 24 hours: refund it");
+                    answer["retry_flag"] = "N".into();
+                    return answer;
+                }
             };
             serde_json::json!({
                 "code": "10000", "msg": "Success", "out_trade_no": out_trade_no.as_str(),
@@ -206,5 +212,11 @@ pub(super) async fn bill(State(sim): State<Arc<ProviderSim>>, Query(query): Quer
     if sim.faults().outage {
         return outage();
     }
-    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bills::alipay_bill_csv(&sim, &query.date)).into_response()
+    let Some(day) = bills::alipay_day(&query.date) else {
+        return (StatusCode::BAD_REQUEST, "date: yyyy-MM-dd").into_response();
+    };
+    match bills::alipay_bill(&sim, &day) {
+        Ok(zip) => ([(header::CONTENT_TYPE, "application/zip")], zip).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("provider-sim: the bill's zip: {e}")).into_response(),
+    }
 }

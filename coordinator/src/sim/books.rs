@@ -34,6 +34,16 @@ use crate::providers::MAX_REFUNDS_PER_ORDER;
 /// WeChat Pay revokes a quick-pay order still unpaid 45 s after it was made.
 pub const WECHAT_REVOKE_UNPAID_AFTER: Duration = Duration::from_secs(45);
 
+/// WeChat Pay's reverse takes an order up to 7 days after it was made (`secapi/pay/reverse`: "7天以内的交易单可调用撤销");
+/// older, it answers `REVERSE_EXPIRE` and the order must be refunded instead.
+pub const WECHAT_REVERSE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Alipay's `alipay.trade.cancel` takes a trade up to 24 hours old ("撤销只支持24小时内的交易"); older, it answers
+/// `40004` / `ACQ.TRADE_CANCEL_TIME_OUT`. That sub_code is the one the adapter's table (`providers/alipay/codes.rs`)
+/// and `providers.md` already sort as refused; the documents we could search did not list cancel's error table,
+/// so it is the closest documented name for the case.
+pub const ALIPAY_CANCEL_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// Where a booked order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum SimOrderState {
@@ -130,6 +140,9 @@ pub enum ReverseOutcome {
     Closed,
     /// A paid order's money went back to the wallet (what was not refunded already).
     Refunded,
+    /// The order is older than the provider's reverse window ([`WECHAT_REVERSE_WINDOW`],
+    /// [`ALIPAY_CANCEL_WINDOW`]): nothing changed; refund it instead.
+    TooOld,
 }
 
 /// What a refund did.
@@ -506,9 +519,15 @@ impl SimulatedProvider {
             // Reversing an order that never came into being: nothing to give back.
             return ReverseOutcome::Closed;
         };
+        let window = match order.provider {
+            Provider::Alipay => ALIPAY_CANCEL_WINDOW,
+            Provider::WeChatPay | Provider::UnionPay => WECHAT_REVERSE_WINDOW,
+        };
+        let too_old = UnixMillis::now().0 - order.created_at.0 > i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         match order.state {
             SimOrderState::Reversed => ReverseOutcome::Refunded,
             SimOrderState::Closed => ReverseOutcome::Closed,
+            _ if too_old => ReverseOutcome::TooOld,
             SimOrderState::Paying | SimOrderState::NotPaid => {
                 order.state = SimOrderState::Closed;
                 order.paying_until = None;
@@ -526,6 +545,17 @@ impl SimulatedProvider {
                 ReverseOutcome::Refunded
             }
         }
+    }
+
+    /// A test hook: moves an order's creation (and payment, when paid) `by` into the past, as if it had been made
+    /// then, so tests reach the reverse windows without waiting. False when there is no such order.
+    pub fn age_order(&self, out_trade_no: &OutTradeNo, by: Duration) -> bool {
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        let mut books = self.lock();
+        let Some(order) = books.orders.get_mut(out_trade_no) else { return false };
+        order.created_at = UnixMillis(order.created_at.0.saturating_sub(by));
+        order.paid_at = order.paid_at.map(|at| UnixMillis(at.0.saturating_sub(by)));
+        true
     }
 
     /// Refunds `amount` of a paid order, once per `out_refund_no`.

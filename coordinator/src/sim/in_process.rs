@@ -105,6 +105,12 @@ impl PaymentProvider for SimulatedProvider {
             Ok(match outcome {
                 ReverseOutcome::Closed => ReverseAnswer::Reversed { refunded: false },
                 ReverseOutcome::Refunded => ReverseAnswer::Reversed { refunded: true },
+                ReverseOutcome::TooOld => match provider {
+                    Provider::Alipay => alipay::cancel_answer("40004", "ACQ.TRADE_CANCEL_TIME_OUT", "", "N"),
+                    Provider::WeChatPay | Provider::UnionPay => {
+                        wechat::reverse_answer("FAIL", "REVERSE_EXPIRE", "N", false)
+                    }
+                },
             })
         })
     }
@@ -142,7 +148,7 @@ mod tests {
     use super::*;
     use crate::{
         providers::OrderState,
-        sim::books::{Faults, RefundOutcome, SimOptions},
+        sim::books::{Faults, RefundOutcome, SimOptions, SimOrderState},
     };
     use checkout_storage::{ChargeStatus, Currency, LaneId, Money, PaymentCode, SimulatedWallet, UnixMillis};
 
@@ -217,6 +223,35 @@ mod tests {
         let query = sim.query(Provider::WeChatPay, &no).await.unwrap();
         assert!(matches!(query.state, OrderState::Paid { amount, .. } if amount.minor_units == 2_000), "{query:?}");
         assert_eq!(sim.balance(Provider::WeChatPay, 5), 8_000);
+    }
+
+    #[tokio::test]
+    async fn reverse_keeps_each_providers_window() {
+        use crate::sim::{ALIPAY_CANCEL_WINDOW, WECHAT_REVERSE_WINDOW};
+        let sim = SimulatedProvider::new(b"seed", 10_000);
+        let minute = Duration::from_secs(60);
+        let mut orders = Vec::new();
+        for (wallet, provider, no, age) in [
+            (1, Provider::WeChatPay, "S1-W-1", WECHAT_REVERSE_WINDOW + minute),
+            (2, Provider::WeChatPay, "S1-W-2", WECHAT_REVERSE_WINDOW - minute),
+            (3, Provider::Alipay, "S1-A-1", ALIPAY_CANCEL_WINDOW + minute),
+            (4, Provider::Alipay, "S1-A-2", ALIPAY_CANCEL_WINDOW - minute),
+        ] {
+            let code = SimulatedWallet::new(b"seed", provider, wallet).issue_code(UnixMillis::now());
+            sim.micropay(request(code, no, 100)).await.unwrap();
+            let no = OutTradeNo::parse(no).unwrap();
+            assert!(sim.age_order(&no, age));
+            orders.push((provider, no));
+        }
+        let refused = |code: &str| ReverseAnswer::Refused { provider_code: code.into() };
+        assert_eq!(sim.reverse(orders[0].0, &orders[0].1).await.unwrap(), refused("REVERSE_EXPIRE"));
+        assert_eq!(sim.reverse(orders[1].0, &orders[1].1).await.unwrap(), ReverseAnswer::Reversed { refunded: true });
+        assert_eq!(sim.reverse(orders[2].0, &orders[2].1).await.unwrap(), refused("40004/ACQ.TRADE_CANCEL_TIME_OUT"));
+        assert_eq!(sim.reverse(orders[3].0, &orders[3].1).await.unwrap(), ReverseAnswer::Reversed { refunded: true });
+        // Refused: the old orders stay paid (a refund gives their money back).
+        assert_eq!(sim.order(&orders[0].1).unwrap().state, SimOrderState::Paid);
+        assert_eq!(sim.order(&orders[2].1).unwrap().state, SimOrderState::Paid);
+        assert!(!sim.age_order(&OutTradeNo::parse("S1-NONE").unwrap(), minute));
     }
 
     #[tokio::test]

@@ -12,8 +12,11 @@
 //! `alipay.trade.pay` (`scene=bar_code`), `alipay.trade.query`,
 //! `alipay.trade.cancel`, `alipay.trade.refund`,
 //! `alipay.data.dataservice.bill.downloadurl.query` (the URL it gives is
-//! `GET /sim/alipay/bill?date=YYYY-MM-DD`: a UTF-8 CSV, not Alipay's zip of
-//! GBK files).
+//! `GET /sim/alipay/bill?date=YYYY-MM-DD`: Alipay's zip of GBK CSV files, see
+//! `bills.rs`). `downloadbill` answers the gzip of its CSV when asked with
+//! `tar_type=GZIP`. Reverse and cancel keep the providers' windows (7 days,
+//! 24 hours from the order's creation); `SimulatedProvider::age_order` lets a
+//! test get there without waiting.
 //!
 //! Administration (JSON): `GET /sim/books` dumps the books, `GET /sim/faults`
 //! and `POST /sim/faults` read and replace the fault knobs ([`Faults`]),
@@ -47,8 +50,8 @@ use tokio::net::TcpListener;
 
 use books::Fate;
 pub use books::{
-    Faults, PayOutcome, RefundOutcome, ReverseOutcome, SimOptions, SimOrderState, SimRefund, SimulatedOrder,
-    SimulatedProvider, WECHAT_REVOKE_UNPAID_AFTER,
+    ALIPAY_CANCEL_WINDOW, Faults, PayOutcome, RefundOutcome, ReverseOutcome, SimOptions, SimOrderState, SimRefund,
+    SimulatedOrder, SimulatedProvider, WECHAT_REVERSE_WINDOW, WECHAT_REVOKE_UNPAID_AFTER,
 };
 pub use keys::SimKeys;
 

@@ -11,7 +11,7 @@ use checkout_storage::{Currency, Money, OutTradeNo, PaymentCode, Provider, UnixM
 
 use super::{
     Params, ProviderSim, answers, bills,
-    books::{Fate, PayOutcome, RefundOutcome, SimulatedOrder},
+    books::{Fate, PayOutcome, RefundOutcome, ReverseOutcome, SimulatedOrder},
     corrupt, dropped, outage, param,
 };
 use crate::providers::{
@@ -193,7 +193,11 @@ fn call_fields(sim: &ProviderSim, call: WeChatCall, request: &Params, fate: Fate
                 fields.insert("recall".into(), "Y".into());
                 fields
             } else {
-                books.reverse_order(&out_trade_no);
+                if books.reverse_order(&out_trade_no) == ReverseOutcome::TooOld {
+                    let mut fields = result_fail("REVERSE_EXPIRE", "the order is older than 7 days: refund it");
+                    fields.insert("recall".into(), "N".into());
+                    return fields;
+                }
                 let mut fields = Params::new();
                 fields.insert("result_code".into(), "SUCCESS".into());
                 fields.insert("recall".into(), "N".into());
@@ -247,8 +251,15 @@ pub(super) async fn downloadbill(State(sim): State<Arc<ProviderSim>>, body: Stri
         return wechat_fail("invalid bill_date");
     }
     let day = format!("{}-{}-{}", &date[..4], &date[4..6], &date[6..]);
-    match bills::wechat_bill(&sim, &day, param(&request, "bill_type")) {
-        Some(csv) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], csv).into_response(),
-        None => wechat_fail("No Bill Exist"),
+    let Some(csv) = bills::wechat_bill(&sim, &day, param(&request, "bill_type")) else {
+        return wechat_fail("No Bill Exist");
+    };
+    match param(&request, "tar_type") {
+        "" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], csv).into_response(),
+        "GZIP" => match bills::gzip(csv.as_bytes()) {
+            Ok(gzip) => ([(header::CONTENT_TYPE, "application/x-gzip")], gzip).into_response(),
+            Err(_) => wechat_fail("SYSTEMERROR"),
+        },
+        _ => wechat_fail("invalid tar_type"),
     }
 }

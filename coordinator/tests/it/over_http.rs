@@ -10,6 +10,7 @@ use checkout_coordinator::{
         messages,
         wechat::{self, SignType, WeChatConfig, WeChatPayV2},
     },
+    reconcile,
     sim::{self, Faults, ProviderSim, ProviderSimConfig, SimOptions, SimOrderState},
 };
 use checkout_storage::{
@@ -294,7 +295,10 @@ async fn bills_list_the_days_payments_refunds_and_reversals() {
     alipay.micropay(pay(code(Provider::Alipay, 34), "S4-A-1", 999)).await.unwrap();
 
     let today = alipay::china_date(UnixMillis::now());
-    let bill = wechat.download_bill(&today.replace('-', ""), "ALL").await.unwrap().expect("a bill for today");
+    let gzip = wechat.download_bill(&today.replace('-', ""), "ALL").await.unwrap().expect("a bill for today");
+    assert!(gzip.starts_with(&[0x1f, 0x8b]), "asked with tar_type=GZIP");
+    let mut bill = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut bill).unwrap();
     let lines: Vec<&str> = bill.lines().collect();
     // Header, 3 payments, 1 refund, 1 reversal, totals header, totals.
     assert_eq!(lines.len(), 8, "{bill}");
@@ -307,11 +311,45 @@ async fn bills_list_the_days_payments_refunds_and_reversals() {
     assert!(bill.contains("`REVOKED,"), "{bill}");
     // 3 payments of 27.34 yuan; 2.50 + 5.00 refunded; fees 0.07 + 0.06 + 0.03.
     assert_eq!(lines[7], "`5,`27.34,`7.50,`0.00,`0.16,`27.34,`7.50");
+    let parsed = reconcile::parse_wechat_bill(&gzip).unwrap();
+    assert_eq!(parsed.lines.len(), 5);
+    assert_eq!((parsed.totals.charged, parsed.totals.refunded, parsed.totals.fees), (2_734, 750, 16));
     assert_eq!(wechat.download_bill("20000101", "ALL").await.unwrap(), None);
 
-    let bill = alipay.download_bill(&today).await.unwrap();
-    assert!(bill.contains("S4-A-1,sale") && bill.contains(",9.99,"), "{bill}");
-    assert!(!bill.contains("S4-W-1"));
+    // Alipay: a zip of the GBK details and summary files.
+    let zip = alipay.download_bill(&today).await.unwrap();
+    assert!(zip.starts_with(b"PK\x03\x04"), "a zip");
+    let bill = reconcile::parse_alipay_bill(&zip).unwrap();
+    assert_eq!(bill.day.as_deref(), Some(today.as_str()));
+    assert_eq!(bill.lines.len(), 1, "{bill:?}");
+    assert_eq!((bill.lines[0].out_trade_no.as_str(), bill.lines[0].amount, bill.lines[0].fee), ("S4-A-1", 999, 6));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverse_and_cancel_keep_the_providers_windows() {
+    let running = Running::start(SimOptions::default()).await;
+    let (wechat, alipay) = (running.wechat(), running.alipay());
+    wechat.micropay(pay(code(Provider::WeChatPay, 35), "S4-W-OLD", 100)).await.unwrap();
+    wechat.micropay(pay(code(Provider::WeChatPay, 36), "S4-W-6D", 100)).await.unwrap();
+    alipay.micropay(pay(code(Provider::Alipay, 37), "S4-A-OLD", 100)).await.unwrap();
+    let books = running.sim.books();
+    assert!(books.age_order(&no("S4-W-OLD"), sim::WECHAT_REVERSE_WINDOW + Duration::from_secs(60)));
+    assert!(books.age_order(&no("S4-W-6D"), Duration::from_secs(6 * 24 * 3600)));
+    assert!(books.age_order(&no("S4-A-OLD"), sim::ALIPAY_CANCEL_WINDOW + Duration::from_secs(60)));
+    assert_eq!(
+        wechat.reverse(Provider::WeChatPay, &no("S4-W-OLD")).await.unwrap(),
+        ReverseAnswer::Refused { provider_code: "REVERSE_EXPIRE".into() }
+    );
+    assert_eq!(
+        wechat.reverse(Provider::WeChatPay, &no("S4-W-6D")).await.unwrap(),
+        ReverseAnswer::Reversed { refunded: true }
+    );
+    assert_eq!(
+        alipay.reverse(Provider::Alipay, &no("S4-A-OLD")).await.unwrap(),
+        ReverseAnswer::Refused { provider_code: "40004/ACQ.TRADE_CANCEL_TIME_OUT".into() }
+    );
+    assert_eq!(books.order(&no("S4-A-OLD")).unwrap().state, SimOrderState::Paid, "refused: nothing changed");
     running.stop().await;
 }
 

@@ -22,7 +22,7 @@ pub use time::{ChinaTime, china_date, china_datetime, china_time, fen_to_yuan, y
 use super::{
     HTTP_202, MicropayRequest, PaymentProvider, ProviderAnswer, ProviderError, ProviderFuture, QueryAnswer,
     RefundAnswer, RefundRequest, ReverseAnswer,
-    http::{AdapterConfigError, HttpClient, HttpOutcome, TlsOptions},
+    http::{AdapterConfigError, BytesOutcome, HttpClient, TlsOptions},
 };
 
 /// Percent-encodes for `application/x-www-form-urlencoded` (unreserved characters kept).
@@ -146,8 +146,9 @@ impl AlipayAdapter {
 
 impl AlipayAdapter {
     /// `alipay.data.dataservice.bill.downloadurl.query` for a trade bill (`bill_date` as `yyyy-MM-dd`), then the
-    /// bill itself from the URL it gives.
-    pub async fn download_bill(&self, bill_date: &str) -> Result<String, ProviderError> {
+    /// bill itself from the URL it gives: the zip's bytes (read them with `crate::reconcile::parse_alipay_bill`),
+    /// at most [`MAX_BILL_BYTES`](crate::providers::MAX_BILL_BYTES).
+    pub async fn download_bill(&self, bill_date: &str) -> Result<Vec<u8>, ProviderError> {
         let biz = serde_json::json!({ "bill_type": "trade", "bill_date": bill_date });
         let answer = self
             .call("alipay.data.dataservice.bill.downloadurl.query", biz)
@@ -160,12 +161,12 @@ impl AlipayAdapter {
                 format!("no bill: {}", provider_code(text(&answer, "code"), text(&answer, "sub_code"))),
             ));
         }
-        match self.http.get(url).await {
-            HttpOutcome::Answer { status: 200, body } => Ok(body),
-            HttpOutcome::Answer { status, .. } => {
+        match self.http.get_bill(url).await {
+            BytesOutcome::Answer { status: 200, body } => Ok(body),
+            BytesOutcome::Answer { status, .. } => {
                 Err(ProviderError::unreachable(Provider::Alipay, format!("HTTP {status}")))
             }
-            HttpOutcome::NoAnswer(reason) => Err(ProviderError::unreachable(Provider::Alipay, reason)),
+            BytesOutcome::NoAnswer(reason) => Err(ProviderError::unreachable(Provider::Alipay, reason)),
         }
     }
 }

@@ -16,7 +16,7 @@ pub use sign::{SignType, nonce_str, parse_xml, sign, string_to_sign, to_xml, ver
 use super::{
     AdapterConfigError, HTTP_202, MicropayRequest, OrderState, PaymentProvider, ProviderAnswer, ProviderError,
     ProviderFuture, QueryAnswer, RefundAnswer, RefundRequest, ReverseAnswer,
-    http::{HttpClient, HttpOutcome, TlsOptions, invalid},
+    http::{BytesOutcome, HttpClient, TlsOptions, invalid},
     messages,
 };
 
@@ -148,26 +148,32 @@ impl WeChatPayV2 {
 }
 
 impl WeChatPayV2 {
-    /// `pay/downloadbill`: the day's bill (`bill_date` as `yyyyMMdd`, `bill_type` ALL, SUCCESS or REFUND) as
-    /// WeChat's CSV text; `Ok(None)` when there is no bill for that day.
-    pub async fn download_bill(&self, bill_date: &str, bill_type: &str) -> Result<Option<String>, ProviderError> {
+    /// `pay/downloadbill` with `tar_type=GZIP`: the day's bill (`bill_date` as `yyyyMMdd`, `bill_type` ALL, SUCCESS
+    /// or REFUND) as WeChat sends it, gzip bytes (read them with `crate::reconcile::parse_wechat_bill`), at most
+    /// [`MAX_BILL_BYTES`](crate::providers::MAX_BILL_BYTES); `Ok(None)` when there is no bill for that day.
+    pub async fn download_bill(&self, bill_date: &str, bill_type: &str) -> Result<Option<Vec<u8>>, ProviderError> {
         let mut params = self.common();
         params.insert("bill_date".into(), bill_date.into());
         params.insert("bill_type".into(), bill_type.into());
+        params.insert("tar_type".into(), "GZIP".into());
         let signature = sign(&params, &self.config.key, self.config.sign_type);
         params.insert("sign".into(), signature);
         let url = format!("{}/pay/downloadbill", self.base_url);
-        match self.http.post(&url, "text/xml; charset=utf-8", to_xml(&params)).await {
-            HttpOutcome::NoAnswer(reason) => Err(ProviderError::unreachable(Provider::WeChatPay, reason)),
-            HttpOutcome::Answer { status: 200, body } if body.trim_start().starts_with("<xml>") => {
+        match self.http.post_bill(&url, "text/xml; charset=utf-8", to_xml(&params)).await {
+            BytesOutcome::NoAnswer(reason) => Err(ProviderError::unreachable(Provider::WeChatPay, reason)),
+            // An error comes as XML (`return_code` FAIL), a bill as gzip (or CSV text).
+            BytesOutcome::Answer { status: 200, body } if body.trim_ascii_start().starts_with(b"<xml>") => {
+                let body = String::from_utf8(body).map_err(|_| {
+                    ProviderError::bad_answer(Provider::WeChatPay, "downloadbill: XML that is not UTF-8")
+                })?;
                 let answer = parse_xml(&body).map_err(|e| ProviderError::bad_answer(Provider::WeChatPay, e))?;
                 match field(&answer, "return_msg") {
                     "No Bill Exist" => Ok(None),
                     other => Err(ProviderError::bad_answer(Provider::WeChatPay, format!("downloadbill: {other}"))),
                 }
             }
-            HttpOutcome::Answer { status: 200, body } => Ok(Some(body)),
-            HttpOutcome::Answer { status, .. } => {
+            BytesOutcome::Answer { status: 200, body } => Ok(Some(body)),
+            BytesOutcome::Answer { status, .. } => {
                 Err(ProviderError::unreachable(Provider::WeChatPay, format!("HTTP {status}")))
             }
         }
