@@ -27,6 +27,9 @@ pub enum Command {
     /// A test tool, not a provider: serve a simulated WeChat Pay v2 and Alipay OpenAPI provider over HTTP
     /// (real books, fault injection), on loopback unless told otherwise.
     ProviderSim(ProviderSimArgs),
+    /// Reconcile a business day against the providers' bills on a running coordinator and export every
+    /// difference as CSV (a manager's token).
+    Reconcile(ReconcileArgs),
     /// Make a new random token and print it with its SHA-256, for the coordinator's --config file.
     Token(TokenArgs),
 }
@@ -458,4 +461,27 @@ pub async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = term => tracing::info!("SIGTERM received"),
     }
+}
+
+#[derive(Args)]
+pub struct ReconcileArgs {
+    /// The business day, YYYY-MM-DD (China Standard Time); it must be over.
+    #[arg(long)]
+    pub date: String,
+    /// The provider whose bill to reconcile: wechat, alipay or unionpay [default: wechat and alipay].
+    #[arg(long)]
+    pub provider: Vec<String>,
+    /// Where to write the differences, as CSV ("-" for standard output).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// The coordinator's URL.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub coordinator: String,
+    /// File holding a manager's token (the coordinator keeps a generated one in its data folder's
+    /// credentials/manager.token).
+    #[arg(long)]
+    pub token_file: PathBuf,
+    /// PEM CA certificate the coordinator's TLS certificate chains to (for an https:// URL).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
 }

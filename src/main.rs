@@ -7,6 +7,7 @@ mod bench_reconcile;
 mod cli;
 mod decode;
 mod demo;
+mod reconcile;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -51,6 +52,10 @@ fn main() -> anyhow::Result<()> {
         Command::ProviderSim(args) => {
             init_tracing("info");
             run_provider_sim(args)
+        }
+        Command::Reconcile(args) => {
+            init_tracing("warn");
+            reconcile::run(args)
         }
         Command::Token(args) => make_token(&args),
     }

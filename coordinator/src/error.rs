@@ -28,6 +28,9 @@ pub enum CoordinatorError {
     Storage(#[from] StorageError),
     #[error("the coordinator is shutting down")]
     ShuttingDown,
+    /// A payment provider could not be reached or answered something unusable; nothing was changed.
+    #[error("{0}")]
+    ProviderUnavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -67,6 +70,7 @@ impl CoordinatorError {
             CoordinatorError::ResourceExhausted(_) => (Code::ResourceExhausted, "RESOURCE_EXHAUSTED"),
             CoordinatorError::Storage(_) => (Code::Unavailable, "LEDGER_UNAVAILABLE"),
             CoordinatorError::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
+            CoordinatorError::ProviderUnavailable(_) => (Code::Unavailable, "PROVIDER_UNAVAILABLE"),
             CoordinatorError::Internal(_) => (Code::Internal, "INTERNAL"),
         }
     }

@@ -29,8 +29,8 @@ pub use lane_store::{FinishedSale, LaneStore, OutboxItem, ShiftCount};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
     AnsweredRequest, AuditRecord, ChargeEvent, ChargeRecord, ChargeStatus, LaneClosure, LaneRecord, LaneTokenRecord,
-    Product, RefundRecord, RefundStatus, SaleLine, SaleRecord, SettlementGap, ShiftRecord, ShiftSettlement,
-    basket_digest,
+    Product, ReconciliationRecord, RefundRecord, RefundStatus, SaleLine, SaleRecord, SettlementGap, ShiftRecord,
+    ShiftSettlement, basket_digest,
 };
 pub use store::{AUDIT_KEEP, REQUEST_KEEP_MILLIS, StorageError, Store};
 pub use summary::{RefundTally, ShiftTally, Sums, Tally, TallyFilter};

@@ -17,6 +17,7 @@ impl Record for AuditRecord {}
 impl Record for AnsweredRequest {}
 impl Record for LaneClosure {}
 impl Record for ShiftSettlement {}
+impl Record for ReconciliationRecord {}
 impl Record for OutTradeNo {}
 impl Record for String {}
 
@@ -77,6 +78,21 @@ impl ShiftSettlement {
     pub fn agrees(&self) -> bool {
         self.gaps.is_empty() && self.lane_sales == self.ledger_sales && self.lane_total == self.ledger_total
     }
+}
+
+/// A business day reconciled against one provider's bill. The difference lines and the two sides' totals
+/// are the coordinator's (`summary`, and each difference, as JSON): the ledger keeps them as they were found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconciliationRecord {
+    /// Given when it is stored: later runs have higher ids.
+    pub id: u64,
+    pub day: crate::BusinessDay,
+    pub provider: Provider,
+    pub run_at: UnixMillis,
+    /// "manager ann".
+    pub run_by: String,
+    pub differences: u64,
+    pub summary: String,
 }
 
 /// A lane a manager closed: it finishes the customer it was serving and takes no new one until opened.

@@ -18,3 +18,4 @@ mod photo_corpus;
 mod processes;
 mod provider_protocols;
 mod real_client;
+mod reconciliation;

@@ -15,6 +15,27 @@ use tonic::Code;
 
 use crate::hostile_clients::{code, money, pay, register};
 
+/// A store for one test: a coordinator on a fresh ledger with the in-process provider, the lane `L1`
+/// registered, and a manager's client.
+pub(crate) struct TestStore {
+    pub(crate) data: tempfile::TempDir,
+    pub(crate) sim: Arc<SimulatedProvider>,
+    pub(crate) coordinator: common::RunningCoordinator,
+    pub(crate) lane: checkout_lanes::CoordinatorClient,
+    pub(crate) manager: common::ManagerClient,
+}
+
+impl TestStore {
+    pub(crate) async fn open() -> TestStore {
+        let data = tempfile::tempdir().unwrap();
+        let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
+        let coordinator = start_coordinator(data.path(), &sim).await;
+        let lane = register("L1", &coordinator.url).await;
+        let manager = manager_client(&coordinator.url).await;
+        TestStore { data, sim, coordinator, lane, manager }
+    }
+}
+
 /// The `ErrorInfo` reason of a status, and the field a `BadRequest` names, if any.
 fn reason_of(status: &tonic::Status) -> (String, Option<String>) {
     let rich = google_rpc::Status::decode(status.details()).expect("grpc-status-details-bin holds a google.rpc.Status");
@@ -40,12 +61,7 @@ fn reason_of(status: &tonic::Status) -> (String, Option<String>) {
 
 #[tokio::test]
 async fn a_manager_looks_up_reverses_and_repeats_safely() {
-    let data = tempfile::tempdir().unwrap();
-    let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
-    let coordinator = start_coordinator(data.path(), &sim).await;
-    let url = coordinator.url.clone();
-    let mut lane = register("L1", &url).await;
-    let mut manager = manager_client(&url).await;
+    let TestStore { data, sim, coordinator, mut lane, mut manager } = TestStore::open().await;
 
     // Two paid sales: one to reverse, one to refund.
     let wallet_balance = sim.balance(Provider::WeChatPay, 3);
@@ -183,13 +199,9 @@ fn beat(lane: &str, state: pb::LaneState, sale: &str, items: u32) -> pb::Heartbe
 #[tokio::test]
 async fn a_manager_watches_the_lanes_and_closes_one_after_its_customer() {
     use tokio_stream::StreamExt;
-    let data = tempfile::tempdir().unwrap();
-    let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
-    let coordinator = start_coordinator(data.path(), &sim).await;
+    let TestStore { data: _data, sim: _sim, coordinator, lane: mut l1, mut manager } = TestStore::open().await;
     let url = coordinator.url.clone();
-    let mut l1 = register("L1", &url).await;
     let mut l2 = register("L2", &url).await;
-    let mut manager = manager_client(&url).await;
 
     let mut watch = manager.watch_lanes(pb::WatchLanesRequest {}).await.unwrap().into_inner();
     let first = watch.next().await.unwrap().unwrap();
@@ -290,13 +302,9 @@ fn at(millis: i64) -> Option<checkout_proto::Timestamp> {
 #[tokio::test]
 async fn totals_by_lane_provider_shift_and_time_window() {
     use checkout_storage::BusinessDay;
-    let data = tempfile::tempdir().unwrap();
-    let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
-    let coordinator = start_coordinator(data.path(), &sim).await;
+    let TestStore { data: _data, sim: _sim, coordinator, lane: mut l1, mut manager } = TestStore::open().await;
     let url = coordinator.url.clone();
-    let mut l1 = register("L1", &url).await;
     let mut l2 = register("L2", &url).await;
-    let mut manager = manager_client(&url).await;
     let shift = pb::OpenShiftRequest {
         lane_id: "L1".into(),
         shift_id: "L1-SH1".into(),

@@ -26,6 +26,7 @@ mod convert;
 mod lane_api;
 mod lanes_live;
 mod paging;
+mod reconciliations_api;
 mod request_ids;
 mod store_api;
 

@@ -12,7 +12,7 @@ use super::{
     lane_id_of,
     lanes_live::{self, lane_to_pb},
     paging::{finish_page, page_request},
-    plain_text,
+    plain_text, reconciliations_api,
     request_ids::{Repeat, answer_once},
     respond,
 };
@@ -344,6 +344,14 @@ impl StoreApi {
         .await
     }
 
+    async fn reconcile(&self, caller: &Caller, request: pb::ReconcileRequest) -> Result<pb::Reconciliation> {
+        let method = ("Reconcile", Repeat::FirstAnswer);
+        answer_once(&self.0, caller, method, &request.request_id, &request, async {
+            reconciliations_api::reconcile(&self.0, caller, &request).await
+        })
+        .await
+    }
+
     async fn issue_lane_token(&self, caller: &Caller, request: pb::IssueLaneTokenRequest) -> Result<pb::LaneToken> {
         let lane_id = lane_id_of(&request.lane_id)?;
         let method = ("IssueLaneToken", Repeat::Refused("TOKEN_ALREADY_ISSUED"));
@@ -511,6 +519,26 @@ impl pb::store_service_server::StoreService for StoreApi {
         request: Request<pb::RevokeLaneTokenRequest>,
     ) -> Result<Response<pb::RevokeLaneTokenResponse>, Status> {
         with_caller!(request, |caller, message| self.revoke_lane_token(&caller, message).await)
+    }
+
+    async fn reconcile(&self, request: Request<pb::ReconcileRequest>) -> Result<Response<pb::Reconciliation>, Status> {
+        with_caller!(request, |caller, message| self.reconcile(&caller, message).await)
+    }
+
+    async fn list_reconciliations(
+        &self,
+        request: Request<pb::ListReconciliationsRequest>,
+    ) -> Result<Response<pb::ListReconciliationsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| reconciliations_api::list(c, request)).await
+    }
+
+    async fn get_reconciliation(
+        &self,
+        request: Request<pb::GetReconciliationRequest>,
+    ) -> Result<Response<pb::GetReconciliationResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| reconciliations_api::get(c, request)).await
     }
 
     async fn list_audit(

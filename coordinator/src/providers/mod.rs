@@ -154,6 +154,18 @@ pub trait PaymentProvider: Send + Sync + 'static {
 
     /// Refunds part or all of a paid order (WeChat `secapi/pay/refund`, Alipay `alipay.trade.refund`).
     fn refund(&self, request: RefundRequest) -> ProviderFuture<'_, Result<RefundAnswer, ProviderError>>;
+
+    /// `provider`'s bill of the business day `day` (`2026-11-25`, China Standard Time) as it ships it (WeChat
+    /// Pay `pay/downloadbill`, every line, gzip; Alipay the zip `alipay.data.dataservice.bill.downloadurl.query`
+    /// points to), `None` when it has no bill for that day. A provider without bills answers an error.
+    fn download_bill(
+        &self,
+        provider: Provider,
+        day: &str,
+    ) -> ProviderFuture<'_, Result<Option<Vec<u8>>, ProviderError>> {
+        let _ = day;
+        Box::pin(async move { Err(ProviderError::unreachable(provider, "this provider has no bill to download")) })
+    }
 }
 
 /// The cashier's words for each outcome.

@@ -4,5 +4,6 @@
 pub mod lane_tokens;
 pub mod live;
 pub mod open_sales;
+pub mod reconciliations;
 pub mod sales;
 pub mod shifts;

@@ -547,14 +547,20 @@ impl SimulatedProvider {
         }
     }
 
-    /// A test hook: moves an order's creation (and payment, when paid) `by` into the past, as if it had been made
-    /// then, so tests reach the reverse windows without waiting. False when there is no such order.
+    /// A test hook: moves an order's whole history (creation, payment, closing, refunds) `by` into the past, as
+    /// if it had happened then, so tests reach the reverse windows and yesterday's bill without waiting. False
+    /// when there is no such order.
     pub fn age_order(&self, out_trade_no: &OutTradeNo, by: Duration) -> bool {
         let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        let earlier = |at: UnixMillis| UnixMillis(at.0.saturating_sub(by));
         let mut books = self.lock();
         let Some(order) = books.orders.get_mut(out_trade_no) else { return false };
-        order.created_at = UnixMillis(order.created_at.0.saturating_sub(by));
-        order.paid_at = order.paid_at.map(|at| UnixMillis(at.0.saturating_sub(by)));
+        order.created_at = earlier(order.created_at);
+        order.paid_at = order.paid_at.map(earlier);
+        order.closed_at = order.closed_at.map(earlier);
+        for refund in &mut order.refunds {
+            refund.at = earlier(refund.at);
+        }
         true
     }
 

@@ -3,7 +3,7 @@
 use checkout_storage::{OutTradeNo, Provider};
 
 use super::{
-    answers,
+    answers, bills,
     books::{PayOutcome, ReverseOutcome, SimulatedProvider},
 };
 use crate::providers::{
@@ -137,6 +137,35 @@ impl PaymentProvider for SimulatedProvider {
                 Provider::Alipay => answers::alipay::refund_answer_of(&outcome),
                 Provider::WeChatPay | Provider::UnionPay => answers::wechat::refund_answer_of(&outcome),
             })
+        })
+    }
+
+    /// The books' bill of `day`, written as the provider ships it (the merchant ids of `provider-sim`'s
+    /// defaults: the in-process provider has no merchant).
+    fn download_bill(
+        &self,
+        provider: Provider,
+        day: &str,
+    ) -> ProviderFuture<'_, Result<Option<Vec<u8>>, ProviderError>> {
+        let day = day.to_owned();
+        Box::pin(async move {
+            if self.fate().await.is_none() {
+                return Err(ProviderError::unreachable(provider, "outage (injected)"));
+            }
+            let rows = bills::bill_rows(&self.snapshot().orders, provider, &day);
+            let failed = |e: std::io::Error| ProviderError::bad_answer(provider, format!("the bill: {e}"));
+            match provider {
+                Provider::Alipay => bills::write_alipay_bill(std::io::Cursor::new(Vec::new()), &day, rows)
+                    .map(|zip| Some(zip.into_inner()))
+                    .map_err(|e| ProviderError::bad_answer(provider, format!("the bill: {e}"))),
+                Provider::WeChatPay | Provider::UnionPay if rows.is_empty() => Ok(None),
+                Provider::WeChatPay | Provider::UnionPay => {
+                    let gzip = Vec::new();
+                    bills::write_wechat_bill_gzip(gzip, super::WECHAT_APPID, super::WECHAT_MCH_ID, rows)
+                        .map(Some)
+                        .map_err(failed)
+                }
+            }
         })
     }
 }

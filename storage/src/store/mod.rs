@@ -91,6 +91,10 @@ pub struct Store {
     charges_by_time: sled::Tree,
     sales_by_time: sled::Tree,
     refunds_by_time: sled::Tree,
+    reversals_by_time: sled::Tree,
+    /// Reconciliation id -> a day's reconciliation against a bill; id and number -> each difference.
+    reconciliations: sled::Tree,
+    reconciliation_differences: sled::Tree,
     /// Shift id -> the lane's count of the shift against the ledger's.
     shift_settlements: sled::Tree,
     audit_entries: Arc<std::sync::atomic::AtomicU64>,
@@ -196,6 +200,7 @@ fn verify_ledger(db: &sled::Db) -> Result<()> {
     check::<AnsweredRequest>(db, "requests")?;
     check::<LaneClosure>(db, "lane_closures")?;
     check::<crate::ShiftSettlement>(db, "shift_settlements")?;
+    check::<crate::ReconciliationRecord>(db, "reconciliations")?;
     check::<OutTradeNo>(db, "code_uses")
 }
 
@@ -240,6 +245,9 @@ impl Store {
             charges_by_time: tree("charges_by_time")?,
             sales_by_time: tree("sales_by_time")?,
             refunds_by_time: tree("refunds_by_time")?,
+            reversals_by_time: tree("reversals_by_time")?,
+            reconciliations: tree("reconciliations")?,
+            reconciliation_differences: tree("reconciliation_differences")?,
             shift_settlements: tree("shift_settlements")?,
             audit_entries,
             audit_keep: Arc::new(std::sync::atomic::AtomicU64::new(AUDIT_KEEP)),
@@ -268,6 +276,7 @@ impl Store {
             summary.charge(&charge, 1);
             if index_times {
                 self.index_charge_time(&charge)?;
+                self.index_reversal_time(&charge)?;
             }
         }
         for entry in self.sales.iter() {
@@ -621,6 +630,7 @@ impl Store {
 
     pub fn put_charge(&self, charge: &ChargeRecord) -> Result<()> {
         self.index_charge_time(charge)?;
+        self.index_reversal_time(charge)?;
         let key = charge.out_trade_no.as_str().as_bytes();
         let old = self.replace(&self.charges, ("charges", "writing a charge"), key, charge)?;
         let mut summary = self.summary();
@@ -751,6 +761,7 @@ impl Store {
     }
 }
 
+mod reconciliations;
 mod requests;
 mod settlements;
 mod windows;

@@ -14,13 +14,53 @@ pub(super) fn time_key(at: UnixMillis, id: &str) -> Vec<u8> {
 }
 
 /// The ledger's own key under which the indexes by time are known to hold every record.
-pub(super) const TIME_INDEXES_BUILT: &[u8] = b"checkout:time-indexes-built";
+pub(super) const TIME_INDEXES_BUILT: &[u8] = b"checkout:time-indexes-built-2";
 
 impl Store {
     /// Indexes a charge by when it was made (idempotent: a charge's creation never changes).
     pub(super) fn index_charge_time(&self, charge: &ChargeRecord) -> Result<()> {
         let key = time_key(charge.created_at, charge.out_trade_no.as_str());
         self.folder.write(|| self.charges_by_time.insert(key, &[]).map(drop).map_err(io("indexing a charge")))
+    }
+
+    /// Indexes a reversed charge by when its reversal was confirmed (a bill shows it that day).
+    pub(super) fn index_reversal_time(&self, charge: &ChargeRecord) -> Result<()> {
+        let (ChargeStatus::Reversed, Some(at)) = (charge.status, charge.settled_at) else { return Ok(()) };
+        let key = time_key(at, charge.out_trade_no.as_str());
+        self.folder.write(|| self.reversals_by_time.insert(key, &[]).map(drop).map_err(io("indexing a reversal")))
+    }
+
+    /// Charges made from `start` until `end` (not included), by when they were made.
+    pub fn charges_made_between(&self, start: UnixMillis, end: UnixMillis) -> Result<Vec<ChargeRecord>> {
+        self.read_between(&self.charges_by_time, &self.charges, "charges", start, end)
+    }
+
+    /// Charges whose reversal was confirmed from `start` until `end`.
+    pub fn charges_reversed_between(&self, start: UnixMillis, end: UnixMillis) -> Result<Vec<ChargeRecord>> {
+        self.read_between(&self.reversals_by_time, &self.charges, "charges", start, end)
+    }
+
+    /// Refunds asked from `start` until `end`.
+    pub fn refunds_asked_between(&self, start: UnixMillis, end: UnixMillis) -> Result<Vec<RefundRecord>> {
+        self.read_between(&self.refunds_by_time, &self.refunds, "refunds", start, end)
+    }
+
+    fn read_between<T: super::Record>(
+        &self,
+        index: &sled::Tree,
+        records: &sled::Tree,
+        name: &'static str,
+        start: UnixMillis,
+        end: UnixMillis,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for entry in index.range(time_key(start, "")..time_key(end, "")) {
+            let (key, _) = entry.map_err(io("reading"))?;
+            if let Some(record) = get::<T>(records, name, key.get(8..).unwrap_or_default())? {
+                out.push(record);
+            }
+        }
+        Ok(out)
     }
 
     pub(super) fn index_sale_time(&self, sale: &SaleRecord) -> Result<()> {

@@ -268,4 +268,9 @@ impl PaymentProvider for AlipayAdapter {
             Ok(refund_answer(text(&answer, "code"), text(&answer, "sub_code"), &refund_id))
         })
     }
+
+    fn download_bill(&self, _: Provider, day: &str) -> ProviderFuture<'_, Result<Option<Vec<u8>>, ProviderError>> {
+        let bill_date = day.to_owned();
+        Box::pin(async move { AlipayAdapter::download_bill(self, &bill_date).await.map(Some) })
+    }
 }

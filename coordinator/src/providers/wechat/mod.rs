@@ -300,4 +300,9 @@ impl PaymentProvider for WeChatPayV2 {
             Ok(refund_answer(code, field(&answer, "refund_id")))
         })
     }
+
+    fn download_bill(&self, _: Provider, day: &str) -> ProviderFuture<'_, Result<Option<Vec<u8>>, ProviderError>> {
+        let bill_date = day.replace('-', "");
+        Box::pin(async move { WeChatPayV2::download_bill(self, &bill_date, "ALL").await })
+    }
 }
