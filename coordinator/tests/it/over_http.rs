@@ -323,6 +323,14 @@ async fn bills_list_the_days_payments_refunds_and_reversals() {
     assert_eq!(bill.day.as_deref(), Some(today.as_str()));
     assert_eq!(bill.lines.len(), 1, "{bill:?}");
     assert_eq!((bill.lines[0].out_trade_no.as_str(), bill.lines[0].amount, bill.lines[0].fee), ("S4-A-1", 999, 6));
+
+    // The same bills as the coordinator asks for them, by business day (`2026-11-25`).
+    let wechat: &dyn PaymentProvider = &wechat;
+    let gzip = wechat.download_bill(Provider::WeChatPay, &today).await.unwrap().expect("a bill");
+    assert_eq!(reconcile::parse_wechat_bill(&gzip).unwrap().lines.len(), 5);
+    let alipay: &dyn PaymentProvider = &alipay;
+    let zip = alipay.download_bill(Provider::Alipay, &today).await.unwrap().expect("a bill");
+    assert_eq!(reconcile::parse_alipay_bill(&zip).unwrap().lines.len(), 1);
     running.stop().await;
 }
 
