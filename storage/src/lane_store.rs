@@ -82,7 +82,7 @@ fn verify_lane_folder(db: &sled::Db) -> Result<()> {
 
 impl LaneStore {
     pub fn open(path: &Path) -> Result<LaneStore> {
-        let folder = DataFolder::open(path, "checkout-lane", verify_lane_folder)?;
+        let (folder, ()) = DataFolder::open(path, "checkout-lane", verify_lane_folder)?;
         let outbox = folder.db.open_tree("outbox").map_err(io("opening a tree"))?;
         let meta = folder.db.open_tree("meta").map_err(io("opening a tree"))?;
         Ok(LaneStore { folder: std::sync::Arc::new(folder), outbox, meta, path: path.to_owned() })
