@@ -227,6 +227,28 @@ impl LedgerSummary {
         out
     }
 
+    /// Adds in what `other` counted (a part of the records summed apart, on another thread).
+    pub(crate) fn absorb(&mut self, other: LedgerSummary) {
+        self.store.absorb(&other.store);
+        for (lane, tally) in other.lanes {
+            self.lanes.entry(lane).or_default().absorb(&tally);
+        }
+        for (shift, tally) in other.shifts {
+            self.shifts.entry(shift).or_default().absorb(&tally);
+        }
+        self.refunds.refunds = self.refunds.refunds.saturating_add(other.refunds.refunds);
+        self.refunds.refunded_total.absorb(&other.refunds.refunded_total);
+        for (key, count) in other.unsettled {
+            bump_member(&mut self.unsettled, key, count);
+        }
+        for (key, count) in other.open_shifts {
+            bump_member(&mut self.open_shifts, key, count);
+        }
+        for (key, tally) in other.days {
+            self.days.entry(key).or_default().absorb(&tally);
+        }
+    }
+
     /// Counts what a closed day's records counted, kept in its [`ClosedDay`] once they left for the archive.
     pub(crate) fn closed_day(&mut self, closed: &ClosedDay) {
         for part in &closed.by_lane {

@@ -56,6 +56,31 @@ pub(super) struct DayMove {
     keep_providers: Vec<(OutTradeNo, Provider)>,
 }
 
+/// Writes to one tree, applied key by key: a close needs no atomic batch (its commit point is one record),
+/// and sled 0.34 slows down badly on batches of thousands of keys.
+#[derive(Default)]
+struct Ops(Vec<(Vec<u8>, Option<Vec<u8>>)>);
+
+impl Ops {
+    fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.0.push((key.into(), Some(value.into())));
+    }
+
+    fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.0.push((key.into(), None));
+    }
+
+    fn apply(self, tree: &sled::Tree) -> std::result::Result<(), sled::Error> {
+        for (key, value) in self.0 {
+            match value {
+                Some(value) => drop(tree.insert(key, value)?),
+                None => drop(tree.remove(key)?),
+            }
+        }
+        Ok(())
+    }
+}
+
 fn day_of_key(tree: &'static str, id: &[u8], bytes: &[u8]) -> Result<BusinessDay> {
     let key: [u8; 4] = bytes.try_into().map_err(|_| StorageError::Corrupt {
         tree,
@@ -209,20 +234,20 @@ impl Store {
         let day = moving.closed.day;
         let db = self.month_db(&day.month(), true)?;
         let trees = RecordTrees::of(&db)?;
-        let (mut charges, mut charge_times) = (sled::Batch::default(), sled::Batch::default());
+        let (mut charges, mut charge_times) = (Ops::default(), Ops::default());
         for charge in &moving.records.charges {
             charges.insert(charge.out_trade_no.as_str().as_bytes(), encode("charge", charge)?);
-            charge_times.insert(time_key(charge.created_at, charge.out_trade_no.as_str()), &[]);
+            charge_times.insert(time_key(charge.created_at, charge.out_trade_no.as_str()), []);
         }
-        let (mut sales, mut sale_times) = (sled::Batch::default(), sled::Batch::default());
+        let (mut sales, mut sale_times) = (Ops::default(), Ops::default());
         for sale in &moving.records.sales {
             sales.insert(sale.sale_id.as_str().as_bytes(), encode("sale", sale)?);
-            sale_times.insert(time_key(sale.finished_at, sale.sale_id.as_str()), &[]);
+            sale_times.insert(time_key(sale.finished_at, sale.sale_id.as_str()), []);
         }
-        let (mut refunds, mut refund_times) = (sled::Batch::default(), sled::Batch::default());
+        let (mut refunds, mut refund_times) = (Ops::default(), Ops::default());
         for refund in &moving.records.refunds {
             refunds.insert(refund.out_refund_no.as_bytes(), encode("refund", refund)?);
-            refund_times.insert(time_key(refund.created_at, &refund.out_refund_no), &[]);
+            refund_times.insert(time_key(refund.created_at, &refund.out_refund_no), []);
         }
         let write = || io("writing the archive");
         for (tree, batch) in [
@@ -233,7 +258,7 @@ impl Store {
             (&trees.refunds, refunds),
             (&trees.refunds_by_time, refund_times),
         ] {
-            tree.apply_batch(batch).map_err(write())?;
+            batch.apply(tree).map_err(write())?;
         }
         let mark =
             DayMark { charges: moving.closed.charges, sales: moving.closed.sales, refunds: moving.closed.refunds };
@@ -243,19 +268,19 @@ impl Store {
 
         let index = self.archive_index()?;
         let tree = |name: &str| index.open_tree(name).map_err(write());
-        let mut ids = [sled::Batch::default(), sled::Batch::default(), sled::Batch::default(), sled::Batch::default()];
+        let mut ids = [Ops::default(), Ops::default(), Ops::default(), Ops::default()];
         for charge in &moving.records.charges {
-            ids[0].insert(charge.out_trade_no.as_str().as_bytes(), &day.key());
+            ids[0].insert(charge.out_trade_no.as_str().as_bytes(), day.key());
         }
         for sale in &moving.records.sales {
-            ids[1].insert(sale.sale_id.as_str().as_bytes(), &day.key());
+            ids[1].insert(sale.sale_id.as_str().as_bytes(), day.key());
         }
         for refund in &moving.records.refunds {
-            ids[2].insert(refund.out_refund_no.as_bytes(), &day.key());
-            ids[3].insert(refund_index_key(refund), &day.key());
+            ids[2].insert(refund.out_refund_no.as_bytes(), day.key());
+            ids[3].insert(refund_index_key(refund), day.key());
         }
         for (name, batch) in ["charges", "sales", "refunds", "refunds_by_order"].into_iter().zip(ids) {
-            tree(name)?.apply_batch(batch).map_err(write())?;
+            batch.apply(&tree(name)?).map_err(write())?;
         }
         tree("days")?.insert(day.key(), mark).map_err(write())?;
         index.flush().map_err(io("flushing the archive")).map(drop)
@@ -281,7 +306,7 @@ impl Store {
     /// Step 4: removes archived records from the live ledger, with their index entries and their codes'
     /// claims (a payment code lives a minute: one of a closed day can no longer be shown).
     pub(super) fn remove_live(&self, records: &Leftovers) -> Result<()> {
-        let mut batches: [sled::Batch; 7] = Default::default();
+        let mut batches: [Ops; 7] = Default::default();
         for charge in &records.charges {
             batches[0].remove(charge.out_trade_no.as_str().as_bytes());
             batches[1].remove(time_key(charge.created_at, charge.out_trade_no.as_str()));
@@ -306,7 +331,7 @@ impl Store {
         ];
         self.folder.write(|| {
             for (tree, batch) in trees.into_iter().zip(batches) {
-                tree.apply_batch(batch).map_err(io("removing archived records"))?;
+                batch.apply(tree).map_err(io("removing archived records"))?;
             }
             for charge in &records.charges {
                 let claim = encode("code use", &charge.out_trade_no)?;
