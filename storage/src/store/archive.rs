@@ -401,6 +401,20 @@ impl Store {
         self.archived("charges", out_trade_no.as_str().as_bytes())
     }
 
+    /// The archived charges whose `out_trade_no` starts with `prefix`, through the id index.
+    pub(super) fn archived_charges_with_prefix(&self, prefix: &str) -> Result<Vec<ChargeRecord>> {
+        if self.days().closed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let index = self.archive_index()?.open_tree("charges").map_err(io("opening a tree"))?;
+        let mut out = Vec::new();
+        for entry in index.scan_prefix(prefix.as_bytes()) {
+            let (key, _) = entry.map_err(io("reading the archive"))?;
+            out.extend(self.archived::<ChargeRecord>("charges", &key)?);
+        }
+        Ok(out)
+    }
+
     pub(super) fn archived_sale(&self, sale_id: &[u8]) -> Result<Option<SaleRecord>> {
         self.archived("sales", sale_id)
     }

@@ -203,6 +203,10 @@ fn closing_days_keeps_every_total_before_and_after_reopening() {
         "RF-3"
     );
 
+    let attempts = store.charges_with_prefix("S1-L1-A").unwrap();
+    assert_eq!(attempts.iter().map(|c| c.sale_id.as_str()).collect::<Vec<_>>(), ["L1-A1", "L1-A2", "L1-A4"]);
+    assert_eq!(store.charges_with_prefix("S1-L1-C1-").unwrap().len(), 1, "a live one");
+
     // By month, with the live lists' key paging.
     assert_eq!(store.archived_months(), ["2025-01", "2025-02"]);
     let january = store.archived_charges_page("2025-01", "", None, 2).unwrap();

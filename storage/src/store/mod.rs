@@ -628,6 +628,7 @@ impl Store {
         })
     }
 
+    /// Every live charge (the open days'; a closed day's are in the archive).
     pub fn charges(&self) -> Result<Vec<ChargeRecord>> {
         all(&self.charges, "charges")
     }
@@ -637,15 +638,16 @@ impl Store {
         self.unsettled_page(None, usize::MAX)
     }
 
-    /// Charges whose `out_trade_no` starts with `prefix`: every attempt of one sale.
+    /// Charges whose `out_trade_no` starts with `prefix`: every attempt of one sale, live or archived.
     pub fn charges_with_prefix(&self, prefix: &str) -> Result<Vec<ChargeRecord>> {
-        self.charges
-            .scan_prefix(prefix.as_bytes())
-            .map(|entry| {
-                let (k, v) = entry.map_err(io("reading"))?;
-                decode("charges", &k, &v)
-            })
-            .collect()
+        let mut charges = self.archived_charges_with_prefix(prefix)?;
+        for entry in self.charges.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = entry.map_err(io("reading"))?;
+            charges.push(decode("charges", &k, &v)?);
+        }
+        charges.sort_by(|a, b| a.out_trade_no.cmp(&b.out_trade_no));
+        charges.dedup_by(|a, b| a.out_trade_no == b.out_trade_no);
+        Ok(charges)
     }
 
     /// The refund `out_refund_no`, live or archived.
@@ -707,6 +709,7 @@ impl Store {
         })
     }
 
+    /// Every live refund.
     pub fn refunds(&self) -> Result<Vec<RefundRecord>> {
         all(&self.refunds, "refunds")
     }
@@ -737,6 +740,7 @@ impl Store {
         Ok(existing.is_none())
     }
 
+    /// Every live sale.
     pub fn sales(&self) -> Result<Vec<SaleRecord>> {
         all(&self.sales, "sales")
     }
