@@ -116,11 +116,28 @@ pub struct LedgerBenchArgs {
     /// Writers committing at once.
     #[arg(long, default_value_t = 40)]
     pub writers: u64,
-    /// Folder to put the temporary ledger in (default: the system's temporary folder).
+    /// Folder to put the temporary ledger in (default: the system's temporary folder). With --startup: where
+    /// the built history is kept (`startup-<charges>-<months>/`), so that a rerun only times the opening.
     #[arg(long)]
     pub data: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+    /// Time the coordinator's start-up (`Store::open`, each run a fresh process) with a year of history
+    /// instead: --charges over 360 days up to yesterday, the oldest --archived-months of them closed.
+    #[arg(long)]
+    pub startup: bool,
+    /// With --startup: charges in the year, with their sales (most are paid) and refunds (1 in 200).
+    #[arg(long, default_value_t = 4_000_000)]
+    pub charges: u64,
+    /// With --startup: months (of 30 days) closed and archived, oldest first; 0 to 12.
+    #[arg(long, default_value_t = 11)]
+    pub archived_months: u32,
+    /// With --startup: timed openings.
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
+    /// Opens this folder once and prints the time and memory as JSON (what each --startup run does).
+    #[arg(long, hide = true)]
+    pub open_once: Option<PathBuf>,
 }
 
 #[derive(Args)]

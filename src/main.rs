@@ -4,6 +4,7 @@ mod bench;
 mod bench_coordinator;
 mod bench_payments;
 mod bench_reconcile;
+mod bench_startup;
 mod cli;
 mod decode;
 mod demo;
@@ -42,6 +43,7 @@ fn main() -> anyhow::Result<()> {
             init_tracing("warn");
             match bench {
                 cli::BenchCommand::Engine(args) => bench_payments::engine(args),
+                cli::BenchCommand::Ledger(args) if args.startup || args.open_once.is_some() => bench_startup::run(args),
                 cli::BenchCommand::Ledger(args) => bench_payments::ledger(args),
                 cli::BenchCommand::Coordinator(args) => bench_coordinator::coordinator(args),
                 cli::BenchCommand::Decode(args) => bench::run(args),

@@ -212,7 +212,7 @@ pub enum Access {
 
 /// What `path` (`/package.Service/Method`) demands. Anything not listed is refused.
 pub fn access_of(path: &str) -> Option<Access> {
-    const MANAGE: [&str; 9] = [
+    const MANAGE: [&str; 10] = [
         "Refund",
         "ResolveNow",
         "IssueLaneToken",
@@ -222,6 +222,7 @@ pub fn access_of(path: &str) -> Option<Access> {
         "CloseLane",
         "OpenLane",
         "Reconcile",
+        "CloseDay",
     ];
     if path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.") {
         return Some(Access::Open);

@@ -13,7 +13,9 @@
 //!
 //! Opening copies sled's files aside first (`.opening/`), opens and verifies,
 //! and on any damage puts the copy back, so a damaged folder is refused with
-//! its files exactly as they were.
+//! its files exactly as they were. The archive of closed days (`archive/`,
+//! see [`crate::archive`]) is not sled's live files: it is neither copied nor
+//! read when the folder opens.
 //!
 //! One process per folder: `LOCK` is held with `flock` from before anything
 //! in the folder is read or written (the copy-aside and the restore included)
@@ -39,6 +41,8 @@ pub const FORMAT_FILE: &str = "CHECKOUT_FORMAT";
 pub const COMMITTED_FILE: &str = "COMMITTED";
 /// A folder beside sled's files for the owner's secrets (the coordinator's generated credentials).
 pub const CREDENTIALS_DIR: &str = "credentials";
+/// The folder, inside a data folder, of the archive of closed business days.
+pub const ARCHIVE_DIR: &str = "archive";
 /// The file whose `flock` the process using the folder holds.
 pub const LOCK_FILE: &str = "LOCK";
 /// How long an open waits for the lock (a handle closing in this process), before refusing.
@@ -78,8 +82,13 @@ pub(crate) struct DataFolder {
 impl DataFolder {
     /// Opens the folder at `path` holding data of `kind` ("checkout-ledger", "checkout-lane"),
     /// creating it when it does not exist. `verify` reads every record once the
-    /// database is open; an error from it refuses the folder and restores its files.
-    pub(crate) fn open(path: &Path, kind: &str, verify: impl FnOnce(&sled::Db) -> Result<()>) -> Result<DataFolder> {
+    /// database is open (and returns what it learnt of them); an error from it refuses the folder
+    /// and restores its files.
+    pub(crate) fn open<T>(
+        path: &Path,
+        kind: &str,
+        verify: impl FnOnce(&sled::Db) -> Result<T>,
+    ) -> Result<(DataFolder, T)> {
         refuse_foreign_folder(path)?;
         let lock = lock_folder(path)?;
         check_format(path, kind)?;
@@ -88,7 +97,7 @@ impl DataFolder {
         let acknowledged = read_committed(path);
         copy_sled_files(path)?;
         match open_and_verify(path, acknowledged, verify) {
-            Ok((db, committed)) => {
+            Ok((db, committed, verified)) => {
                 let cleanup = folder_error(path, "clean up after opening");
                 std::fs::rename(path.join(OPENING_COPY), path.join(COPY_TO_DELETE))
                     .and_then(|()| std::fs::remove_dir_all(path.join(COPY_TO_DELETE)))
@@ -96,7 +105,8 @@ impl DataFolder {
                 let watermark = Watermark::start(path, committed)?;
                 let committer = GroupCommit::start(&db, watermark).map_err(folder_error(path, "start committing"))?;
                 restrict_permissions(path).map_err(folder_error(path, "restrict the permissions of"))?;
-                Ok(DataFolder { db, _lock: lock, committer, failure: tokio::sync::watch::Sender::new(None) })
+                let folder = DataFolder { db, _lock: lock, committer, failure: tokio::sync::watch::Sender::new(None) };
+                Ok((folder, verified))
             }
             Err(error) => {
                 restore_opening_copy(path)?;
@@ -177,11 +187,11 @@ fn commit_failed(reason: String) -> StorageError {
 
 /// Opens sled and checks it holds every acknowledged commit and that `verify` passes; returns it with
 /// the number of the last commit it holds.
-fn open_and_verify(
+fn open_and_verify<T>(
     path: &Path,
     acknowledged: Option<u64>,
-    verify: impl FnOnce(&sled::Db) -> Result<()>,
-) -> Result<(sled::Db, u64)> {
+    verify: impl FnOnce(&sled::Db) -> Result<T>,
+) -> Result<(sled::Db, u64, T)> {
     let damaged = |detail: String| StorageError::Damaged { path: path.to_owned(), detail };
     let db = open_db(path).map_err(|e| match e {
         StorageError::Open { source, .. } if !is_lock_error(&source) => {
@@ -197,11 +207,11 @@ fn open_and_verify(
             "it holds commits up to #{found} but #{acknowledged} were acknowledged, so acknowledged writes are missing"
         )));
     }
-    verify(&db).map_err(|e| damaged(e.to_string()))?;
-    Ok((db, found))
+    let verified = verify(&db).map_err(|e| damaged(e.to_string()))?;
+    Ok((db, found, verified))
 }
 
-fn is_lock_error(error: &sled::Error) -> bool {
+pub(crate) fn is_lock_error(error: &sled::Error) -> bool {
     matches!(error, sled::Error::Io(e) if e.to_string().contains("lock"))
 }
 
@@ -229,9 +239,18 @@ fn read_committed(path: &Path) -> Option<u64> {
 
 /// Is `name`, in the top of a data folder, one of sled's files (as opposed to ours)?
 fn is_sled_file(name: &std::ffi::OsStr) -> bool {
-    ![FORMAT_FILE, COMMITTED_FILE, LOCK_FILE, CREDENTIALS_DIR, OPENING_COPY, COPY_IN_PROGRESS, COPY_TO_DELETE]
-        .iter()
-        .any(|ours| name == *ours)
+    ![
+        FORMAT_FILE,
+        COMMITTED_FILE,
+        LOCK_FILE,
+        CREDENTIALS_DIR,
+        ARCHIVE_DIR,
+        OPENING_COPY,
+        COPY_IN_PROGRESS,
+        COPY_TO_DELETE,
+    ]
+    .iter()
+    .any(|ours| name == *ours)
 }
 
 /// Refuses, before anything is added to it, a folder holding files of something else.
@@ -276,7 +295,7 @@ fn lock_folder(path: &Path) -> Result<File> {
 }
 
 /// The folder 0700, everything in it 0600 (folders 0700), whatever the umask sled's files were made under.
-fn restrict_permissions(path: &Path) -> std::io::Result<()> {
+pub(crate) fn restrict_permissions(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
     let mut pending = vec![path.to_owned()];
     while let Some(folder) = pending.pop() {

@@ -97,7 +97,7 @@ fn verify_lane_folder(db: &sled::Db) -> Result<()> {
 
 impl LaneStore {
     pub fn open(path: &Path) -> Result<LaneStore> {
-        let folder = DataFolder::open(path, "checkout-lane", verify_lane_folder)?;
+        let (folder, ()) = DataFolder::open(path, "checkout-lane", verify_lane_folder)?;
         let outbox = folder.db.open_tree("outbox").map_err(io("opening a tree"))?;
         let meta = folder.db.open_tree("meta").map_err(io("opening a tree"))?;
         let shift_sales = folder.db.open_tree("shift_sales").map_err(io("opening a tree"))?;

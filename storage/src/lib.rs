@@ -5,6 +5,7 @@
 //! a code of a known wallet and never prints in full, a [`ProductCode`] has a
 //! valid check digit, [`Money`] is integer minor units with a currency.
 
+mod archive;
 mod catalog;
 mod codes;
 mod days;
@@ -17,13 +18,14 @@ mod store;
 mod summary;
 mod wallets;
 
+pub use archive::{ClosedDay, DayClosure, LaneProviderTally};
 pub use catalog::sample_catalog;
 pub use codes::{
     CodeFingerprint, MaskedCode, PaymentCode, PaymentCodeError, ProductCode, ProductCodeError, Provider, ScannedCode,
     Symbology, classify, gtin_check_digit, upc_e_to_upc_a,
 };
 pub use days::BusinessDay;
-pub use folder::{COMMITTED_FILE, CREDENTIALS_DIR, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE};
+pub use folder::{ARCHIVE_DIR, COMMITTED_FILE, CREDENTIALS_DIR, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE};
 pub use ids::{Attempt, CashierId, IdError, LaneId, OutTradeNo, SaleId, ShiftId, StoreId, UnixMillis};
 pub use lane_store::{FinishedSale, LaneStore, OutboxItem, ShiftCount};
 pub use money::{Currency, Money, MoneyError};

@@ -10,19 +10,27 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
-    BusinessDay, ChargeRecord, ChargeStatus, Currency, LaneId, Money, OutTradeNo, Provider, RefundRecord, RefundStatus,
-    SaleRecord, ShiftId, ShiftRecord, UnixMillis,
+    BusinessDay, ChargeRecord, ChargeStatus, ClosedDay, Currency, LaneId, LaneProviderTally, Money, OutTradeNo,
+    Provider, RefundRecord, RefundStatus, SaleRecord, ShiftId, ShiftRecord, UnixMillis,
 };
 
 /// Amounts summed per currency (a store has one; a record in another is kept apart, not mixed in).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sums(BTreeMap<Currency, i64>);
 
 impl Sums {
     pub(crate) fn add(&mut self, amount: Money, sign: i64) {
         let sum = self.0.entry(amount.currency).or_insert(0);
         *sum = sum.saturating_add(amount.minor_units.saturating_mul(sign));
+    }
+
+    fn absorb(&mut self, other: &Sums) {
+        for (currency, amount) in &other.0 {
+            self.add(Money::new(*amount, *currency), 1);
+        }
     }
 
     /// The sum in `currency`.
@@ -32,7 +40,7 @@ impl Sums {
 }
 
 /// Sales and payments of the store or of one lane.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub sales: u64,
     pub items: u64,
@@ -54,15 +62,9 @@ impl Tally {
         self.payments_paid = self.payments_paid.saturating_add(other.payments_paid);
         self.payments_declined = self.payments_declined.saturating_add(other.payments_declined);
         self.refunds = self.refunds.saturating_add(other.refunds);
-        for (sums, more) in [
-            (&mut self.sales_total, &other.sales_total),
-            (&mut self.paid_total, &other.paid_total),
-            (&mut self.refunded_total, &other.refunded_total),
-        ] {
-            for (currency, amount) in &more.0 {
-                sums.add(Money::new(*amount, *currency), 1);
-            }
-        }
+        self.sales_total.absorb(&other.sales_total);
+        self.paid_total.absorb(&other.paid_total);
+        self.refunded_total.absorb(&other.refunded_total);
     }
 }
 
@@ -80,7 +82,7 @@ impl TallyFilter {
 }
 
 /// What a cashier's shift took.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShiftTally {
     pub sales: u64,
     pub items: u64,
@@ -89,6 +91,21 @@ pub struct ShiftTally {
     pub payments_declined: u64,
     /// Paid sales and their total, per provider.
     pub by_provider: BTreeMap<Provider, (u64, Sums)>,
+}
+
+impl ShiftTally {
+    /// Adds `other` in.
+    pub fn absorb(&mut self, other: &ShiftTally) {
+        self.sales = self.sales.saturating_add(other.sales);
+        self.items = self.items.saturating_add(other.items);
+        self.payments_declined = self.payments_declined.saturating_add(other.payments_declined);
+        self.sales_total.absorb(&other.sales_total);
+        for (provider, (count, total)) in &other.by_provider {
+            let (mine, sum) = self.by_provider.entry(*provider).or_default();
+            *mine = mine.saturating_add(*count);
+            sum.absorb(total);
+        }
+    }
 }
 
 /// Accepted refunds.
@@ -208,6 +225,55 @@ impl LedgerSummary {
             }
         }
         out
+    }
+
+    /// Adds in what `other` counted (a part of the records summed apart, on another thread).
+    pub(crate) fn absorb(&mut self, other: LedgerSummary) {
+        self.store.absorb(&other.store);
+        for (lane, tally) in other.lanes {
+            self.lanes.entry(lane).or_default().absorb(&tally);
+        }
+        for (shift, tally) in other.shifts {
+            self.shifts.entry(shift).or_default().absorb(&tally);
+        }
+        self.refunds.refunds = self.refunds.refunds.saturating_add(other.refunds.refunds);
+        self.refunds.refunded_total.absorb(&other.refunds.refunded_total);
+        for (key, count) in other.unsettled {
+            bump_member(&mut self.unsettled, key, count);
+        }
+        for (key, count) in other.open_shifts {
+            bump_member(&mut self.open_shifts, key, count);
+        }
+        for (key, tally) in other.days {
+            self.days.entry(key).or_default().absorb(&tally);
+        }
+    }
+
+    /// Counts what a closed day's records counted, kept in its [`ClosedDay`] once they left for the archive.
+    pub(crate) fn closed_day(&mut self, closed: &ClosedDay) {
+        for part in &closed.by_lane {
+            self.store.absorb(&part.tally);
+            self.lanes.entry(part.lane_id.clone()).or_default().absorb(&part.tally);
+            self.days.entry((closed.day, part.lane_id.clone(), part.provider)).or_default().absorb(&part.tally);
+            self.refunds.refunds = self.refunds.refunds.saturating_add(part.tally.refunds);
+            self.refunds.refunded_total.absorb(&part.tally.refunded_total);
+        }
+        for (shift, part) in &closed.shifts {
+            self.shifts.entry(shift.clone()).or_default().absorb(part);
+        }
+    }
+
+    /// What this summary holds per (lane, provider) and per shift: the parts of a [`ClosedDay`] when it
+    /// summed only that day's records.
+    pub(crate) fn into_day_parts(self) -> (Vec<LaneProviderTally>, Vec<(ShiftId, ShiftTally)>) {
+        let by_lane = self
+            .days
+            .into_iter()
+            .map(|((_, lane_id, provider), tally)| LaneProviderTally { lane_id, provider, tally })
+            .collect();
+        let mut shifts: Vec<_> = self.shifts.into_iter().collect();
+        shifts.sort_by(|a, b| a.0.cmp(&b.0));
+        (by_lane, shifts)
     }
 
     pub(crate) fn shift(&mut self, shift: &ShiftRecord, sign: i64) {

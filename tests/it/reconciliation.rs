@@ -95,6 +95,14 @@ async fn yesterday_is_reconciled_against_both_bills_and_every_difference_is_kept
     let coordinator = start_coordinator(data.path(), &sim).await;
     let mut manager = manager_client(&coordinator.url).await;
     let yesterday = BusinessDay(today.0 - 1).to_string();
+    let close = |accept_differences| pb::CloseDayRequest {
+        date: yesterday.clone(),
+        accept_differences,
+        note: "end of day".into(),
+        request_id: String::new(),
+    };
+    let status = manager.close_day(close(true)).await.unwrap_err();
+    assert!(status.message().contains("reconcile"), "a day is closed once reconciled: {}", status.message());
     let wechat = manager.reconcile(ask(yesterday.clone(), pb::Provider::WechatPay)).await.unwrap().into_inner();
     assert!(!wechat.clean);
     assert_eq!(wechat.differences, 2, "{wechat:?}");
@@ -155,6 +163,56 @@ async fn yesterday_is_reconciled_against_both_bills_and_every_difference_is_kept
     assert!(viewer.list_reconciliations(pb::ListReconciliationsRequest::default()).await.is_ok());
     let status = manager.reconcile(ask("2026-02-30".into(), pb::Provider::Alipay)).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
+
+    // Close the day: refused while the WeChat Pay differences are open, then accepted as they are.
+    let totals_before = manager.get_totals(pb::GetTotalsRequest::default()).await.unwrap().into_inner();
+    let status = manager.close_day(close(false)).await.unwrap_err();
+    assert!(status.message().contains("differences"), "{}", status.message());
+    let closed = manager.close_day(close(true)).await.unwrap().into_inner();
+    // (The test moved the payments to yesterday, not their sales: those finished today and stay live.)
+    assert_eq!((closed.charges, closed.sales, closed.refunds), (5, 0, 2));
+    assert!(closed.note.contains("reconciliation") && closed.note.contains("end of day"), "{}", closed.note);
+    let days = manager.list_closed_days(pb::ListClosedDaysRequest::default()).await.unwrap().into_inner().days;
+    assert_eq!(days.iter().map(|d| d.date.as_str()).collect::<Vec<_>>(), [yesterday.as_str()]);
+    // Its records left the live ledger for the archive, where a manager still finds them; totals stand.
+    let live = common::all_payments(&mut manager, "L1").await;
+    assert!(live.is_empty(), "{live:?}");
+    let archived = pb::ListPaymentsRequest { archive_month: closed.archive_month.clone(), ..Default::default() };
+    assert_eq!(manager.list_payments(archived).await.unwrap().into_inner().payments.len(), 5);
+    let get = pb::GetPaymentRequest { key: Some(pb::get_payment_request::Key::OutTradeNo(paid[1].clone())) };
+    let payment = manager.get_payment(get).await.unwrap().into_inner();
+    assert_eq!(payment.refunds.len(), 1);
+    assert_eq!(manager.get_totals(pb::GetTotalsRequest::default()).await.unwrap().into_inner(), totals_before);
+    // Its payments are final: no reversal, nor a second reconciliation; a refund is a new live record.
+    let reverse =
+        pb::ReversePaymentRequest { out_trade_no: paid[0].clone(), reason: "late".into(), ..Default::default() };
+    let status = manager.reverse_payment(reverse).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("closed day"), "{}", status.message());
+    assert_eq!(
+        manager.reconcile(ask(yesterday.clone(), pb::Provider::Alipay)).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    let refund = pb::RefundRequest {
+        out_trade_no: paid[3].clone(),
+        out_refund_no: "RF-AFTER".into(),
+        amount: money(50),
+        reason: "returned".into(),
+        ..Default::default()
+    };
+    let refunded = manager.refund(refund).await.unwrap().into_inner();
+    assert_eq!(refunded.refund.unwrap().status(), pb::RefundStatus::Accepted);
+    coordinator.stop().await;
+
+    // After a restart (which reads only the open days) every total is as it was, the new refund with it.
+    let coordinator = start_coordinator(data.path(), &sim).await;
+    let mut manager = manager_client(&coordinator.url).await;
+    let totals = manager.get_totals(pb::GetTotalsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(
+        (totals.sales, totals.payments_paid, totals.refunds),
+        (totals_before.sales, totals_before.payments_paid, totals_before.refunds + 1)
+    );
+    assert_eq!(totals.paid_total, totals_before.paid_total);
     coordinator.stop().await;
 }
 

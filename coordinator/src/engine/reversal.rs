@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use checkout_storage::{ChargeRecord, ChargeStatus, OutTradeNo, Provider, UnixMillis};
+use checkout_storage::{BusinessDay, ChargeRecord, ChargeStatus, OutTradeNo, Provider, UnixMillis};
 
 use crate::{
     engine::{Payments, hold},
@@ -38,6 +38,14 @@ impl Payments {
                     message: format!("payment {out_trade_no} is not paid ({other:?}): nothing to reverse"),
                 });
             }
+        }
+        if self.store.closed_day(BusinessDay::of(charge.created_at))?.is_some() {
+            return Err(CoordinatorError::Refused {
+                reason: "DAY_CLOSED",
+                message: format!(
+                    "payment {out_trade_no} belongs to a closed day, whose books are final: refund it instead"
+                ),
+            });
         }
         let window = reverse_window(charge.provider);
         let age = Duration::from_millis(UnixMillis::now().0.saturating_sub(charge.created_at.0).max(0) as u64);

@@ -167,3 +167,62 @@ fn difference_to_pb(currency: Currency, number: u64, d: Difference) -> pb::Diffe
         duplicated_in_bill: d.side == Some(Side::Bill),
     }
 }
+
+pub(super) async fn close_day(
+    c: &Coordinator,
+    caller: &Caller,
+    request: &pb::CloseDayRequest,
+) -> Result<pb::ClosedDay> {
+    let day = BusinessDay::parse(&request.date).map_err(field("date"))?;
+    super::plain_text("note", &request.note, 200)?;
+    let providers: Vec<_> = c.payments.providers().collect();
+    let by = caller.principal.to_string();
+    let closed =
+        crate::services::days::close_day(&c.store, &providers, day, request.accept_differences, &request.note, &by)
+            .await?;
+    let detail = format!(
+        "{} charges, {} sales, {} refunds archived; {}",
+        closed.charges, closed.sales, closed.refunds, closed.closure.note
+    );
+    c.audit_action(caller, "StoreService/CloseDay", &day.to_string(), &detail);
+    c.store.commit().await?;
+    Ok(closed_day_to_pb(c.currency, &closed))
+}
+
+pub(super) fn list_closed_days(
+    c: &Coordinator,
+    request: pb::ListClosedDaysRequest,
+) -> Result<pb::ListClosedDaysResponse> {
+    let page = page_request("closed days", "", request.page_size, &request.page_token)?;
+    let after = page.after.clone();
+    let days: Vec<(Vec<u8>, checkout_storage::ClosedDay)> = c
+        .store
+        .closed_days()?
+        .into_iter()
+        .map(|day| (day.day.key().to_vec(), day))
+        .filter(|(key, _)| after.as_ref().is_none_or(|after| key > after))
+        .take(page.size + 1)
+        .collect();
+    let (days, next_page_token) = finish_page("closed days", "", &page, days);
+    Ok(pb::ListClosedDaysResponse {
+        days: days.iter().map(|d| closed_day_to_pb(c.currency, d)).collect(),
+        next_page_token,
+    })
+}
+
+fn closed_day_to_pb(currency: Currency, closed: &checkout_storage::ClosedDay) -> pb::ClosedDay {
+    let tally = closed.tally();
+    pb::ClosedDay {
+        date: closed.day.to_string(),
+        closed_at: Some(timestamp(closed.closure.closed_at)),
+        closed_by: closed.closure.closed_by.clone(),
+        note: closed.closure.note.clone(),
+        charges: closed.charges,
+        sales: closed.sales,
+        refunds: closed.refunds,
+        sales_total: Some(money_to_pb(tally.sales_total.of(currency))),
+        paid_total: Some(money_to_pb(tally.paid_total.of(currency))),
+        refunded_total: Some(money_to_pb(tally.refunded_total.of(currency))),
+        archive_month: closed.day.month(),
+    }
+}

@@ -89,19 +89,29 @@ impl StoreApi {
 
     fn list_sales(c: &Coordinator, request: pb::ListSalesRequest) -> Result<pb::ListSalesResponse> {
         let lane = Self::lane_filter(&request.lane_id)?;
-        let page = page_request("sales", &request.lane_id, request.page_size, &request.page_token)?;
-        let found = c.store.sales_page(lane.as_ref(), page.after.as_deref(), page.size + 1)?;
-        let (sales, next_page_token) = finish_page("sales", &request.lane_id, &page, found);
+        let filter = format!("{}/{}", request.lane_id, request.archive_month);
+        let page = page_request("sales", &filter, request.page_size, &request.page_token)?;
+        let found = if request.archive_month.is_empty() {
+            c.store.sales_page(lane.as_ref(), page.after.as_deref(), page.size + 1)?
+        } else {
+            c.store.archived_sales_page(&request.archive_month, lane.as_ref(), page.after.as_deref(), page.size + 1)?
+        };
+        let (sales, next_page_token) = finish_page("sales", &filter, &page, found);
         Ok(pb::ListSalesResponse { sales: sales.into_iter().map(sale_to_pb).collect(), next_page_token })
     }
 
     fn list_payments(c: &Coordinator, request: pb::ListPaymentsRequest) -> Result<pb::ListPaymentsResponse> {
         let lane = Self::lane_filter(&request.lane_id)?;
-        let page = page_request("payments", &request.lane_id, request.page_size, &request.page_token)?;
         // Every out_trade_no starts with the store and the sale, whose id starts with its lane.
         let prefix = lane.map(|lane| format!("{}-{lane}-", c.store_id)).unwrap_or_default();
-        let found = c.store.charges_page(&prefix, page.after.as_deref(), page.size + 1)?;
-        let (charges, next_page_token) = finish_page("payments", &request.lane_id, &page, found);
+        let filter = format!("{}/{}", request.lane_id, request.archive_month);
+        let page = page_request("payments", &filter, request.page_size, &request.page_token)?;
+        let found = if request.archive_month.is_empty() {
+            c.store.charges_page(&prefix, page.after.as_deref(), page.size + 1)?
+        } else {
+            c.store.archived_charges_page(&request.archive_month, &prefix, page.after.as_deref(), page.size + 1)?
+        };
+        let (charges, next_page_token) = finish_page("payments", &filter, &page, found);
         Ok(pb::ListPaymentsResponse { payments: charges.into_iter().map(charge_to_pb).collect(), next_page_token })
     }
 
@@ -211,12 +221,20 @@ impl StoreApi {
     }
 
     fn list_refunds(c: &Coordinator, request: pb::ListRefundsRequest) -> Result<pb::ListRefundsResponse> {
-        let filter = &request.out_trade_no;
+        if !request.archive_month.is_empty() && !request.out_trade_no.is_empty() {
+            return Err(CoordinatorError::invalid(
+                "archive_month",
+                "a payment's refunds are found wherever they are: give one of the two",
+            ));
+        }
+        let filter = &format!("{}/{}", request.out_trade_no, request.archive_month);
         let page = page_request("refunds", filter, request.page_size, &request.page_token)?;
-        let found = if filter.is_empty() {
+        let found = if !request.archive_month.is_empty() {
+            c.store.archived_refunds_page(&request.archive_month, page.after.as_deref(), page.size + 1)?
+        } else if request.out_trade_no.is_empty() {
             c.store.refunds_page(page.after.as_deref(), page.size + 1)?
         } else {
-            let out_trade_no = OutTradeNo::parse(filter).map_err(field("out_trade_no"))?;
+            let out_trade_no = OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?;
             c.store.refunds_of_page(&out_trade_no, page.after.as_deref(), page.size + 1)?
         };
         let (refunds, next_page_token) = finish_page("refunds", filter, &page, found);
@@ -348,6 +366,14 @@ impl StoreApi {
         let method = ("Reconcile", Repeat::FirstAnswer);
         answer_once(&self.0, caller, method, &request.request_id, &request, async {
             reconciliations_api::reconcile(&self.0, caller, &request).await
+        })
+        .await
+    }
+
+    async fn close_day(&self, caller: &Caller, request: pb::CloseDayRequest) -> Result<pb::ClosedDay> {
+        let method = ("CloseDay", Repeat::FirstAnswer);
+        answer_once(&self.0, caller, method, &request.request_id, &request, async {
+            reconciliations_api::close_day(&self.0, caller, &request).await
         })
         .await
     }
@@ -539,6 +565,18 @@ impl pb::store_service_server::StoreService for StoreApi {
     ) -> Result<Response<pb::GetReconciliationResponse>, Status> {
         let request = request.into_inner();
         self.read(move |c| reconciliations_api::get(c, request)).await
+    }
+
+    async fn close_day(&self, request: Request<pb::CloseDayRequest>) -> Result<Response<pb::ClosedDay>, Status> {
+        with_caller!(request, |caller, message| self.close_day(&caller, message).await)
+    }
+
+    async fn list_closed_days(
+        &self,
+        request: Request<pb::ListClosedDaysRequest>,
+    ) -> Result<Response<pb::ListClosedDaysResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| reconciliations_api::list_closed_days(c, request)).await
     }
 
     async fn list_audit(

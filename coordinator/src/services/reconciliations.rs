@@ -35,6 +35,12 @@ pub async fn reconcile_day(
             message: format!("{day} is not over yet (China Standard Time): its bill comes the next day"),
         });
     }
+    if store.closed_day(day)?.is_some() {
+        return Err(CoordinatorError::Refused {
+            reason: "DAY_CLOSED",
+            message: format!("{day} is closed: its reconciliations are kept (ListReconciliations)"),
+        });
+    }
     let date = day.to_string();
     let bytes = client
         .download_bill(provider, &date)

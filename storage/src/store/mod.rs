@@ -7,14 +7,15 @@
 use std::{
     ops::Bound,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
 };
 
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    AnsweredRequest, AuditRecord, ChargeRecord, CodeFingerprint, LaneClosure, LaneId, LaneRecord, LaneTokenRecord,
+    AuditRecord, BusinessDay, ChargeRecord, CodeFingerprint, LaneClosure, LaneId, LaneRecord, LaneTokenRecord,
     OutTradeNo, PaymentCode, Product, ProductCode, RefundRecord, SaleId, SaleRecord, ShiftId, ShiftRecord,
+    archive::Archive,
     folder::{CREDENTIALS_DIR, DataFolder, FORMAT_FILE},
     summary::{LedgerSummary, RefundTally, ShiftTally, Tally},
 };
@@ -60,6 +61,18 @@ pub enum StorageError {
     Failed { reason: String },
     #[error("cannot encode a {what}: {source}")]
     Encode { what: &'static str, source: postcard::Error },
+    #[error("the business day {day} is not over yet (today is {today}, UTC+8): only a past day can be closed")]
+    DayNotOver { day: BusinessDay, today: BusinessDay },
+    #[error("the business day {day} is already closed (or being closed)")]
+    DayAlreadyClosed { day: BusinessDay },
+    #[error("the business day {day} cannot be closed yet: {detail}; settle them first")]
+    DayUnsettled { day: BusinessDay, detail: String },
+    #[error(
+        "{what} {id} belongs to the business day {day}, which is closed: its records are archived and final, and take no more writes"
+    )]
+    DayClosed { day: BusinessDay, what: &'static str, id: String },
+    #[error("{month:?} is not a month of the archive: a month is YYYY-MM")]
+    InvalidMonth { month: String },
 }
 
 type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -97,6 +110,18 @@ pub struct Store {
     reconciliation_differences: sled::Tree,
     /// Shift id -> the lane's count of the shift against the ledger's.
     shift_settlements: sled::Tree,
+    /// Business day -> its [`crate::ClosedDay`]: what its archived records counted.
+    closed_days: sled::Tree,
+    /// Archived payment -> its provider, for the live sales and refunds that name it (see `archive.rs`).
+    charge_providers: sled::Tree,
+    /// The archive of closed days, opened when read.
+    archive: Arc<Archive>,
+    /// The days closed and being closed.
+    days: Arc<Mutex<archive::DayStates>>,
+    /// Held (shared) by each write of a charge, sale or refund, and (alone) to start closing a day.
+    gate: Arc<RwLock<()>>,
+    /// One close at a time.
+    closing: Arc<Mutex<()>>,
     audit_entries: Arc<std::sync::atomic::AtomicU64>,
     audit_keep: Arc<std::sync::atomic::AtomicU64>,
     /// Totals, takings, the unsettled queue and open shifts, kept as records are written.
@@ -145,6 +170,18 @@ fn page<T: Record>(
     after: Option<&[u8]>,
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, T)>> {
+    page_where(tree, name, prefix, after, limit, |_| true)
+}
+
+/// [`page`] of the records `keep` admits.
+fn page_where<T: Record>(
+    tree: &sled::Tree,
+    name: &'static str,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<(Vec<u8>, T)>> {
     let entries = match after {
         Some(after) => tree.range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded)),
         None => tree.range::<&[u8], _>(prefix..),
@@ -155,7 +192,10 @@ fn page<T: Record>(
         if !k.starts_with(prefix) || out.len() >= limit {
             break;
         }
-        out.push((k.to_vec(), decode(name, &k, &v)?));
+        let record = decode(name, &k, &v)?;
+        if keep(&record) {
+            out.push((k.to_vec(), record));
+        }
     }
     Ok(out)
 }
@@ -182,26 +222,6 @@ fn insert_if_absent<T: Record>(tree: &sled::Tree, name: &'static str, key: &[u8]
 /// The key of a refund in the index of each payment's refunds.
 fn refund_index_key(refund: &RefundRecord) -> Vec<u8> {
     format!("{}/{}", refund.out_trade_no, refund.out_refund_no).into_bytes()
-}
-
-/// Reads every record of the ledger once: a record that does not decode refuses the folder.
-fn verify_ledger(db: &sled::Db) -> Result<()> {
-    fn check<T: Record>(db: &sled::Db, name: &'static str) -> Result<()> {
-        all::<T>(&db.open_tree(name).map_err(io("opening a tree"))?, name).map(drop)
-    }
-    check::<Product>(db, "products")?;
-    check::<LaneRecord>(db, "lanes")?;
-    check::<ShiftRecord>(db, "shifts")?;
-    check::<SaleRecord>(db, "sales")?;
-    check::<ChargeRecord>(db, "charges")?;
-    check::<RefundRecord>(db, "refunds")?;
-    check::<LaneTokenRecord>(db, "lane_tokens")?;
-    check::<AuditRecord>(db, "audit")?;
-    check::<AnsweredRequest>(db, "requests")?;
-    check::<LaneClosure>(db, "lane_closures")?;
-    check::<crate::ShiftSettlement>(db, "shift_settlements")?;
-    check::<crate::ReconciliationRecord>(db, "reconciliations")?;
-    check::<OutTradeNo>(db, "code_uses")
 }
 
 const CODE_KEY: &[u8] = b"checkout:code-key";
@@ -231,13 +251,19 @@ impl Store {
     /// Opens (or creates) the data folder at `path`. A folder of another format, of
     /// something else, or one that lost acknowledged writes is refused, unchanged.
     pub fn open(path: &Path) -> Result<Store> {
-        let folder = DataFolder::open(path, "checkout-ledger", verify_ledger)?;
+        let (folder, scan) = DataFolder::open(path, "checkout-ledger", scan::scan_ledger)?;
         let tree = |name: &str| folder.db.open_tree(name).map_err(io("opening a tree"));
         let code_key = Arc::new(code_key(&folder, path)?);
         let audit = tree("audit")?;
         let audit_entries = Arc::new(std::sync::atomic::AtomicU64::new(audit.len() as u64));
         let store = Store {
-            summary: Arc::new(Mutex::new(LedgerSummary::default())),
+            summary: Arc::new(Mutex::new(scan.summary)),
+            closed_days: tree(scan::CLOSED_DAYS)?,
+            charge_providers: tree(scan::CHARGE_PROVIDERS)?,
+            archive: Arc::new(Archive::new(path)),
+            days: Arc::new(Mutex::new(archive::DayStates::new(scan.closed))),
+            gate: Arc::new(RwLock::new(())),
+            closing: Arc::new(Mutex::new(())),
             refunds_by_order: tree("refunds_by_order")?,
             audit,
             requests: tree("requests")?,
@@ -263,52 +289,8 @@ impl Store {
             path: path.to_owned(),
             folder: Arc::new(folder),
         };
-        store.summarise()?;
+        store.after_scan(scan.leftovers, scan.unindexed_refunds)?;
         Ok(store)
-    }
-
-    /// Sums the ledger up once (and indexes refunds a folder of an earlier build did not index).
-    fn summarise(&self) -> Result<()> {
-        let mut summary = LedgerSummary::default();
-        // A folder of an earlier build has no indexes by time: they are built in this pass, once.
-        let index_times = !self.folder.db.contains_key(windows::TIME_INDEXES_BUILT).map_err(io("reading"))?;
-        for charge in self.charges()? {
-            summary.charge(&charge, 1);
-            if index_times {
-                self.index_charge_time(&charge)?;
-                self.index_reversal_time(&charge)?;
-            }
-        }
-        for entry in self.sales.iter() {
-            let (k, v) = entry.map_err(io("reading"))?;
-            let sale: SaleRecord = decode("sales", &k, &v)?;
-            summary.sale(&sale, self.charge(&sale.out_trade_no)?.map(|c| c.provider));
-            if index_times {
-                self.index_sale_time(&sale)?;
-            }
-        }
-        let mut indexed = index_times;
-        for refund in self.refunds()? {
-            summary.refund(&refund, self.charge(&refund.out_trade_no)?.map(|c| c.provider), 1);
-            if index_times {
-                self.index_refund_time(&refund)?;
-            }
-            let key = refund_index_key(&refund);
-            if !self.refunds_by_order.contains_key(&key).map_err(io("reading"))? {
-                self.folder.write(|| self.refunds_by_order.insert(key, &[]).map_err(io("indexing refunds")))?;
-                indexed = true;
-            }
-        }
-        for shift in self.shifts()? {
-            summary.shift(&shift, 1);
-        }
-        *self.summary() = summary;
-        if index_times {
-            self.folder.write(|| {
-                self.folder.db.insert(windows::TIME_INDEXES_BUILT, &[]).map(drop).map_err(io("noting the indexes"))
-            })?;
-        }
-        if indexed { self.commit_blocking() } else { Ok(()) }
     }
 
     fn summary(&self) -> std::sync::MutexGuard<'_, LedgerSummary> {
@@ -391,33 +373,6 @@ impl Store {
     /// Up to `limit` refunds after the refund number `after`, in refund-number order.
     pub fn refunds_page(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, RefundRecord)>> {
         page(&self.refunds, "refunds", b"", after, limit)
-    }
-
-    /// Up to `limit` refunds of one payment, after the index key `after`.
-    pub fn refunds_of_page(
-        &self,
-        out_trade_no: &OutTradeNo,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, RefundRecord)>> {
-        let prefix = format!("{out_trade_no}/");
-        let mut out = Vec::new();
-        let keys = match after {
-            Some(after) => self.refunds_by_order.range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded)),
-            None => self.refunds_by_order.range::<&[u8], _>(prefix.as_bytes()..),
-        };
-        for entry in keys {
-            let (k, _) = entry.map_err(io("reading"))?;
-            if !k.starts_with(prefix.as_bytes()) || out.len() >= limit {
-                break;
-            }
-            // A refund number given again for another payment is indexed under both: only its own counts.
-            let refund_no = std::str::from_utf8(&k[prefix.len()..]).unwrap_or_default();
-            if let Some(refund) = self.refund(refund_no)?.filter(|r| &r.out_trade_no == out_trade_no) {
-                out.push((k.to_vec(), refund));
-            }
-        }
-        Ok(out)
     }
 
     /// Every refund of one payment (at most 50 by the providers' rules).
@@ -612,12 +567,29 @@ impl Store {
         }
     }
 
+    /// The charge `out_trade_no`, live or archived.
     pub fn charge(&self, out_trade_no: &OutTradeNo) -> Result<Option<ChargeRecord>> {
-        get(&self.charges, "charges", out_trade_no.as_str().as_bytes())
+        match get(&self.charges, "charges", out_trade_no.as_str().as_bytes())? {
+            Some(charge) => Ok(Some(charge)),
+            None => self.archived_charge(out_trade_no),
+        }
     }
 
-    /// Records a new charge intent; if one with the same `out_trade_no` exists, returns it instead.
+    fn gate(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a new charge intent; if one with the same `out_trade_no` exists (live or archived), returns it
+    /// instead.
     pub fn insert_charge_if_absent(&self, charge: &ChargeRecord) -> Result<Option<ChargeRecord>> {
+        let _gate = self.gate();
+        let key = charge.out_trade_no.as_str().as_bytes();
+        if !self.charges.contains_key(key).map_err(io("reading"))?
+            && let Some(archived) = self.archived_charge(&charge.out_trade_no)?
+        {
+            return Ok(Some(archived));
+        }
+        self.admit(BusinessDay::of(charge.created_at), "charge", charge.out_trade_no.as_str())?;
         self.index_charge_time(charge)?;
         let existing = self
             .folder
@@ -628,10 +600,19 @@ impl Store {
         Ok(existing)
     }
 
+    /// Writes a charge; refused for one of a closed day (archived charges are final).
     pub fn put_charge(&self, charge: &ChargeRecord) -> Result<()> {
+        let _gate = self.gate();
+        let key = charge.out_trade_no.as_str().as_bytes();
+        self.admit(BusinessDay::of(charge.created_at), "charge", charge.out_trade_no.as_str())?;
+        if !self.charges.contains_key(key).map_err(io("reading"))?
+            && let Some(archived) = self.archived_charge(&charge.out_trade_no)?
+        {
+            let day = BusinessDay::of(archived.created_at);
+            return Err(StorageError::DayClosed { day, what: "charge", id: charge.out_trade_no.to_string() });
+        }
         self.index_charge_time(charge)?;
         self.index_reversal_time(charge)?;
-        let key = charge.out_trade_no.as_str().as_bytes();
         let old = self.replace(&self.charges, ("charges", "writing a charge"), key, charge)?;
         let mut summary = self.summary();
         if let Some(old) = &old {
@@ -658,6 +639,7 @@ impl Store {
         })
     }
 
+    /// Every live charge (the open days'; a closed day's are in the archive).
     pub fn charges(&self) -> Result<Vec<ChargeRecord>> {
         all(&self.charges, "charges")
     }
@@ -667,24 +649,38 @@ impl Store {
         self.unsettled_page(None, usize::MAX)
     }
 
-    /// Charges whose `out_trade_no` starts with `prefix`: every attempt of one sale.
+    /// Charges whose `out_trade_no` starts with `prefix`: every attempt of one sale, live or archived.
     pub fn charges_with_prefix(&self, prefix: &str) -> Result<Vec<ChargeRecord>> {
-        self.charges
-            .scan_prefix(prefix.as_bytes())
-            .map(|entry| {
-                let (k, v) = entry.map_err(io("reading"))?;
-                decode("charges", &k, &v)
-            })
-            .collect()
+        let mut charges = self.archived_charges_with_prefix(prefix)?;
+        for entry in self.charges.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = entry.map_err(io("reading"))?;
+            charges.push(decode("charges", &k, &v)?);
+        }
+        charges.sort_by(|a, b| a.out_trade_no.cmp(&b.out_trade_no));
+        charges.dedup_by(|a, b| a.out_trade_no == b.out_trade_no);
+        Ok(charges)
     }
 
+    /// The refund `out_refund_no`, live or archived.
     pub fn refund(&self, out_refund_no: &str) -> Result<Option<RefundRecord>> {
-        get(&self.refunds, "refunds", out_refund_no.as_bytes())
+        match get(&self.refunds, "refunds", out_refund_no.as_bytes())? {
+            Some(refund) => Ok(Some(refund)),
+            None => self.archived_refund(out_refund_no),
+        }
     }
 
+    /// Writes a refund (of a live or an archived payment); refused for one of a closed day.
     pub fn put_refund(&self, refund: &RefundRecord) -> Result<()> {
+        let _gate = self.gate();
+        self.admit(BusinessDay::of(refund.created_at), "refund", &refund.out_refund_no)?;
+        if !self.refunds.contains_key(refund.out_refund_no.as_bytes()).map_err(io("reading"))?
+            && let Some(archived) = self.archived_refund(&refund.out_refund_no)?
+        {
+            let day = BusinessDay::of(archived.created_at);
+            return Err(StorageError::DayClosed { day, what: "refund", id: refund.out_refund_no.clone() });
+        }
+        let provider = self.provider_of(&refund.out_trade_no, true)?;
         self.index_refund(refund)?;
-        let provider = self.charge(&refund.out_trade_no)?.map(|c| c.provider);
         let old =
             self.replace(&self.refunds, ("refunds", "writing a refund"), refund.out_refund_no.as_bytes(), refund)?;
         let mut summary = self.summary();
@@ -697,12 +693,19 @@ impl Store {
 
     /// Records a new refund unless one with the same `out_refund_no` exists; returns that one.
     pub fn insert_refund_if_absent(&self, refund: &RefundRecord) -> Result<Option<RefundRecord>> {
+        let _gate = self.gate();
+        if !self.refunds.contains_key(refund.out_refund_no.as_bytes()).map_err(io("reading"))?
+            && let Some(archived) = self.archived_refund(&refund.out_refund_no)?
+        {
+            return Ok(Some(archived));
+        }
+        self.admit(BusinessDay::of(refund.created_at), "refund", &refund.out_refund_no)?;
+        let provider = self.provider_of(&refund.out_trade_no, true)?;
         self.index_refund(refund)?;
         let existing = self
             .folder
             .write(|| insert_if_absent(&self.refunds, "refunds", refund.out_refund_no.as_bytes(), refund))?;
         if existing.is_none() {
-            let provider = self.charge(&refund.out_trade_no)?.map(|c| c.provider);
             self.summary().refund(refund, provider, 1);
         }
         Ok(existing)
@@ -717,26 +720,38 @@ impl Store {
         })
     }
 
+    /// Every live refund.
     pub fn refunds(&self) -> Result<Vec<RefundRecord>> {
         all(&self.refunds, "refunds")
     }
 
+    /// The sale `sale_id`, live or archived.
     pub fn sale(&self, sale_id: &SaleId) -> Result<Option<SaleRecord>> {
-        get(&self.sales, "sales", sale_id.as_str().as_bytes())
+        match get(&self.sales, "sales", sale_id.as_str().as_bytes())? {
+            Some(sale) => Ok(Some(sale)),
+            None => self.archived_sale(sale_id.as_str().as_bytes()),
+        }
     }
 
-    /// Records a finished sale; returns false when it was already recorded.
+    /// Records a finished sale; returns false when it was already recorded (live or archived). Refused for a
+    /// sale that finished on a closed day.
     pub fn insert_sale_if_absent(&self, sale: &SaleRecord) -> Result<bool> {
+        let _gate = self.gate();
+        let key = sale.sale_id.as_str().as_bytes();
+        if !self.sales.contains_key(key).map_err(io("reading"))? && self.archived_sale(key)?.is_some() {
+            return Ok(false);
+        }
+        self.admit(BusinessDay::of(sale.finished_at), "sale", sale.sale_id.as_str())?;
+        let provider = self.provider_of(&sale.out_trade_no, true)?;
         self.index_sale_time(sale)?;
-        let existing =
-            self.folder.write(|| insert_if_absent(&self.sales, "sales", sale.sale_id.as_str().as_bytes(), sale))?;
+        let existing = self.folder.write(|| insert_if_absent(&self.sales, "sales", key, sale))?;
         if existing.is_none() {
-            let provider = self.charge(&sale.out_trade_no)?.map(|c| c.provider);
             self.summary().sale(sale, provider);
         }
         Ok(existing.is_none())
     }
 
+    /// Every live sale.
     pub fn sales(&self) -> Result<Vec<SaleRecord>> {
         all(&self.sales, "sales")
     }
@@ -761,12 +776,16 @@ impl Store {
     }
 }
 
+mod archive;
 mod reconciliations;
 mod requests;
+mod scan;
 mod settlements;
 mod windows;
 
 pub use requests::REQUEST_KEEP_MILLIS;
 
+#[cfg(test)]
+mod archive_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,6 @@
-//! Totals of a time window: whole business days from the ledger's summary, the hours at either end from indexes of charges, sales and refunds by time.
+//! Totals of a time window: whole business days from the ledger's summary, the hours at either end from indexes of charges, sales and refunds by time (a closed day's in its month's archive).
+
+use std::collections::BTreeSet;
 
 use super::{Result, Store, get, io};
 use crate::{
@@ -104,15 +106,40 @@ impl Store {
         Ok(tally)
     }
 
-    /// A window's tally read record by record through the indexes by time.
+    /// A window's tally read record by record through the indexes by time: the live ledger's, and for the
+    /// closed days it covers, their month's archive.
     fn read_tally(&self, filter: &TallyFilter, start: UnixMillis, end: UnixMillis) -> Result<Tally> {
+        let closed = self.days().closed.clone();
+        let mut tally = self.read_tally_in(&self.live_trees(), filter, start, end, &closed)?;
+        let last = BusinessDay::of(UnixMillis(end.0.saturating_sub(1)));
+        for day in closed.range(BusinessDay::of(start)..=last) {
+            let trees = RecordTrees::of(&self.month_db(&day.month(), false)?)?;
+            let (from, until) = (start.max(day.start()), end.min(day.end()));
+            tally.absorb(&self.read_tally_in(&trees, filter, from, until, &BTreeSet::new())?);
+        }
+        Ok(tally)
+    }
+
+    /// The tally of the records of `trees` in the window, but those of the days `skip` (closed days whose
+    /// records a close not yet finished left in the live ledger: the archive counts them).
+    fn read_tally_in(
+        &self,
+        trees: &RecordTrees,
+        filter: &TallyFilter,
+        start: UnixMillis,
+        end: UnixMillis,
+        skip: &BTreeSet<BusinessDay>,
+    ) -> Result<Tally> {
         let mut tally = Tally::default();
         let range = |tree: &sled::Tree| tree.range(time_key(start, "")..time_key(end, ""));
         let id_of = |key: &[u8]| String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned();
-        for entry in range(&self.charges_by_time) {
+        let skipped = |at: UnixMillis| skip.contains(&BusinessDay::of(at));
+        for entry in range(&trees.charges_by_time) {
             let (key, _) = entry.map_err(io("reading"))?;
-            let Some(charge) = get::<ChargeRecord>(&self.charges, "charges", id_of(&key).as_bytes())? else { continue };
-            if !filter.admits(&charge.lane_id, Some(charge.provider)) {
+            let Some(charge) = get::<ChargeRecord>(&trees.charges, "charges", id_of(&key).as_bytes())? else {
+                continue;
+            };
+            if skipped(charge.created_at) || !filter.admits(&charge.lane_id, Some(charge.provider)) {
                 continue;
             }
             match charge.status {
@@ -126,25 +153,70 @@ impl Store {
                 ChargeStatus::Pending | ChargeStatus::Unknown | ChargeStatus::Reversing => {}
             }
         }
-        for entry in range(&self.sales_by_time) {
+        for entry in range(&trees.sales_by_time) {
             let (key, _) = entry.map_err(io("reading"))?;
-            let Some(sale) = get::<SaleRecord>(&self.sales, "sales", id_of(&key).as_bytes())? else { continue };
-            let provider = self.charge(&sale.out_trade_no)?.map(|charge| charge.provider);
+            let Some(sale) = get::<SaleRecord>(&trees.sales, "sales", id_of(&key).as_bytes())? else { continue };
+            if skipped(sale.finished_at) {
+                continue;
+            }
+            let provider = self.provider_of(&sale.out_trade_no, false)?;
             if filter.admits(&sale.lane_id, provider) {
                 tally.sales += 1;
                 tally.items = tally.items.saturating_add(sale.items());
                 tally.sales_total.add(sale.total, 1);
             }
         }
-        for entry in range(&self.refunds_by_time) {
+        for entry in range(&trees.refunds_by_time) {
             let (key, _) = entry.map_err(io("reading"))?;
-            let Some(refund) = get::<RefundRecord>(&self.refunds, "refunds", id_of(&key).as_bytes())? else { continue };
-            let provider = self.charge(&refund.out_trade_no)?.map(|charge| charge.provider);
+            let Some(refund) = get::<RefundRecord>(&trees.refunds, "refunds", id_of(&key).as_bytes())? else {
+                continue;
+            };
+            if skipped(refund.created_at) {
+                continue;
+            }
+            let provider = self.provider_of(&refund.out_trade_no, false)?;
             if refund.status == RefundStatus::Accepted && filter.admits(&refund.lane_id, provider) {
                 tally.refunds += 1;
                 tally.refunded_total.add(refund.amount, 1);
             }
         }
         Ok(tally)
+    }
+
+    /// The live ledger's trees of charges, sales and refunds.
+    pub(super) fn live_trees(&self) -> RecordTrees {
+        RecordTrees {
+            charges: self.charges.clone(),
+            sales: self.sales.clone(),
+            refunds: self.refunds.clone(),
+            charges_by_time: self.charges_by_time.clone(),
+            sales_by_time: self.sales_by_time.clone(),
+            refunds_by_time: self.refunds_by_time.clone(),
+        }
+    }
+}
+
+/// The trees of charges, sales and refunds and their indexes by time, of the live ledger or of a month's
+/// archive (the same names, the same keys).
+pub(super) struct RecordTrees {
+    pub(super) charges: sled::Tree,
+    pub(super) sales: sled::Tree,
+    pub(super) refunds: sled::Tree,
+    pub(super) charges_by_time: sled::Tree,
+    pub(super) sales_by_time: sled::Tree,
+    pub(super) refunds_by_time: sled::Tree,
+}
+
+impl RecordTrees {
+    pub(super) fn of(db: &sled::Db) -> Result<RecordTrees> {
+        let tree = |name: &str| db.open_tree(name).map_err(io("opening a tree"));
+        Ok(RecordTrees {
+            charges: tree("charges")?,
+            sales: tree("sales")?,
+            refunds: tree("refunds")?,
+            charges_by_time: tree("charges_by_time")?,
+            sales_by_time: tree("sales_by_time")?,
+            refunds_by_time: tree("refunds_by_time")?,
+        })
     }
 }

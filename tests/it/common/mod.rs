@@ -193,7 +193,7 @@ pub async fn all_sales(client: &mut ManagerClient, lane: &str) -> Vec<checkout_p
     let mut all = Vec::new();
     let mut page_token = String::new();
     loop {
-        let request = pb::ListSalesRequest { lane_id: lane.into(), page_size: 1000, page_token };
+        let request = pb::ListSalesRequest { lane_id: lane.into(), page_size: 1000, page_token, ..Default::default() };
         let page = client.list_sales(request).await.expect("ListSales").into_inner();
         all.extend(page.sales);
         if page.next_page_token.is_empty() {
@@ -209,7 +209,8 @@ pub async fn all_payments(client: &mut ManagerClient, lane: &str) -> Vec<checkou
     let mut all = Vec::new();
     let mut page_token = String::new();
     loop {
-        let request = pb::ListPaymentsRequest { lane_id: lane.into(), page_size: 1000, page_token };
+        let request =
+            pb::ListPaymentsRequest { lane_id: lane.into(), page_size: 1000, page_token, ..Default::default() };
         let page = client.list_payments(request).await.expect("ListPayments").into_inner();
         all.extend(page.payments);
         if page.next_page_token.is_empty() {
