@@ -258,6 +258,9 @@ pub fn reconcile(args: ReconcileBenchArgs) -> anyhow::Result<()> {
     eprintln!("Alipay: {} bytes of zip, {} ledger lines, made in {:.1?}", zip.len(), ledger.len(), generated.elapsed());
     runs.push(measure("Alipay (zip of GBK CSVs)", &day, zip, &ledger, reconcile::parse_alipay_bill)?);
 
+    if args.through_ledger {
+        runs.push(through_ledger(&day)?);
+    }
     if args.json {
         println!("{}", json!({ "payments": args.payments, "runs": runs }));
         return Ok(());
@@ -277,4 +280,97 @@ pub fn reconcile(args: ReconcileBenchArgs) -> anyhow::Result<()> {
         println!("    differences: {}", run["differences"]);
     }
     Ok(())
+}
+
+/// The day's WeChat Pay charges and refunds written into a ledger, then reconciled as the coordinator does:
+/// its lines read from the ledger (`services::reconciliations::ledger_lines`), the bill read, matched.
+fn through_ledger(day: &Day) -> anyhow::Result<serde_json::Value> {
+    use checkout_coordinator::ledger_lines;
+    use checkout_storage::{
+        Attempt, BusinessDay, ChargeEvent, ChargeRecord, ChargeStatus, CodeFingerprint, Currency, LaneId, MaskedCode,
+        Money, OutTradeNo, RefundRecord, RefundStatus, SaleId, Store,
+    };
+    let folder = tempfile::tempdir()?;
+    let store = Store::open(folder.path())?;
+    let written = Instant::now();
+    for i in 0..day.payments {
+        let at = day.at(i);
+        let out_trade_no = OutTradeNo::parse(&Day::out_trade_no(i))?;
+        let lane_id = LaneId::parse(&format!("L{:02}", i % 40))?;
+        let reversed = Day::reversed(i);
+        let mut fingerprint = [0u8; 16];
+        fingerprint[..8].copy_from_slice(&i.to_be_bytes());
+        let mut charge = ChargeRecord {
+            out_trade_no: out_trade_no.clone(),
+            lane_id: lane_id.clone(),
+            sale_id: SaleId::parse(&format!("L{:02}-{i:09}", i % 40))?,
+            attempt: Attempt::new(1)?,
+            provider: Provider::WeChatPay,
+            masked_code: MaskedCode::of("134567890123456789"),
+            code_fingerprint: CodeFingerprint(fingerprint),
+            amount: Money::new(Day::amount(i), Currency::CNY),
+            status: if reversed { ChargeStatus::Reversed } else { ChargeStatus::Paid },
+            provider_code: "SUCCESS".into(),
+            message: "paid".into(),
+            provider_transaction_id: format!("4200{i:024}"),
+            created_at: at,
+            settled_at: Some(if reversed { UnixMillis(at.0 + 1_000) } else { at }),
+            lines: Vec::new(),
+            basket_sha256: [0; 32],
+            shift_id: None,
+            sale_started_at: at,
+            superseded_by: None,
+            events: vec![ChargeEvent { at, what: "micropay: SUCCESS".into() }],
+        };
+        if reversed {
+            charge.log("reverse: done, money returned");
+        }
+        store.put_charge(&charge)?;
+        if let Some(amount) = Day::refunded(i) {
+            store.insert_refund_if_absent(&RefundRecord {
+                out_refund_no: format!("RF-{i}"),
+                out_trade_no,
+                lane_id,
+                amount: Money::new(amount, Currency::CNY),
+                reason: "returned".into(),
+                status: RefundStatus::Accepted,
+                provider_code: "SUCCESS".into(),
+                message: "refunded".into(),
+                refund_id: format!("5000{i:024}"),
+                created_at: UnixMillis(at.0 + 1_000),
+                settled_at: Some(UnixMillis(at.0 + 1_000)),
+            })?;
+        }
+    }
+    store.commit_blocking()?;
+    eprintln!("ledger: {} charges written in {:.1?}", day.payments, written.elapsed());
+    let gzip = bills::write_wechat_bill_gzip(Vec::new(), "wxbench", "1900000001", day.all_rows())?;
+    let reset = reset_peak_rss();
+    let started = Instant::now();
+    let business_day = BusinessDay::of(day.start);
+    let lines = ledger_lines(&store, Provider::WeChatPay, business_day).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let read = started.elapsed();
+    let bill = reconcile::parse_wechat_bill(&gzip)?;
+    let parsed = started.elapsed() - read;
+    let result = reconcile::reconcile(&lines, &bill)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut found: BTreeMap<String, u64> = BTreeMap::new();
+    for difference in &result.differences {
+        *found.entry(format!("{:?}", difference.kind)).or_insert(0) += 1;
+    }
+    Ok(json!({
+        "bill": "WeChat Pay, ledger read from sled",
+        "bill_bytes": gzip.len(),
+        "bill_lines": bill.lines.len(),
+        "ledger_lines": lines.len(),
+        "ledger_read_seconds": read.as_secs_f64(),
+        "parse_seconds": parsed.as_secs_f64(),
+        "match_seconds": seconds - read.as_secs_f64() - parsed.as_secs_f64(),
+        "seconds": seconds,
+        "lines_per_second": (bill.lines.len() + lines.len()) as f64 / seconds,
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_reset_before": reset,
+        "differences": found,
+        "matched": result.matched,
+    }))
 }

@@ -71,6 +71,11 @@ pub struct ReconcileBenchArgs {
     /// Payments in the day (at most 3000000); one in 50 is refunded, one in 200 reversed, a few carry differences.
     #[arg(long, default_value_t = 1_000_000)]
     pub payments: u64,
+    /// Also write the day's WeChat Pay charges and refunds into a ledger (a temporary sled folder) and time
+    /// the reconciliation as the coordinator makes it: the day's lines read from the ledger, the bill read,
+    /// matched.
+    #[arg(long)]
+    pub through_ledger: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -43,6 +43,7 @@ pub use engine::refunds::RefundOrder;
 pub use engine::{EngineTiming, PayOrder, Payments};
 pub use error::CoordinatorError;
 pub use providers::PaymentProvider;
+pub use services::reconciliations::ledger_lines;
 
 /// Everything the coordinator needs to start.
 pub struct CoordinatorConfig {

@@ -1,7 +1,10 @@
 //! Reconciling a business day against a provider's bill: the bill downloaded and read whole, the ledger's lines of the day, every difference kept.
 
+use std::collections::HashSet;
+
 use checkout_storage::{
-    BusinessDay, ChargeRecord, ChargeStatus, Provider, ReconciliationRecord, RefundStatus, Store, UnixMillis,
+    BusinessDay, ChargeRecord, ChargeStatus, OutTradeNo, Provider, ReconciliationRecord, RefundStatus, Store,
+    UnixMillis,
 };
 
 use crate::{
@@ -115,28 +118,37 @@ pub fn difference_of(json: &str) -> Result<Difference, CoordinatorError> {
 
 /// The ledger's lines of `day` for `provider`'s bill: every charge made that day, with where it stood at
 /// the day's end; every refund asked that day; every paid charge whose reversal was confirmed that day.
-fn ledger_lines(store: &Store, provider: Provider, day: BusinessDay) -> Result<Vec<LedgerLine>, CoordinatorError> {
+pub fn ledger_lines(store: &Store, provider: Provider, day: BusinessDay) -> Result<Vec<LedgerLine>, CoordinatorError> {
     let (start, end) = (day.start(), day.end());
     let mut lines = Vec::new();
     let refunds = store.refunds_asked_between(start, end)?;
-    for charge in store.charges_made_between(start, end)? {
-        if charge.provider != provider {
+    // A charge of the day can only have been refunded that day by its end.
+    let refunded: HashSet<OutTradeNo> = refunds
+        .iter()
+        .filter(|refund| refund.status == RefundStatus::Accepted)
+        .map(|refund| refund.out_trade_no.clone())
+        .collect();
+    store.each_charge_made_between(start, end, |charge| {
+        if charge.provider == provider {
+            let state = state_at(&charge, end, refunded.contains(&charge.out_trade_no));
+            lines.push(LedgerLine {
+                provider,
+                kind: LineKind::Charge,
+                out_trade_no: charge.out_trade_no.to_string(),
+                out_refund_no: None,
+                amount: charge.amount.minor_units,
+                state,
+                time: charge.created_at,
+            });
+        }
+        Ok(())
+    })?;
+    for refund in refunds {
+        if refund.status != RefundStatus::Accepted {
             continue;
         }
-        let state = state_at(store, &charge, end)?;
-        lines.push(LedgerLine {
-            provider,
-            kind: LineKind::Charge,
-            out_trade_no: charge.out_trade_no.to_string(),
-            out_refund_no: None,
-            amount: charge.amount.minor_units,
-            state,
-            time: charge.created_at,
-        });
-    }
-    for refund in refunds {
         let Some(charge) = store.charge(&refund.out_trade_no)? else { continue };
-        if charge.provider != provider || refund.status != RefundStatus::Accepted {
+        if charge.provider != provider {
             continue;
         }
         lines.push(LedgerLine {
@@ -171,16 +183,12 @@ fn money_went_back(charge: &ChargeRecord) -> bool {
     charge.events.iter().any(|event| event.what.contains("money returned"))
 }
 
-/// Where `charge` stood at `end` (the end of its day) as the ledger knows it.
-fn state_at(store: &Store, charge: &ChargeRecord, end: UnixMillis) -> Result<OrderState, CoordinatorError> {
-    Ok(match charge.status {
-        ChargeStatus::Paid => {
-            let refunded = store
-                .refunds_of(&charge.out_trade_no)?
-                .iter()
-                .any(|refund| refund.status == RefundStatus::Accepted && refund.created_at < end);
-            if refunded { OrderState::Refunded } else { OrderState::Paid }
-        }
+/// Where `charge` stood at `end` (the end of its day) as the ledger knows it; `refunded`: a refund of it
+/// was accepted that day.
+fn state_at(charge: &ChargeRecord, end: UnixMillis, refunded: bool) -> OrderState {
+    match charge.status {
+        ChargeStatus::Paid if refunded => OrderState::Refunded,
+        ChargeStatus::Paid => OrderState::Paid,
         ChargeStatus::Reversed if money_went_back(charge) => {
             if charge.settled_at.is_some_and(|at| at < end) {
                 OrderState::Reversed
@@ -190,7 +198,7 @@ fn state_at(store: &Store, charge: &ChargeRecord, end: UnixMillis) -> Result<Ord
         }
         ChargeStatus::Reversed | ChargeStatus::NewCodeNeeded | ChargeStatus::Failed => OrderState::Failed,
         ChargeStatus::Pending | ChargeStatus::Unknown | ChargeStatus::Reversing => OrderState::Pending,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,18 @@ use crate::{SaleRecord, ShiftId, ShiftRecord, ShiftSettlement, UnixMillis};
 /// How far a sale's time (the lane's clock) may stand outside its shift's and still be looked for.
 const CLOCK_SLACK_MILLIS: i64 = 24 * 3_600_000;
 
+/// The longest stretch of sales a shift's settlement reads (its slack included): three days.
+const LONGEST_SHIFT_MILLIS: i64 = 3 * 24 * 3_600_000;
+
 impl Store {
     /// The sales the ledger holds for `shift`, by when they finished (read through the index by time).
     pub fn sales_of_shift(&self, shift: &ShiftRecord) -> Result<Vec<SaleRecord>> {
-        let start = UnixMillis(shift.opened_at.0.saturating_sub(CLOCK_SLACK_MILLIS));
         let end = UnixMillis(shift.closed_at.unwrap_or_else(UnixMillis::now).0.saturating_add(CLOCK_SLACK_MILLIS));
+        // The times are the lane's: a shift is looked for over at most `LONGEST_SHIFT_MILLIS` before its end,
+        // whatever opening time a lane claims.
+        let start = UnixMillis(
+            shift.opened_at.0.saturating_sub(CLOCK_SLACK_MILLIS).max(end.0.saturating_sub(LONGEST_SHIFT_MILLIS)),
+        );
         let mut sales = Vec::new();
         for entry in self.sales_by_time.range(time_key(start, "")..time_key(end, "")) {
             let (key, _) = entry.map_err(io("reading"))?;

@@ -37,6 +37,23 @@ impl Store {
         self.read_between(&self.charges_by_time, &self.charges, "charges", start, end)
     }
 
+    /// Hands each charge made from `start` until `end` to `visit`, one at a time (a busy day's charges are
+    /// never all held at once).
+    pub fn each_charge_made_between(
+        &self,
+        start: UnixMillis,
+        end: UnixMillis,
+        mut visit: impl FnMut(ChargeRecord) -> Result<()>,
+    ) -> Result<()> {
+        for entry in self.charges_by_time.range(time_key(start, "")..time_key(end, "")) {
+            let (key, _) = entry.map_err(io("reading"))?;
+            if let Some(charge) = get::<ChargeRecord>(&self.charges, "charges", key.get(8..).unwrap_or_default())? {
+                visit(charge)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Charges whose reversal was confirmed from `start` until `end`.
     pub fn charges_reversed_between(&self, start: UnixMillis, end: UnixMillis) -> Result<Vec<ChargeRecord>> {
         self.read_between(&self.reversals_by_time, &self.charges, "charges", start, end)
