@@ -277,6 +277,12 @@ pub fn reconcile(args: ReconcileBenchArgs) -> anyhow::Result<()> {
             run["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
             run["bill_bytes"],
         );
+        if let Some(before) = run["resident_before_mib"].as_f64() {
+            println!(
+                "    (ledger read from sled: {:.3} s; {before:.0} MiB resident before it, the process's own ledger)",
+                run["ledger_read_seconds"].as_f64().unwrap_or(0.0)
+            );
+        }
         println!("    differences: {}", run["differences"]);
     }
     Ok(())
@@ -346,6 +352,9 @@ fn through_ledger(day: &Day) -> anyhow::Result<serde_json::Value> {
     eprintln!("ledger: {} charges written in {:.1?}", day.payments, written.elapsed());
     let gzip = bills::write_wechat_bill_gzip(Vec::new(), "wxbench", "1900000001", day.all_rows())?;
     let reset = reset_peak_rss();
+    // The process already holds the ledger it just wrote (sled's pages) and what the runs before freed:
+    // the reconciliation's own share is the peak over this.
+    let resident_before = resident_mib();
     let started = Instant::now();
     let business_day = BusinessDay::of(day.start);
     let lines = ledger_lines(&store, Provider::WeChatPay, business_day).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -369,8 +378,18 @@ fn through_ledger(day: &Day) -> anyhow::Result<serde_json::Value> {
         "seconds": seconds,
         "lines_per_second": (bill.lines.len() + lines.len()) as f64 / seconds,
         "peak_rss_mib": peak_rss_mib(),
+        "resident_before_mib": resident_before,
+        "peak_over_resident_before_mib": peak_rss_mib().zip(resident_before).map(|(peak, before)| peak - before),
         "peak_reset_before": reset,
         "differences": found,
         "matched": result.matched,
     }))
+}
+
+/// Resident memory of this process now (`VmRSS`), in MiB.
+fn resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
