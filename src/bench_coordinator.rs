@@ -254,6 +254,14 @@ async fn run_once(setup: Setup, lanes: u64, charges: u64, certificate: &(String,
 }
 
 pub fn coordinator(args: CoordinatorBenchArgs) -> anyhow::Result<()> {
+    if let Some(lanes) = args.idle_lanes {
+        return crate::bench_idle_lanes::run(
+            lanes.clamp(1, 5_000),
+            args.watchers.unwrap_or(0).min(250),
+            args.seconds,
+            args.json,
+        );
+    }
     let lanes = args.lanes.clamp(1, 100);
     let charges = args.charges.clamp(lanes, 3 * 20_000);
     let rounds = args.rounds.max(1);
@@ -322,10 +330,14 @@ pub fn coordinator(args: CoordinatorBenchArgs) -> anyhow::Result<()> {
                        "charges_per_second": run.per_second, "median_ms": run.median_ms, "p99_ms": run.p99_ms})
             })
             .collect();
+        // The figures of the setup a store runs: credentials checked (plaintext; TLS in `runs`).
+        let main = median(Setup { tls: false, credentials: true, watchers: None });
         println!(
             "{}",
-            json!({"lanes": lanes, "charges_per_run": charges, "rounds": rounds, "runs": rows,
-                   "credentials_cost_percent": {"plaintext": cost(false), "tls": cost(true)}})
+            json!({"lanes": lanes, "charges_per_run": charges, "rounds": rounds,
+                   "payments_per_s": main.per_second, "p50_ms": main.median_ms, "p99_ms": main.p99_ms,
+                   "rss_mib": crate::process_memory::peak_rss_mib(), "rss_is": "the bench process: coordinator and lanes together",
+                   "runs": rows, "credentials_cost_percent": {"plaintext": cost(false), "tls": cost(true)}})
         );
         return Ok(());
     }

@@ -10,7 +10,10 @@ use checkout_coordinator::{
 use checkout_storage::{Provider, UnixMillis};
 use serde_json::json;
 
-use crate::cli::ReconcileBenchArgs;
+use crate::{
+    cli::ReconcileBenchArgs,
+    process_memory::{peak_rss_mib, reset_peak_rss, resident_mib},
+};
 
 const DAY: &str = "2026-11-25";
 /// More would pass the parsers' default limit of lines.
@@ -178,19 +181,6 @@ impl Day {
         }
         counts
     }
-}
-
-/// Peak resident memory of this process so far (`VmHWM`), in MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-/// Starts a new peak (`VmHWM` from now on): writing 5 to `clear_refs` resets it (Linux 4.0 and later).
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// Reads `bytes` with `parse` and reconciles the bill against `ledger`, timed.
@@ -384,12 +374,4 @@ fn through_ledger(day: &Day) -> anyhow::Result<serde_json::Value> {
         "differences": found,
         "matched": result.matched,
     }))
-}
-
-/// Resident memory of this process now (`VmRSS`), in MiB.
-fn resident_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }

@@ -109,6 +109,13 @@ pub struct CoordinatorBenchArgs {
     /// `WatchLanes` (at most 250), instead of the credentials and TLS setups.
     #[arg(long)]
     pub watchers: Option<usize>,
+    /// Instead: this many lanes registered on a `checkout coordinator` process, each sending a heartbeat
+    /// every 5 s (with --watchers managers watching), and the coordinator's resident memory.
+    #[arg(long)]
+    pub idle_lanes: Option<usize>,
+    /// How long the idle lanes send heartbeats.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

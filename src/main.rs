@@ -2,12 +2,14 @@
 
 mod bench;
 mod bench_coordinator;
+mod bench_idle_lanes;
 mod bench_payments;
 mod bench_reconcile;
 mod bench_startup;
 mod cli;
 mod decode;
 mod demo;
+mod process_memory;
 mod reconcile;
 
 use std::{collections::HashMap, sync::Arc};
