@@ -468,3 +468,44 @@ async fn a_lanes_own_count_of_its_shift_is_settled_against_the_ledger() {
     assert_eq!(l1.close_shift(foreign).await.unwrap_err().code(), Code::PermissionDenied);
     coordinator.stop().await;
 }
+
+#[tokio::test]
+async fn watchers_are_capped_and_a_closed_stream_frees_its_place() {
+    use tokio_stream::StreamExt;
+    let TestStore { data: _data, sim: _sim, coordinator, lane: _lane, manager: _ } = TestStore::open().await;
+    // A client opening stream after stream (over a few connections, as the per-connection cap is lower).
+    let mut streams = Vec::new();
+    let mut refused = None;
+    for n in 0..300 {
+        if n % 50 == 0 {
+            streams.push((manager_client(&coordinator.url).await, Vec::new()));
+        }
+        let (client, open) = streams.last_mut().unwrap();
+        match client.watch_lanes(pb::WatchLanesRequest {}).await {
+            Ok(stream) => open.push(stream.into_inner()),
+            Err(status) => {
+                refused = Some((n, status));
+                break;
+            }
+        }
+    }
+    let (opened, status) = refused.expect("the watchers are capped");
+    assert_eq!(opened, 256);
+    assert_eq!((status.code(), reason_of(&status).0.as_str()), (Code::ResourceExhausted, "RESOURCE_EXHAUSTED"));
+    // A watcher that goes away frees its place.
+    let (client, open) = streams.last_mut().unwrap();
+    open.clear();
+    let mut again = None;
+    for _ in 0..50 {
+        match client.watch_lanes(pb::WatchLanesRequest {}).await {
+            Ok(stream) => {
+                again = Some(stream.into_inner());
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    assert!(again.expect("a place is free again").next().await.unwrap().unwrap().snapshot);
+    drop(streams);
+    coordinator.stop().await;
+}

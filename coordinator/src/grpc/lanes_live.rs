@@ -148,8 +148,10 @@ pub(super) fn watch(
                 sent = out.send(message) => if sent.is_err() || failed { return },
                 _ = stopping.wait_for(|stop| *stop) => return,
             }
+            // A watcher that went away frees its place at once, not at the next change.
             let changed = tokio::select! {
                 changed = changes.recv() => changed,
+                () = out.closed() => return,
                 _ = stopping.wait_for(|stop| *stop) => return,
             };
             next = match changed {
