@@ -81,9 +81,13 @@ async fn heartbeats(
 const WATCHERS_A_CONNECTION: usize = 10;
 
 /// A manager reading every `WatchLanes` message until the stream ends; returns how many lanes it was sent.
-async fn watch(channel: tonic::transport::Channel, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<u64> {
-    let identity = Identity { header: "authorization", value: format!("Bearer {MANAGER_TOKEN}").parse()? };
-    let mut client = pb::store_service_client::StoreServiceClient::with_interceptor(channel, identity);
+pub(crate) async fn watch(
+    channel: tonic::transport::Channel,
+    manager_token: &str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<u64> {
+    let bearer = checkout_lanes::Bearer::new(manager_token)?;
+    let mut client = pb::store_service_client::StoreServiceClient::with_interceptor(channel, bearer);
     let mut stream = client.watch_lanes(pb::WatchLanesRequest {}).await?.into_inner();
     let mut lanes_seen = 0;
     let mut stop = stop;
@@ -196,7 +200,8 @@ async fn run_once(setup: Setup, lanes: u64, charges: u64, certificate: &(String,
                 channel = Some(tonic::transport::Endpoint::from_shared(url.clone())?.connect().await?);
             }
             let channel = channel.clone().context("a watcher's connection")?;
-            side_tasks.push(tokio::spawn(watch(channel, side_stopped.clone())));
+            let stopped = side_stopped.clone();
+            side_tasks.push(tokio::spawn(async move { watch(channel, MANAGER_TOKEN, stopped).await }));
         }
     }
     let product = sample_catalog().into_iter().next().context("empty catalog")?;

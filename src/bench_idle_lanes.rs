@@ -78,24 +78,11 @@ pub fn run(lanes: usize, watchers: usize, seconds: u64, json_out: bool) -> anyho
             if w % CALLERS_A_CONNECTION == 0 {
                 channel = Some(connect().await?);
             }
-            let mut client = StoreServiceClient::with_interceptor(
-                channel.clone().context("a connection")?,
-                Bearer::new(&manager_token)?,
-            );
-            let mut stopped = stopped.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut stream = client.watch_lanes(pb::WatchLanesRequest {}).await?.into_inner();
-                let mut lanes_seen = 0u64;
-                loop {
-                    tokio::select! {
-                        message = stream.message() => match message? {
-                            Some(message) => lanes_seen += message.lanes.len() as u64,
-                            None => return Ok::<u64, anyhow::Error>(lanes_seen),
-                        },
-                        _ = stopped.wait_for(|stop| *stop) => return Ok(lanes_seen),
-                    }
-                }
-            }));
+            let channel = channel.clone().context("a connection")?;
+            let (manager_token, stopped) = (manager_token.clone(), stopped.clone());
+            tasks.push(tokio::spawn(
+                async move { crate::bench_coordinator::watch(channel, &manager_token, stopped).await },
+            ));
         }
         let lane_count = clients.len().max(1);
         for (lane, mut client) in clients.into_iter().enumerate() {

@@ -199,16 +199,7 @@ fn build(folder: &Path, charges: u64, archived_months: u32) -> anyhow::Result<()
             store.put_charge(&charge)?;
             store.claim_code(charge.code_fingerprint, &charge.out_trade_no)?;
             if status == ChargeStatus::Paid {
-                store.insert_sale_if_absent(&SaleRecord {
-                    lane_id: charge.lane_id.clone(),
-                    sale_id: charge.sale_id.clone(),
-                    shift_id: charge.shift_id.clone(),
-                    lines: charge.lines.clone(),
-                    total: charge.amount,
-                    out_trade_no: charge.out_trade_no.clone(),
-                    started_at: charge.sale_started_at,
-                    finished_at: UnixMillis(created.0 + 2000),
-                })?;
+                store.insert_sale_if_absent(&SaleRecord::paid_by(&charge, UnixMillis(created.0 + 2000)))?;
                 if n % 200 == 7 {
                     paid_today.push(charge);
                 }

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
+use checkout_coordinator::providers::alipay::fen_to_yuan;
 use checkout_lanes::{Bearer, ClientTls, coordinator_endpoint};
 use checkout_proto::v1::{self as pb, store_service_client::StoreServiceClient};
 
@@ -17,14 +18,9 @@ fn provider_of(name: &str) -> anyhow::Result<pb::Provider> {
     }
 }
 
+/// `12.34`, as the bills write amounts; empty when there is none.
 fn money(money: Option<&pb::Money>) -> String {
-    money
-        .map(|m| {
-            let sign = if m.minor_units < 0 { "-" } else { "" };
-            let abs = m.minor_units.unsigned_abs();
-            format!("{sign}{}.{:02}", abs / 100, abs % 100)
-        })
-        .unwrap_or_default()
+    money.map(|m| fen_to_yuan(m.minor_units)).unwrap_or_default()
 }
 
 pub fn run(args: ReconcileArgs) -> anyhow::Result<()> {

@@ -130,6 +130,21 @@ pub struct SaleRecord {
 }
 
 impl SaleRecord {
+    /// The sale a paid charge pays for: its basket and amount, from when the lane started it until
+    /// `finished_at`.
+    pub fn paid_by(charge: &ChargeRecord, finished_at: UnixMillis) -> SaleRecord {
+        SaleRecord {
+            lane_id: charge.lane_id.clone(),
+            sale_id: charge.sale_id.clone(),
+            shift_id: charge.shift_id.clone(),
+            lines: charge.lines.clone(),
+            total: charge.amount,
+            out_trade_no: charge.out_trade_no.clone(),
+            started_at: charge.sale_started_at,
+            finished_at,
+        }
+    }
+
     pub fn items(&self) -> u64 {
         self.lines.iter().map(|l| u64::from(l.quantity)).sum()
     }

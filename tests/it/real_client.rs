@@ -5,7 +5,7 @@ use crate::common;
 
 use std::process::{Command, Stdio};
 
-use common::processes::{BIN, Process, enrolment_secret_file, listening_address, manager_token, terminate};
+use common::processes::{BIN, coordinator_process, enrolment_secret_file, manager_token, terminate};
 use serde_json::Value;
 
 fn python_grpc_available() -> bool {
@@ -26,16 +26,7 @@ fn a_reflection_only_client_reads_totals_and_shifts_and_gets_clear_errors() {
     }
     let data = tempfile::tempdir().unwrap();
     let lane_data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["coordinator", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .args(["--wallet-seed", "real client"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start coordinator");
-    let address = listening_address(&mut child, "coordinator");
-    let mut coordinator = Process(child);
+    let (mut coordinator, address) = coordinator_process(data.path(), &["--wallet-seed", "real client"]);
 
     let lane = Command::new(BIN)
         .args(["lane", "--id", "L2", "--coordinator", &format!("http://{address}"), "--synthetic"])

@@ -218,18 +218,10 @@ async fn yesterday_is_reconciled_against_both_bills_and_every_difference_is_kept
 
 #[test]
 fn checkout_reconcile_exports_a_days_differences_as_csv() {
-    use common::processes::{BIN, Process, listening_address, manager_token, terminate};
-    use std::process::{Command, Stdio};
+    use common::processes::{BIN, coordinator_process, manager_token, terminate};
+    use std::process::Command;
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["coordinator", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start coordinator");
-    let address = listening_address(&mut child, "coordinator");
-    let mut coordinator = Process(child);
+    let (mut coordinator, address) = coordinator_process(data.path(), &[]);
     let token_file = data.path().join("credentials/manager.token");
     assert!(!manager_token(data.path()).is_empty());
     let out = tempfile::tempdir().unwrap();

@@ -237,16 +237,7 @@ impl Payments {
         charge.message = messages::PAID.to_owned();
         // The sale is recorded with its payment, in the same commit: a lane that dies before it
         // hears the answer loses nothing, and its FinishSale later only confirms it.
-        let sale = SaleRecord {
-            lane_id: charge.lane_id.clone(),
-            sale_id: charge.sale_id.clone(),
-            shift_id: charge.shift_id.clone(),
-            lines: charge.lines.clone(),
-            total: charge.amount,
-            out_trade_no: charge.out_trade_no.clone(),
-            started_at: charge.sale_started_at,
-            finished_at: charge.settled_at.unwrap_or(charge.sale_started_at),
-        };
+        let sale = SaleRecord::paid_by(charge, charge.settled_at.unwrap_or(charge.sale_started_at));
         self.store.insert_sale_if_absent(&sale)?;
         self.save(charge).await
     }

@@ -56,16 +56,7 @@ fn charge(sale: &str, status: ChargeStatus, provider: Provider, amount: i64, whe
 }
 
 fn sale_of(charge: &ChargeRecord, finished_at: UnixMillis) -> SaleRecord {
-    SaleRecord {
-        lane_id: charge.lane_id.clone(),
-        sale_id: charge.sale_id.clone(),
-        shift_id: charge.shift_id.clone(),
-        lines: charge.lines.clone(),
-        total: charge.amount,
-        out_trade_no: charge.out_trade_no.clone(),
-        started_at: charge.created_at,
-        finished_at,
-    }
+    SaleRecord { started_at: charge.created_at, ..SaleRecord::paid_by(charge, finished_at) }
 }
 
 fn refund(no: &str, of: &ChargeRecord, amount: i64, status: RefundStatus, when: UnixMillis) -> RefundRecord {

@@ -156,16 +156,7 @@ mod summary_tests {
     }
 
     fn sale_of(charge: &ChargeRecord) -> SaleRecord {
-        SaleRecord {
-            lane_id: charge.lane_id.clone(),
-            sale_id: charge.sale_id.clone(),
-            shift_id: charge.shift_id.clone(),
-            lines: charge.lines.clone(),
-            total: charge.amount,
-            out_trade_no: charge.out_trade_no.clone(),
-            started_at: UnixMillis(5),
-            finished_at: UnixMillis(20),
-        }
+        SaleRecord { started_at: UnixMillis(5), ..SaleRecord::paid_by(charge, UnixMillis(20)) }
     }
 
     #[test]

@@ -32,12 +32,7 @@ impl Store {
         self.folder.write(|| self.reversals_by_time.insert(key, &[]).map(drop).map_err(io("indexing a reversal")))
     }
 
-    /// Charges made from `start` until `end` (not included), by when they were made.
-    pub fn charges_made_between(&self, start: UnixMillis, end: UnixMillis) -> Result<Vec<ChargeRecord>> {
-        self.read_between(&self.charges_by_time, &self.charges, "charges", start, end)
-    }
-
-    /// Hands each charge made from `start` until `end` to `visit`, one at a time (a busy day's charges are
+    /// Hands each charge made from `start` until `end` (not included) to `visit`, one at a time (a busy day's charges are
     /// never all held at once).
     pub fn each_charge_made_between(
         &self,

@@ -57,6 +57,21 @@ pub fn provider_sim(seed: &str, extra: &[&str]) -> (Process, String) {
     (Process(child), address)
 }
 
+/// Starts `checkout coordinator` on a free port with its ledger in `data` (its log dropped); returns it and
+/// its address.
+pub fn coordinator_process(data: &std::path::Path, extra: &[&str]) -> (Process, String) {
+    let mut child = Command::new(BIN)
+        .args(["coordinator", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start coordinator");
+    let address = listening_address(&mut child, "coordinator");
+    (Process(child), address)
+}
+
 /// Waits for `child` to exit, at most `within`; `None` if it is still running then.
 pub fn wait_for_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + within;

@@ -1,6 +1,6 @@
 //! Alipay's amounts (yuan with two decimals) and times (China Standard Time, UTC+8).
 
-use checkout_storage::UnixMillis;
+use checkout_storage::{BusinessDay, UnixMillis};
 
 /// `1234` fen → `"12.34"`; integer arithmetic only.
 pub fn fen_to_yuan(fen: i64) -> String {
@@ -40,18 +40,8 @@ pub struct ChinaTime {
 
 /// `(yyyy, mm, dd, HH, MM, SS)` of `at` in China Standard Time (UTC+8), the providers' clock.
 pub fn china_time(at: UnixMillis) -> ChinaTime {
-    let secs = at.0.div_euclid(1000) + 8 * 3600;
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = BusinessDay::of(at).civil();
+    let rest = (at.0.div_euclid(1000) + 8 * 3600).rem_euclid(86_400);
     let (hour, minute, second) = ((rest / 3600) as u32, (rest % 3600 / 60) as u32, (rest % 60) as u32);
     ChinaTime { year, month, day, hour, minute, second }
 }
@@ -64,6 +54,5 @@ pub fn china_datetime(at: UnixMillis) -> String {
 
 /// `2026-11-25`: the bill day of `at` in China Standard Time.
 pub fn china_date(at: UnixMillis) -> String {
-    let t = china_time(at);
-    format!("{:04}-{:02}-{:02}", t.year, t.month, t.day)
+    BusinessDay::of(at).to_string()
 }
