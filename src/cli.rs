@@ -32,6 +32,104 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// Make a new random token and print it with its SHA-256, for the coordinator's --config file.
     Token(TokenArgs),
+    /// Run a store's busy period: real lanes with hand-held scanners serving a line of customers, a coordinator,
+    /// the simulated provider and a fault plan; live progress, then a report, a plot and the verdict.
+    Rush(Box<RushArgs>),
+}
+
+#[derive(Args, Clone)]
+pub struct RushArgs {
+    /// Lanes open.
+    #[arg(long, default_value_t = 40)]
+    pub lanes: u32,
+    /// Simulated length of the period: `1h`, `20m`, `90s`.
+    #[arg(long, default_value = "1h", value_parser = simulated_duration)]
+    pub duration: std::time::Duration,
+    /// Simulated seconds per second of wall time (60 runs an hour in a minute).
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+    /// Seed of the customers, their baskets and wallets, and the provider's fault dice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Scanners send the codes as text instead of frames through the decoder.
+    #[arg(long)]
+    pub no_vision: bool,
+    /// Run `checkout provider-sim` and `checkout coordinator` as processes of their own (needed for
+    /// --restarts: the coordinator is killed with SIGKILL and started again on the same folder and port).
+    /// Their wallets are WeChat Pay and Alipay (the simulator's HTTP APIs).
+    #[arg(long)]
+    pub processes: bool,
+    /// The coordinator's data folder (default: a temporary one, removed at the end).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The provider's latency, simulated milliseconds: `MIN-MAX` uniform.
+    #[arg(long, default_value = "300-1500")]
+    pub provider_latency_ms: String,
+    /// Share of provider calls that wait --provider-tail-ms more (the long tail).
+    #[arg(long, default_value_t = 0.03, value_parser = rate)]
+    pub provider_tail_rate: f64,
+    #[arg(long, default_value_t = 6_000)]
+    pub provider_tail_ms: u64,
+    /// Share of provider calls answered SYSTEMERROR / 20000 (outcome unknown: the store queries).
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    pub provider_errors: f64,
+    /// Share of charges made whose answer is cut off (the customer is charged, the store does not hear).
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    pub dropped_answers: f64,
+    /// A provider outage: `START+LENGTH` in simulated time, for example `20m+5m`.
+    #[arg(long, value_parser = outage_window)]
+    pub outage: Option<(std::time::Duration, std::time::Duration)>,
+    /// Kill the coordinator with SIGKILL this many times, evenly over the period, and start it again
+    /// (needs --processes).
+    #[arg(long, default_value_t = 0)]
+    pub restarts: u32,
+    /// Share of customers who need their password (the store's password threshold is set so).
+    #[arg(long, default_value_t = 0.15, value_parser = rate)]
+    pub password_share: f64,
+    /// How long a customer takes to type the password, simulated seconds.
+    #[arg(long, default_value_t = 12.0)]
+    pub password_secs: f64,
+    /// Write the lanes' and the coordinator's logs (tracing) to this file; without it they are off.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// Write the report as JSON.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Draw throughput, latency and the offline queue over simulated time as SVG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// `1h`, `20m`, `90s`, `1h30m`.
+pub fn simulated_duration(text: &str) -> Result<std::time::Duration, String> {
+    let mut seconds = 0u64;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            'h' | 'm' | 's' => {
+                let n: u64 = number.parse().map_err(|_| format!("{text:?}: a number before each of h, m, s"))?;
+                seconds += n * match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+                number.clear();
+            }
+            _ => return Err(format!("{text:?}: write it like 1h, 20m, 90s or 1h30m")),
+        }
+    }
+    if !number.is_empty() || seconds == 0 || seconds > 24 * 3600 {
+        return Err(format!("{text:?}: write it like 1h, 20m, 90s or 1h30m (at most 24h)"));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+/// `20m+5m`: an outage's start and length.
+fn outage_window(text: &str) -> Result<(std::time::Duration, std::time::Duration), String> {
+    let (start, length) = text.split_once('+').ok_or_else(|| format!("{text:?}: write START+LENGTH, like 20m+5m"))?;
+    let start = if start.trim() == "0" { std::time::Duration::ZERO } else { simulated_duration(start)? };
+    Ok((start, simulated_duration(length)?))
 }
 
 #[derive(Args)]
@@ -228,6 +326,10 @@ pub struct CoordinatorArgs {
     /// Milliseconds between the resolver's passes over unsettled charges.
     #[arg(long, default_value_t = 10_000)]
     pub resolve_every_ms: u64,
+    /// For load tests that run simulated time faster (`checkout rush --processes`): every engine pause and
+    /// deadline (those two included) this many times shorter.
+    #[arg(long, default_value_t = 1.0)]
+    pub accelerate: f64,
 }
 
 #[derive(Args)]
@@ -332,6 +434,12 @@ pub struct ProviderSimArgs {
     /// How long the customer takes to enter the password, in milliseconds.
     #[arg(long, default_value_t = 3_000)]
     pub customer_delay_ms: u64,
+    /// Wallets numbered this or above (0 to 9999, of each provider) start with --low-balance-fen instead:
+    /// customers whose balance runs short.
+    #[arg(long)]
+    pub low_balance_wallets_from: Option<u16>,
+    #[arg(long, default_value_t = 500)]
+    pub low_balance_fen: i64,
     /// Every call waits between --latency-min-ms and --latency-max-ms (uniform).
     #[arg(long, default_value_t = 0)]
     pub latency_min_ms: u64,

@@ -11,6 +11,7 @@ mod decode;
 mod demo;
 mod process_memory;
 mod reconcile;
+mod rush;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -62,6 +63,8 @@ fn main() -> anyhow::Result<()> {
             reconcile::run(args)
         }
         Command::Token(args) => make_token(&args),
+        // Its logs go to --log, never over the live display.
+        Command::Rush(args) => rush::run(*args),
     }
 }
 
@@ -128,7 +131,8 @@ fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             query_deadline: std::time::Duration::from_secs(args.query_deadline_secs),
             resolve_every: std::time::Duration::from_millis(args.resolve_every_ms.max(10)),
             ..checkout_coordinator::EngineTiming::default()
-        };
+        }
+        .accelerated(args.accelerate);
         let config = CoordinatorConfig {
             store_id: StoreId::parse(&args.store_id)?,
             currency: Currency::parse(&args.currency)?,
@@ -297,6 +301,8 @@ fn run_provider_sim(args: cli::ProviderSimArgs) -> anyhow::Result<()> {
     config.options = SimOptions {
         password_above: args.password_above_fen,
         customer_delay: std::time::Duration::from_millis(args.customer_delay_ms),
+        low_balance_from: args.low_balance_wallets_from,
+        low_balance: args.low_balance_fen,
         ..SimOptions::default()
     };
     config.faults = Faults {

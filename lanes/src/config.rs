@@ -1,10 +1,21 @@
 //! What a lane is told when it starts: its coordinator, its frames, its cashier and how it proves who it is.
 
-use std::{collections::VecDeque, path::PathBuf, time::Duration};
+use std::{
+    collections::VecDeque,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use checkout_storage::{CashierId, LaneId};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::{debounce::PAYMENT_HOLD_OFF, error::LaneError, synthetic::SyntheticConfig};
+use crate::{
+    debounce::PAYMENT_HOLD_OFF,
+    error::LaneError,
+    messages::{FrameInput, Trigger, TriggerRead},
+    synthetic::SyntheticConfig,
+};
 
 /// Where a lane's frames come from.
 #[derive(Debug, Clone)]
@@ -13,6 +24,47 @@ pub enum FrameSource {
     Paths(Vec<PathBuf>),
     /// Synthetic customers, rendered.
     Synthetic(SyntheticConfig),
+    /// A hand-held scanner: one frame each time its trigger is pulled ([`hand_held_scanner`]).
+    HandHeld(HandHeldScanner),
+}
+
+/// The scanner end of a hand-held scanner: the lane takes it when it starts (one lane per scanner).
+#[derive(Clone)]
+pub struct HandHeldScanner(Arc<Mutex<Option<mpsc::UnboundedReceiver<Trigger>>>>);
+
+impl std::fmt::Debug for HandHeldScanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HandHeldScanner")
+    }
+}
+
+impl HandHeldScanner {
+    /// The trigger's channel, for the lane that starts with this scanner; `None` once a lane has it.
+    pub(crate) fn take(&self) -> Option<mpsc::UnboundedReceiver<Trigger>> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+/// The trigger of a hand-held scanner. Dropping it (and its clones) puts the scanner down: the lane then
+/// closes as a camera's lane does when its frames end.
+#[derive(Clone, Debug)]
+pub struct ScannerTrigger(mpsc::UnboundedSender<Trigger>);
+
+impl ScannerTrigger {
+    /// Takes `frame` and waits until the lane has handled what it read (a charge until it has an outcome);
+    /// `None` when the lane has stopped.
+    pub async fn pull(&self, frame: FrameInput) -> Option<TriggerRead> {
+        let (reply, read) = oneshot::channel();
+        self.0.send(Trigger { frame, reply }).ok()?;
+        read.await.ok()
+    }
+}
+
+/// A hand-held scanner and its trigger: give the scanner to a lane ([`FrameSource::HandHeld`]) and pull the
+/// trigger for each code the cashier scans.
+pub fn hand_held_scanner() -> (ScannerTrigger, HandHeldScanner) {
+    let (triggers, taken) = mpsc::unbounded_channel();
+    (ScannerTrigger(triggers), HandHeldScanner(Arc::new(Mutex::new(Some(taken)))))
 }
 
 /// How a lane proves who it is. A token kept in the lane's data folder comes first, then `token`

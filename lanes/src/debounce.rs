@@ -108,6 +108,31 @@ impl Debouncer {
         events
     }
 
+    /// Feeds the codes read on one pull of a hand-held scanner's trigger. Each pull is a scan of its own (the
+    /// same product pulled twice is two items, and a weak symbology is taken on one read, as a hand-held
+    /// scanner takes it), while a payment code keeps its hold-off and is never handed over once charged.
+    pub fn trigger(&mut self, reads: Vec<(String, Symbology, ScannedCode)>, now: Instant) -> Vec<ScannedCode> {
+        self.in_view.clear();
+        let hold_off = self.payment_hold_off;
+        self.payments_seen.retain(|_, at| now.duration_since(*at) < hold_off);
+        let mut events = Vec::new();
+        let mut counted: HashSet<String> = HashSet::new();
+        for (text, _, scanned) in reads {
+            if !counted.insert(text) {
+                continue; // The QR code and the Code 128 of one payment code, or one code read twice.
+            }
+            if let ScannedCode::Payment(payment) = &scanned {
+                let key = self.keys.hash_one(payment.expose_digits());
+                let recent = self.payments_seen.insert(key, now).is_some();
+                if recent || self.charged.contains(&key) {
+                    continue;
+                }
+            }
+            events.push(scanned);
+        }
+        events
+    }
+
     /// The lane charged this payment code: it is never handed over again (the last [`CHARGED_MEMORY`] codes).
     pub fn charged(&mut self, code: &PaymentCode) {
         let key = self.keys.hash_one(code.expose_digits());
@@ -152,6 +177,25 @@ mod tests {
                 d.charged(code);
             }
         }
+    }
+
+    #[test]
+    fn each_pull_of_the_trigger_is_a_scan_and_a_charged_code_still_never_comes_back() {
+        let mut d = Debouncer::new(Duration::from_secs(2));
+        let t = Instant::now();
+        let upce = "01234565";
+        assert_eq!(d.trigger(vec![read(upce, Symbology::UpcE)], t).len(), 1, "one read of a UPC-E is a scan");
+        assert_eq!(d.trigger(vec![read(upce, Symbology::UpcE)], t).len(), 1, "the second item of the product");
+        let code = "134567890123456789";
+        let both = vec![read(code, Symbology::QrCode), read(code, Symbology::Code128)];
+        let events = d.trigger(both, t);
+        assert_eq!(events.len(), 1, "the QR code and the barcode of one payment code are one scan");
+        charge(&mut d, &events);
+        assert!(d.trigger(vec![read(code, Symbology::QrCode)], t + Duration::from_secs(30)).is_empty());
+        let declined = "284567890123456789";
+        assert_eq!(d.trigger(vec![read(declined, Symbology::QrCode)], t).len(), 1);
+        assert!(d.trigger(vec![read(declined, Symbology::QrCode)], t + Duration::from_secs(1)).is_empty(), "hold-off");
+        assert_eq!(d.trigger(vec![read(declined, Symbology::QrCode)], t + Duration::from_secs(4)).len(), 1);
     }
 
     #[test]

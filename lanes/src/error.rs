@@ -55,6 +55,9 @@ pub enum LaneError {
         /// Why it cannot be opened.
         source: checkout_storage::StorageError,
     },
+    /// A hand-held scanner can serve one lane, and another lane has it.
+    #[error("the hand-held scanner is already in use by another lane")]
+    ScannerInUse,
     /// The actors stopped without reporting the lane's summary.
     #[error("the lane's actors stopped before finishing")]
     ActorsStopped,

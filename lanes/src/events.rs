@@ -47,6 +47,11 @@ pub enum LaneEventKind {
         /// The store's order number of the charge.
         out_trade_no: String,
     },
+    /// A paid sale's record reached the store and is durable there (it left the lane's outbox).
+    SaleDelivered {
+        /// The sale.
+        sale_id: String,
+    },
     /// The charge was declined (or the store refused the request): another code or way to pay is needed.
     PaymentDeclined {
         /// The sale.
@@ -140,6 +145,7 @@ impl fmt::Display for LaneEvent {
             LaneEventKind::SalePaid { sale_id, items, total, provider, masked_code, .. } => {
                 write!(f, "{lane}: sale {sale_id} paid: {items} items, {total} by {provider} {masked_code}")
             }
+            LaneEventKind::SaleDelivered { sale_id } => write!(f, "{lane}: sale {sale_id} recorded by the store"),
             LaneEventKind::PaymentDeclined { sale_id, message } => {
                 write!(f, "{lane}: sale {sale_id} not paid: {message}")
             }

@@ -36,7 +36,10 @@ use crate::{
     synthetic::SyntheticCamera,
 };
 pub use crate::{
-    config::{ClientTls, FrameSource, LaneConfig, LaneCredentials, default_cashier, list_frames},
+    config::{
+        ClientTls, FrameSource, HandHeldScanner, LaneConfig, LaneCredentials, ScannerTrigger, default_cashier,
+        hand_held_scanner, list_frames,
+    },
     connection::{Bearer, CoordinatorClient, coordinator_endpoint},
     error::LaneError,
     events::{LaneEvent, LaneEventKind, LaneSummary},
@@ -63,6 +66,7 @@ pub async fn run_lane(
         FrameSource::Synthetic(synthetic) => {
             Camera::Synthetic(SyntheticCamera::new(synthetic.clone(), products.clone()))
         }
+        FrameSource::HandHeld(scanner) => Camera::HandHeld(Some(scanner.take().ok_or(LaneError::ScannerInUse)?)),
     };
     let (done_tx, done_rx) = oneshot::channel();
     let setup = TillSetup {

@@ -1,12 +1,16 @@
 //! The messages the lane's actors send each other: scanner to decoder, scanner to till, till to scanner,
 //! and `run_lane` to the scanner.
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use checkout_storage::{PaymentCode, ScannedCode, Symbology};
+use tokio::sync::oneshot;
 
-use crate::{synthetic::FrameSpec, vision::Unreadable};
+use crate::{
+    synthetic::FrameSpec,
+    vision::{LumaFrame, Unreadable},
+};
 
 /// A frame as the scanner hands it over: a file to load or a synthetic shot to render.
 #[derive(Debug, Clone)]
@@ -15,6 +19,10 @@ pub enum FrameInput {
     File(PathBuf),
     /// A synthetic shot, rendered on the decoder's thread.
     Synthetic(FrameSpec),
+    /// Pixels already in memory (a hand-held scanner's imager hands its frame over whole).
+    Pixels(Arc<LumaFrame>),
+    /// Codes a scanner decoded in its own hardware (a hand-held scanner that sends text), with no pixels.
+    Decoded(Vec<(String, Symbology)>),
 }
 
 /// The codes read in one frame, each with its meaning to the lane.
@@ -76,3 +84,26 @@ pub struct PaymentCodeCharged(pub PaymentCode);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopScanning;
+
+/// One pull of a hand-held scanner's trigger: the one frame it takes, and where to say what came of it
+/// (the trigger's handle to the scanner). The answer comes once the till has handled the frame's scans, so
+/// for a payment code once the charge has an outcome.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Trigger {
+    /// The frame the scanner took.
+    pub frame: FrameInput,
+    /// What came of it.
+    pub reply: oneshot::Sender<TriggerRead>,
+}
+
+/// What one pull of the trigger gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TriggerRead {
+    /// Codes read in the frame.
+    pub codes_read: u64,
+    /// Scan events the till got from it (a product into the basket, a payment code charged).
+    pub scans: usize,
+    /// Why the frame gave nothing, when it was skipped (or the lane is stopping).
+    pub skipped: Option<String>,
+}

@@ -173,6 +173,11 @@ pub struct SimOptions {
     pub customer_delay: Duration,
     /// WeChat Pay revokes a quick-pay order still unpaid this long after it was made (45 s); none: never.
     pub wechat_revoke_unpaid_after: Option<Duration>,
+    /// Wallets numbered this or above (of each provider) start with `low_balance` instead: customers whose
+    /// balance runs short.
+    pub low_balance_from: Option<u16>,
+    /// What those wallets hold at first, in minor units.
+    pub low_balance: i64,
 }
 
 impl Default for SimOptions {
@@ -181,6 +186,8 @@ impl Default for SimOptions {
             password_above: None,
             customer_delay: Duration::from_secs(3),
             wechat_revoke_unpaid_after: Some(WECHAT_REVOKE_UNPAID_AFTER),
+            low_balance_from: None,
+            low_balance: 0,
         }
     }
 }
@@ -362,6 +369,14 @@ impl SimulatedProvider {
         Some(fate)
     }
 
+    /// What a wallet holds before its first charge.
+    fn starting_balance_of(&self, wallet: u16) -> i64 {
+        match self.options.low_balance_from {
+            Some(from) if wallet >= from => self.options.low_balance,
+            _ => self.starting_balance,
+        }
+    }
+
     pub fn options(&self) -> SimOptions {
         self.options
     }
@@ -378,7 +393,7 @@ impl SimulatedProvider {
 
     /// A wallet's balance in minor units.
     pub fn balance(&self, provider: Provider, wallet: u16) -> i64 {
-        self.lock().balances.get(&(provider, wallet)).copied().unwrap_or(self.starting_balance)
+        self.lock().balances.get(&(provider, wallet)).copied().unwrap_or_else(|| self.starting_balance_of(wallet))
     }
 
     /// The whole books, orders sorted by creation.
@@ -413,7 +428,7 @@ impl SimulatedProvider {
             };
             let key = (order.provider, order.wallet);
             let amount = order.amount.minor_units;
-            let balance = books.balances.get(&key).copied().unwrap_or(self.starting_balance);
+            let balance = books.balances.get(&key).copied().unwrap_or_else(|| self.starting_balance_of(key.1));
             let revoke = order.revoke_when_due;
             let paid = !revoke && balance >= amount;
             if paid {
@@ -464,7 +479,7 @@ impl SimulatedProvider {
             return PayOutcome::Used;
         }
         let key = (wallet.provider(), wallet.number());
-        let balance = books.balances.get(&key).copied().unwrap_or(self.starting_balance);
+        let balance = books.balances.get(&key).copied().unwrap_or_else(|| self.starting_balance_of(key.1));
         if balance < amount.minor_units {
             return PayOutcome::NotEnough;
         }
@@ -514,7 +529,6 @@ impl SimulatedProvider {
     /// Reverse (WeChat) or cancel (Alipay): closes an unpaid order, gives a paid one's money back.
     pub fn reverse_order(&self, out_trade_no: &OutTradeNo) -> ReverseOutcome {
         let mut books = self.lock();
-        let starting = self.starting_balance;
         let Some(order) = books.orders.get_mut(out_trade_no) else {
             // Reversing an order that never came into being: nothing to give back.
             return ReverseOutcome::Closed;
@@ -540,7 +554,7 @@ impl SimulatedProvider {
                 order.closed_at = Some(UnixMillis::now());
                 let back = order.amount.minor_units - order.refunded;
                 let key = (order.provider, order.wallet);
-                let balance = books.balances.get(&key).copied().unwrap_or(starting);
+                let balance = books.balances.get(&key).copied().unwrap_or_else(|| self.starting_balance_of(key.1));
                 books.balances.insert(key, balance + back);
                 ReverseOutcome::Refunded
             }
@@ -584,7 +598,6 @@ impl SimulatedProvider {
             return RefundOutcome::Accepted { refund_id, repeated: true };
         }
         let next = books.next_transaction;
-        let starting = self.starting_balance;
         let Some(order) = books.orders.get_mut(out_trade_no) else { return RefundOutcome::NoSuchOrder };
         if order.state != SimOrderState::Paid {
             return RefundOutcome::NotPaid;
@@ -606,7 +619,7 @@ impl SimulatedProvider {
         let key = (order.provider, order.wallet);
         books.next_transaction += 1;
         books.refund_numbers.insert(number, (out_trade_no.clone(), amount));
-        let balance = books.balances.get(&key).copied().unwrap_or(starting);
+        let balance = books.balances.get(&key).copied().unwrap_or_else(|| self.starting_balance_of(key.1));
         books.balances.insert(key, balance + amount);
         RefundOutcome::Accepted { refund_id, repeated: false }
     }

@@ -356,12 +356,22 @@ mod tests {
         assert_eq!(sim.balance(Provider::WeChatPay, 4), 10_000);
     }
 
+    #[test]
+    fn wallets_from_the_low_balance_number_up_start_with_the_low_balance() {
+        let options = SimOptions { low_balance_from: Some(9_900), low_balance: 500, ..SimOptions::default() };
+        let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
+        assert_eq!(sim.balance(Provider::Alipay, 9_899), 10_000);
+        assert_eq!(sim.balance(Provider::Alipay, 9_900), 500);
+        assert_eq!(sim.balance(Provider::WeChatPay, 9_999), 500);
+    }
+
     #[tokio::test]
     async fn wechat_revokes_a_password_step_that_outlasts_its_limit() {
         let options = SimOptions {
             password_above: Some(1_000),
             customer_delay: Duration::from_secs(60),
             wechat_revoke_unpaid_after: Some(Duration::from_millis(300)),
+            ..SimOptions::default()
         };
         let sim = SimulatedProvider::with_options(b"seed", 10_000, options);
         let code = SimulatedWallet::new(b"seed", Provider::WeChatPay, 6).issue_code(UnixMillis::now());

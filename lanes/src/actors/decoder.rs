@@ -37,20 +37,30 @@ pub fn read_frame_with(
     vision: &VisionConfig,
 ) -> Result<FrameReads, FrameSkipped> {
     let started = std::time::Instant::now();
+    let made;
     let frame = match input {
-        FrameInput::File(path) => load_frame_file(path, pixel_limit).map_err(|e| match e {
-            FrameError::Io { .. } => FrameSkipped(e.to_string()),
-            e => FrameSkipped(format!("{}: {e}", path.display())),
-        })?,
+        FrameInput::File(path) => {
+            made = load_frame_file(path, pixel_limit).map_err(|e| match e {
+                FrameError::Io { .. } => FrameSkipped(e.to_string()),
+                e => FrameSkipped(format!("{}: {e}", path.display())),
+            })?;
+            &made
+        }
         FrameInput::Synthetic(spec) => {
-            render_frame(spec).map_err(|e| FrameSkipped(format!("cannot render {spec:?}: {e}")))?
+            made = render_frame(spec).map_err(|e| FrameSkipped(format!("cannot render {spec:?}: {e}")))?;
+            &made
+        }
+        FrameInput::Pixels(frame) => frame.as_ref(),
+        FrameInput::Decoded(codes) => {
+            let reads = codes.iter().map(|(text, symbology)| (text.clone(), *symbology, classify(text, *symbology)));
+            return Ok(FrameReads { acquiring: started.elapsed(), unreadable: None, reads: reads.collect() });
         }
     };
     let acquiring = started.elapsed();
     // rxing runs behind its own `catch_unwind`; this one keeps a bug of ours on an odd frame from
     // taking a decoder thread down with it: the frame is skipped and the lane goes on.
     let analysed =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyse_frame(&frame, vision))).map_err(|_| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyse_frame(frame, vision))).map_err(|_| {
             FrameSkipped("the decoder failed on this frame (a bug: please report it with the frame)".into())
         })?;
     let analysis = analysed.map_err(|e| FrameSkipped(e.to_string()))?;

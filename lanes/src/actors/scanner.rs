@@ -7,10 +7,14 @@ use std::{
 };
 
 use actix::prelude::*;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::{
     debounce::Debouncer,
-    messages::{DecodeFrame, FrameDone, FrameInput, FrameSkipped, FramesEnded, PaymentCodeCharged, StopScanning},
+    messages::{
+        DecodeFrame, FrameDone, FrameInput, FrameReads, FrameSkipped, FramesEnded, PaymentCodeCharged, StopScanning,
+        Trigger, TriggerRead,
+    },
     synthetic::SyntheticCamera,
     vision::Unreadable,
 };
@@ -21,6 +25,8 @@ pub enum Camera {
     Files(VecDeque<PathBuf>),
     /// Rendered customers.
     Synthetic(SyntheticCamera),
+    /// A hand-held scanner: a frame when its trigger is pulled (taken by the scanner when it starts).
+    HandHeld(Option<UnboundedReceiver<Trigger>>),
 }
 
 impl Camera {
@@ -28,6 +34,7 @@ impl Camera {
         match self {
             Camera::Files(paths) => paths.pop_front().map(FrameInput::File),
             Camera::Synthetic(camera) => camera.next_frame().map(FrameInput::Synthetic),
+            Camera::HandHeld(_) => None,
         }
     }
 }
@@ -56,6 +63,8 @@ pub struct Scanner {
     frames_dropped: u64,
     /// The last "why unreadable" hint logged, so a code held in view is not hinted at every frame.
     last_hint: Option<Unreadable>,
+    /// A hand-held scanner's frame is being read and handled.
+    pulled: bool,
 }
 
 impl Scanner {
@@ -70,6 +79,54 @@ impl Scanner {
             stopping: false,
             frames_dropped: 0,
             last_hint: None,
+            pulled: false,
+        }
+    }
+
+    /// The frames have ended (or the lane is stopping): the till closes the lane, and so does the scanner.
+    fn end(&mut self, ctx: &mut Context<Self>) {
+        if self.frames_dropped > 0 {
+            tracing::info!(frames_dropped = self.frames_dropped, "camera frames dropped while decoding");
+        }
+        self.peers.ended_to.do_send(FramesEnded);
+        ctx.stop();
+    }
+
+    /// What the decoder made of a frame, de-duplicated: a pull of a hand-held scanner's trigger is a scan
+    /// of its own, a camera's frame one of a stream.
+    fn frame_done(
+        &mut self,
+        decoded: Result<Result<FrameReads, FrameSkipped>, MailboxError>,
+        captured_at: Instant,
+    ) -> FrameDone {
+        match decoded {
+            Ok(Ok(reads)) => {
+                let mut unreadable = None;
+                if reads.unreadable != self.last_hint {
+                    if let Some(newly) = reads.unreadable {
+                        tracing::info!(hint = %newly, "a code is in view but cannot be read");
+                        unreadable = Some(newly);
+                    }
+                    self.last_hint = reads.unreadable;
+                }
+                let codes_read = reads.reads.len() as u64;
+                let scans = match self.camera {
+                    Camera::HandHeld(_) => self.debouncer.trigger(reads.reads, Instant::now()),
+                    _ => self.debouncer.frame(reads.reads, Instant::now()),
+                };
+                // From the camera's frame to the scan event, not counting the time the frame's
+                // pixels took to arrive (a file loaded, a synthetic shot rendered).
+                let latency = (!scans.is_empty()).then(|| captured_at.elapsed().saturating_sub(reads.acquiring));
+                FrameDone { scans, codes_read, skipped: None, unreadable, latency }
+            }
+            Ok(Err(skipped)) => {
+                tracing::warn!(reason = %skipped, "frame skipped");
+                FrameDone::skipped(skipped)
+            }
+            Err(mailbox) => {
+                tracing::error!(error = %mailbox, "decoder unavailable");
+                FrameDone::skipped(FrameSkipped(mailbox.to_string()))
+            }
         }
     }
 
@@ -101,8 +158,64 @@ impl Actor for Scanner {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Camera::HandHeld(triggers) = &mut self.camera {
+            // Each pull goes through the scanner's mailbox in turn: the next waits until the last is handled.
+            let Some(mut triggers) = triggers.take() else { return self.end(ctx) };
+            let scanner = ctx.address();
+            ctx.spawn(
+                async move {
+                    while let Some(trigger) = triggers.recv().await {
+                        if scanner.send(trigger).await.is_err() {
+                            return;
+                        }
+                    }
+                    scanner.do_send(StopScanning);
+                }
+                .into_actor(self),
+            );
+            return;
+        }
         self.next_due = Instant::now();
         ctx.notify(NextFrame);
+    }
+}
+
+impl Handler<Trigger> for Scanner {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, Trigger { frame, reply }: Trigger, _: &mut Context<Self>) -> Self::Result {
+        if self.stopping {
+            let _ = reply.send(TriggerRead { skipped: Some("the lane is closing".into()), ..TriggerRead::default() });
+            return Box::pin(actix::fut::ready(()));
+        }
+        self.pulled = true;
+        let decoder = self.peers.decoder.clone();
+        let captured_at = Instant::now();
+        Box::pin(
+            async move { decoder.send(DecodeFrame(frame)).await }
+                .into_actor(self)
+                .then(move |decoded, scanner, _| {
+                    let done = scanner.frame_done(decoded, captured_at);
+                    let read = TriggerRead {
+                        codes_read: done.codes_read,
+                        scans: done.scans.len(),
+                        skipped: done.skipped.as_ref().map(|s| s.0.clone()),
+                    };
+                    let till = scanner.peers.frames_to.clone();
+                    async move {
+                        let _ = till.send(done).await;
+                        read
+                    }
+                    .into_actor(scanner)
+                })
+                .map(|read, scanner, ctx| {
+                    let _ = reply.send(read);
+                    scanner.pulled = false;
+                    if scanner.stopping {
+                        scanner.end(ctx);
+                    }
+                }),
+        )
     }
 }
 
@@ -117,8 +230,12 @@ impl Handler<PaymentCodeCharged> for Scanner {
 impl Handler<StopScanning> for Scanner {
     type Result = ();
 
-    fn handle(&mut self, _: StopScanning, _: &mut Context<Self>) {
+    fn handle(&mut self, _: StopScanning, ctx: &mut Context<Self>) {
         self.stopping = true;
+        // A hand-held scanner has no next frame to notice it: it stops now, or when the pull in hand is done.
+        if matches!(self.camera, Camera::HandHeld(_)) && !self.pulled {
+            self.end(ctx);
+        }
     }
 }
 
@@ -128,11 +245,7 @@ impl Handler<NextFrame> for Scanner {
     fn handle(&mut self, _: NextFrame, ctx: &mut Context<Self>) -> Self::Result {
         let input = if self.stopping { None } else { self.camera.next_input() };
         let Some(input) = input else {
-            if self.frames_dropped > 0 {
-                tracing::info!(frames_dropped = self.frames_dropped, "camera frames dropped while decoding");
-            }
-            self.peers.ended_to.do_send(FramesEnded);
-            ctx.stop();
+            self.end(ctx);
             return Box::pin(actix::fut::ready(()));
         };
         let decoder = self.peers.decoder.clone();
@@ -141,33 +254,7 @@ impl Handler<NextFrame> for Scanner {
             async move { decoder.send(DecodeFrame(input)).await }
                 .into_actor(self)
                 .then(move |decoded, scanner, _| {
-                    let done = match decoded {
-                        Ok(Ok(reads)) => {
-                            let mut unreadable = None;
-                            if reads.unreadable != scanner.last_hint {
-                                if let Some(newly) = reads.unreadable {
-                                    tracing::info!(hint = %newly, "a code is in view but cannot be read");
-                                    unreadable = Some(newly);
-                                }
-                                scanner.last_hint = reads.unreadable;
-                            }
-                            let codes_read = reads.reads.len() as u64;
-                            let scans = scanner.debouncer.frame(reads.reads, Instant::now());
-                            // From the camera's frame to the scan event, not counting the time the frame's
-                            // pixels took to arrive (a file loaded, a synthetic shot rendered).
-                            let latency =
-                                (!scans.is_empty()).then(|| captured_at.elapsed().saturating_sub(reads.acquiring));
-                            FrameDone { scans, codes_read, skipped: None, unreadable, latency }
-                        }
-                        Ok(Err(skipped)) => {
-                            tracing::warn!(reason = %skipped, "frame skipped");
-                            FrameDone::skipped(skipped)
-                        }
-                        Err(mailbox) => {
-                            tracing::error!(error = %mailbox, "decoder unavailable");
-                            FrameDone::skipped(FrameSkipped(mailbox.to_string()))
-                        }
-                    };
+                    let done = scanner.frame_done(decoded, captured_at);
                     let till = scanner.peers.frames_to.clone();
                     // Wait for the till: scans are handled in order, one frame at a time.
                     async move {

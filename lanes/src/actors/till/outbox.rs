@@ -53,7 +53,11 @@ pub(crate) async fn deliver(
             }
         };
         match sent {
-            Ok(()) => {}
+            Ok(()) => {
+                if let OutboxItem::Sale(sale) = &item {
+                    shown.push(LaneEventKind::SaleDelivered { sale_id: sale.sale_id.to_string() });
+                }
+            }
             Err(status) if retryable(&status) => {
                 tracing::info!(?item, %status, "stays in the outbox until the store answers");
                 break;
