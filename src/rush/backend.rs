@@ -113,7 +113,13 @@ fn spawn_coordinator(args: &[String], log: Option<&Path>) -> anyhow::Result<Chil
         Some(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
         None => Stdio::null(),
     };
-    Command::new(exe).args(args).stdout(Stdio::null()).stderr(stderr).spawn().context("starting checkout coordinator")
+    Command::new(exe)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .context("starting checkout coordinator")
 }
 
 /// What the processes are told.

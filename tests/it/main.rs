@@ -19,3 +19,4 @@ mod processes;
 mod provider_protocols;
 mod real_client;
 mod reconciliation;
+mod rush;

@@ -198,7 +198,9 @@ impl Payments {
             }
             Some(wait) => {
                 self.save(charge).await?;
-                self.settle(charge, wait).await
+                // The provider's pause before the first query (5 s while the customer types a password), never
+                // longer than the engine's longest pause between queries (which an accelerated engine shortens).
+                self.settle(charge, wait.min(self.timing.query_every_max)).await
             }
         }
     }
