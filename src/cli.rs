@@ -62,6 +62,21 @@ pub struct RushArgs {
     /// The coordinator's data folder (default: a temporary one, removed at the end).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Run against a coordinator already running (`http://HOST:PORT`) instead of starting one; needs
+    /// --provider-sim (the provider it charges through: its faults are set and its books read from there) and
+    /// --manager-token-file. Its lanes are R1, R2, ... (tokens issued for the run).
+    #[arg(long, conflicts_with_all = ["processes", "data"], requires_all = ["provider_sim", "manager_token_file"])]
+    pub coordinator: Option<String>,
+    /// With --coordinator: the `checkout provider-sim` it charges through (`HOST:PORT`). For the rush's short
+    /// balances and password steps start it with `--low-balance-wallets-from 9900` and `--password-above-fen`.
+    #[arg(long)]
+    pub provider_sim: Option<String>,
+    /// With --coordinator: a file holding a manager's token.
+    #[arg(long)]
+    pub manager_token_file: Option<PathBuf>,
+    /// The seed the provider's wallets are keyed from (with --coordinator: as provider-sim was told).
+    #[arg(long, default_value = "rush")]
+    pub wallet_seed: String,
     /// The provider's latency, simulated milliseconds: `MIN-MAX` uniform.
     #[arg(long, default_value = "300-1500")]
     pub provider_latency_ms: String,

@@ -96,12 +96,8 @@ impl Debouncer {
                 continue;
             }
             code.emitted = true;
-            if let ScannedCode::Payment(payment) = &scanned {
-                let key = self.keys.hash_one(payment.expose_digits());
-                let recent = self.payments_seen.insert(key, now).is_some();
-                if recent || self.charged.contains(&key) {
-                    continue;
-                }
+            if self.payment_held_back(&scanned, now) {
+                continue;
             }
             events.push(scanned);
         }
@@ -121,16 +117,21 @@ impl Debouncer {
             if !counted.insert(text) {
                 continue; // The QR code and the Code 128 of one payment code, or one code read twice.
             }
-            if let ScannedCode::Payment(payment) = &scanned {
-                let key = self.keys.hash_one(payment.expose_digits());
-                let recent = self.payments_seen.insert(key, now).is_some();
-                if recent || self.charged.contains(&key) {
-                    continue;
-                }
+            if self.payment_held_back(&scanned, now) {
+                continue;
             }
             events.push(scanned);
         }
         events
+    }
+
+    /// Whether `scanned`, a payment code handed over now, is held back: shown within the hold-off of its last
+    /// sighting (which this one renews), or charged already.
+    fn payment_held_back(&mut self, scanned: &ScannedCode, now: Instant) -> bool {
+        let ScannedCode::Payment(payment) = scanned else { return false };
+        let key = self.keys.hash_one(payment.expose_digits());
+        let recent = self.payments_seen.insert(key, now).is_some();
+        recent || self.charged.contains(&key)
     }
 
     /// The lane charged this payment code: it is never handed over again (the last [`CHARGED_MEMORY`] codes).

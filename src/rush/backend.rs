@@ -37,9 +37,15 @@ pub struct Processes {
     port: u16,
 }
 
+/// A coordinator someone else runs, charging through a `checkout provider-sim` at `sim_address`.
+pub struct External {
+    sim_address: String,
+}
+
 pub enum Backend {
     Embedded(Embedded),
     Processes(Processes),
+    External(External),
 }
 
 /// What the rush needs of a started store.
@@ -171,6 +177,18 @@ pub fn processes(setup: &ProcessSetup<'_>) -> anyhow::Result<Started> {
     Ok(Started { backend, url: format!("http://127.0.0.1:{port}"), manager_token })
 }
 
+/// A coordinator already running at `url`, with a manager's token in `token_file`.
+pub fn external(url: &str, sim_address: &str, token_file: &Path) -> anyhow::Result<Started> {
+    let manager_token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("reading the manager token in {}", token_file.display()))?
+        .trim()
+        .to_owned();
+    // The books must be readable before anything is charged: the verdict needs them.
+    sim_http(sim_address, "GET", "/sim/faults", "").context("provider-sim's administration API")?;
+    let backend = Backend::External(External { sim_address: sim_address.to_owned() });
+    Ok(Started { backend, url: url.to_owned(), manager_token })
+}
+
 /// GET or POST on the simulator's administration API; the JSON answer.
 fn sim_http(address: &str, method: &str, path: &str, body: &str) -> anyhow::Result<serde_json::Value> {
     let mut stream = std::net::TcpStream::connect(address)?;
@@ -194,8 +212,8 @@ impl Backend {
     pub fn set_faults(&self, faults: &Faults) -> anyhow::Result<()> {
         match self {
             Backend::Embedded(embedded) => embedded.provider.set_faults(faults.clone()),
-            Backend::Processes(p) => {
-                sim_http(&p.sim_address, "POST", "/sim/faults", &serde_json::to_string(faults)?)?;
+            Backend::Processes(Processes { sim_address, .. }) | Backend::External(External { sim_address }) => {
+                sim_http(sim_address, "POST", "/sim/faults", &serde_json::to_string(faults)?)?;
             }
         }
         Ok(())
@@ -214,8 +232,8 @@ impl Backend {
                     amount: o.amount.minor_units,
                 })
                 .collect()),
-            Backend::Processes(p) => {
-                let books = sim_http(&p.sim_address, "GET", "/sim/books", "")?;
+            Backend::Processes(Processes { sim_address, .. }) | Backend::External(External { sim_address }) => {
+                let books = sim_http(sim_address, "GET", "/sim/books", "")?;
                 let orders = books["orders"].as_array().context("/sim/books without orders")?;
                 orders
                     .iter()
@@ -264,6 +282,11 @@ impl Backend {
                 let _ = p.coordinator.wait();
                 let _ = p.sim.kill();
                 let _ = p.sim.wait();
+            }
+            // Someone else's coordinator keeps running; its faults are cleared.
+            Backend::External(external) => {
+                let clear = serde_json::to_string(&Faults::default())?;
+                sim_http(&external.sim_address, "POST", "/sim/faults", &clear)?;
             }
         }
         Ok(())

@@ -44,7 +44,6 @@ use self::{
 };
 use crate::cli::RushArgs;
 
-const WALLET_SEED: &str = "rush";
 /// The queue is sampled every 10 simulated seconds.
 const SAMPLE_EVERY_S: f64 = 10.0;
 
@@ -64,6 +63,7 @@ fn check(args: &RushArgs) -> anyhow::Result<()> {
         bail!("--speed: 1 to 600");
     }
     if args.restarts > 0 && !args.processes {
+        // (also with --coordinator: the rush does not own that process)
         bail!(
             "--restarts needs --processes: the coordinator is killed with SIGKILL and started again on the same folder and port"
         );
@@ -77,6 +77,14 @@ fn check(args: &RushArgs) -> anyhow::Result<()> {
         bail!("--outage ends after the period does");
     }
     Ok(())
+}
+
+fn mode(args: &RushArgs) -> &'static str {
+    match (&args.coordinator, args.processes) {
+        (Some(_), _) => "a running coordinator",
+        (None, true) => "processes",
+        (None, false) => "one process",
+    }
 }
 
 /// `MIN-MAX` in milliseconds.
@@ -242,7 +250,7 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
     let vision = !args.no_vision;
     let catalog = sample_catalog();
     // provider-sim speaks WeChat Pay and Alipay; in one process all three wallets are simulated.
-    let providers = if args.processes {
+    let providers = if args.processes || args.coordinator.is_some() {
         vec![(Provider::WeChatPay, 0.58), (Provider::Alipay, 0.42)]
     } else {
         vec![(Provider::WeChatPay, 0.55), (Provider::Alipay, 0.38), (Provider::UnionPay, 0.07)]
@@ -271,27 +279,33 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
     let temporary = tempfile::tempdir().context("creating a temporary folder")?;
     let data_dir = args.data.clone().unwrap_or_else(|| temporary.path().join("coordinator"));
     std::fs::create_dir_all(&data_dir)?;
+    let store_at = match &args.coordinator {
+        Some(url) => format!("the coordinator at {url}"),
+        None => format!("ledger in {}", data_dir.display()),
+    };
     println!(
-        "checkout rush: {} lanes, {} customers over {:.0} simulated minutes at {}x ({}), ledger in {}",
+        "checkout rush: {} lanes, {} customers over {:.0} simulated minutes at {}x ({}), {store_at}",
         args.lanes,
         customers_planned,
         duration_s / 60.0,
         args.speed,
-        if args.processes { "processes" } else { "one process" },
-        data_dir.display()
+        mode(&args),
     );
 
     let control = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let started = if args.processes {
+    let started = if let Some(url) = &args.coordinator {
+        let (sim, token) = (args.provider_sim.as_deref().unwrap_or_default(), args.manager_token_file.as_deref());
+        backend::external(url, sim, token.context("--manager-token-file")?)?
+    } else if args.processes {
         backend::processes(&backend::ProcessSetup {
             data_dir: &data_dir,
-            wallet_seed: WALLET_SEED,
+            wallet_seed: &args.wallet_seed,
             options,
             speed: args.speed,
             log: args.log.as_deref(),
         })?
     } else {
-        control.block_on(backend::embedded(data_dir.clone(), WALLET_SEED.as_bytes(), options, args.speed))?
+        control.block_on(backend::embedded(data_dir.clone(), args.wallet_seed.as_bytes(), options, args.speed))?
     };
     started.backend.set_faults(&faults(&args, false)?)?;
     let backend = Arc::new(Mutex::new(started.backend));
@@ -300,7 +314,7 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
     let tokens = control.block_on(async {
         let mut tokens = Vec::new();
         for n in 1..=args.lanes {
-            let request = pb::IssueLaneTokenRequest { lane_id: format!("L{n}"), ..Default::default() };
+            let request = pb::IssueLaneTokenRequest { lane_id: format!("R{n}"), ..Default::default() };
             tokens.push(manager_client.issue_lane_token(request).await.context("IssueLaneToken")?.into_inner().token);
         }
         anyhow::Ok(tokens)
@@ -309,7 +323,7 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
 
     let clock = SimClock { start: Instant::now(), speed: args.speed };
     let recorder = Arc::new(Recorder::new(clock));
-    let store = Arc::new(Store::new(customers, recorder.clone(), frames, WALLET_SEED.as_bytes().to_vec(), vision));
+    let store = Arc::new(Store::new(customers, recorder.clone(), frames, args.wallet_seed.as_bytes().to_vec(), vision));
     let stop = Arc::new(AtomicBool::new(false));
     let fault_plan = run_fault_plan(&args, clock, backend.clone(), stop.clone())?;
     let sampler = {
@@ -336,7 +350,7 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
         for (n, token) in (1..=args.lanes).zip(tokens) {
             let (trigger, scanner) = hand_held_scanner();
             let mut config =
-                LaneConfig::new(LaneId::parse(&format!("L{n}"))?, url.clone(), FrameSource::HandHeld(scanner));
+                LaneConfig::new(LaneId::parse(&format!("R{n}"))?, url.clone(), FrameSource::HandHeld(scanner));
             config.heartbeat_every = heartbeat_every;
             config.payment_hold_off = clock.wall(Duration::from_secs(1));
             config.credentials = LaneCredentials { token: Some(token), enrolment_secret: None };
@@ -385,7 +399,7 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
         rss_mib: crate::process_memory::peak_rss_mib().unwrap_or(0.0),
     };
     let setup = Setup {
-        mode: if args.processes { "processes" } else { "one process" },
+        mode: mode(&args),
         lanes: args.lanes,
         simulated_seconds: simulated_end.max(duration_s),
         speed: args.speed,
