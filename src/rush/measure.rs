@@ -95,12 +95,37 @@ struct MinuteBucket {
     waiting: u64,
 }
 
+impl MinuteBucket {
+    /// The minute's figures, for the report and the plot.
+    fn figures(&self, index: usize) -> Minute {
+        let at = |h: &Option<Histogram<u64>>, q: f64| {
+            h.as_ref().filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(q) as f64 / 1000.0)
+        };
+        Minute {
+            t_s: index as u64 * 60,
+            paid: self.paid,
+            not_paid: self.not_paid,
+            items: self.items,
+            pay_p50_ms: at(&self.pay, 0.5),
+            pay_p99_ms: at(&self.pay, 0.99),
+            scan_p50_ms: at(&self.scan, 0.5),
+            scan_p99_ms: at(&self.scan, 0.99),
+            queue: self.queue,
+            waiting: self.waiting,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     scan: Option<Histogram<u64>>,
     pay: Option<Histogram<u64>>,
     commit: Option<Histogram<u64>>,
-    minutes: Vec<MinuteBucket>,
+    /// Minutes gone by, as figures (their histograms dropped: memory per minute stays a few numbers).
+    closed_minutes: Vec<Minute>,
+    /// The minute being measured, and its number.
+    open_minute: MinuteBucket,
+    open_index: usize,
     outcomes: BTreeMap<String, u64>,
     baskets: u64,
     items: u64,
@@ -158,12 +183,19 @@ impl Recorder {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The bucket of the minute `sim_s` falls in; minutes before it are closed into figures. (Something
+    /// recorded a hair late, after its minute closed, counts in the open one.)
     fn minute(state: &mut State, sim_s: f64) -> &mut MinuteBucket {
         let index = (sim_s.max(0.0) / 60.0) as usize;
-        if state.minutes.len() <= index {
-            state.minutes.resize_with(index + 1, MinuteBucket::default);
+        if index > state.open_index {
+            let closed = std::mem::take(&mut state.open_minute);
+            state.closed_minutes.push(closed.figures(state.open_index));
+            for gap in state.open_index + 1..index {
+                state.closed_minutes.push(MinuteBucket::default().figures(gap));
+            }
+            state.open_index = index;
         }
-        &mut state.minutes[index]
+        &mut state.open_minute
     }
 
     pub fn customer_started(&self) {
@@ -252,26 +284,8 @@ impl Recorder {
     pub fn totals(&self) -> Totals {
         let state = self.lock();
         let of = |h: &Option<Histogram<u64>>| h.as_ref().map(percentiles).unwrap_or_default();
-        let at = |h: &Option<Histogram<u64>>, q: f64| {
-            h.as_ref().filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(q) as f64 / 1000.0)
-        };
-        let minutes = state
-            .minutes
-            .iter()
-            .enumerate()
-            .map(|(i, m)| Minute {
-                t_s: i as u64 * 60,
-                paid: m.paid,
-                not_paid: m.not_paid,
-                items: m.items,
-                pay_p50_ms: at(&m.pay, 0.5),
-                pay_p99_ms: at(&m.pay, 0.99),
-                scan_p50_ms: at(&m.scan, 0.5),
-                scan_p99_ms: at(&m.scan, 0.99),
-                queue: m.queue,
-                waiting: m.waiting,
-            })
-            .collect();
+        let mut minutes = state.closed_minutes.clone();
+        minutes.push(state.open_minute.figures(state.open_index));
         Totals {
             baskets: state.baskets,
             items: state.items,
@@ -314,5 +328,21 @@ mod tests {
         assert_eq!(totals.outcomes["paid"], 1);
         assert_eq!(totals.minutes.len(), 1);
         assert_eq!((totals.minutes[0].paid, totals.minutes[0].not_paid, totals.minutes[0].waiting), (1, 1, 5));
+    }
+
+    #[test]
+    fn a_minute_gone_by_is_kept_as_its_figures_with_empty_minutes_between() {
+        // 6,000 simulated seconds a second: 10 ms of wall time is a simulated minute.
+        let recorder = Recorder::new(SimClock { start: Instant::now(), speed: 6_000.0 });
+        recorder.payment("paid", Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(25));
+        recorder.payment("paid", Duration::from_millis(40));
+        let minutes = recorder.totals().minutes;
+        assert!(minutes.len() >= 3, "{minutes:?}");
+        let (first, last) = (&minutes[0], &minutes[minutes.len() - 1]);
+        assert_eq!((first.paid, first.pay_p50_ms.map(f64::round)), (1, Some(20.0)));
+        assert_eq!((last.paid, last.pay_p50_ms.map(f64::round)), (1, Some(40.0)));
+        assert!(minutes[1..minutes.len() - 1].iter().all(|m| m.paid == 0 && m.pay_p50_ms.is_none()));
+        assert!(minutes.iter().enumerate().all(|(i, m)| m.t_s == i as u64 * 60));
     }
 }
