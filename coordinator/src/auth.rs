@@ -212,7 +212,9 @@ pub enum Access {
 
 /// What `path` (`/package.Service/Method`) demands. Anything not listed is refused.
 pub fn access_of(path: &str) -> Option<Access> {
-    const MANAGE: [&str; 10] = [
+    const MANAGE: [&str; 12] = [
+        "AddMember",
+        "BlockMember",
         "Refund",
         "ResolveNow",
         "IssueLaneToken",

@@ -58,6 +58,8 @@ pub struct Security {
     /// header says (`lane L1`, else a manager). Neither the configuration file nor `checkout coordinator`
     /// can set it; `checkout bench coordinator` does, to measure what checking credentials costs.
     pub unchecked_for_benchmarks: bool,
+    /// How paid sales earn member points (`[points]`; the store's rule, kept with its other settings).
+    pub points: crate::services::members::PointsRule,
 }
 
 impl Default for Security {
@@ -70,6 +72,7 @@ impl Default for Security {
             tls: None,
             limits: Limits::default(),
             unchecked_for_benchmarks: false,
+            points: crate::services::members::PointsRule::default(),
         }
     }
 }
@@ -127,6 +130,18 @@ struct ConfigFile {
     limits: LimitsSection,
     tls: Option<TlsSection>,
     generated_credentials: Option<bool>,
+    #[serde(default)]
+    points: PointsSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PointsSection {
+    per_yuan: Option<i64>,
+    #[serde(default)]
+    provider_bonus_percent: std::collections::BTreeMap<String, i64>,
+    #[serde(default)]
+    excluded_gtins: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -234,6 +249,26 @@ impl Security {
                 client_ca_pem: tls.client_ca.as_deref().map(read).transpose()?,
             });
         }
+        let points = &mut security.points;
+        points.per_unit = file.points.per_yuan.unwrap_or(points.per_unit);
+        if !(0..=1_000).contains(&points.per_unit) {
+            return Err("points.per_yuan: 0 to 1000".into());
+        }
+        for (wallet, percent) in &file.points.provider_bonus_percent {
+            let provider =
+                checkout_storage::Provider::ALL.into_iter().find(|p| format!("{p:?}") == *wallet).ok_or_else(|| {
+                    format!("points.provider_bonus_percent: {wallet:?} is not WeChatPay, Alipay or UnionPay")
+                })?;
+            if !(0..=1_000).contains(percent) {
+                return Err(format!("points.provider_bonus_percent.{wallet}: 0 to 1000"));
+            }
+            points.provider_bonus_percent.insert(provider, *percent);
+        }
+        for gtin in &file.points.excluded_gtins {
+            let gtin = checkout_storage::ProductCode::parse(gtin)
+                .map_err(|e| format!("points.excluded_gtins: {gtin:?}: {e}"))?;
+            points.excluded.insert(gtin);
+        }
         security.generated_credentials = file.generated_credentials.unwrap_or(true);
         if security.staff.iter().all(|s| s.role != Role::Manager) && !security.generated_credentials {
             return Err(
@@ -255,6 +290,7 @@ mod tests {
             "[[staff]]\nname = \"ann\"\nrole = \"viewer\"\ntoken_sha256 = \"{hash}\"\n\n[lanes]\nmax_lanes = 7\n\n[limits]\nhandshake_timeout_secs = 3\n"
         );
         let security = Security::parse(&text, Path::new(".")).unwrap();
+        assert_eq!(security.points, crate::services::members::PointsRule::default(), "one point a yuan");
         assert_eq!(security.staff[0].role, Role::Viewer);
         assert_eq!(security.limits.max_lanes, 7);
         assert_eq!(security.limits.connections.handshake_timeout, Duration::from_secs(3));

@@ -190,7 +190,8 @@ pub fn open(config: CoordinatorConfig) -> Result<OpenedCoordinator, RunError> {
     }
     let live = services::live::LiveLanes::new(store.lane_closures()?);
     let coordinator = Arc::new(Coordinator {
-        payments: Payments::new(store.clone(), config.store_id.clone(), config.providers, config.timing),
+        payments: Payments::new(store.clone(), config.store_id.clone(), config.providers, config.timing)
+            .with_points_rule(security.points.clone()),
         gate: Arc::new(Gate::new(credentials, store.clone(), security.unchecked_for_benchmarks)),
         store,
         store_id: config.store_id,

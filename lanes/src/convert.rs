@@ -29,9 +29,11 @@ pub(crate) fn enrol_request(lane_id: &LaneId, token_sha256: String) -> pb::Enrol
 }
 
 /// The store's id, currency and catalog, from its answer to registration.
-pub(crate) fn catalog_from_pb(
-    response: pb::RegisterLaneResponse,
-) -> Result<(String, Currency, Vec<Product>), LaneError> {
+/// What registration tells a lane: the store, its currency, its catalog and the key of its member codes
+/// (`None` from a coordinator that has none).
+pub(crate) type Registered = (String, Currency, Vec<Product>, Option<checkout_storage::MemberKey>);
+
+pub(crate) fn catalog_from_pb(response: pb::RegisterLaneResponse) -> Result<Registered, LaneError> {
     let currency = Currency::parse(&response.currency).map_err(|e| LaneError::BadCatalog(e.to_string()))?;
     let products = response
         .products
@@ -43,7 +45,8 @@ pub(crate) fn catalog_from_pb(
             Ok(Product { gtin, name: p.name, price: Money::new(price.minor_units, currency) })
         })
         .collect::<Result<_, LaneError>>()?;
-    Ok((response.store_id, currency, products))
+    let member_key = checkout_storage::MemberKey::from_bytes(&response.member_code_key);
+    Ok((response.store_id, currency, products, member_key))
 }
 
 /// The lane's state for the store: closed, paying, scanning a basket, or idle.
@@ -82,6 +85,7 @@ pub(crate) fn pay_request(charge: &Charge) -> pb::PayRequest {
         amount: Some(money_to_pb(charge.total)),
         shift_id: shift_id(charge.shift_id.as_ref()),
         started_at: Some(timestamp(charge.started_at)),
+        member_id: charge.member_id.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }
 

@@ -47,6 +47,20 @@ pub enum LaneEventKind {
         /// The store's order number of the charge.
         out_trade_no: String,
     },
+    /// A member code was scanned and checked: the member goes with the sale (points once it is paid).
+    MemberAttached {
+        /// The member.
+        member_id: String,
+        /// Their name, or empty when the store could not be asked (the code checked out on the lane).
+        name: String,
+        /// Their points before this sale, when the store answered.
+        points: Option<i64>,
+    },
+    /// A member code was refused: misread, altered, not this store's, unknown or blocked.
+    MemberRefused {
+        /// Why, in words for the cashier.
+        reason: String,
+    },
     /// A paid sale's record reached the store and is durable there (it left the lane's outbox).
     SaleDelivered {
         /// The sale.
@@ -145,6 +159,16 @@ impl fmt::Display for LaneEvent {
             LaneEventKind::SalePaid { sale_id, items, total, provider, masked_code, .. } => {
                 write!(f, "{lane}: sale {sale_id} paid: {items} items, {total} by {provider} {masked_code}")
             }
+            LaneEventKind::MemberAttached { member_id, name, points: Some(points) } => {
+                write!(f, "{lane}: member {name} ({member_id}), {points} points")
+            }
+            LaneEventKind::MemberAttached { member_id, .. } => {
+                write!(
+                    f,
+                    "{lane}: member {member_id} (the store's records are out of reach: points come with the sale)"
+                )
+            }
+            LaneEventKind::MemberRefused { reason } => write!(f, "{lane}: member code refused: {reason}"),
             LaneEventKind::SaleDelivered { sale_id } => write!(f, "{lane}: sale {sale_id} recorded by the store"),
             LaneEventKind::PaymentDeclined { sale_id, message } => {
                 write!(f, "{lane}: sale {sale_id} not paid: {message}")

@@ -287,7 +287,11 @@ impl Symbology {
 pub enum ScannedCode {
     Product(ProductCode),
     Payment(PaymentCode),
-    Unrecognised { reason: String },
+    /// A store member's code (its signature checked by the till, which holds the store's key).
+    Member(crate::MemberCode),
+    Unrecognised {
+        reason: String,
+    },
 }
 
 /// Expands an 8-digit UPC-E (number system, 6 digits, check) to its UPC-A digits.
@@ -322,6 +326,12 @@ pub fn classify(text: &str, symbology: Symbology) -> ScannedCode {
         return match ProductCode::parse(&gtin) {
             Ok(code) => ScannedCode::Product(code),
             Err(e) => unrecognised(&format!("not a product or payment code: {e}")),
+        };
+    }
+    if text.starts_with(crate::MEMBER_CODE_PREFIX) {
+        return match crate::MemberCode::parse(text) {
+            Ok(code) => ScannedCode::Member(code),
+            Err(e) => unrecognised(&e.to_string()),
         };
     }
     match PaymentCode::parse(text) {

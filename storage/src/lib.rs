@@ -12,6 +12,7 @@ mod days;
 mod folder;
 mod ids;
 mod lane_store;
+mod members;
 mod money;
 mod records;
 mod store;
@@ -28,6 +29,9 @@ pub use days::BusinessDay;
 pub use folder::{ARCHIVE_DIR, COMMITTED_FILE, CREDENTIALS_DIR, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE};
 pub use ids::{Attempt, CashierId, IdError, LaneId, OutTradeNo, SaleId, ShiftId, StoreId, UnixMillis};
 pub use lane_store::{FinishedSale, LaneStore, OutboxItem, ShiftCount};
+pub use members::{
+    MEMBER_CODE_PREFIX, MemberCode, MemberCodeError, MemberId, MemberKey, MemberRecord, PointsEntry, PointsReason,
+};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
     AnsweredRequest, AuditRecord, ChargeEvent, ChargeRecord, ChargeStatus, LaneClosure, LaneRecord, LaneTokenRecord,

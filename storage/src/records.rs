@@ -8,6 +8,8 @@ use crate::{
 };
 
 impl Record for Product {}
+impl Record for crate::MemberRecord {}
+impl Record for crate::PointsEntry {}
 impl Record for LaneRecord {}
 impl Record for SaleRecord {}
 impl Record for RefundRecord {}

@@ -14,6 +14,7 @@ mod hostile_connections;
 mod lane_offline;
 mod lane_scanning;
 mod manager_day;
+mod members;
 mod photo_corpus;
 mod processes;
 mod provider_protocols;

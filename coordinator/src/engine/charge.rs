@@ -241,6 +241,15 @@ impl Payments {
         // hears the answer loses nothing, and its FinishSale later only confirms it.
         let sale = SaleRecord::paid_by(charge, charge.settled_at.unwrap_or(charge.sale_started_at));
         self.store.insert_sale_if_absent(&sale)?;
+        // The member's points too, never before the payment and once (keyed by the sale).
+        crate::services::members::credit_paid_sale(
+            &self.store,
+            &self.points,
+            &sale.sale_id,
+            &sale.out_trade_no,
+            &sale.lines,
+            charge.provider,
+        )?;
         self.save(charge).await
     }
 

@@ -112,6 +112,8 @@ pub struct Payments {
     pub(crate) charge_locks: Locks<OutTradeNo>,
     /// One lock per sale while a charge of it is marked paid, so two attempts cannot both win.
     sale_locks: Locks<SaleId>,
+    /// How a paid sale earns its member points.
+    points: crate::services::members::PointsRule,
 }
 
 /// Prices `lines` from the store's catalog.
@@ -147,7 +149,18 @@ impl Payments {
             timing,
             charge_locks: Mutex::new(HashMap::new()),
             sale_locks: Mutex::new(HashMap::new()),
+            points: crate::services::members::PointsRule::default(),
         }
+    }
+
+    /// Paid sales earn member points by `rule` (one point per yuan without it).
+    pub fn with_points_rule(mut self, rule: crate::services::members::PointsRule) -> Payments {
+        self.points = rule;
+        self
+    }
+
+    pub fn points_rule(&self) -> &crate::services::members::PointsRule {
+        &self.points
     }
 
     pub fn store_id(&self) -> &StoreId {

@@ -16,6 +16,7 @@ use crate::{
     error::{CoordinatorError, field},
     services::{
         live::{Heartbeat, LaneActivity},
+        members,
         sales::record_finished_sale,
         shifts::{close_shift, open_shift, report_of, settle_shift},
     },
@@ -61,6 +62,7 @@ impl LaneApi {
             store_id: c.store_id.to_string(),
             currency: c.currency.to_string(),
             products: c.store.products()?.into_iter().map(product_to_pb).collect(),
+            member_code_key: c.store.member_key().as_bytes().to_vec(),
         })
     }
 
@@ -122,6 +124,15 @@ impl LaneApi {
         }
         let started_at = millis_from_pb("started_at", request.started_at)?.unwrap_or_else(UnixMillis::now);
         self.registered(&lane_id)?;
+        // A member who cannot collect points (unknown, blocked since the scan) never stops the payment.
+        let member = match members::member_for_sale(&self.0.store, &request.member_id) {
+            Ok(member) => member,
+            Err(CoordinatorError::Storage(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(%lane_id, %sale_id, error = %e, "the sale's member is left out");
+                None
+            }
+        };
         if self.0.shutting_down.load(Ordering::SeqCst) {
             return Err(CoordinatorError::ShuttingDown);
         }
@@ -141,6 +152,10 @@ impl LaneApi {
         }
         let limits = &self.0.limits;
         self.0.open_sales.admit(&lane_id, &sale_id, limits.max_open_sales_per_lane, limits.max_open_sales)?;
+        if let Some(member_id) = &member {
+            // Written before the charge (durable with its commit): the points follow the sale once it is paid.
+            self.0.store.attach_member(&sale_id, member_id)?;
+        }
         let order = PayOrder { lane_id, sale_id, attempt, code, lines, amount, shift_id, started_at };
         let charge = self.0.payments.pay(order).await?;
         if charge.status == ChargeStatus::Paid {
@@ -172,7 +187,7 @@ impl LaneApi {
         let shift_id = shift_id_of(&request.shift_id)?;
         self.registered(&lane_id)?;
         let sale = FinishedSale { lane_id, sale_id, shift_id, lines, total, out_trade_no, started_at, finished_at };
-        let newly_recorded = record_finished_sale(&self.0.store, sale).await?;
+        let newly_recorded = record_finished_sale(&self.0.store, self.0.payments.points_rule(), sale).await?;
         Ok(pb::FinishSaleResponse { newly_recorded })
     }
 }
@@ -231,9 +246,27 @@ impl pb::lane_service_server::LaneService for LaneApi {
     async fn close_shift(&self, request: Request<pb::CloseShiftRequest>) -> Result<Response<pb::ShiftReport>, Status> {
         with_caller!(request, |caller, message| self.close_shift(&caller, message).await)
     }
+
+    async fn lookup_member(
+        &self,
+        request: Request<pb::LookupMemberRequest>,
+    ) -> Result<Response<pb::MemberAtTill>, Status> {
+        with_caller!(request, |caller, message| self.lookup_member(&caller, message))
+    }
 }
 
 impl LaneApi {
+    fn lookup_member(&self, caller: &Caller, request: pb::LookupMemberRequest) -> Result<pb::MemberAtTill> {
+        let lane_id = own_lane(caller, &request.lane_id)?;
+        self.registered(&lane_id)?;
+        if request.member_code.len() > 64 {
+            return Err(CoordinatorError::invalid("member_code", "at most 64 characters"));
+        }
+        let member = members::member_at_till(&self.0.store, &request.member_code)?;
+        let points = self.0.store.points_balance(&member.member_id)?;
+        Ok(pb::MemberAtTill { member_id: member.member_id.to_string(), name: member.name, points })
+    }
+
     async fn open_shift(&self, caller: &Caller, request: pb::OpenShiftRequest) -> Result<pb::ShiftReport> {
         let lane_id = own_lane(caller, &request.lane_id)?;
         let shift_id = ShiftId::parse(&request.shift_id).map_err(field("shift_id"))?;

@@ -25,6 +25,7 @@ macro_rules! with_caller {
 mod convert;
 mod lane_api;
 mod lanes_live;
+mod members_api;
 mod paging;
 mod reconciliations_api;
 mod request_ids;

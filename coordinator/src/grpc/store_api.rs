@@ -497,6 +497,22 @@ impl pb::store_service_server::StoreService for StoreApi {
         with_caller!(request, |caller, message| self.refund(&caller, message).await)
     }
 
+    async fn add_member(&self, request: Request<pb::AddMemberRequest>) -> Result<Response<pb::Member>, Status> {
+        with_caller!(request, |caller, message| self.add_member(&caller, message).await)
+    }
+
+    async fn block_member(&self, request: Request<pb::BlockMemberRequest>) -> Result<Response<pb::Member>, Status> {
+        with_caller!(request, |caller, message| self.block_member(&caller, message).await)
+    }
+
+    async fn get_member(
+        &self,
+        request: Request<pb::GetMemberRequest>,
+    ) -> Result<Response<pb::GetMemberResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::get_member(c, request)).await
+    }
+
     async fn get_sale(&self, request: Request<pb::GetSaleRequest>) -> Result<Response<pb::Sale>, Status> {
         let request = request.into_inner();
         self.read(move |c| Self::get_sale(c, request)).await

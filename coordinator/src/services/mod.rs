@@ -4,6 +4,7 @@
 pub mod days;
 pub mod lane_tokens;
 pub mod live;
+pub mod members;
 pub mod open_sales;
 pub mod reconciliations;
 pub mod sales;

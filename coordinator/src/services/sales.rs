@@ -2,11 +2,16 @@
 
 use checkout_storage::{ChargeStatus, FinishedSale, SaleRecord, Store};
 
+use super::members::{PointsRule, credit_paid_sale};
 use crate::{engine::price_lines, error::CoordinatorError};
 
 /// Records `sale` as its lane reports it, once by sale id; returns false when it was already recorded
 /// (the coordinator records a sale itself the moment its payment is paid: this confirms it).
-pub async fn record_finished_sale(store: &Store, sale: FinishedSale) -> Result<bool, CoordinatorError> {
+pub async fn record_finished_sale(
+    store: &Store,
+    rule: &PointsRule,
+    sale: FinishedSale,
+) -> Result<bool, CoordinatorError> {
     let FinishedSale { lane_id, sale_id, shift_id, lines, total, out_trade_no, started_at, finished_at } = sale;
     if let Some(existing) = store.sale(&sale_id)? {
         if existing.out_trade_no != out_trade_no || existing.lane_id != lane_id {
@@ -14,6 +19,13 @@ pub async fn record_finished_sale(store: &Store, sale: FinishedSale) -> Result<b
                 "sale {sale_id} is already recorded with payment {}",
                 existing.out_trade_no
             )));
+        }
+        // Recorded when its payment was paid; the member's points were credited then, unless a crash came
+        // between the two writes: credited now if so (never twice).
+        if let Some(charge) = store.charge(&out_trade_no)?
+            && credit_paid_sale(store, rule, &sale_id, &out_trade_no, &existing.lines, charge.provider)?.is_some()
+        {
+            store.commit().await?;
         }
         return Ok(false);
     }
@@ -38,6 +50,7 @@ pub async fn record_finished_sale(store: &Store, sale: FinishedSale) -> Result<b
     }
     let sale = SaleRecord { lane_id, sale_id, shift_id, lines: priced, total, out_trade_no, started_at, finished_at };
     let newly_recorded = store.insert_sale_if_absent(&sale)?;
+    credit_paid_sale(store, rule, &sale.sale_id, &sale.out_trade_no, &sale.lines, charge.provider)?;
     store.commit().await?;
     tracing::info!(lane_id = %sale.lane_id, sale_id = %sale.sale_id, total = %sale.total, items = sale.items(), "sale recorded");
     Ok(newly_recorded)

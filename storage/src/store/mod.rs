@@ -83,6 +83,14 @@ pub struct Store {
     folder: Arc<DataFolder>,
     /// The key of payment-code fingerprints, made at random when the folder was created.
     code_key: Arc<[u8; 32]>,
+    /// The key that signs member codes, made at random when first needed.
+    member_key: Arc<crate::MemberKey>,
+    /// Member id -> the member.
+    members: sled::Tree,
+    /// Member, sale and reason -> a movement of the member's points (see `members.rs`).
+    member_points: sled::Tree,
+    /// Sale id -> the member attached to it.
+    sale_members: sled::Tree,
     /// Payment code fingerprint -> the order it was first sent in: a code is single-use.
     code_uses: sled::Tree,
     products: sled::Tree,
@@ -226,23 +234,20 @@ fn refund_index_key(refund: &RefundRecord) -> Vec<u8> {
 
 const CODE_KEY: &[u8] = b"checkout:code-key";
 
-/// The folder's payment-code fingerprint key; a new folder gets one from the system's random source.
-fn code_key(folder: &DataFolder, path: &Path) -> Result<[u8; 32]> {
-    if let Some(key) = folder.db.get(CODE_KEY).map_err(io("reading the code key"))? {
-        return key.as_ref().try_into().map_err(|_| StorageError::Damaged {
-            path: path.to_owned(),
-            detail: "its payment-code key is garbled".to_owned(),
-        });
+/// One of the folder's secret keys (`name`, under `what`); made from the system's random source when the
+/// folder has none yet.
+fn folder_key(folder: &DataFolder, path: &Path, name: &[u8], what: &'static str) -> Result<[u8; 32]> {
+    if let Some(key) = folder.db.get(name).map_err(io("reading a key"))? {
+        return key
+            .as_ref()
+            .try_into()
+            .map_err(|_| StorageError::Damaged { path: path.to_owned(), detail: format!("its {what} is garbled") });
     }
     let mut key = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut key))
-        .map_err(|source| StorageError::Folder {
-            doing: "make a payment-code key for",
-            path: path.to_owned(),
-            source,
-        })?;
-    folder.write(|| folder.db.insert(CODE_KEY, key.as_slice()).map_err(io("writing the code key")))?;
+        .map_err(|source| StorageError::Folder { doing: "make a key for", path: path.to_owned(), source })?;
+    folder.write(|| folder.db.insert(name, key.as_slice()).map_err(io("writing a key")))?;
     folder.commit_blocking()?;
     Ok(key)
 }
@@ -253,7 +258,10 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let (folder, scan) = DataFolder::open(path, "checkout-ledger", scan::scan_ledger)?;
         let tree = |name: &str| folder.db.open_tree(name).map_err(io("opening a tree"));
-        let code_key = Arc::new(code_key(&folder, path)?);
+        let code_key = Arc::new(folder_key(&folder, path, CODE_KEY, "payment-code key")?);
+        let member_key = folder_key(&folder, path, members::MEMBER_KEY, "member-code key")?;
+        let member_key =
+            Arc::new(crate::MemberKey::from_bytes(&member_key).unwrap_or_else(|| unreachable!("32 bytes")));
         let audit = tree("audit")?;
         let audit_entries = Arc::new(std::sync::atomic::AtomicU64::new(audit.len() as u64));
         let store = Store {
@@ -279,6 +287,10 @@ impl Store {
             audit_keep: Arc::new(std::sync::atomic::AtomicU64::new(AUDIT_KEEP)),
             lane_tokens: tree("lane_tokens")?,
             code_key,
+            member_key,
+            members: tree("members")?,
+            member_points: tree("member_points")?,
+            sale_members: tree("sale_members")?,
             code_uses: tree("code_uses")?,
             products: tree("products")?,
             shifts: tree("shifts")?,
@@ -777,6 +789,7 @@ impl Store {
 }
 
 mod archive;
+mod members;
 mod reconciliations;
 mod requests;
 mod scan;

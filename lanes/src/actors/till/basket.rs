@@ -1,8 +1,8 @@
 //! The open sale: its basket lines in scan order, its total, and the charges asked for it.
 
 use checkout_storage::{
-    Currency, FinishedSale, LaneId, Money, MoneyError, OutTradeNo, PaymentCode, Product, ProductCode, SaleId, ShiftId,
-    UnixMillis,
+    Currency, FinishedSale, LaneId, MemberId, Money, MoneyError, OutTradeNo, PaymentCode, Product, ProductCode, SaleId,
+    ShiftId, UnixMillis,
 };
 
 use super::charge::Charge;
@@ -16,6 +16,8 @@ pub(crate) struct OpenSale {
     /// Charges asked for so far (each code shown is one).
     pub attempts: u32,
     pub started_at: UnixMillis,
+    /// The member whose code was scanned for this sale (their points come once it is paid).
+    pub member_id: Option<MemberId>,
 }
 
 impl OpenSale {
@@ -27,6 +29,7 @@ impl OpenSale {
             total: Money::zero(currency),
             attempts: 0,
             started_at: UnixMillis::now(),
+            member_id: None,
         }
     }
 
@@ -57,6 +60,7 @@ impl OpenSale {
             total: self.total,
             shift_id: shift_id.cloned(),
             started_at: self.started_at,
+            member_id: self.member_id.clone(),
         }
     }
 

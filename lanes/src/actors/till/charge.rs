@@ -1,6 +1,6 @@
 //! A charge as the till sees it: what one `Pay` asks for, and how it ended.
 
-use checkout_storage::{LaneId, Money, PaymentCode, ProductCode, SaleId, ShiftId, UnixMillis};
+use checkout_storage::{LaneId, MemberId, Money, PaymentCode, ProductCode, SaleId, ShiftId, UnixMillis};
 
 /// One `Pay`: the open sale's basket and the customer's code. The same charge sent again is the same
 /// request (same sale and attempt), so the store never charges it twice.
@@ -19,6 +19,8 @@ pub(crate) struct Charge {
     pub shift_id: Option<ShiftId>,
     /// The sale's first scan.
     pub started_at: UnixMillis,
+    /// The member whose code was scanned for the sale.
+    pub member_id: Option<MemberId>,
 }
 
 /// How a payment ended, as the lane sees it.

@@ -64,6 +64,17 @@ pub(crate) async fn resolve_before_closing(client: CoordinatorClient, charge: Ch
     }
 }
 
+/// How long the store may take to say who a member is: the cashier is waiting.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Asks the store who the member of a scanned member code is (name and points).
+pub(crate) async fn lookup_member(
+    mut client: CoordinatorClient,
+    request: pb::LookupMemberRequest,
+) -> Result<pb::MemberAtTill, tonic::Status> {
+    Ok(client.lookup_member(with_timeout(request, LOOKUP_TIMEOUT)).await?.into_inner())
+}
+
 /// Tells the coordinator the lane's state; the answer says whether a manager closed the lane (and why).
 pub(crate) async fn heartbeat(
     mut client: CoordinatorClient,

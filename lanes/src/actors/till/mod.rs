@@ -10,9 +10,10 @@ mod outbox;
 use std::{collections::HashMap, time::Duration};
 
 use actix::prelude::*;
+use checkout_proto::v1 as pb;
 use checkout_storage::{
-    CashierId, Currency, LaneId, LaneStore, OutTradeNo, OutboxItem, PaymentCode, Product, ProductCode, ScannedCode,
-    ShiftId, ShiftRecord, UnixMillis,
+    CashierId, Currency, LaneId, LaneStore, MemberCode, MemberId, MemberKey, OutTradeNo, OutboxItem, PaymentCode,
+    Product, ProductCode, ScannedCode, ShiftId, ShiftRecord, UnixMillis,
 };
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
@@ -62,6 +63,10 @@ pub struct Till {
     charges_to: Recipient<PaymentCodeCharged>,
     /// A manager closed the lane (why, from the store): the sale in progress finishes, no new one starts.
     closed_by_store: Option<String>,
+    /// The key of the store's member codes, to refuse misread and forged ones on the spot.
+    member_key: Option<MemberKey>,
+    /// A member scanned before the first item: they go with the sale that starts next.
+    next_sale_member: Option<MemberId>,
 }
 
 /// What the till needs besides its lane's identity.
@@ -80,6 +85,8 @@ pub struct TillSetup {
     pub outbox: LaneStore,
     /// The cashier signed on.
     pub cashier: CashierId,
+    /// The key of the store's member codes (from registration).
+    pub member_key: Option<MemberKey>,
 }
 
 impl Till {
@@ -91,7 +98,7 @@ impl Till {
         charges_to: Recipient<PaymentCodeCharged>,
         done: oneshot::Sender<LaneSummary>,
     ) -> Till {
-        let TillSetup { client, products, currency, heartbeat_every, events, outbox, cashier } = setup;
+        let TillSetup { client, products, currency, heartbeat_every, events, outbox, cashier, member_key } = setup;
         Till {
             summary: LaneSummary::new(lane_id.clone(), currency),
             ids: LaneIds::new(lane_id.clone()),
@@ -113,6 +120,45 @@ impl Till {
             shift: None,
             scan_latencies: Vec::new(),
             charges_to,
+            member_key,
+            next_sale_member: None,
+        }
+    }
+
+    /// A member code scanned: checked against the store's key on the spot, then the store is asked for the
+    /// member's name and points; the member goes with the open sale (or the next one).
+    fn member_scanned(&mut self, code: MemberCode, ctx: &mut Context<Self>) {
+        let Some(key) = &self.member_key else {
+            let reason = "this store gives its lanes no member key: members cannot be taken here".to_owned();
+            return self.show(LaneEventKind::MemberRefused { reason });
+        };
+        let member_id = match code.verify(key) {
+            Ok(member_id) => member_id.clone(),
+            Err(e) => return self.show(LaneEventKind::MemberRefused { reason: e.to_string() }),
+        };
+        let request = pb::LookupMemberRequest { lane_id: self.lane_id.to_string(), member_code: code.text() };
+        ctx.spawn(client::lookup_member(self.client.clone(), request).into_actor(self).map(move |answer, till, _| {
+            match answer {
+                Ok(member) => {
+                    till.attach_member(member_id);
+                    let (member_id, name, points) = (member.member_id, member.name, Some(member.points));
+                    till.show(LaneEventKind::MemberAttached { member_id, name, points });
+                }
+                // The code checked out here: the member goes with the sale, and the store credits them.
+                Err(status) if retryable(&status) => {
+                    let shown = member_id.to_string();
+                    till.attach_member(member_id);
+                    till.show(LaneEventKind::MemberAttached { member_id: shown, name: String::new(), points: None });
+                }
+                Err(status) => till.show(LaneEventKind::MemberRefused { reason: status.message().to_owned() }),
+            }
+        }));
+    }
+
+    fn attach_member(&mut self, member_id: MemberId) {
+        match self.sale.as_mut() {
+            Some(sale) if !self.paying => sale.member_id = Some(member_id),
+            _ => self.next_sale_member = Some(member_id),
         }
     }
 
@@ -186,7 +232,9 @@ impl Till {
                 self.show(LaneEventKind::LaneClosedByStore { message: message.clone() });
                 return;
             }
-            self.sale = Some(OpenSale::new(self.ids.sale_id(), self.currency));
+            let mut sale = OpenSale::new(self.ids.sale_id(), self.currency);
+            sale.member_id = self.next_sale_member.take();
+            self.sale = Some(sale);
         }
         let Some(sale) = self.sale.as_mut() else { return };
         if let Err(e) = sale.add(&product) {
@@ -440,6 +488,7 @@ impl Handler<FrameDone> for Till {
         for scan in frame.scans {
             match scan {
                 ScannedCode::Product(gtin) => self.add_product(gtin),
+                ScannedCode::Member(code) => self.member_scanned(code, ctx),
                 ScannedCode::Unrecognised { reason } => {
                     self.summary.unrecognised += 1;
                     self.show(LaneEventKind::Unrecognised { reason });
