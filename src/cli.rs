@@ -376,6 +376,10 @@ pub struct LaneArgs {
     /// Wallets the synthetic customers pay with: wechat, alipay, unionpay (default: all three).
     #[arg(long, value_delimiter = ',', value_parser = wallet)]
     pub wallets: Vec<checkout_storage::Provider>,
+    /// Synthetic customers may be the store's first N members (M00000001 on): two in five show their member
+    /// code before their first item.
+    #[arg(long, default_value_t = 0)]
+    pub members: u32,
     /// The lane's own data folder, where paid sales wait while the store is unreachable
     /// [default: ./checkout-lane-ID].
     #[arg(long)]

@@ -14,6 +14,8 @@ use tonic::service::interceptor::InterceptedService;
 use crate::{cli::DemoArgs, simulated_providers};
 
 const WALLET_SEED: &[u8] = b"demo";
+/// The store's first members, whom the demo's customers may be.
+const MEMBERS: [&str; 4] = ["Wang Fang", "Li Lei", "Zhang Wei", "Chen Jing"];
 
 type Manager = StoreServiceClient<InterceptedService<tonic::transport::Channel, Bearer>>;
 
@@ -35,6 +37,34 @@ fn lane_totals(totals: &pb::GetTotalsResponse, lane: &str) -> (u64, u64, i64) {
         .find(|l| l.lane_id == lane)
         .map(|l| (l.sales, l.items, l.sales_total.as_ref().map_or(0, |m| m.minor_units)))
         .unwrap_or((0, 0, 0))
+}
+
+/// Enrols the demo's members the ledger does not have yet (a kept ledger has them); their points now.
+async fn enrol_members(manager: &mut Manager) -> anyhow::Result<Vec<(String, i64)>> {
+    for (n, name) in MEMBERS.iter().enumerate() {
+        let member_id = format!("M{:08}", n + 1);
+        let request = pb::GetMemberRequest { member_id, page_size: 1, ..Default::default() };
+        match manager.get_member(request).await {
+            Ok(_) => {}
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                let request = pb::AddMemberRequest { name: (*name).to_owned(), ..Default::default() };
+                manager.add_member(request).await.context("AddMember")?;
+            }
+            Err(status) => return Err(status).context("GetMember"),
+        }
+    }
+    member_points(manager).await
+}
+
+/// The demo's members and their points.
+async fn member_points(manager: &mut Manager) -> anyhow::Result<Vec<(String, i64)>> {
+    let mut points = Vec::new();
+    for n in 1..=MEMBERS.len() {
+        let request = pb::GetMemberRequest { member_id: format!("M{n:08}"), page_size: 1, ..Default::default() };
+        let member = manager.get_member(request).await.context("GetMember")?.into_inner().member.unwrap_or_default();
+        points.push((member.name, member.points));
+    }
+    Ok(points)
 }
 
 fn yuan(fen: i64) -> String {
@@ -74,6 +104,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }));
     let mut manager = runtime.block_on(manager(&url, &manager_token))?;
     let before = runtime.block_on(store_totals(&mut manager))?;
+    let points_before = runtime.block_on(enrol_members(&mut manager))?;
     // The demo is the store's manager: it issues each lane its token (a kept ledger has them enrolled already).
     let tokens = runtime.block_on(async {
         let mut tokens = Vec::new();
@@ -108,6 +139,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     seed,
                     customers: Some(customers),
                     wallet_seed: WALLET_SEED.to_vec(),
+                    members: MEMBERS.len() as u32,
                     ..SyntheticConfig::default()
                 };
                 let mut config = LaneConfig::new(lane_id?, url, FrameSource::Synthetic(synthetic));
@@ -124,6 +156,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _ = printer.join();
 
     let after = runtime.block_on(store_totals(&mut manager))?;
+    let points_after = runtime.block_on(member_points(&mut manager))?;
     drop(manager);
     let _ = stop.send(());
     runtime.block_on(server).context("coordinator task")??;
@@ -178,6 +211,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         after.payments_declined - before.payments_declined,
         started.elapsed().as_secs_f64()
     );
+    let earned: Vec<String> = points_after
+        .iter()
+        .zip(&points_before)
+        .map(|((name, now), (_, before))| format!("{name} +{}", now - before))
+        .collect();
+    println!("member points earned: {}", earned.join(", "));
     if !all_match || store_sales != sales || store_fen != fen || store_paid != fen {
         bail!("the lanes' tallies differ from what the store reports");
     }

@@ -227,6 +227,7 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
             customers: args.customers,
             wallet_seed: args.wallet_seed.as_bytes().to_vec(),
             wallets: args.wallets.clone(),
+            members: args.members,
             ..SyntheticConfig::default()
         })
     } else {

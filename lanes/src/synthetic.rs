@@ -2,7 +2,9 @@
 
 use std::collections::VecDeque;
 
-use checkout_storage::{MaskedCode, Product, Provider, SimulatedWallet, Symbology, UnixMillis};
+use checkout_storage::{
+    MaskedCode, MemberCode, MemberId, MemberKey, Product, Provider, SimulatedWallet, Symbology, UnixMillis,
+};
 
 use crate::vision::{LumaFrame, RenderError, paste, render_code};
 
@@ -557,6 +559,9 @@ pub struct SyntheticConfig {
     pub distort: bool,
     /// The wallets customers pay with, chosen evenly (all three when empty).
     pub wallets: Vec<Provider>,
+    /// Customers may be one of the store's first this many members (`M00000001` on): two in five show their
+    /// member code before their first item. 0: no members.
+    pub members: u32,
 }
 
 impl Default for SyntheticConfig {
@@ -570,6 +575,7 @@ impl Default for SyntheticConfig {
             height: 480,
             distort: true,
             wallets: Provider::ALL.to_vec(),
+            members: 0,
         }
     }
 }
@@ -577,6 +583,8 @@ impl Default for SyntheticConfig {
 enum Shot {
     Blank,
     Product(String),
+    /// A member's code, held up from their card or app.
+    Member(String),
     /// The customer's wallet shows a code, made when the first frame of it is taken
     /// (codes expire within a minute) and then held in view.
     Wallet {
@@ -594,13 +602,17 @@ pub struct SyntheticCamera {
     script: VecDeque<Shot>,
     /// The code the current customer's wallet shows.
     shown_code: Option<String>,
+    /// The key of the store's member codes (from registration).
+    member_key: Option<MemberKey>,
 }
 
 impl SyntheticCamera {
-    /// A camera that shows customers buying from `products`.
-    pub fn new(config: SyntheticConfig, products: Vec<Product>) -> SyntheticCamera {
+    /// A camera that shows customers buying from `products` (members among them when the store's member-code
+    /// key is given and `config.members` is not 0).
+    pub fn new(config: SyntheticConfig, products: Vec<Product>, member_key: Option<MemberKey>) -> SyntheticCamera {
         let rng = SeededRng::new(config.seed);
-        SyntheticCamera { config, rng, products, customers_started: 0, script: VecDeque::new(), shown_code: None }
+        let script = VecDeque::new();
+        SyntheticCamera { config, rng, products, customers_started: 0, script, shown_code: None, member_key }
     }
 
     fn plan_customer(&mut self) -> bool {
@@ -608,6 +620,14 @@ impl SyntheticCamera {
             return false;
         }
         self.customers_started += 1;
+        if let Some(key) = &self.member_key
+            && self.config.members > 0
+            && self.rng.range(0, 4) < 2
+        {
+            let member = MemberId::numbered(self.rng.range(1, u64::from(self.config.members)));
+            let code = MemberCode::issue(key, member).text();
+            self.script.extend([Shot::Member(code.clone()), Shot::Member(code), Shot::Blank, Shot::Blank]);
+        }
         let items = self.rng.range(1, u64::from(self.config.max_items.max(1)));
         for _ in 0..items {
             let product = &self.products[self.rng.range(0, self.products.len() as u64 - 1) as usize];
@@ -658,6 +678,10 @@ impl SyntheticCamera {
             Shot::Product(gtin) => {
                 let symbology = if gtin.len() == 8 { Symbology::Ean8 } else { Symbology::Ean13 };
                 spec.code = Some((gtin, symbology));
+            }
+            Shot::Member(code) => {
+                spec.code = Some((code, Symbology::QrCode));
+                spec.module_px = 4;
             }
             Shot::Wallet { wallet, first } => {
                 if first || self.shown_code.is_none() {

@@ -32,6 +32,8 @@ pub struct Store {
     pub frames: Arc<ProductFrames>,
     pub wallet_seed: Vec<u8>,
     pub vision: bool,
+    /// The member codes of the store's members, by member number from 1.
+    pub member_codes: Vec<String>,
     line: Mutex<VecDeque<Customer>>,
     /// Arrival times of every customer, in order (to count who is waiting).
     arrivals: Vec<f64>,
@@ -44,9 +46,11 @@ impl Store {
         frames: Arc<ProductFrames>,
         wallet_seed: Vec<u8>,
         vision: bool,
+        member_codes: Vec<String>,
     ) -> Store {
         let arrivals = customers.iter().map(|c| c.arrives_s).collect();
-        Store { recorder, frames, wallet_seed, vision, line: Mutex::new(customers.into()), arrivals }
+        let line = Mutex::new(customers.into());
+        Store { recorder, frames, wallet_seed, vision, member_codes, line, arrivals }
     }
 
     fn next_customer(&self) -> Option<Customer> {
@@ -124,6 +128,12 @@ impl Cashier {
     /// Scans the basket and takes the payment; the simulated time it ended, or `None` if the lane stopped.
     async fn serve_customer(&mut self, customer: &Customer, start: f64) -> Option<f64> {
         let mut due = start;
+        if let Some(code) = customer.member.and_then(|m| self.store.member_codes.get(m as usize - 1)).cloned() {
+            // The member shows the code in their app while the basket is unloaded.
+            let (seed, vision) = (customer.seed ^ 0x6d65_6d62, self.store.vision);
+            let frame = tokio::task::spawn_blocking(move || phone_screen(&code, seed, vision)).await.ok()?.ok()?;
+            self.scan_member(frame, start + 2.0).await?;
+        }
         for (i, item) in customer.items.iter().enumerate() {
             due += customer.item_gaps_s.get(i).copied().unwrap_or(3.0);
             let pose = customer.seed.wrapping_add(i as u64);
@@ -144,6 +154,21 @@ impl Cashier {
             self.drain_events();
             if read.scans > 0 {
                 self.store.recorder.item_scanned(scheduled.elapsed());
+                return Some(());
+            }
+            self.store.recorder.rescanned();
+            at = self.clock().now_s() + 1.0;
+        }
+        Some(())
+    }
+
+    /// Pulls the trigger on a member code (once more if nothing was read); the lane asks the store who it is.
+    async fn scan_member(&mut self, frame: FrameInput, due: f64) -> Option<()> {
+        let mut at = due;
+        for _ in 0..2 {
+            self.sleep_until(at).await;
+            let read = self.trigger.pull(frame.clone()).await?;
+            if read.scans > 0 {
                 return Some(());
             }
             self.store.recorder.rescanned();
@@ -188,6 +213,9 @@ impl Cashier {
                 Shown::Paid { sale_id, out_trade_no } => {
                     recorder.payment("paid", latency);
                     recorder.sale_paid(&sale_id, &out_trade_no);
+                    if let Some(member) = customer.member {
+                        recorder.member_sale_paid(&sale_id, member);
+                    }
                     return Some(now);
                 }
                 Shown::Declined => {

@@ -135,6 +135,8 @@ struct State {
     in_lane_outboxes: HashMap<String, Instant>,
     /// Paid sales the lanes reported, by out_trade_no (for the verdict).
     paid_sales: Vec<String>,
+    /// Paid sales of members: sale id and member number.
+    member_sales: Vec<(String, u32)>,
     queue: Vec<QueuePoint>,
     last_store_unsettled: u64,
 }
@@ -172,6 +174,7 @@ pub struct Totals {
     pub minutes: Vec<Minute>,
     pub queue: Vec<QueuePoint>,
     pub paid_sales: Vec<String>,
+    pub member_sales: Vec<(String, u32)>,
 }
 
 impl Recorder {
@@ -241,6 +244,11 @@ impl Recorder {
         state.paid_sales.push(out_trade_no.to_owned());
     }
 
+    /// A member's sale was paid: their points are due.
+    pub fn member_sale_paid(&self, sale_id: &str, member: u32) {
+        self.lock().member_sales.push((sale_id.to_owned(), member));
+    }
+
     /// The store recorded a paid sale (the lane's outbox delivered it).
     pub fn sale_recorded(&self, sale_id: &str) {
         let mut state = self.lock();
@@ -297,6 +305,7 @@ impl Recorder {
             minutes,
             queue: state.queue.clone(),
             paid_sales: state.paid_sales.clone(),
+            member_sales: state.member_sales.clone(),
         }
     }
 }

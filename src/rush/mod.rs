@@ -44,6 +44,8 @@ use self::{
 };
 use crate::cli::RushArgs;
 
+/// Members the rush enrols; two in five customers are one of them.
+const MEMBERS: u32 = 200;
 /// The queue is sampled every 10 simulated seconds.
 const SAMPLE_EVERY_S: f64 = 10.0;
 
@@ -171,6 +173,21 @@ async fn all_sales(manager: &mut Manager) -> anyhow::Result<Vec<pb::Sale>> {
     }
 }
 
+/// A member's every movement of points.
+async fn points_history(manager: &mut Manager, member_id: &str) -> anyhow::Result<Vec<pb::PointsMovement>> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = pb::GetMemberRequest { member_id: member_id.to_owned(), page_size: 1000, page_token };
+        let page = manager.get_member(request).await.context("GetMember")?.into_inner();
+        all.extend(page.points_history);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 async fn unsettled(manager: &mut Manager) -> Option<u64> {
     let mut count = 0u64;
     let mut page_token = String::new();
@@ -263,6 +280,8 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
         providers,
         expired_share: 0.03,
         short_balance_share: 0.02,
+        members: MEMBERS,
+        member_share: 0.4,
     };
     let customers = model.customers();
     let customers_planned = customers.len() as u64;
@@ -319,11 +338,27 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(tokens)
     })?;
+    let members = control.block_on(async {
+        let mut members = Vec::new();
+        for n in 1..=MEMBERS {
+            let request = pb::AddMemberRequest { name: format!("Rush member {n}"), ..Default::default() };
+            members.push(manager_client.add_member(request).await.context("AddMember")?.into_inner());
+        }
+        anyhow::Ok(members)
+    })?;
+    let member_codes = members.iter().map(|m| m.member_code.clone()).collect();
     let frames = Arc::new(ProductFrames::render(&catalog, args.seed, vision)?);
 
     let clock = SimClock { start: Instant::now(), speed: args.speed };
     let recorder = Arc::new(Recorder::new(clock));
-    let store = Arc::new(Store::new(customers, recorder.clone(), frames, args.wallet_seed.as_bytes().to_vec(), vision));
+    let store = Arc::new(Store::new(
+        customers,
+        recorder.clone(),
+        frames,
+        args.wallet_seed.as_bytes().to_vec(),
+        vision,
+        member_codes,
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let fault_plan = run_fault_plan(&args, clock, backend.clone(), stop.clone())?;
     let sampler = {
@@ -389,7 +424,14 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
         let payments = all_payments(&mut manager_client).await?;
         let sales = all_sales(&mut manager_client).await?;
         let books = backend.lock().unwrap_or_else(std::sync::PoisonError::into_inner).books()?;
-        anyhow::Ok(verdict::reconcile(&payments, &sales, &books, &recorder.totals().paid_sales))
+        let totals = recorder.totals();
+        let mut verdict = verdict::reconcile(&payments, &sales, &books, &totals.paid_sales);
+        let mut histories = Vec::new();
+        for (n, member) in (1..).zip(&members) {
+            histories.push((n, points_history(&mut manager_client, &member.member_id).await?));
+        }
+        verdict::reconcile_points(&mut verdict, &histories, &sales, &totals.member_sales);
+        anyhow::Ok(verdict)
     })?;
     let wall_seconds = wall_start.elapsed().as_secs_f64();
     let extra = Extra {

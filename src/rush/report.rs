@@ -171,6 +171,11 @@ impl RushReport {
             v.ledger_vs_books_differences,
             if v.all_zero() { "OK" } else { "FAILED" }
         );
+        let p = &v.points;
+        text += &format!(
+            "  member points: {} sales credited, {} points; missing {}, without a paid sale {}, twice {}, wrong amount {}\n",
+            p.sales_credited, p.points_credited, p.missing, p.without_paid_sale, p.twice, p.wrong_amount
+        );
         for example in &v.examples {
             text += &format!("    {example}\n");
         }

@@ -42,6 +42,8 @@ pub struct Customer {
     pub trouble: Trouble,
     /// Seed of the frames their codes are shown in.
     pub seed: u64,
+    /// The member they are (1 to the store's members), who shows their member code before the first item.
+    pub member: Option<u32>,
 }
 
 /// How the store's period is shaped.
@@ -57,6 +59,9 @@ pub struct StoreModel {
     /// Share of customers whose first code has expired, and whose first wallet runs short.
     pub expired_share: f64,
     pub short_balance_share: f64,
+    /// Members the store has (`M00000001` on), and the share of customers who are one of them.
+    pub members: u32,
+    pub member_share: f64,
 }
 
 /// Arrival rate at `t_s` as a share of the peak: a bell over the period on a shoulder.
@@ -157,6 +162,8 @@ impl StoreModel {
             wallets,
             trouble,
             seed: rng.next_u64(),
+            member: (self.members > 0 && unit(rng) < self.member_share)
+                .then(|| rng.range(1, u64::from(self.members)) as u32),
         }
     }
 }
@@ -174,6 +181,8 @@ mod tests {
             providers: vec![(Provider::WeChatPay, 0.55), (Provider::Alipay, 0.38), (Provider::UnionPay, 0.07)],
             expired_share: 0.03,
             short_balance_share: 0.02,
+            members: 200,
+            member_share: 0.4,
         }
     }
 
@@ -206,6 +215,9 @@ mod tests {
             assert_ne!(c.wallets[0].0, c.wallets[1].0, "they pay with another wallet app");
         }
         assert!(share(&|c| c.trouble == Trouble::ExpiredCode) > 0.01);
+        let members = share(&|c| c.member.is_some());
+        assert!((0.34..0.46).contains(&members), "member share {members}");
+        assert!(customers.iter().filter_map(|c| c.member).all(|m| (1..=200).contains(&m)));
         let again = model(40, 11).customers();
         assert_eq!(again.len(), customers.len());
         assert!(again.iter().zip(&customers).all(|(a, b)| a.items == b.items && a.wallets == b.wallets));

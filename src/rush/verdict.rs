@@ -34,13 +34,39 @@ pub struct Verdict {
     pub orders_checked: u64,
     pub ledger_paid: u64,
     pub sales_recorded: u64,
+    /// Member points against the paid sales.
+    pub points: PointsVerdict,
     /// The first few differences, described, to start looking from.
     pub examples: Vec<String>,
 }
 
+/// Member points against the sales: every count must be zero.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PointsVerdict {
+    /// Paid sales of members (as the lanes saw them) without their points.
+    pub missing: u64,
+    /// Points credited for a sale the store has not recorded as paid.
+    pub without_paid_sale: u64,
+    /// Sales credited more than once.
+    pub twice: u64,
+    /// Sales credited with another amount than the rule gives (one point a whole yuan).
+    pub wrong_amount: u64,
+    /// Sales credited, and points in all.
+    pub sales_credited: u64,
+    pub points_credited: i64,
+}
+
 impl Verdict {
     pub fn all_zero(&self) -> bool {
-        self.lost == 0 && self.double_charged == 0 && self.unresolved == 0 && self.ledger_vs_books_differences == 0
+        let p = &self.points;
+        self.lost == 0
+            && self.double_charged == 0
+            && self.unresolved == 0
+            && self.ledger_vs_books_differences == 0
+            && p.missing == 0
+            && p.without_paid_sale == 0
+            && p.twice == 0
+            && p.wrong_amount == 0
     }
 
     fn example(&mut self, text: String) {
@@ -138,6 +164,46 @@ pub fn reconcile(payments: &[pb::Payment], sales: &[pb::Sale], books: &[BookOrde
     verdict
 }
 
+/// Checks every member's points history (member number, movements) against the recorded sales and the
+/// members' sales the lanes saw paid.
+pub fn reconcile_points(
+    verdict: &mut Verdict,
+    histories: &[(u32, Vec<pb::PointsMovement>)],
+    sales: &[pb::Sale],
+    member_sales: &[(String, u32)],
+) {
+    let recorded: HashMap<&str, &pb::Sale> = sales.iter().map(|s| (s.sale_id.as_str(), s)).collect();
+    let mut credited: HashMap<(&str, u32), u64> = HashMap::new();
+    for (member, movements) in histories {
+        for movement in movements.iter().filter(|m| m.reason == "sale") {
+            *credited.entry((movement.sale_id.as_str(), *member)).or_default() += 1;
+            verdict.points.points_credited += movement.points;
+            match recorded.get(movement.sale_id.as_str()) {
+                None => {
+                    verdict.points.without_paid_sale += 1;
+                    verdict.example(format!(
+                        "member {member}: points for {}, which the store has not recorded",
+                        movement.sale_id
+                    ));
+                }
+                Some(sale) if sale.total.as_ref().map_or(0, |t| t.minor_units) / 100 != movement.points => {
+                    verdict.points.wrong_amount += 1;
+                    verdict.example(format!("member {member}: {} points for {}", movement.points, movement.sale_id));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    verdict.points.sales_credited = credited.len() as u64;
+    verdict.points.twice = credited.values().filter(|n| **n > 1).count() as u64;
+    for (sale_id, member) in member_sales {
+        if !credited.contains_key(&(sale_id.as_str(), *member)) {
+            verdict.points.missing += 1;
+            verdict.example(format!("member {member}: no points for the paid sale {sale_id}"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +238,36 @@ mod tests {
         let verdict = reconcile(&payments, &[sale("L1-1-2")], &books, &["L1-1-2".into()]);
         assert!(verdict.all_zero(), "{verdict:?}");
         assert_eq!((verdict.ledger_paid, verdict.sales_recorded, verdict.orders_checked), (1, 1, 2));
+    }
+
+    fn movement(sale: &str, points: i64) -> pb::PointsMovement {
+        pb::PointsMovement { sale_id: sale.into(), points, reason: "sale".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn points_are_checked_against_the_recorded_sales_and_what_the_lanes_saw_paid() {
+        let sale = |id: &str, fen: i64| pb::Sale {
+            sale_id: id.into(),
+            total: Some(pb::Money { minor_units: fen, currency: "CNY".into() }),
+            ..Default::default()
+        };
+        let sales = [sale("L1-A", 12_345), sale("L1-B", 999), sale("L1-C", 5_000)];
+        let mut verdict = Verdict::default();
+        let histories = [(1, vec![movement("L1-A", 123)]), (2, vec![movement("L1-B", 9)])];
+        reconcile_points(&mut verdict, &histories, &sales, &[("L1-A".into(), 1), ("L1-B".into(), 2)]);
+        assert!(verdict.all_zero(), "{verdict:?}");
+        assert_eq!((verdict.points.sales_credited, verdict.points.points_credited), (2, 132));
+
+        let mut verdict = Verdict::default();
+        let histories = [
+            (1, vec![movement("L1-A", 123), movement("L1-A", 123), movement("L1-X", 5)]),
+            (2, vec![movement("L1-B", 10)]),
+        ];
+        let seen = [("L1-A".into(), 1), ("L1-B".into(), 2), ("L1-C".into(), 2)];
+        reconcile_points(&mut verdict, &histories, &sales, &seen);
+        let p = &verdict.points;
+        assert_eq!((p.twice, p.without_paid_sale, p.wrong_amount, p.missing), (1, 1, 1, 1), "{verdict:?}");
+        assert!(!verdict.all_zero());
     }
 
     #[test]

@@ -159,6 +159,8 @@ pub enum PointsReason {
     Sale,
     /// Taken back with a refund of the sale's payment (its refund number).
     Refund { out_refund_no: String },
+    /// Taken back when the sale's payment was reversed (all the money went back).
+    Reversal,
 }
 
 /// One movement of a member's points, at most one per sale and reason.

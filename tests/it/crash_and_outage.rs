@@ -21,6 +21,8 @@ use common::processes::{
 };
 
 const SEED: &str = "crash test wallets";
+/// Members enrolled before the lanes start; two in five synthetic customers are one of them.
+const MEMBERS: u32 = 4;
 
 fn provider_sim(extra: &[&str]) -> (Process, String) {
     common::processes::provider_sim(SEED, extra)
@@ -47,7 +49,7 @@ fn lane(id: &str, port: u16, data: &Path, store_data: &Path, customers: u32, see
         .arg(enrolment_secret_file(store_data))
         .args(["--customers", &customers.to_string(), "--seed", &seed.to_string(), "--fps", "60"])
         // provider-sim speaks WeChat Pay and Alipay.
-        .args(["--wallet-seed", SEED, "--wallets", "wechat,alipay", "--data"])
+        .args(["--wallet-seed", SEED, "--wallets", "wechat,alipay", "--members", &MEMBERS.to_string(), "--data"])
         .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -73,6 +75,44 @@ impl Dice {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
+}
+
+async fn enrol_members(port: u16, data: &Path) {
+    let mut client = store(port, data).await;
+    for n in 1..=MEMBERS {
+        let request = pb::AddMemberRequest { name: format!("member {n}"), ..Default::default() };
+        let member = client.add_member(request).await.unwrap().into_inner();
+        assert_eq!(member.member_id, format!("M{n:08}"));
+    }
+}
+
+/// Every point a member holds came from a paid, recorded sale, once, at one point a yuan.
+async fn assert_points_only_for_paid_sales_and_once(port: u16, data: &Path) {
+    let mut client = store(port, data).await;
+    let sales: HashMap<String, pb::Sale> =
+        common::all_sales(&mut client, "").await.into_iter().map(|s| (s.sale_id.clone(), s)).collect();
+    let mut credited = std::collections::HashSet::new();
+    for n in 1..=MEMBERS {
+        let mut page_token = String::new();
+        loop {
+            let request = pb::GetMemberRequest { member_id: format!("M{n:08}"), page_size: 100, page_token };
+            let page = client.get_member(request).await.unwrap().into_inner();
+            for movement in &page.points_history {
+                assert_eq!(movement.reason, "sale", "no refunds in this run: {movement:?}");
+                let sale =
+                    sales.get(&movement.sale_id).unwrap_or_else(|| panic!("points without a paid sale: {movement:?}"));
+                assert_eq!(movement.out_trade_no, sale.out_trade_no, "{movement:?}");
+                assert_eq!(movement.points, sale.total.as_ref().unwrap().minor_units / 100, "{movement:?}");
+                assert!(credited.insert(movement.sale_id.clone()), "points twice for {}", movement.sale_id);
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+    }
+    assert!(!credited.is_empty(), "no member earned anything: the run did too little to prove anything");
+    eprintln!("crash run: {} sales earned member points, each once", credited.len());
 }
 
 async fn store(port: u16, data: &Path) -> common::ManagerClient {
@@ -202,6 +242,7 @@ async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_a
     ]);
     let port = free_port();
     let mut coordinator_process = coordinator(port, data.path(), &sim);
+    enrol_members(port, data.path()).await;
     let (l1, l2) = (lanes_data.path().join("L1"), lanes_data.path().join("L2"));
     let lane1 = lane("L1", port, &l1, data.path(), 25, 1);
     let mut lane2 = lane("L2", port, &l2, data.path(), 25, 2);
@@ -225,6 +266,7 @@ async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_a
     let (charges, paid) = assert_ledger_equals_books(port, data.path(), &sim).await;
     eprintln!("crash run: 20 coordinator kills, 20 lane kills; {charges} charges, {paid} paid; {summary1}{summary2}");
     assert_every_paid_charge_has_its_sale(port, data.path()).await;
+    assert_points_only_for_paid_sales_and_once(port, data.path()).await;
     assert!(paid >= 10, "only {paid} of {charges} charges were paid: the run did too little to prove anything");
 
     // Each lane had one cashier's shift: L2 resumed its shift after every kill, and both signed off at the

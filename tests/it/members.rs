@@ -116,6 +116,27 @@ async fn a_member_scanned_with_a_basket_earns_its_points_once_the_sale_is_paid_a
         (earned, 1),
         "a sale delivered twice earns once"
     );
+
+    // Refunds take the points back in proportion, once each, and all of them when all the money went back.
+    let refund = |no: &str, fen: i64| pb::RefundRequest {
+        out_trade_no: sale.out_trade_no.clone(),
+        out_refund_no: no.into(),
+        amount: Some(pb::Money { minor_units: fen, currency: "CNY".into() }),
+        reason: "returned goods".into(),
+        ..Default::default()
+    };
+    let half = total / 2;
+    for _ in 0..2 {
+        manager.refund(refund("RF-1", half)).await.expect("Refund");
+    }
+    let got = member(&mut manager, &wang.member_id).await;
+    let back = earned * half / total;
+    assert_eq!(got.member.unwrap().points, earned - back, "{:?}", got.points_history);
+    assert_eq!(got.points_history.len(), 2, "a refund repeated takes back once");
+    assert_eq!(got.points_history[1].reason, "refund RF-1");
+    manager.refund(refund("RF-2", total - half)).await.expect("Refund");
+    let got = member(&mut manager, &wang.member_id).await;
+    assert_eq!(got.member.unwrap().points, 0, "everything refunded, every point back: {:?}", got.points_history);
     coordinator.stop().await;
 }
 

@@ -1,11 +1,14 @@
 //! Refunds of paid charges: partial or full, idempotent by `out_refund_no`, within the providers' limits.
 
-use checkout_storage::{ChargeRecord, ChargeStatus, Money, OutTradeNo, RefundRecord, RefundStatus, UnixMillis};
+use checkout_storage::{
+    ChargeRecord, ChargeStatus, Money, OutTradeNo, PointsReason, RefundRecord, RefundStatus, UnixMillis,
+};
 
 use crate::{
     engine::{Payments, hold},
     error::CoordinatorError,
     providers::{MAX_REFUNDS_PER_ORDER, RefundAnswer, RefundRequest},
+    services::members::take_back_points,
 };
 
 /// A manager's refund request, checked field by field.
@@ -91,12 +94,18 @@ impl Payments {
 
         self.ask_provider(&charge, &mut refund).await?;
         self.store.put_refund(&refund)?;
-        self.store.commit().await?;
-        tracing::info!(out_trade_no = %refund.out_trade_no, out_refund_no = %refund.out_refund_no, amount = %refund.amount, status = ?refund.status, "refund");
         let mut all = of_this_order;
         all.retain(|r| r.out_refund_no != refund.out_refund_no);
         all.push(refund.clone());
-        Ok((refund, accepted_total(&all, charge.amount)))
+        let refunded = accepted_total(&all, charge.amount);
+        if refund.status == RefundStatus::Accepted {
+            let reason = PointsReason::Refund { out_refund_no: refund.out_refund_no.clone() };
+            let (returned, paid) = (refunded.minor_units, charge.amount.minor_units);
+            take_back_points(&self.store, &charge.sale_id, &charge.out_trade_no, returned, paid, reason)?;
+        }
+        self.store.commit().await?;
+        tracing::info!(out_trade_no = %refund.out_trade_no, out_refund_no = %refund.out_refund_no, amount = %refund.amount, status = ?refund.status, "refund");
+        Ok((refund, refunded))
     }
 
     /// The paid charge `order` refunds, in its currency.

@@ -80,6 +80,18 @@ impl Payments {
                         charge.message = messages::REVERSED.to_owned();
                     }
                     charge.settled_at = Some(UnixMillis::now());
+                    // A sale's own payment reversed takes its points back (a surplus charge never earned any).
+                    if refunded && charge.superseded_by.is_none() {
+                        let paid = charge.amount.minor_units;
+                        crate::services::members::take_back_points(
+                            &self.store,
+                            &charge.sale_id,
+                            &charge.out_trade_no,
+                            paid,
+                            paid,
+                            checkout_storage::PointsReason::Reversal,
+                        )?;
+                    }
                     return self.save(charge).await;
                 }
                 Ok(ReverseAnswer::CallAgain) => charge.log("reverse: call again"),

@@ -83,6 +83,7 @@ impl StoreApi {
                 reason: match entry.reason {
                     PointsReason::Sale => "sale".to_owned(),
                     PointsReason::Refund { out_refund_no } => format!("refund {out_refund_no}"),
+                    PointsReason::Reversal => "reversal".to_owned(),
                 },
                 at: Some(timestamp(entry.at)),
             })

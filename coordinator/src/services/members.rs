@@ -116,6 +116,44 @@ pub fn credit_paid_sale(
     Ok(newly.then_some(points))
 }
 
+/// Takes back the points a sale earned in proportion to what of its payment went back to the customer
+/// (`returned` of `paid`; all of it for a reversal), once per refund or reversal (durable with the next
+/// commit). Returns the points taken back now, if any.
+pub fn take_back_points(
+    store: &Store,
+    sale_id: &SaleId,
+    out_trade_no: &OutTradeNo,
+    returned: i64,
+    paid: i64,
+    reason: PointsReason,
+) -> Result<Option<i64>, CoordinatorError> {
+    let Some(member_id) = store.member_of_sale(sale_id)? else { return Ok(None) };
+    let entries = store.points_of_sale(&member_id, sale_id)?;
+    let earned: i64 = entries.iter().filter(|e| e.reason == PointsReason::Sale).map(|e| e.points).sum();
+    if earned <= 0 || entries.iter().any(|e| e.reason == reason) {
+        return Ok(None);
+    }
+    let taken_back: i64 = -entries.iter().filter(|e| e.reason != PointsReason::Sale).map(|e| e.points).sum::<i64>();
+    // In proportion to everything returned so far, so that partial refunds adding up to the whole take back
+    // exactly what was earned.
+    let due = if paid <= 0 { earned } else { (i128::from(earned) * i128::from(returned) / i128::from(paid)) as i64 };
+    let now = due.min(earned) - taken_back;
+    if now <= 0 {
+        return Ok(None);
+    }
+    let entry = PointsEntry {
+        member_id,
+        sale_id: sale_id.clone(),
+        out_trade_no: out_trade_no.clone(),
+        points: -now,
+        reason,
+        at: UnixMillis::now(),
+    };
+    store.move_points(&entry)?;
+    tracing::info!(member_id = %entry.member_id, %sale_id, points = now, "points taken back");
+    Ok(Some(now))
+}
+
 #[cfg(test)]
 mod tests {
     use checkout_storage::{Currency, Money};

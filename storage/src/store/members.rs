@@ -12,11 +12,12 @@ fn points_key(entry: &PointsEntry) -> Vec<u8> {
     key.extend_from_slice(entry.sale_id.as_str().as_bytes());
     key.push(0);
     match &entry.reason {
-        PointsReason::Sale => key.push(b'S'),
+        PointsReason::Sale => key.push(b'E'),
         PointsReason::Refund { out_refund_no } => {
             key.push(b'R');
             key.extend_from_slice(out_refund_no.as_bytes());
         }
+        PointsReason::Reversal => key.push(b'V'),
     }
     key
 }
@@ -33,23 +34,30 @@ impl Store {
         self.member_key.as_ref().clone()
     }
 
-    /// Enrols a new member under the next member id (durable with the next commit).
+    /// Enrols a new member under the next member number, `M00000001` on (durable with the next commit).
     pub fn add_member(&self, name: &str, now: UnixMillis) -> Result<MemberRecord> {
-        let n = self.folder.db.generate_id().map_err(io("numbering a member"))?;
-        let member = MemberRecord {
-            member_id: MemberId::numbered(n + 1),
-            name: name.to_owned(),
-            created_at: now,
-            blocked: None,
-        };
-        let key = member.member_id.as_str().as_bytes();
-        match self.folder.write(|| insert_if_absent(&self.members, "members", key, &member))? {
-            None => Ok(member),
-            Some(_) => Err(StorageError::Corrupt {
-                tree: "members",
-                key: member.member_id.to_string(),
-                reason: "the member number generator gave a number already in use".to_owned(),
-            }),
+        loop {
+            // The ids are zero-padded, so the last key is the highest number; two enrolments at once race for
+            // the next one and the loser takes the one after.
+            let last = self.members.last().map_err(io("reading"))?;
+            let n = match &last {
+                None => 0,
+                Some((key, _)) => std::str::from_utf8(key)
+                    .ok()
+                    .and_then(|id| id.strip_prefix('M'))
+                    .and_then(|digits| digits.parse::<u64>().ok())
+                    .ok_or_else(|| StorageError::Corrupt {
+                        tree: "members",
+                        key: String::from_utf8_lossy(key).into_owned(),
+                        reason: "not a member number".to_owned(),
+                    })?,
+            };
+            let member_id = MemberId::numbered(n + 1);
+            let member = MemberRecord { member_id, name: name.to_owned(), created_at: now, blocked: None };
+            let key = member.member_id.as_str().as_bytes();
+            if self.folder.write(|| insert_if_absent(&self.members, "members", key, &member))?.is_none() {
+                return Ok(member);
+            }
         }
     }
 
@@ -103,6 +111,14 @@ impl Store {
         page(&self.member_points, "member_points", &points_prefix(member_id), after, limit)
     }
 
+    /// Every movement of a member's points for one sale (earned, taken back).
+    pub fn points_of_sale(&self, member_id: &MemberId, sale_id: &SaleId) -> Result<Vec<PointsEntry>> {
+        let mut prefix = points_prefix(member_id);
+        prefix.extend_from_slice(sale_id.as_str().as_bytes());
+        prefix.push(0);
+        Ok(page(&self.member_points, "member_points", &prefix, None, usize::MAX)?.into_iter().map(|(_, e)| e).collect())
+    }
+
     /// A member's points now: every movement added up.
     pub fn points_balance(&self, member_id: &MemberId) -> Result<i64> {
         let mut balance = 0i64;
@@ -139,7 +155,7 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             let member = store.add_member("Wang Fang", UnixMillis(1)).unwrap();
             let other = store.add_member("Li Lei", UnixMillis(2)).unwrap();
-            assert_ne!(member.member_id, other.member_id);
+            assert_eq!((member.member_id.as_str(), other.member_id.as_str()), ("M00000001", "M00000002"));
             assert!(store.move_points(&entry(&member.member_id, "L1-A", 120, PointsReason::Sale)).unwrap());
             assert!(!store.move_points(&entry(&member.member_id, "L1-A", 120, PointsReason::Sale)).unwrap(), "twice");
             let refund = PointsReason::Refund { out_refund_no: "R1".into() };
@@ -160,5 +176,6 @@ mod tests {
         assert_eq!(store.member_of_sale(&SaleId::parse("L1-C").unwrap()).unwrap(), Some(member.clone()));
         assert_eq!(store.member(&member).unwrap().unwrap().name, "Wang Fang");
         assert_eq!(store.member_key(), key, "the signing key is the folder's, kept");
+        assert_eq!(store.add_member("Han Meimei", UnixMillis(3)).unwrap().member_id.as_str(), "M00000003");
     }
 }
