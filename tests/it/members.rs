@@ -117,6 +117,16 @@ async fn a_member_scanned_with_a_basket_earns_its_points_once_the_sale_is_paid_a
         "a sale delivered twice earns once"
     );
 
+    // The day's totals and the cashier's shift report count the points granted.
+    let totals = |lane: &str| pb::GetTotalsRequest { lane_id: lane.into(), ..Default::default() };
+    let all = manager.get_totals(totals("")).await.unwrap().into_inner();
+    assert_eq!((all.points_granted, all.points_taken_back), (earned, 0));
+    assert_eq!(manager.get_totals(totals("L7")).await.unwrap().into_inner().points_granted, earned);
+    assert_eq!(manager.get_totals(totals("L9")).await.unwrap().into_inner().points_granted, 0, "another lane's");
+    let shifts = pb::ListShiftsRequest { lane_id: "L7".into(), ..Default::default() };
+    let shifts = manager.list_shifts(shifts).await.unwrap().into_inner().shifts;
+    assert_eq!(shifts.iter().map(|s| s.points_granted).sum::<i64>(), earned, "{shifts:?}");
+
     // Refunds take the points back in proportion, once each, and all of them when all the money went back.
     let refund = |no: &str, fen: i64| pb::RefundRequest {
         out_trade_no: sale.out_trade_no.clone(),
@@ -137,6 +147,8 @@ async fn a_member_scanned_with_a_basket_earns_its_points_once_the_sale_is_paid_a
     manager.refund(refund("RF-2", total - half)).await.expect("Refund");
     let got = member(&mut manager, &wang.member_id).await;
     assert_eq!(got.member.unwrap().points, 0, "everything refunded, every point back: {:?}", got.points_history);
+    let all = manager.get_totals(totals("")).await.unwrap().into_inner();
+    assert_eq!((all.points_granted, all.points_taken_back), (earned, earned));
     coordinator.stop().await;
 }
 

@@ -136,7 +136,17 @@ pub(super) fn sale_to_pb(sale: SaleRecord) -> pb::Sale {
 }
 
 pub(super) fn shift_report_to_pb(report: ShiftReport) -> pb::ShiftReport {
-    let ShiftReport { shift, sales, items, sales_total, payments_declined, by_provider, settlement } = report;
+    let ShiftReport {
+        shift,
+        sales,
+        items,
+        sales_total,
+        payments_declined,
+        by_provider,
+        settlement,
+        points_granted,
+        points_taken_back,
+    } = report;
     pb::ShiftReport {
         shift_id: shift.shift_id.to_string(),
         lane_id: shift.lane_id.to_string(),
@@ -157,6 +167,8 @@ pub(super) fn shift_report_to_pb(report: ShiftReport) -> pb::ShiftReport {
             })
             .collect(),
         settlement: settlement.map(settlement_to_pb),
+        points_granted,
+        points_taken_back,
     }
 }
 

@@ -52,7 +52,10 @@ impl StoreApi {
             let shift =
                 c.store.shift(&shift_id)?.ok_or_else(|| CoordinatorError::NotFound(format!("no shift {shift_id}")))?;
             let takings = c.store.shift_tally(&shift.shift_id);
+            let report = shift_report(&c.store, currency, shift)?;
             return Ok(pb::GetTotalsResponse {
+                points_granted: report.points_granted,
+                points_taken_back: report.points_taken_back,
                 store_id: c.store_id.to_string(),
                 sales: takings.sales,
                 items: takings.items,
@@ -65,6 +68,16 @@ impl StoreApi {
                 ..Default::default()
             });
         }
+        // Points in the same filters: a movement's sale names its lane, its payment its provider.
+        let lane_prefix = lane_id.as_ref().map(|lane| format!("{lane}-"));
+        let (points_granted, points_taken_back) = c.store.points_moved(|entry| {
+            lane_prefix.as_ref().is_none_or(|prefix| entry.sale_id.as_str().starts_with(prefix.as_str()))
+                && start.is_none_or(|start| entry.at.0 >= start.0)
+                && end.is_none_or(|end| entry.at.0 < end.0)
+                && provider.is_none_or(|provider| {
+                    c.store.charge(&entry.out_trade_no).ok().flatten().is_some_and(|charge| charge.provider == provider)
+                })
+        })?;
         let (store, per_lane) = if filtered {
             let filter = checkout_storage::TallyFilter { lane_id, provider };
             (c.store.tally_between(&filter, start, end)?, Default::default())
@@ -84,6 +97,8 @@ impl StoreApi {
             refunds: store.refunds,
             refunded_total: Some(money_to_pb(store.refunded_total.of(currency))),
             filtered,
+            points_granted,
+            points_taken_back,
         })
     }
 

@@ -28,6 +28,9 @@ pub struct ShiftReport {
     pub by_provider: BTreeMap<Provider, (u64, Money)>,
     /// The lane's own count against the ledger's, once the lane closed the shift with it.
     pub settlement: Option<ShiftSettlement>,
+    /// Member points the shift's sales earned, and took back since.
+    pub points_granted: i64,
+    pub points_taken_back: i64,
 }
 
 /// Most sales a lane may count in one shift (a busy lane sells some 40 an hour).
@@ -142,7 +145,20 @@ pub async fn close_shift(
 pub fn shift_report(store: &Store, currency: Currency, shift: ShiftRecord) -> Result<ShiftReport, CoordinatorError> {
     let tally = store.shift_tally(&shift.shift_id);
     let settlement = store.shift_settlement(&shift.shift_id)?;
+    let (mut points_granted, mut points_taken_back) = (0i64, 0i64);
+    for sale in store.sales_of_shift(&shift)?.iter().filter(|s| s.shift_id.as_ref() == Some(&shift.shift_id)) {
+        let Some(member_id) = store.member_of_sale(&sale.sale_id)? else { continue };
+        for entry in store.points_of_sale(&member_id, &sale.sale_id)? {
+            if entry.points >= 0 {
+                points_granted += entry.points;
+            } else {
+                points_taken_back -= entry.points;
+            }
+        }
+    }
     Ok(ShiftReport {
+        points_granted,
+        points_taken_back,
         settlement,
         shift,
         sales: tally.sales,

@@ -119,6 +119,25 @@ impl Store {
         Ok(page(&self.member_points, "member_points", &prefix, None, usize::MAX)?.into_iter().map(|(_, e)| e).collect())
     }
 
+    /// Points credited and points taken back (as a positive number) over every movement `keep` admits. Reads
+    /// every movement of the live ledger.
+    pub fn points_moved(&self, keep: impl Fn(&PointsEntry) -> bool) -> Result<(i64, i64)> {
+        let (mut granted, mut taken_back) = (0i64, 0i64);
+        for entry in self.member_points.iter() {
+            let (key, value) = entry.map_err(io("reading"))?;
+            let entry: PointsEntry = super::decode("member_points", &key, &value)?;
+            if !keep(&entry) {
+                continue;
+            }
+            if entry.points >= 0 {
+                granted = granted.saturating_add(entry.points);
+            } else {
+                taken_back = taken_back.saturating_add(-entry.points);
+            }
+        }
+        Ok((granted, taken_back))
+    }
+
     /// A member's points now: every movement added up.
     pub fn points_balance(&self, member_id: &MemberId) -> Result<i64> {
         let mut balance = 0i64;
