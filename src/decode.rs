@@ -36,6 +36,7 @@ fn read_line(file: &str, micros: Option<u64>, read: CodeRead) -> Value {
         ScannedCode::Member(code) => {
             line(file, micros, Some((format, code.claimed_member().to_string(), "member", None)), None)
         }
+        ScannedCode::Coupon(code) => line(file, micros, Some((format, code.text(), "coupon", None)), None),
         ScannedCode::Unrecognised { reason } => {
             // A long run of digits may be a wallet code of a provider we do not know: masked.
             let text = if read.text.len() > 14 && read.text.bytes().all(|b| b.is_ascii_digit()) {

@@ -212,9 +212,11 @@ pub enum Access {
 
 /// What `path` (`/package.Service/Method`) demands. Anything not listed is refused.
 pub fn access_of(path: &str) -> Option<Access> {
-    const MANAGE: [&str; 12] = [
+    const MANAGE: [&str; 14] = [
         "AddMember",
         "BlockMember",
+        "IssueCoupon",
+        "VoidCoupon",
         "Refund",
         "ResolveNow",
         "IssueLaneToken",

@@ -86,6 +86,7 @@ pub(crate) fn pay_request(charge: &Charge) -> pb::PayRequest {
         shift_id: shift_id(charge.shift_id.as_ref()),
         started_at: Some(timestamp(charge.started_at)),
         member_id: charge.member_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        coupon_id: charge.coupon_id.clone().unwrap_or_default(),
     }
 }
 
@@ -197,4 +198,30 @@ fn provider_name(provider: i32) -> String {
         _ => "an unknown provider",
     }
     .to_owned()
+}
+
+/// A coupon the store holds for the sale, as the till keeps it.
+pub(crate) struct CouponAnswer {
+    pub coupon_id: String,
+    pub note: String,
+    pub held: crate::actors::till::basket::HeldCoupon,
+}
+
+/// The store's answer to `HoldCoupon`; why it is unusable, when it is.
+pub(crate) fn held_coupon(answer: pb::CouponAtTill) -> Result<CouponAnswer, String> {
+    let money = |m: pb::Money| -> Result<Money, String> {
+        let currency = Currency::parse(&m.currency).map_err(|e| e.to_string())?;
+        Ok(Money::new(m.minor_units, currency))
+    };
+    let discount = match (answer.amount_off, answer.percent_off) {
+        (Some(amount), 0) => checkout_storage::CouponDiscount::AmountOff(money(amount)?),
+        (None, percent @ 1..=100) => checkout_storage::CouponDiscount::PercentOff(percent),
+        _ => return Err(format!("the store's answer for coupon {} is unusable", answer.coupon_id)),
+    };
+    let min_basket = money(answer.min_basket.unwrap_or_default()).unwrap_or(Money::zero(Currency::CNY));
+    Ok(CouponAnswer {
+        coupon_id: answer.coupon_id.clone(),
+        note: answer.note,
+        held: crate::actors::till::basket::HeldCoupon { coupon_id: answer.coupon_id, discount, min_basket },
+    })
 }

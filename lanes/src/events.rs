@@ -61,6 +61,23 @@ pub enum LaneEventKind {
         /// Why, in words for the cashier.
         reason: String,
     },
+    /// A coupon was scanned into the sale and the store holds it for this sale: its discount is a line of
+    /// its own, and the customer pays the basket less it.
+    CouponApplied {
+        /// The coupon.
+        coupon_id: String,
+        /// What it is for.
+        note: String,
+        /// What it takes off the basket now (nothing until the basket reaches its minimum).
+        discount: Money,
+        /// What the customer pays now.
+        to_pay: Money,
+    },
+    /// A coupon was refused: misread, forged, used, held by another sale, void or not valid today.
+    CouponRefused {
+        /// Why, in words for the cashier.
+        reason: String,
+    },
     /// A paid sale's record reached the store and is durable there (it left the lane's outbox).
     SaleDelivered {
         /// The sale.
@@ -169,6 +186,10 @@ impl fmt::Display for LaneEvent {
                 )
             }
             LaneEventKind::MemberRefused { reason } => write!(f, "{lane}: member code refused: {reason}"),
+            LaneEventKind::CouponApplied { coupon_id, note, discount, to_pay } => {
+                write!(f, "{lane}: coupon {coupon_id} ({note}): -{discount}, to pay {to_pay}")
+            }
+            LaneEventKind::CouponRefused { reason } => write!(f, "{lane}: coupon refused: {reason}"),
             LaneEventKind::SaleDelivered { sale_id } => write!(f, "{lane}: sale {sale_id} recorded by the store"),
             LaneEventKind::PaymentDeclined { sale_id, message } => {
                 write!(f, "{lane}: sale {sale_id} not paid: {message}")

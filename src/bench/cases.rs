@@ -125,7 +125,7 @@ pub(super) fn key_of(text: &str, symbology: Symbology) -> String {
     match classify(text, symbology) {
         ScannedCode::Product(gtin) => format!("gtin:{gtin}"),
         ScannedCode::Payment(code) => format!("pay:{}", code.expose_digits()),
-        ScannedCode::Member(_) | ScannedCode::Unrecognised { .. } => format!("raw:{text}"),
+        ScannedCode::Member(_) | ScannedCode::Coupon(_) | ScannedCode::Unrecognised { .. } => format!("raw:{text}"),
     }
 }
 

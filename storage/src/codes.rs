@@ -289,6 +289,8 @@ pub enum ScannedCode {
     Payment(PaymentCode),
     /// A store member's code (its signature checked by the till, which holds the store's key).
     Member(crate::MemberCode),
+    /// A one-time coupon's code (signed like member codes).
+    Coupon(crate::CouponCode),
     Unrecognised {
         reason: String,
     },
@@ -326,6 +328,12 @@ pub fn classify(text: &str, symbology: Symbology) -> ScannedCode {
         return match ProductCode::parse(&gtin) {
             Ok(code) => ScannedCode::Product(code),
             Err(e) => unrecognised(&format!("not a product or payment code: {e}")),
+        };
+    }
+    if text.starts_with(crate::COUPON_CODE_PREFIX) {
+        return match crate::CouponCode::parse(text) {
+            Ok(code) => ScannedCode::Coupon(code),
+            Err(e) => unrecognised(&e.to_string()),
         };
     }
     if text.starts_with(crate::MEMBER_CODE_PREFIX) {

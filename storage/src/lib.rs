@@ -8,6 +8,7 @@
 mod archive;
 mod catalog;
 mod codes;
+mod coupons;
 mod days;
 mod folder;
 mod ids;
@@ -24,6 +25,9 @@ pub use catalog::sample_catalog;
 pub use codes::{
     CodeFingerprint, MaskedCode, PaymentCode, PaymentCodeError, ProductCode, ProductCodeError, Provider, ScannedCode,
     Symbology, classify, gtin_check_digit, upc_e_to_upc_a,
+};
+pub use coupons::{
+    COUPON_CODE_PREFIX, CouponCode, CouponCodeError, CouponDiscount, CouponId, CouponRecord, CouponState,
 };
 pub use days::BusinessDay;
 pub use folder::{ARCHIVE_DIR, COMMITTED_FILE, CREDENTIALS_DIR, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE};

@@ -11,7 +11,7 @@ use crate::{IdError, OutTradeNo, SaleId, UnixMillis};
 pub const MEMBER_CODE_PREFIX: &str = "CKM1:";
 /// Bytes of HMAC-SHA256 a member code carries (as 16 hex digits): a typo or a forgery passes with a
 /// chance of one in 2^64.
-const MAC_BYTES: usize = 8;
+pub(crate) const MAC_BYTES: usize = 8;
 
 /// A member's id: 4 to 20 upper-case letters and digits (the store makes them `M` and 8 digits).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -63,11 +63,16 @@ impl MemberKey {
     }
 
     fn mac(&self, member_id: &MemberId) -> [u8; MAC_BYTES] {
+        self.sign(MEMBER_CODE_PREFIX, member_id.as_str())
+    }
+
+    /// The signature of `id` in codes that start with `prefix` (each kind of code its own domain).
+    pub(crate) fn sign(&self, prefix: &str, id: &str) -> [u8; MAC_BYTES] {
         let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.0) else {
             unreachable!("HMAC takes keys of any length")
         };
-        mac.update(MEMBER_CODE_PREFIX.as_bytes());
-        mac.update(member_id.as_str().as_bytes());
+        mac.update(prefix.as_bytes());
+        mac.update(id.as_bytes());
         let full = mac.finalize().into_bytes();
         let mut out = [0u8; MAC_BYTES];
         out.copy_from_slice(&full[..MAC_BYTES]);
@@ -93,11 +98,11 @@ pub struct MemberCode {
     mac: [u8; MAC_BYTES],
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
-fn unhex(text: &str) -> Option<[u8; MAC_BYTES]> {
+pub(crate) fn unhex(text: &str) -> Option<[u8; MAC_BYTES]> {
     if text.len() != MAC_BYTES * 2 || !text.is_ascii() {
         return None;
     }
@@ -106,6 +111,11 @@ fn unhex(text: &str) -> Option<[u8; MAC_BYTES]> {
         *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(out)
+}
+
+/// Compares two signatures in constant time.
+pub(crate) fn same_signature(a: &[u8; MAC_BYTES], b: &[u8; MAC_BYTES]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl MemberCode {
@@ -126,9 +136,11 @@ impl MemberCode {
 
     /// The member, when the code is signed with `key` (compared in constant time).
     pub fn verify(&self, key: &MemberKey) -> Result<&MemberId, MemberCodeError> {
-        let expected = key.mac(&self.member_id);
-        let differ = expected.iter().zip(&self.mac).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if differ == 0 { Ok(&self.member_id) } else { Err(MemberCodeError::BadSignature) }
+        if same_signature(&key.mac(&self.member_id), &self.mac) {
+            Ok(&self.member_id)
+        } else {
+            Err(MemberCodeError::BadSignature)
+        }
     }
 
     /// The member the code names (checked or not).

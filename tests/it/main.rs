@@ -3,6 +3,7 @@
 //! `checkout` binary as processes, and clients that lie.
 
 mod common;
+mod coupons;
 mod crash_and_outage;
 mod data_folders;
 mod decode_files;

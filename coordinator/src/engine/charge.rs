@@ -152,7 +152,15 @@ impl Payments {
         basket_sha256: [u8; 32],
         code_fingerprint: CodeFingerprint,
     ) -> Result<ChargeRecord, CoordinatorError> {
-        let (lines, total) = price_lines(&self.store, &order.lines)?;
+        let (lines, basket) = price_lines(&self.store, &order.lines)?;
+        // A coupon the sale holds comes off the basket.
+        let total = match self.store.coupon_of_sale(&order.sale_id)? {
+            Some(coupon_id) => {
+                let off = crate::services::coupons::discount_for_sale(&self.store, &order.sale_id, &coupon_id, basket)?;
+                checkout_storage::Money::new(basket.minor_units - off.minor_units, basket.currency)
+            }
+            None => basket,
+        };
         if total != order.amount {
             return Err(CoordinatorError::FailedPrecondition(format!(
                 "the lane's total {} differs from the store's price {total}: refresh the price file",
@@ -241,6 +249,8 @@ impl Payments {
         // hears the answer loses nothing, and its FinishSale later only confirms it.
         let sale = SaleRecord::paid_by(charge, charge.settled_at.unwrap_or(charge.sale_started_at));
         self.store.insert_sale_if_absent(&sale)?;
+        // The coupon it held is used now.
+        crate::services::coupons::redeem_for_paid_sale(&self.store, &sale.sale_id, &sale.out_trade_no)?;
         // The member's points too, never before the payment and once (keyed by the sale).
         crate::services::members::credit_paid_sale(
             &self.store,

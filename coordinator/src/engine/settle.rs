@@ -91,6 +91,7 @@ impl Payments {
                             paid,
                             checkout_storage::PointsReason::Reversal,
                         )?;
+                        crate::services::coupons::release_after_reversal(&self.store, &charge.sale_id)?;
                     }
                     return self.save(charge).await;
                 }

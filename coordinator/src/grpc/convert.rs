@@ -280,3 +280,11 @@ pub(super) fn refund_to_pb(refund: RefundRecord) -> pb::Refund {
         lane_id: refund.lane_id.to_string(),
     }
 }
+
+/// A coupon's discount as the protocol carries it: an amount off, or a percentage.
+pub(super) fn discount_to_pb(discount: checkout_storage::CouponDiscount) -> (Option<pb::Money>, u32) {
+    match discount {
+        checkout_storage::CouponDiscount::AmountOff(amount) => (Some(money_to_pb(amount)), 0),
+        checkout_storage::CouponDiscount::PercentOff(percent) => (None, percent),
+    }
+}

@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 
 use checkout_proto::v1 as pb;
 use checkout_storage::{
-    Attempt, CashierId, ChargeStatus, FinishedSale, LaneId, LaneRecord, OutTradeNo, PaymentCode, SaleId, ShiftId,
-    ShiftRecord, UnixMillis,
+    Attempt, CashierId, ChargeStatus, CouponId, FinishedSale, LaneId, LaneRecord, OutTradeNo, PaymentCode, SaleId,
+    ShiftId, ShiftRecord, UnixMillis,
 };
 use tonic::{Request, Response, Status};
 
@@ -15,6 +15,7 @@ use crate::{
     engine::PayOrder,
     error::{CoordinatorError, field},
     services::{
+        coupons,
         live::{Heartbeat, LaneActivity},
         members,
         sales::record_finished_sale,
@@ -156,6 +157,15 @@ impl LaneApi {
             // Written before the charge (durable with its commit): the points follow the sale once it is paid.
             self.0.store.attach_member(&sale_id, member_id)?;
         }
+        // The coupon the lane takes off the basket, which the sale must hold; none when the lane sends none.
+        let coupon = if request.coupon_id.is_empty() {
+            None
+        } else {
+            Some(CouponId::parse(&request.coupon_id).map_err(field("coupon_id"))?)
+        };
+        if self.0.store.coupon_of_sale(&sale_id)? != coupon {
+            self.0.store.set_sale_coupon(&sale_id, coupon.as_ref())?;
+        }
         let order = PayOrder { lane_id, sale_id, attempt, code, lines, amount, shift_id, started_at };
         let charge = self.0.payments.pay(order).await?;
         if charge.status == ChargeStatus::Paid {
@@ -253,6 +263,17 @@ impl pb::lane_service_server::LaneService for LaneApi {
     ) -> Result<Response<pb::MemberAtTill>, Status> {
         with_caller!(request, |caller, message| self.lookup_member(&caller, message))
     }
+
+    async fn hold_coupon(&self, request: Request<pb::HoldCouponRequest>) -> Result<Response<pb::CouponAtTill>, Status> {
+        with_caller!(request, |caller, message| self.hold_coupon(&caller, message).await)
+    }
+
+    async fn release_coupon(
+        &self,
+        request: Request<pb::ReleaseCouponRequest>,
+    ) -> Result<Response<pb::ReleaseCouponResponse>, Status> {
+        with_caller!(request, |caller, message| self.release_coupon(&caller, message).await)
+    }
 }
 
 impl LaneApi {
@@ -265,6 +286,40 @@ impl LaneApi {
         let member = members::member_at_till(&self.0.store, &request.member_code)?;
         let points = self.0.store.points_balance(&member.member_id)?;
         Ok(pb::MemberAtTill { member_id: member.member_id.to_string(), name: member.name, points })
+    }
+
+    async fn hold_coupon(&self, caller: &Caller, request: pb::HoldCouponRequest) -> Result<pb::CouponAtTill> {
+        let lane_id = own_lane(caller, &request.lane_id)?;
+        let sale_id = SaleId::parse(&request.sale_id).map_err(field("sale_id"))?;
+        of_lane("sale_id", &lane_id, sale_id.as_str())?;
+        if request.coupon_code.len() > 64 {
+            return Err(CoordinatorError::invalid("coupon_code", "at most 64 characters"));
+        }
+        self.registered(&lane_id)?;
+        let coupon = coupons::hold_for_sale(&self.0.store, &sale_id, &request.coupon_code)?;
+        self.0.store.commit().await?;
+        let (amount_off, percent_off) = discount_to_pb(coupon.discount);
+        Ok(pb::CouponAtTill {
+            coupon_id: coupon.coupon_id.to_string(),
+            note: coupon.note,
+            amount_off,
+            percent_off,
+            min_basket: Some(money_to_pb(coupon.min_basket)),
+        })
+    }
+
+    async fn release_coupon(
+        &self,
+        caller: &Caller,
+        request: pb::ReleaseCouponRequest,
+    ) -> Result<pb::ReleaseCouponResponse> {
+        let lane_id = own_lane(caller, &request.lane_id)?;
+        let sale_id = SaleId::parse(&request.sale_id).map_err(field("sale_id"))?;
+        of_lane("sale_id", &lane_id, sale_id.as_str())?;
+        let coupon_id = CouponId::parse(&request.coupon_id).map_err(field("coupon_id"))?;
+        let released = coupons::release(&self.0.store, &sale_id, &coupon_id)?;
+        self.0.store.commit().await?;
+        Ok(pb::ReleaseCouponResponse { released })
     }
 
     async fn open_shift(&self, caller: &Caller, request: pb::OpenShiftRequest) -> Result<pb::ShiftReport> {

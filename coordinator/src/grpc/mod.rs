@@ -23,6 +23,7 @@ macro_rules! with_caller {
 }
 
 mod convert;
+mod coupons_api;
 mod lane_api;
 mod lanes_live;
 mod members_api;

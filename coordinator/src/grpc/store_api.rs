@@ -520,6 +520,22 @@ impl pb::store_service_server::StoreService for StoreApi {
         with_caller!(request, |caller, message| self.block_member(&caller, message).await)
     }
 
+    async fn issue_coupon(&self, request: Request<pb::IssueCouponRequest>) -> Result<Response<pb::Coupon>, Status> {
+        with_caller!(request, |caller, message| self.issue_coupon(&caller, message).await)
+    }
+
+    async fn void_coupon(&self, request: Request<pb::VoidCouponRequest>) -> Result<Response<pb::Coupon>, Status> {
+        with_caller!(request, |caller, message| self.void_coupon(&caller, message).await)
+    }
+
+    async fn list_coupons(
+        &self,
+        request: Request<pb::ListCouponsRequest>,
+    ) -> Result<Response<pb::ListCouponsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_coupons(c, request)).await
+    }
+
     async fn get_member(
         &self,
         request: Request<pb::GetMemberRequest>,

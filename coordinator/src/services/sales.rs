@@ -41,7 +41,11 @@ pub async fn record_finished_sale(
             charge.status
         )));
     }
-    let (priced, priced_total) = price_lines(store, &lines)?;
+    let (priced, mut priced_total) = price_lines(store, &lines)?;
+    if let Some(coupon_id) = store.coupon_of_sale(&sale_id)? {
+        let off = super::coupons::discount_for_sale(store, &sale_id, &coupon_id, priced_total)?;
+        priced_total = checkout_storage::Money::new(priced_total.minor_units - off.minor_units, priced_total.currency);
+    }
     if priced_total != charge.amount || total != charge.amount {
         return Err(CoordinatorError::FailedPrecondition(format!(
             "sale total {total} (priced {priced_total}) differs from the payment's {}",

@@ -91,6 +91,10 @@ pub struct Store {
     member_points: sled::Tree,
     /// Sale id -> the member attached to it.
     sale_members: sled::Tree,
+    /// Coupon id -> the coupon and where it stands (see `coupons.rs`).
+    coupons: sled::Tree,
+    /// Sale id -> the coupon that goes with it.
+    sale_coupons: sled::Tree,
     /// Payment code fingerprint -> the order it was first sent in: a code is single-use.
     code_uses: sled::Tree,
     products: sled::Tree,
@@ -291,6 +295,8 @@ impl Store {
             members: tree("members")?,
             member_points: tree("member_points")?,
             sale_members: tree("sale_members")?,
+            coupons: tree("coupons")?,
+            sale_coupons: tree("sale_coupons")?,
             code_uses: tree("code_uses")?,
             products: tree("products")?,
             shifts: tree("shifts")?,
@@ -789,6 +795,7 @@ impl Store {
 }
 
 mod archive;
+mod coupons;
 mod members;
 mod reconciliations;
 mod requests;

@@ -18,6 +18,16 @@ pub(crate) struct OpenSale {
     pub started_at: UnixMillis,
     /// The member whose code was scanned for this sale (their points come once it is paid).
     pub member_id: Option<MemberId>,
+    /// The coupon the store holds for this sale.
+    pub coupon: Option<HeldCoupon>,
+}
+
+/// A coupon held for the open sale: what it takes off, from what basket on.
+#[derive(Debug, Clone)]
+pub(crate) struct HeldCoupon {
+    pub coupon_id: String,
+    pub discount: checkout_storage::CouponDiscount,
+    pub min_basket: Money,
 }
 
 impl OpenSale {
@@ -30,7 +40,21 @@ impl OpenSale {
             attempts: 0,
             started_at: UnixMillis::now(),
             member_id: None,
+            coupon: None,
         }
+    }
+
+    /// What the coupon takes off the basket now (nothing below its minimum basket).
+    pub fn discount(&self) -> Money {
+        match &self.coupon {
+            Some(coupon) if self.total.minor_units >= coupon.min_basket.minor_units => coupon.discount.off(self.total),
+            _ => Money::zero(self.total.currency),
+        }
+    }
+
+    /// What the customer pays: the basket less the coupon's discount.
+    pub fn to_pay(&self) -> Money {
+        Money::new(self.total.minor_units - self.discount().minor_units, self.total.currency)
     }
 
     /// Items in the basket.
@@ -57,10 +81,12 @@ impl OpenSale {
             attempt: self.attempts,
             code,
             lines: self.lines.clone(),
-            total: self.total,
+            total: self.to_pay(),
             shift_id: shift_id.cloned(),
             started_at: self.started_at,
             member_id: self.member_id.clone(),
+            // Sent only when it comes off: a basket below the coupon's minimum pays in full.
+            coupon_id: self.coupon.as_ref().filter(|_| self.discount().minor_units > 0).map(|c| c.coupon_id.clone()),
         }
     }
 
@@ -71,7 +97,7 @@ impl OpenSale {
             sale_id: self.sale_id.clone(),
             shift_id: shift_id.cloned(),
             lines: self.lines.clone(),
-            total: self.total,
+            total: self.to_pay(),
             out_trade_no,
             started_at: self.started_at,
             finished_at: UnixMillis::now(),

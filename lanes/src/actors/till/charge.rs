@@ -21,6 +21,8 @@ pub(crate) struct Charge {
     pub started_at: UnixMillis,
     /// The member whose code was scanned for the sale.
     pub member_id: Option<MemberId>,
+    /// The coupon taken off the basket (`total` is then the basket less its discount).
+    pub coupon_id: Option<String>,
 }
 
 /// How a payment ended, as the lane sees it.

@@ -75,6 +75,21 @@ pub(crate) async fn lookup_member(
     Ok(client.lookup_member(with_timeout(request, LOOKUP_TIMEOUT)).await?.into_inner())
 }
 
+/// Asks the store to hold a scanned coupon for the open sale.
+pub(crate) async fn hold_coupon(
+    mut client: CoordinatorClient,
+    request: pb::HoldCouponRequest,
+) -> Result<pb::CouponAtTill, tonic::Status> {
+    Ok(client.hold_coupon(with_timeout(request, LOOKUP_TIMEOUT)).await?.into_inner())
+}
+
+/// Lets a coupon the sale held go (the sale was abandoned).
+pub(crate) async fn release_coupon(mut client: CoordinatorClient, request: pb::ReleaseCouponRequest) {
+    if let Err(status) = client.release_coupon(with_timeout(request, LOOKUP_TIMEOUT)).await {
+        tracing::warn!(%status, "a coupon of an abandoned sale could not be released");
+    }
+}
+
 /// Tells the coordinator the lane's state; the answer says whether a manager closed the lane (and why).
 pub(crate) async fn heartbeat(
     mut client: CoordinatorClient,

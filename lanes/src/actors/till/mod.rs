@@ -12,8 +12,8 @@ use std::{collections::HashMap, time::Duration};
 use actix::prelude::*;
 use checkout_proto::v1 as pb;
 use checkout_storage::{
-    CashierId, Currency, LaneId, LaneStore, MemberCode, MemberId, MemberKey, OutTradeNo, OutboxItem, PaymentCode,
-    Product, ProductCode, ScannedCode, ShiftId, ShiftRecord, UnixMillis,
+    CashierId, CouponCode, Currency, LaneId, LaneStore, MemberCode, MemberId, MemberKey, OutTradeNo, OutboxItem,
+    PaymentCode, Product, ProductCode, ScannedCode, ShiftId, ShiftRecord, UnixMillis,
 };
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
@@ -152,6 +152,42 @@ impl Till {
                 }
                 Err(status) => till.show(LaneEventKind::MemberRefused { reason: status.message().to_owned() }),
             }
+        }));
+    }
+
+    /// A coupon code scanned: checked against the store's key on the spot, then held by the store for the open
+    /// sale (no other lane can use it meanwhile); its discount comes off what the customer pays.
+    fn coupon_scanned(&mut self, code: CouponCode, ctx: &mut Context<Self>) {
+        let Some(key) = &self.member_key else {
+            let reason = "this store gives its lanes no code key: coupons cannot be taken here".to_owned();
+            return self.show(LaneEventKind::CouponRefused { reason });
+        };
+        if let Err(e) = code.verify(key) {
+            return self.show(LaneEventKind::CouponRefused { reason: e.to_string() });
+        }
+        let Some(sale) = &self.sale else {
+            let reason = "scan the items first, then the coupon".to_owned();
+            return self.show(LaneEventKind::CouponRefused { reason });
+        };
+        let sale_id = sale.sale_id.clone();
+        let request = pb::HoldCouponRequest {
+            lane_id: self.lane_id.to_string(),
+            sale_id: sale_id.to_string(),
+            coupon_code: code.text(),
+        };
+        ctx.spawn(client::hold_coupon(self.client.clone(), request).into_actor(self).map(move |answer, till, _| {
+            let coupon = match answer.map(convert::held_coupon) {
+                Ok(Ok(coupon)) => coupon,
+                Ok(Err(reason)) => return till.show(LaneEventKind::CouponRefused { reason }),
+                Err(status) => {
+                    return till.show(LaneEventKind::CouponRefused { reason: status.message().to_owned() });
+                }
+            };
+            let Some(sale) = till.sale.as_mut().filter(|s| s.sale_id == sale_id && !till.paying) else { return };
+            let (coupon_id, note) = (coupon.coupon_id.clone(), coupon.note.clone());
+            sale.coupon = Some(coupon.held);
+            let (discount, to_pay) = (sale.discount(), sale.to_pay());
+            till.show(LaneEventKind::CouponApplied { coupon_id, note, discount, to_pay });
         }));
     }
 
@@ -352,7 +388,7 @@ impl Till {
                 if let Some(sale) = self.sale.take() {
                     self.summary.sales += 1;
                     self.summary.items += u64::from(sale.items());
-                    if let Ok(total) = self.summary.paid_total.checked_add(sale.total) {
+                    if let Ok(total) = self.summary.paid_total.checked_add(sale.to_pay()) {
                         self.summary.paid_total = total;
                     }
                     self.queue_finished_sale(&sale, &out_trade_no);
@@ -360,7 +396,7 @@ impl Till {
                     self.show(LaneEventKind::SalePaid {
                         sale_id: sale.sale_id.to_string(),
                         items: sale.items(),
-                        total: sale.total,
+                        total: sale.to_pay(),
                         provider,
                         masked_code,
                         out_trade_no,
@@ -410,10 +446,28 @@ impl Till {
         Box::pin(
             resolve
                 .then(|(), till, _| {
-                    // Whatever basket is left now was never paid.
-                    if let Some(sale) = till.sale.take() {
+                    // Whatever basket is left now was never paid: its coupon goes back.
+                    let abandoned = till.sale.take();
+                    if let Some(sale) = &abandoned {
                         tracing::warn!(lane_id = %till.lane_id, sale_id = %sale.sale_id, items = sale.items(), "lane closing with an unpaid basket: sale abandoned");
                     }
+                    let release = abandoned.and_then(|sale| {
+                        let coupon = sale.coupon?;
+                        Some(pb::ReleaseCouponRequest {
+                            lane_id: till.lane_id.to_string(),
+                            sale_id: sale.sale_id.to_string(),
+                            coupon_id: coupon.coupon_id,
+                        })
+                    });
+                    let client = till.client.clone();
+                    async move {
+                        if let Some(request) = release {
+                            client::release_coupon(client, request).await;
+                        }
+                    }
+                    .into_actor(till)
+                })
+                .then(|(), till, _| {
                     // The cashier signs off with the lane.
                     till.sign_off();
                     // The outbox goes out before the lane closes (for a while if the store is
@@ -489,6 +543,7 @@ impl Handler<FrameDone> for Till {
             match scan {
                 ScannedCode::Product(gtin) => self.add_product(gtin),
                 ScannedCode::Member(code) => self.member_scanned(code, ctx),
+                ScannedCode::Coupon(code) => self.coupon_scanned(code, ctx),
                 ScannedCode::Unrecognised { reason } => {
                     self.summary.unrecognised += 1;
                     self.show(LaneEventKind::Unrecognised { reason });
