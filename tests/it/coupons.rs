@@ -10,7 +10,9 @@ use checkout_coordinator::sim::SimulatedProvider;
 use checkout_lanes::{FrameSource, LaneConfig, LaneEventKind};
 use checkout_proto::v1 as pb;
 use checkout_storage::{LaneId, Provider, SimulatedWallet, Symbology, UnixMillis, sample_catalog};
-use common::{WALLET_SEED, frame_with, lane_client, manager_client, run_lane_with_events, start_coordinator, write_png};
+use common::{
+    WALLET_SEED, frame_with, lane_client, manager_client, run_lane_with_events, start_coordinator, write_png,
+};
 
 fn cny(fen: i64) -> pb::Money {
     pb::Money { minor_units: fen, currency: "CNY".into() }
@@ -146,7 +148,8 @@ async fn a_coupon_comes_off_what_the_customer_pays_is_used_once_and_comes_back_w
     let forged = coupon.coupon_code.replace(&coupon.coupon_id, "C00000099");
     let seen = run_lane(&coordinator.url, "L6", &shots(&forged, 53)).await;
     assert!(
-        seen.iter().any(|e| matches!(e, LaneEventKind::CouponRefused { reason } if reason.contains("does not check out"))),
+        seen.iter()
+            .any(|e| matches!(e, LaneEventKind::CouponRefused { reason } if reason.contains("does not check out"))),
         "{seen:?}"
     );
 
