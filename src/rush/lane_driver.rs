@@ -34,6 +34,8 @@ pub struct Store {
     pub vision: bool,
     /// The member codes of the store's members, by member number from 1.
     pub member_codes: Vec<String>,
+    /// The codes of the store's coupons, by number from 1.
+    pub coupon_codes: Vec<String>,
     line: Mutex<VecDeque<Customer>>,
     /// Arrival times of every customer, in order (to count who is waiting).
     arrivals: Vec<f64>,
@@ -47,10 +49,11 @@ impl Store {
         wallet_seed: Vec<u8>,
         vision: bool,
         member_codes: Vec<String>,
+        coupon_codes: Vec<String>,
     ) -> Store {
         let arrivals = customers.iter().map(|c| c.arrives_s).collect();
         let line = Mutex::new(customers.into());
-        Store { recorder, frames, wallet_seed, vision, member_codes, line, arrivals }
+        Store { recorder, frames, wallet_seed, vision, member_codes, coupon_codes, line, arrivals }
     }
 
     fn next_customer(&self) -> Option<Customer> {
@@ -140,6 +143,13 @@ impl Cashier {
             let frame = self.store.frames.frame(*item, pose)?;
             self.scan_item(frame, due).await?;
         }
+        if let Some(code) = customer.coupon.and_then(|c| self.store.coupon_codes.get(c as usize - 1)).cloned() {
+            // The customer shows a coupon from their app once the items are in.
+            let (seed, vision) = (customer.seed ^ 0x636f_7570, self.store.vision);
+            let frame = tokio::task::spawn_blocking(move || phone_screen(&code, seed, vision)).await.ok()?.ok()?;
+            due += 3.0;
+            self.scan_coupon(frame, due).await?;
+        }
         self.pay(customer, due + customer.code_after_s).await
     }
 
@@ -173,6 +183,27 @@ impl Cashier {
             }
             self.store.recorder.rescanned();
             at = self.clock().now_s() + 1.0;
+        }
+        Some(())
+    }
+
+    /// Pulls the trigger on a coupon and waits for the lane to apply or refuse it.
+    async fn scan_coupon(&mut self, frame: FrameInput, due: f64) -> Option<()> {
+        self.sleep_until(due).await;
+        self.drain_events();
+        let read = self.trigger.pull(frame).await?;
+        if read.scans == 0 {
+            self.store.recorder.coupon("not_read");
+            return Some(());
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(LaneEventKind::CouponApplied { .. })) => break self.store.recorder.coupon("applied"),
+                Ok(Some(LaneEventKind::CouponRefused { .. })) => break self.store.recorder.coupon("refused"),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break self.store.recorder.coupon("no_answer"),
+            }
         }
         Some(())
     }

@@ -127,6 +127,7 @@ struct State {
     open_minute: MinuteBucket,
     open_index: usize,
     outcomes: BTreeMap<String, u64>,
+    coupons: BTreeMap<String, u64>,
     baskets: u64,
     items: u64,
     rescans: u64,
@@ -168,6 +169,7 @@ pub struct Totals {
     pub items: u64,
     pub rescans: u64,
     pub outcomes: BTreeMap<String, u64>,
+    pub coupons: BTreeMap<String, u64>,
     pub frame_to_scan: Percentiles,
     pub pay_round_trip: Percentiles,
     pub commit: Percentiles,
@@ -244,6 +246,11 @@ impl Recorder {
         state.paid_sales.push(out_trade_no.to_owned());
     }
 
+    /// A coupon shown at a till ended so: applied, refused (used already, held elsewhere), not read.
+    pub fn coupon(&self, outcome: &str) {
+        *self.lock().coupons.entry(outcome.to_owned()).or_default() += 1;
+    }
+
     /// A member's sale was paid: their points are due.
     pub fn member_sale_paid(&self, sale_id: &str, member: u32) {
         self.lock().member_sales.push((sale_id.to_owned(), member));
@@ -299,6 +306,7 @@ impl Recorder {
             items: state.items,
             rescans: state.rescans,
             outcomes: state.outcomes.clone(),
+            coupons: state.coupons.clone(),
             frame_to_scan: of(&state.scan),
             pay_round_trip: of(&state.pay),
             commit: of(&state.commit),

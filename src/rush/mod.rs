@@ -46,6 +46,9 @@ use crate::cli::RushArgs;
 
 /// Members the rush enrols; two in five customers are one of them.
 const MEMBERS: u32 = 200;
+/// Coupons the rush issues (10 yuan off baskets of 50 or more); one customer in ten shows one, so some are
+/// shown again after they were used.
+const COUPONS: u32 = 100;
 /// The queue is sampled every 10 simulated seconds.
 const SAMPLE_EVERY_S: f64 = 10.0;
 
@@ -173,6 +176,39 @@ async fn all_sales(manager: &mut Manager) -> anyhow::Result<Vec<pb::Sale>> {
     }
 }
 
+/// The rush's coupons: 10 yuan off a basket of 50 or more, valid for two days.
+async fn issue_coupons(manager: &mut Manager) -> anyhow::Result<Vec<String>> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let cny = |fen| pb::Money { minor_units: fen, currency: "CNY".into() };
+    let mut codes = Vec::new();
+    for _ in 0..COUPONS {
+        let request = pb::IssueCouponRequest {
+            amount_off: Some(cny(1_000)),
+            min_basket: Some(cny(5_000)),
+            valid_until: Some(checkout_proto::Timestamp { seconds: now + 2 * 86_400, nanos: 0 }),
+            note: "rush".into(),
+            ..Default::default()
+        };
+        codes.push(manager.issue_coupon(request).await.context("IssueCoupon")?.into_inner().coupon_code);
+    }
+    Ok(codes)
+}
+
+/// Every coupon, page by page.
+async fn all_coupons(manager: &mut Manager) -> anyhow::Result<Vec<pb::Coupon>> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = pb::ListCouponsRequest { page_size: 1000, page_token };
+        let page = manager.list_coupons(request).await.context("ListCoupons")?.into_inner();
+        all.extend(page.coupons);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 /// A member's every movement of points.
 async fn points_history(manager: &mut Manager, member_id: &str) -> anyhow::Result<Vec<pb::PointsMovement>> {
     let mut all = Vec::new();
@@ -282,6 +318,8 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
         short_balance_share: 0.02,
         members: MEMBERS,
         member_share: 0.4,
+        coupons: COUPONS,
+        coupon_share: 0.1,
     };
     let customers = model.customers();
     let customers_planned = customers.len() as u64;
@@ -347,6 +385,7 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
         anyhow::Ok(members)
     })?;
     let member_codes = members.iter().map(|m| m.member_code.clone()).collect();
+    let coupon_codes = control.block_on(issue_coupons(&mut manager_client))?;
     let frames = Arc::new(ProductFrames::render(&catalog, args.seed, vision)?);
 
     let clock = SimClock { start: Instant::now(), speed: args.speed };
@@ -358,6 +397,7 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
         args.wallet_seed.as_bytes().to_vec(),
         vision,
         member_codes,
+        coupon_codes,
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let fault_plan = run_fault_plan(&args, clock, backend.clone(), stop.clone())?;
@@ -431,6 +471,7 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
             histories.push((n, points_history(&mut manager_client, &member.member_id).await?));
         }
         verdict::reconcile_points(&mut verdict, &histories, &sales, &totals.member_sales);
+        verdict::reconcile_coupons(&mut verdict, &all_coupons(&mut manager_client).await?, &sales);
         anyhow::Ok(verdict)
     })?;
     let wall_seconds = wall_start.elapsed().as_secs_f64();

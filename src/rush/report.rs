@@ -45,6 +45,8 @@ pub struct RushReport {
     pub items: u64,
     /// Payment attempts by outcome: paid, declined (expired code, short balance, other), store unreachable.
     pub payments: BTreeMap<String, u64>,
+    /// Coupons shown at the tills by outcome: applied, refused (used already, held by another sale), not read.
+    pub coupons: BTreeMap<String, u64>,
     /// Paid payments per simulated second over the period.
     pub throughput_per_s: f64,
     /// Paid payments per second of wall time.
@@ -93,6 +95,7 @@ impl RushReport {
             baskets: totals.baskets,
             items: totals.items,
             payments: totals.outcomes,
+            coupons: totals.coupons,
             latency_ms: Stages {
                 frame_to_scan: totals.frame_to_scan,
                 pay_round_trip: totals.pay_round_trip,
@@ -142,6 +145,8 @@ impl RushReport {
             self.wall_throughput_per_s
         );
         text += &format!("  payments: {}\n", payments.join(", "));
+        let coupons: Vec<String> = self.coupons.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        text += &format!("  coupons: {}\n", coupons.join(", "));
         text += &stage("frame to scan", &l.frame_to_scan);
         text += &stage("pay round trip", &l.pay_round_trip);
         text += &stage("commit", &l.commit);
@@ -175,6 +180,10 @@ impl RushReport {
         text += &format!(
             "  member points: {} sales credited, {} points; missing {}, without a paid sale {}, twice {}, wrong amount {}\n",
             p.sales_credited, p.points_credited, p.missing, p.without_paid_sale, p.twice, p.wrong_amount
+        );
+        text += &format!(
+            "  coupons used {}, left held {}, used without a paid sale {}\n",
+            v.coupons_redeemed, v.coupons_left_held, v.coupons_without_paid_sale
         );
         for example in &v.examples {
             text += &format!("    {example}\n");

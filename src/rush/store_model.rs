@@ -44,6 +44,8 @@ pub struct Customer {
     pub seed: u64,
     /// The member they are (1 to the store's members), who shows their member code before the first item.
     pub member: Option<u32>,
+    /// The coupon they show after their items (1 to the store's coupons; some try one already used).
+    pub coupon: Option<u32>,
 }
 
 /// How the store's period is shaped.
@@ -62,6 +64,9 @@ pub struct StoreModel {
     /// Members the store has (`M00000001` on), and the share of customers who are one of them.
     pub members: u32,
     pub member_share: f64,
+    /// Coupons the store has issued, and the share of customers who show one.
+    pub coupons: u32,
+    pub coupon_share: f64,
 }
 
 /// Arrival rate at `t_s` as a share of the peak: a bell over the period on a shoulder.
@@ -164,6 +169,8 @@ impl StoreModel {
             seed: rng.next_u64(),
             member: (self.members > 0 && unit(rng) < self.member_share)
                 .then(|| rng.range(1, u64::from(self.members)) as u32),
+            coupon: (self.coupons > 0 && unit(rng) < self.coupon_share)
+                .then(|| rng.range(1, u64::from(self.coupons)) as u32),
         }
     }
 }
@@ -183,6 +190,8 @@ mod tests {
             short_balance_share: 0.02,
             members: 200,
             member_share: 0.4,
+            coupons: 100,
+            coupon_share: 0.1,
         }
     }
 

@@ -36,6 +36,11 @@ pub struct Verdict {
     pub sales_recorded: u64,
     /// Member points against the paid sales.
     pub points: PointsVerdict,
+    /// Coupons used, coupons still held by a sale after every sale ended (must be 0), coupons used by a sale
+    /// the store has not recorded (must be 0).
+    pub coupons_redeemed: u64,
+    pub coupons_left_held: u64,
+    pub coupons_without_paid_sale: u64,
     /// The first few differences, described, to start looking from.
     pub examples: Vec<String>,
 }
@@ -67,6 +72,8 @@ impl Verdict {
             && p.without_paid_sale == 0
             && p.twice == 0
             && p.wrong_amount == 0
+            && self.coupons_left_held == 0
+            && self.coupons_without_paid_sale == 0
     }
 
     fn example(&mut self, text: String) {
@@ -200,6 +207,27 @@ pub fn reconcile_points(
         if !credited.contains_key(&(sale_id.as_str(), *member)) {
             verdict.points.missing += 1;
             verdict.example(format!("member {member}: no points for the paid sale {sale_id}"));
+        }
+    }
+}
+
+/// Checks the coupons after every sale has ended: none left held, each used one used by a recorded sale.
+pub fn reconcile_coupons(verdict: &mut Verdict, coupons: &[pb::Coupon], sales: &[pb::Sale]) {
+    let recorded: HashSet<&str> = sales.iter().map(|s| s.sale_id.as_str()).collect();
+    for coupon in coupons {
+        match coupon.state.as_str() {
+            "held" => {
+                verdict.coupons_left_held += 1;
+                verdict.example(format!("coupon {} still held by {}", coupon.coupon_id, coupon.sale_id));
+            }
+            "redeemed" => {
+                verdict.coupons_redeemed += 1;
+                if !recorded.contains(coupon.sale_id.as_str()) {
+                    verdict.coupons_without_paid_sale += 1;
+                    verdict.example(format!("coupon {} used by {}, not recorded", coupon.coupon_id, coupon.sale_id));
+                }
+            }
+            _ => {}
         }
     }
 }

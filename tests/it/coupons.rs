@@ -135,6 +135,11 @@ async fn a_coupon_comes_off_what_the_customer_pays_is_used_once_and_comes_back_w
     assert_eq!(sim.balance(Provider::Alipay, 51), 100_000 - (basket - off), "the customer paid the discounted total");
     let used = coupon_state(&mut manager, &coupon.coupon_id).await;
     assert_eq!((used.state.as_str(), used.out_trade_no.as_str()), ("redeemed", out_trade_no.as_str()));
+    let totals = manager.get_totals(pb::GetTotalsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(totals.discounts_given.map(|m| m.minor_units), Some(off), "the day's totals count the discount");
+    let shifts = pb::ListShiftsRequest { lane_id: "L5".into(), ..Default::default() };
+    let shifts = manager.list_shifts(shifts).await.unwrap().into_inner().shifts;
+    assert_eq!(shifts.iter().filter_map(|s| s.discounts_given.as_ref()).map(|m| m.minor_units).sum::<i64>(), off);
 
     // Used once: shown again at another lane, it is refused and the customer pays in full.
     let seen = run_lane(&coordinator.url, "L6", &shots(&coupon.coupon_code, 52)).await;
@@ -152,6 +157,15 @@ async fn a_coupon_comes_off_what_the_customer_pays_is_used_once_and_comes_back_w
             .any(|e| matches!(e, LaneEventKind::CouponRefused { reason } if reason.contains("does not check out"))),
         "{seen:?}"
     );
+
+    // A coupon whose minimum the basket does not reach takes nothing off and is let go when the sale is paid.
+    let big = issue(&mut manager, Some(500), 0, 1_000_000).await;
+    let seen = run_lane(&coordinator.url, "L6", &shots(&big.coupon_code, 54)).await;
+    assert!(
+        seen.iter().any(|e| matches!(e, LaneEventKind::CouponApplied { discount, .. } if discount.minor_units == 0))
+    );
+    assert_eq!(sim.balance(Provider::Alipay, 54), 100_000 - basket);
+    assert_eq!(coupon_state(&mut manager, &big.coupon_id).await.state, "issued", "free for a bigger basket");
 
     // The first sale's payment reversed by a manager: the coupon can be used again.
     let reverse = pb::ReversePaymentRequest { out_trade_no, reason: "wrong basket".into(), ..Default::default() };

@@ -258,6 +258,7 @@ impl Payments {
             &sale.sale_id,
             &sale.out_trade_no,
             &sale.lines,
+            sale.total,
             charge.provider,
         )?;
         self.save(charge).await

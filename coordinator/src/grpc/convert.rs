@@ -146,6 +146,7 @@ pub(super) fn shift_report_to_pb(report: ShiftReport) -> pb::ShiftReport {
         settlement,
         points_granted,
         points_taken_back,
+        discounts_given,
     } = report;
     pb::ShiftReport {
         shift_id: shift.shift_id.to_string(),
@@ -169,6 +170,7 @@ pub(super) fn shift_report_to_pb(report: ShiftReport) -> pb::ShiftReport {
         settlement: settlement.map(settlement_to_pb),
         points_granted,
         points_taken_back,
+        discounts_given: Some(money_to_pb(discounts_given)),
     }
 }
 

@@ -56,6 +56,7 @@ impl StoreApi {
             return Ok(pb::GetTotalsResponse {
                 points_granted: report.points_granted,
                 points_taken_back: report.points_taken_back,
+                discounts_given: Some(money_to_pb(report.discounts_given)),
                 store_id: c.store_id.to_string(),
                 sales: takings.sales,
                 items: takings.items,
@@ -78,6 +79,20 @@ impl StoreApi {
                     c.store.charge(&entry.out_trade_no).ok().flatten().is_some_and(|charge| charge.provider == provider)
                 })
         })?;
+        // Coupons in the same filters: used by a sale of the lane, paid through the provider, in the window.
+        let mut discounts = 0i64;
+        for coupon in c.store.redeemed_coupons()? {
+            let checkout_storage::CouponState::Redeemed { sale_id, out_trade_no, at } = &coupon.state else { continue };
+            let admitted = lane_prefix.as_ref().is_none_or(|prefix| sale_id.as_str().starts_with(prefix.as_str()))
+                && start.is_none_or(|start| at.0 >= start.0)
+                && end.is_none_or(|end| at.0 < end.0)
+                && provider.is_none_or(|provider| {
+                    c.store.charge(out_trade_no).ok().flatten().is_some_and(|charge| charge.provider == provider)
+                });
+            if admitted && let Some(sale) = c.store.sale(sale_id)? {
+                discounts += c.store.discount_of_sale(&sale)?.map_or(0, |d| d.minor_units);
+            }
+        }
         let (store, per_lane) = if filtered {
             let filter = checkout_storage::TallyFilter { lane_id, provider };
             (c.store.tally_between(&filter, start, end)?, Default::default())
@@ -99,6 +114,7 @@ impl StoreApi {
             filtered,
             points_granted,
             points_taken_back,
+            discounts_given: Some(money_to_pb(checkout_storage::Money::new(discounts, currency))),
         })
     }
 

@@ -34,6 +34,7 @@ pub fn hold_for_sale(store: &Store, sale_id: &SaleId, code_text: &str) -> Result
         }
     })?;
     let coupon = held.ok_or_else(|| CoordinatorError::NotFound(format!("no coupon {coupon_id}")))??;
+    store.set_sale_held_coupon(sale_id, &coupon_id)?;
     tracing::info!(%coupon_id, %sale_id, "coupon held");
     Ok(coupon)
 }
@@ -81,13 +82,20 @@ pub fn discount_for_sale(
     Ok(coupon.discount.off(total))
 }
 
-/// The coupon a paid sale held is used (durable with the next commit).
+/// The coupon a paid sale took off its payment is used; one it held and did not apply (a basket below its
+/// minimum, an answer the lane never heard) is let go (durable with the next commit).
 pub fn redeem_for_paid_sale(
     store: &Store,
     sale_id: &SaleId,
     out_trade_no: &OutTradeNo,
 ) -> Result<(), CoordinatorError> {
-    let Some(coupon_id) = store.coupon_of_sale(sale_id)? else { return Ok(()) };
+    let applied = store.coupon_of_sale(sale_id)?;
+    if let Some(held) = store.held_coupon_of_sale(sale_id)?
+        && Some(&held) != applied.as_ref()
+    {
+        release(store, sale_id, &held)?;
+    }
+    let Some(coupon_id) = applied else { return Ok(()) };
     let now = UnixMillis::now();
     store.move_coupon(&coupon_id, |coupon| match &coupon.state {
         CouponState::Held { sale_id: holder, .. } if holder == sale_id => {

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use checkout_storage::{
-    MemberCode, MemberCodeError, MemberId, MemberRecord, OutTradeNo, PointsEntry, PointsReason, ProductCode, Provider,
-    SaleId, SaleLine, Store, UnixMillis,
+    MemberCode, MemberCodeError, MemberId, MemberRecord, Money, OutTradeNo, PointsEntry, PointsReason, ProductCode,
+    Provider, SaleId, SaleLine, Store, UnixMillis,
 };
 
 use crate::error::CoordinatorError;
@@ -33,14 +33,22 @@ impl Default for PointsRule {
 }
 
 impl PointsRule {
-    /// The points `lines` paid through `provider` earn: whole currency units of the lines not excluded, times
-    /// the rate, plus the wallet's bonus (rounded down).
-    pub fn points_for(&self, lines: &[SaleLine], provider: Provider) -> i64 {
-        let minor: i64 = lines
+    /// The points a sale of `lines` earns when `paid` went through `provider`: whole currency units paid for the
+    /// lines not excluded (a coupon's discount spread over every line), times the rate, plus the wallet's
+    /// bonus (rounded down).
+    pub fn points_for(&self, lines: &[SaleLine], paid: i64, provider: Provider) -> i64 {
+        let line_total = |line: &SaleLine| line.unit_price.minor_units.saturating_mul(i64::from(line.quantity));
+        let basket: i64 = lines.iter().map(line_total).fold(0i64, i64::saturating_add);
+        let earning: i64 = lines
             .iter()
             .filter(|line| !self.excluded.contains(&line.gtin))
-            .map(|line| line.unit_price.minor_units.saturating_mul(i64::from(line.quantity)))
+            .map(line_total)
             .fold(0i64, i64::saturating_add);
+        let minor = if basket > 0 && paid < basket {
+            (i128::from(earning) * i128::from(paid.max(0)) / i128::from(basket)) as i64
+        } else {
+            earning
+        };
         let base = (minor / 100).saturating_mul(self.per_unit);
         let bonus = self.provider_bonus_percent.get(&provider).copied().unwrap_or(0);
         base.saturating_add(base.saturating_mul(bonus) / 100)
@@ -97,10 +105,11 @@ pub fn credit_paid_sale(
     sale_id: &SaleId,
     out_trade_no: &OutTradeNo,
     lines: &[SaleLine],
+    paid: Money,
     provider: Provider,
 ) -> Result<Option<i64>, CoordinatorError> {
     let Some(member_id) = store.member_of_sale(sale_id)? else { return Ok(None) };
-    let points = rule.points_for(lines, provider);
+    let points = rule.points_for(lines, paid.minor_units, provider);
     let entry = PointsEntry {
         member_id,
         sale_id: sale_id.clone(),
@@ -168,11 +177,12 @@ mod tests {
     fn points_are_whole_yuan_of_what_earns_them_with_the_wallets_bonus() {
         let lines = [line("6901234567892", 2, 1_250), line("4006381333931", 1, 999)];
         let rule = PointsRule::default();
-        assert_eq!(rule.points_for(&lines, Provider::WeChatPay), 34, "34.99 yuan");
+        assert_eq!(rule.points_for(&lines, 3_499, Provider::WeChatPay), 34, "34.99 yuan");
+        assert_eq!(rule.points_for(&lines, 2_499, Provider::WeChatPay), 24, "10 yuan off with a coupon");
         let mut rule = PointsRule { per_unit: 2, ..PointsRule::default() };
         rule.provider_bonus_percent.insert(Provider::UnionPay, 50);
-        assert_eq!(rule.points_for(&lines, Provider::UnionPay), 102);
+        assert_eq!(rule.points_for(&lines, 3_499, Provider::UnionPay), 102);
         rule.excluded.insert(ProductCode::parse("6901234567892").unwrap());
-        assert_eq!(rule.points_for(&lines, Provider::Alipay), 18, "9.99 yuan earn, the excluded 25.00 not");
+        assert_eq!(rule.points_for(&lines, 3_499, Provider::Alipay), 18, "9.99 yuan earn, the excluded 25.00 not");
     }
 }

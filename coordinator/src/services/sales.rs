@@ -23,7 +23,8 @@ pub async fn record_finished_sale(
         // Recorded when its payment was paid; the member's points were credited then, unless a crash came
         // between the two writes: credited now if so (never twice).
         if let Some(charge) = store.charge(&out_trade_no)?
-            && credit_paid_sale(store, rule, &sale_id, &out_trade_no, &existing.lines, charge.provider)?.is_some()
+            && credit_paid_sale(store, rule, &sale_id, &out_trade_no, &existing.lines, existing.total, charge.provider)?
+                .is_some()
         {
             store.commit().await?;
         }
@@ -54,7 +55,7 @@ pub async fn record_finished_sale(
     }
     let sale = SaleRecord { lane_id, sale_id, shift_id, lines: priced, total, out_trade_no, started_at, finished_at };
     let newly_recorded = store.insert_sale_if_absent(&sale)?;
-    credit_paid_sale(store, rule, &sale.sale_id, &sale.out_trade_no, &sale.lines, charge.provider)?;
+    credit_paid_sale(store, rule, &sale.sale_id, &sale.out_trade_no, &sale.lines, sale.total, charge.provider)?;
     store.commit().await?;
     tracing::info!(lane_id = %sale.lane_id, sale_id = %sale.sale_id, total = %sale.total, items = sale.items(), "sale recorded");
     Ok(newly_recorded)

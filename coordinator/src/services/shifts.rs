@@ -31,6 +31,8 @@ pub struct ShiftReport {
     /// Member points the shift's sales earned, and took back since.
     pub points_granted: i64,
     pub points_taken_back: i64,
+    /// What coupons took off the shift's sales.
+    pub discounts_given: Money,
 }
 
 /// Most sales a lane may count in one shift (a busy lane sells some 40 an hour).
@@ -145,8 +147,9 @@ pub async fn close_shift(
 pub fn shift_report(store: &Store, currency: Currency, shift: ShiftRecord) -> Result<ShiftReport, CoordinatorError> {
     let tally = store.shift_tally(&shift.shift_id);
     let settlement = store.shift_settlement(&shift.shift_id)?;
-    let (mut points_granted, mut points_taken_back) = (0i64, 0i64);
+    let (mut points_granted, mut points_taken_back, mut discounts) = (0i64, 0i64, 0i64);
     for sale in store.sales_of_shift(&shift)?.iter().filter(|s| s.shift_id.as_ref() == Some(&shift.shift_id)) {
+        discounts += store.discount_of_sale(sale)?.map_or(0, |d| d.minor_units);
         let Some(member_id) = store.member_of_sale(&sale.sale_id)? else { continue };
         for entry in store.points_of_sale(&member_id, &sale.sale_id)? {
             if entry.points >= 0 {
@@ -159,6 +162,7 @@ pub fn shift_report(store: &Store, currency: Currency, shift: ShiftRecord) -> Re
     Ok(ShiftReport {
         points_granted,
         points_taken_back,
+        discounts_given: Money::new(discounts, currency),
         settlement,
         shift,
         sales: tally.sales,

@@ -79,17 +79,56 @@ impl Store {
         })
     }
 
+    /// What the coupon of a recorded sale took off it: its lines at their prices less what was paid; `None`
+    /// for a sale with no coupon (or not recorded).
+    pub fn discount_of_sale(&self, sale: &crate::SaleRecord) -> Result<Option<crate::Money>> {
+        if self.coupon_of_sale(&sale.sale_id)?.is_none() {
+            return Ok(None);
+        }
+        let basket: i64 =
+            sale.lines.iter().map(|l| l.unit_price.minor_units.saturating_mul(i64::from(l.quantity))).sum();
+        Ok(Some(crate::Money::new((basket - sale.total.minor_units).max(0), sale.total.currency)))
+    }
+
+    /// Every coupon used (redeemed), with its sale: for the totals.
+    pub fn redeemed_coupons(&self) -> Result<Vec<CouponRecord>> {
+        let mut out = Vec::new();
+        for entry in self.coupons.iter() {
+            let (key, value) = entry.map_err(io("reading"))?;
+            let coupon: CouponRecord = super::decode("coupons", &key, &value)?;
+            if matches!(coupon.state, CouponState::Redeemed { .. }) {
+                out.push(coupon);
+            }
+        }
+        Ok(out)
+    }
+
     /// The coupon that goes with a sale, if any.
     pub fn coupon_of_sale(&self, sale_id: &SaleId) -> Result<Option<CouponId>> {
-        let Some(bytes) = self.sale_coupons.get(sale_id.as_str().as_bytes()).map_err(io("reading"))? else {
-            return Ok(None);
-        };
-        CouponId::parse(&String::from_utf8_lossy(&bytes)).map(Some).map_err(|e| StorageError::Corrupt {
-            tree: "sale_coupons",
-            key: sale_id.to_string(),
-            reason: e.to_string(),
+        read_coupon_id(&self.sale_coupons, sale_id)
+    }
+
+    /// Notes the coupon a sale holds now.
+    pub fn set_sale_held_coupon(&self, sale_id: &SaleId, coupon_id: &CouponId) -> Result<()> {
+        let key = sale_id.as_str().as_bytes();
+        self.folder.write(|| {
+            self.sale_held_coupons.insert(key, coupon_id.as_str().as_bytes()).map(drop).map_err(io("writing"))
         })
     }
+
+    /// The coupon a sale last held, applied or not.
+    pub fn held_coupon_of_sale(&self, sale_id: &SaleId) -> Result<Option<CouponId>> {
+        read_coupon_id(&self.sale_held_coupons, sale_id)
+    }
+}
+
+fn read_coupon_id(tree: &sled::Tree, sale_id: &SaleId) -> Result<Option<CouponId>> {
+    let Some(bytes) = tree.get(sale_id.as_str().as_bytes()).map_err(io("reading"))? else { return Ok(None) };
+    CouponId::parse(&String::from_utf8_lossy(&bytes)).map(Some).map_err(|e| StorageError::Corrupt {
+        tree: "sale_coupons",
+        key: sale_id.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -93,8 +93,10 @@ pub struct Store {
     sale_members: sled::Tree,
     /// Coupon id -> the coupon and where it stands (see `coupons.rs`).
     coupons: sled::Tree,
-    /// Sale id -> the coupon that goes with it.
+    /// Sale id -> the coupon that goes with it (taken off its payment).
     sale_coupons: sled::Tree,
+    /// Sale id -> the coupon it last held (applied or not), so that paying the sale lets go of one not applied.
+    sale_held_coupons: sled::Tree,
     /// Payment code fingerprint -> the order it was first sent in: a code is single-use.
     code_uses: sled::Tree,
     products: sled::Tree,
@@ -297,6 +299,7 @@ impl Store {
             sale_members: tree("sale_members")?,
             coupons: tree("coupons")?,
             sale_coupons: tree("sale_coupons")?,
+            sale_held_coupons: tree("sale_held_coupons")?,
             code_uses: tree("code_uses")?,
             products: tree("products")?,
             shifts: tree("shifts")?,

@@ -566,6 +566,19 @@ impl Handler<FrameDone> for Till {
         }
         let Some(sale) = self.sale.as_mut() else { return Box::pin(actix::fut::ready(())) };
         tracing::info!(lane_id = %self.lane_id, sale_id = %sale.sale_id, code = %code.masked(), total = %sale.total, "charging");
+        // A coupon the basket does not reach the minimum of is let go, for another customer.
+        if sale.coupon.is_some()
+            && sale.discount().minor_units == 0
+            && let Some(coupon) = sale.coupon.take()
+        {
+            let request = pb::ReleaseCouponRequest {
+                lane_id: self.lane_id.to_string(),
+                sale_id: sale.sale_id.to_string(),
+                coupon_id: coupon.coupon_id,
+            };
+            ctx.spawn(client::release_coupon(self.client.clone(), request).into_actor(self));
+        }
+        let Some(sale) = self.sale.as_mut() else { return Box::pin(actix::fut::ready(())) };
         let charge = sale.next_charge(&self.lane_id, code, self.shift.as_ref());
         self.charge(charge, ctx)
     }
