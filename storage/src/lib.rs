@@ -15,6 +15,7 @@ mod ids;
 mod lane_store;
 mod members;
 mod money;
+mod promotions;
 mod records;
 mod store;
 mod summary;
@@ -37,6 +38,7 @@ pub use members::{
     MEMBER_CODE_PREFIX, MemberCode, MemberCodeError, MemberId, MemberKey, MemberRecord, PointsEntry, PointsReason,
 };
 pub use money::{Currency, Money, MoneyError};
+pub use promotions::{DiscountLine, PromotionId, PromotionKind, PromotionRecord, promotion_discounts};
 pub use records::{
     AnsweredRequest, AuditRecord, ChargeEvent, ChargeRecord, ChargeStatus, LaneClosure, LaneRecord, LaneTokenRecord,
     Product, ReconciliationRecord, RefundRecord, RefundStatus, SaleLine, SaleRecord, SettlementGap, ShiftRecord,

@@ -10,6 +10,7 @@ use crate::{
 impl Record for Product {}
 impl Record for crate::MemberRecord {}
 impl Record for crate::CouponRecord {}
+impl Record for crate::PromotionRecord {}
 impl Record for crate::PointsEntry {}
 impl Record for LaneRecord {}
 impl Record for SaleRecord {}

@@ -97,6 +97,11 @@ pub struct Store {
     sale_coupons: sled::Tree,
     /// Sale id -> the coupon it last held (applied or not), so that paying the sale lets go of one not applied.
     sale_held_coupons: sled::Tree,
+    /// Promotion id -> the promotion (see `promotions.rs`).
+    promotions: sled::Tree,
+    /// Bumped when a promotion is created or ended: lanes compare it with theirs. Starts at the process's
+    /// start time, so that a restarted coordinator never repeats a version a lane saw.
+    promotions_version: Arc<std::sync::atomic::AtomicU64>,
     /// Payment code fingerprint -> the order it was first sent in: a code is single-use.
     code_uses: sled::Tree,
     products: sled::Tree,
@@ -300,6 +305,8 @@ impl Store {
             coupons: tree("coupons")?,
             sale_coupons: tree("sale_coupons")?,
             sale_held_coupons: tree("sale_held_coupons")?,
+            promotions: tree("promotions")?,
+            promotions_version: Arc::new(std::sync::atomic::AtomicU64::new(crate::UnixMillis::now().0.max(0) as u64)),
             code_uses: tree("code_uses")?,
             products: tree("products")?,
             shifts: tree("shifts")?,
@@ -800,6 +807,7 @@ impl Store {
 mod archive;
 mod coupons;
 mod members;
+mod promotions;
 mod reconciliations;
 mod requests;
 mod scan;

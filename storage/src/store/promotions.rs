@@ -1,0 +1,107 @@
+//! Promotions in the ledger: created in order, ended early by a manager, and the ones in force for pricing.
+
+use super::{Result, Store, get, insert_if_absent, io, page};
+use crate::{PromotionId, PromotionRecord, StorageError, UnixMillis};
+
+impl Store {
+    /// Creates a promotion under the next number, `P00000001` on (durable with the next commit);
+    /// `promotion.promotion_id` is replaced by it.
+    pub fn create_promotion(&self, mut promotion: PromotionRecord) -> Result<PromotionRecord> {
+        loop {
+            let last = self.promotions.last().map_err(io("reading"))?;
+            let n = match &last {
+                None => 0,
+                Some((key, _)) => std::str::from_utf8(key)
+                    .ok()
+                    .and_then(|id| id.strip_prefix('P'))
+                    .and_then(|digits| digits.parse::<u64>().ok())
+                    .ok_or_else(|| StorageError::Corrupt {
+                        tree: "promotions",
+                        key: String::from_utf8_lossy(key).into_owned(),
+                        reason: "not a promotion number".to_owned(),
+                    })?,
+            };
+            promotion.promotion_id = PromotionId::numbered(n + 1);
+            let key = promotion.promotion_id.as_str().as_bytes();
+            if self.folder.write(|| insert_if_absent(&self.promotions, "promotions", key, &promotion))?.is_none() {
+                self.bump_promotions_version();
+                return Ok(promotion);
+            }
+        }
+    }
+
+    pub fn promotion(&self, promotion_id: &PromotionId) -> Result<Option<PromotionRecord>> {
+        get(&self.promotions, "promotions", promotion_id.as_str().as_bytes())
+    }
+
+    /// Writes a promotion as it now stands (ended early).
+    pub fn put_promotion(&self, promotion: &PromotionRecord) -> Result<()> {
+        let key = promotion.promotion_id.as_str().as_bytes();
+        self.put(&self.promotions, ("promotion", "writing a promotion"), key, promotion)?;
+        self.bump_promotions_version();
+        Ok(())
+    }
+
+    /// Up to `limit` promotions after the key `after`, in order of creation; with their keys.
+    pub fn promotions_page(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, PromotionRecord)>> {
+        page(&self.promotions, "promotions", b"", after, limit)
+    }
+
+    /// The promotions not over at `at` (in force now or later), for pricing and for the lanes.
+    pub fn promotions_not_over(&self, at: UnixMillis) -> Result<Vec<PromotionRecord>> {
+        let mut out = Vec::new();
+        for entry in self.promotions.iter() {
+            let (key, value) = entry.map_err(io("reading"))?;
+            let promotion: PromotionRecord = super::decode("promotions", &key, &value)?;
+            let over = at.0 >= promotion.valid_until.0 || promotion.ended_at.is_some_and(|end| at.0 >= end.0);
+            if !over {
+                out.push(promotion);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Changes whenever a promotion is created or ended in this process (lanes fetch the list again).
+    pub fn promotions_version(&self) -> u64 {
+        self.promotions_version.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn bump_promotions_version(&self) {
+        self.promotions_version.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Currency, Money, ProductCode, PromotionKind};
+
+    #[test]
+    fn promotions_are_numbered_in_order_and_an_ended_one_is_over_and_lanes_see_a_new_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let version = store.promotions_version();
+        let promotion = |n: i64| PromotionRecord {
+            promotion_id: PromotionId::numbered(0),
+            gtin: ProductCode::parse("6901234567892").unwrap(),
+            kind: PromotionKind::PriceOff(Money::new(100 * n, Currency::CNY)),
+            valid_from: UnixMillis(0),
+            valid_until: UnixMillis(10_000),
+            ended_at: None,
+            name: format!("tea week {n}"),
+        };
+        let first = store.create_promotion(promotion(1)).unwrap();
+        let mut second = store.create_promotion(promotion(2)).unwrap();
+        assert_eq!((first.promotion_id.as_str(), second.promotion_id.as_str()), ("P00000001", "P00000002"));
+        assert!(store.promotions_version() > version);
+        assert_eq!(store.promotions_not_over(UnixMillis(5_000)).unwrap().len(), 2);
+        second.ended_at = Some(UnixMillis(4_000));
+        let before = store.promotions_version();
+        store.put_promotion(&second).unwrap();
+        assert!(store.promotions_version() > before, "an ended promotion is news for the lanes");
+        let left = store.promotions_not_over(UnixMillis(5_000)).unwrap();
+        assert_eq!(left.iter().map(|p| p.promotion_id.as_str()).collect::<Vec<_>>(), ["P00000001"]);
+        assert!(store.promotions_not_over(UnixMillis(10_000)).unwrap().is_empty());
+        assert_eq!(store.promotions_page(None, 10).unwrap().len(), 2);
+    }
+}
