@@ -212,11 +212,13 @@ pub enum Access {
 
 /// What `path` (`/package.Service/Method`) demands. Anything not listed is refused.
 pub fn access_of(path: &str) -> Option<Access> {
-    const MANAGE: [&str; 14] = [
+    const MANAGE: [&str; 16] = [
         "AddMember",
         "BlockMember",
         "IssueCoupon",
         "VoidCoupon",
+        "CreatePromotion",
+        "EndPromotion",
         "Refund",
         "ResolveNow",
         "IssueLaneToken",

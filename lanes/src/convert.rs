@@ -31,7 +31,47 @@ pub(crate) fn enrol_request(lane_id: &LaneId, token_sha256: String) -> pb::Enrol
 /// The store's id, currency and catalog, from its answer to registration.
 /// What registration tells a lane: the store, its currency, its catalog and the key of its member codes
 /// (`None` from a coordinator that has none).
-pub(crate) type Registered = (String, Currency, Vec<Product>, Option<checkout_storage::MemberKey>);
+pub(crate) type Registered = (String, Currency, Vec<Product>, Option<checkout_storage::MemberKey>, Promotions);
+
+/// The store's promotions as a lane prices with them, and their version.
+#[derive(Debug, Clone, Default)]
+pub struct Promotions {
+    pub version: u64,
+    pub list: Vec<checkout_storage::PromotionRecord>,
+}
+
+/// A promotion from the store; `None` for one this lane cannot read (left out, and logged).
+fn promotion_from_pb(p: pb::Promotion) -> Option<checkout_storage::PromotionRecord> {
+    use checkout_storage::{PromotionId, PromotionKind, PromotionRecord};
+    let read = || -> Result<PromotionRecord, String> {
+        let kind = match (p.price_off, p.buy_n) {
+            (Some(off), 0) => {
+                let currency = Currency::parse(&off.currency).map_err(|e| e.to_string())?;
+                PromotionKind::PriceOff(Money::new(off.minor_units, currency))
+            }
+            (None, n) if n > 0 => PromotionKind::BuyNGetOneFree(n),
+            _ => return Err("neither a price off nor buy N".into()),
+        };
+        let millis = |t: Option<checkout_proto::Timestamp>| {
+            t.map(|t| UnixMillis(t.seconds * 1000 + i64::from(t.nanos) / 1_000_000))
+        };
+        Ok(PromotionRecord {
+            promotion_id: PromotionId::parse(&p.promotion_id).map_err(|e| e.to_string())?,
+            gtin: ProductCode::parse(&p.gtin).map_err(|e| e.to_string())?,
+            kind,
+            valid_from: millis(p.valid_from).unwrap_or(UnixMillis(0)),
+            valid_until: millis(p.valid_until).ok_or("no end")?,
+            ended_at: millis(p.ended_at),
+            name: p.name,
+        })
+    };
+    read().map_err(|e| tracing::warn!(error = %e, "a promotion from the store is unreadable: left out")).ok()
+}
+
+/// The promotions a registration or a heartbeat answer carries.
+pub(crate) fn promotions_from_pb(version: u64, list: Vec<pb::Promotion>) -> Promotions {
+    Promotions { version, list: list.into_iter().filter_map(promotion_from_pb).collect() }
+}
 
 pub(crate) fn catalog_from_pb(response: pb::RegisterLaneResponse) -> Result<Registered, LaneError> {
     let currency = Currency::parse(&response.currency).map_err(|e| LaneError::BadCatalog(e.to_string()))?;
@@ -46,7 +86,8 @@ pub(crate) fn catalog_from_pb(response: pb::RegisterLaneResponse) -> Result<Regi
         })
         .collect::<Result<_, LaneError>>()?;
     let member_key = checkout_storage::MemberKey::from_bytes(&response.member_code_key);
-    Ok((response.store_id, currency, products, member_key))
+    let promotions = promotions_from_pb(response.promotions_version, response.promotions);
+    Ok((response.store_id, currency, products, member_key, promotions))
 }
 
 /// The lane's state for the store: closed, paying, scanning a basket, or idle.
@@ -56,6 +97,7 @@ pub(crate) fn heartbeat_request(
     paying: bool,
     closed: bool,
     summary: &LaneSummary,
+    promotions_version: u64,
 ) -> pb::HeartbeatRequest {
     let state = match (sale, paying, closed) {
         (_, _, true) => pb::LaneState::Closed,
@@ -71,6 +113,7 @@ pub(crate) fn heartbeat_request(
         basket_total: sale.map(|s| money_to_pb(s.total)),
         frames_decoded: summary.frames,
         codes_read: summary.codes_read,
+        promotions_version,
     }
 }
 

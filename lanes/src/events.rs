@@ -73,6 +73,13 @@ pub enum LaneEventKind {
         /// What the customer pays now.
         to_pay: Money,
     },
+    /// The promotions in force take something off the basket (or no longer do): each as its own line.
+    BasketDiscounts {
+        /// The promotion's name and what it takes off.
+        lines: Vec<(String, Money)>,
+        /// What the customer pays now.
+        to_pay: Money,
+    },
     /// A coupon was refused: misread, forged, used, held by another sale, void or not valid today.
     CouponRefused {
         /// Why, in words for the cashier.
@@ -190,6 +197,10 @@ impl fmt::Display for LaneEvent {
                 write!(f, "{lane}: coupon {coupon_id} ({note}): -{discount}, to pay {to_pay}")
             }
             LaneEventKind::CouponRefused { reason } => write!(f, "{lane}: coupon refused: {reason}"),
+            LaneEventKind::BasketDiscounts { lines, to_pay } => {
+                let lines: Vec<String> = lines.iter().map(|(name, off)| format!("{name} -{off}")).collect();
+                write!(f, "{lane}: {}; to pay {to_pay}", lines.join(", "))
+            }
             LaneEventKind::SaleDelivered { sale_id } => write!(f, "{lane}: sale {sale_id} recorded by the store"),
             LaneEventKind::PaymentDeclined { sale_id, message } => {
                 write!(f, "{lane}: sale {sale_id} not paid: {message}")

@@ -60,7 +60,7 @@ pub async fn run_lane(
     let data_dir = config.data_dir.clone().or_else(|| temporary.as_ref().map(|t| t.path().to_owned()));
     let data_dir = data_dir.unwrap_or_default();
     let outbox = LaneStore::open(&data_dir).map_err(|source| LaneError::Storage { path: data_dir.clone(), source })?;
-    let (client, currency, products, member_key) = register(&config, &outbox).await?;
+    let (client, currency, products, member_key, promotions) = register(&config, &outbox).await?;
     let camera = match &config.source {
         FrameSource::Paths(paths) => Camera::Files(list_frames(paths)?),
         FrameSource::Synthetic(synthetic) => {
@@ -78,6 +78,7 @@ pub async fn run_lane(
         outbox,
         cashier: config.cashier.clone(),
         member_key,
+        promotions,
     };
     let scanner = actors::start(&config, camera, setup, done_tx);
 

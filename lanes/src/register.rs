@@ -92,7 +92,10 @@ fn refusal(lane_id: &LaneId, status: tonic::Status) -> Refusal {
 pub(crate) async fn register(
     config: &LaneConfig,
     outbox: &LaneStore,
-) -> Result<(CoordinatorClient, Currency, Vec<Product>, Option<checkout_storage::MemberKey>), LaneError> {
+) -> Result<
+    (CoordinatorClient, Currency, Vec<Product>, Option<checkout_storage::MemberKey>, convert::Promotions),
+    LaneError,
+> {
     let endpoint = coordinator_endpoint(&config.coordinator_url, config.tls.as_ref())?;
     let started = tokio::time::Instant::now();
     let mut delay = FIRST_PAUSE;
@@ -119,9 +122,9 @@ pub(crate) async fn register(
         };
         match attempt.await {
             Ok((client, response)) => {
-                let (store_id, currency, products, member_key) = convert::catalog_from_pb(response)?;
+                let (store_id, currency, products, member_key, promotions) = convert::catalog_from_pb(response)?;
                 tracing::info!(lane_id = %config.lane_id, store = %store_id, products = products.len(), "lane registered");
-                return Ok((client, currency, products, member_key));
+                return Ok((client, currency, products, member_key, promotions));
             }
             Err(Refusal::Final(error)) => return Err(error),
             Err(Refusal::Retry(message)) if started.elapsed() >= config.connect_timeout => {

@@ -38,7 +38,7 @@ pub use members::{
     MEMBER_CODE_PREFIX, MemberCode, MemberCodeError, MemberId, MemberKey, MemberRecord, PointsEntry, PointsReason,
 };
 pub use money::{Currency, Money, MoneyError};
-pub use promotions::{DiscountLine, PromotionId, PromotionKind, PromotionRecord, promotion_discounts};
+pub use promotions::{DiscountLine, PromotionId, PromotionKind, PromotionRecord, SaleDiscount, promotion_discounts};
 pub use records::{
     AnsweredRequest, AuditRecord, ChargeEvent, ChargeRecord, ChargeStatus, LaneClosure, LaneRecord, LaneTokenRecord,
     Product, ReconciliationRecord, RefundRecord, RefundStatus, SaleLine, SaleRecord, SettlementGap, ShiftRecord,

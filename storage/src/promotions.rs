@@ -64,6 +64,15 @@ impl PromotionRecord {
     }
 }
 
+/// What promotions and a coupon took off a paid sale, kept for the totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleDiscount {
+    pub sale_id: crate::SaleId,
+    pub out_trade_no: crate::OutTradeNo,
+    pub amount: Money,
+    pub at: UnixMillis,
+}
+
 /// One discount on a basket: which promotion, on which product, how much.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscountLine {

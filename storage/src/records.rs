@@ -11,6 +11,7 @@ impl Record for Product {}
 impl Record for crate::MemberRecord {}
 impl Record for crate::CouponRecord {}
 impl Record for crate::PromotionRecord {}
+impl Record for crate::SaleDiscount {}
 impl Record for crate::PointsEntry {}
 impl Record for LaneRecord {}
 impl Record for SaleRecord {}

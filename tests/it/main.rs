@@ -18,6 +18,7 @@ mod manager_day;
 mod members;
 mod photo_corpus;
 mod processes;
+mod promotions;
 mod provider_protocols;
 mod real_client;
 mod reconciliation;

@@ -152,8 +152,9 @@ impl Payments {
         basket_sha256: [u8; 32],
         code_fingerprint: CodeFingerprint,
     ) -> Result<ChargeRecord, CoordinatorError> {
-        let (lines, basket) = price_lines(&self.store, &order.lines)?;
-        // A coupon the sale holds comes off the basket.
+        let (lines, full_price) = price_lines(&self.store, &order.lines)?;
+        // The promotions in force come off each line, then a coupon the sale holds off the rest.
+        let basket = after_promotions(&self.store, &lines, full_price, UnixMillis::now())?;
         let total = match self.store.coupon_of_sale(&order.sale_id)? {
             Some(coupon_id) => {
                 let off = crate::services::coupons::discount_for_sale(&self.store, &order.sale_id, &coupon_id, basket)?;
@@ -249,8 +250,17 @@ impl Payments {
         // hears the answer loses nothing, and its FinishSale later only confirms it.
         let sale = SaleRecord::paid_by(charge, charge.settled_at.unwrap_or(charge.sale_started_at));
         self.store.insert_sale_if_absent(&sale)?;
-        // The coupon it held is used now.
+        // The coupon it held is used now; what promotions and the coupon took off is kept for the totals.
         crate::services::coupons::redeem_for_paid_sale(&self.store, &sale.sale_id, &sale.out_trade_no)?;
+        if let Some(amount) = self.store.discount_of_sale(&sale)? {
+            let discount = checkout_storage::SaleDiscount {
+                sale_id: sale.sale_id.clone(),
+                out_trade_no: sale.out_trade_no.clone(),
+                amount,
+                at: sale.finished_at,
+            };
+            self.store.put_sale_discount(&discount)?;
+        }
         // The member's points too, never before the payment and once (keyed by the sale).
         crate::services::members::credit_paid_sale(
             &self.store,
@@ -276,4 +286,21 @@ impl Payments {
             .into_iter()
             .find(|c| c.status == ChargeStatus::Paid && &c.out_trade_no != this))
     }
+}
+
+/// A basket of priced `lines` (`full_price` in all) less what the promotions in force at `at` take off.
+pub(crate) fn after_promotions(
+    store: &checkout_storage::Store,
+    lines: &[checkout_storage::SaleLine],
+    full_price: checkout_storage::Money,
+    at: UnixMillis,
+) -> Result<checkout_storage::Money, CoordinatorError> {
+    let promotions = store.promotions_not_over(at)?;
+    if promotions.is_empty() {
+        return Ok(full_price);
+    }
+    let priced: Vec<_> = lines.iter().map(|l| (l.gtin.clone(), l.quantity, l.unit_price)).collect();
+    let off: i64 =
+        checkout_storage::promotion_discounts(&priced, &promotions, at).iter().map(|d| d.amount.minor_units).sum();
+    Ok(checkout_storage::Money::new(full_price.minor_units - off, full_price.currency))
 }

@@ -64,6 +64,8 @@ impl LaneApi {
             currency: c.currency.to_string(),
             products: c.store.products()?.into_iter().map(product_to_pb).collect(),
             member_code_key: c.store.member_key().as_bytes().to_vec(),
+            promotions: super::promotions_api::promotions_for_lanes(c)?,
+            promotions_version: c.store.promotions_version(),
         })
     }
 
@@ -105,9 +107,18 @@ impl LaneApi {
             },
         );
         let closure = self.0.live.closure(&lane_id);
+        // The version first: a promotion created meanwhile shows with a newer one at the next heartbeat.
+        let promotions_version = self.0.store.promotions_version();
+        let promotions = if request.promotions_version == promotions_version {
+            Vec::new()
+        } else {
+            super::promotions_api::promotions_for_lanes(&self.0)?
+        };
         Ok(pb::HeartbeatResponse {
             closed_by_store: closure.is_some(),
             closed_message: closure.as_ref().map(super::lanes_live::closed_message).unwrap_or_default(),
+            promotions_version,
+            promotions,
         })
     }
 

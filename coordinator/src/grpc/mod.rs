@@ -28,6 +28,7 @@ mod lane_api;
 mod lanes_live;
 mod members_api;
 mod paging;
+mod promotions_api;
 mod reconciliations_api;
 mod request_ids;
 mod store_api;

@@ -79,18 +79,19 @@ impl StoreApi {
                     c.store.charge(&entry.out_trade_no).ok().flatten().is_some_and(|charge| charge.provider == provider)
                 })
         })?;
-        // Coupons in the same filters: used by a sale of the lane, paid through the provider, in the window.
+        // Promotions and coupons in the same filters: a sale of the lane, paid through the provider, in the window.
         let mut discounts = 0i64;
-        for coupon in c.store.redeemed_coupons()? {
-            let checkout_storage::CouponState::Redeemed { sale_id, out_trade_no, at } = &coupon.state else { continue };
-            let admitted = lane_prefix.as_ref().is_none_or(|prefix| sale_id.as_str().starts_with(prefix.as_str()))
-                && start.is_none_or(|start| at.0 >= start.0)
-                && end.is_none_or(|end| at.0 < end.0)
-                && provider.is_none_or(|provider| {
-                    c.store.charge(out_trade_no).ok().flatten().is_some_and(|charge| charge.provider == provider)
-                });
-            if admitted && let Some(sale) = c.store.sale(sale_id)? {
-                discounts += c.store.discount_of_sale(&sale)?.map_or(0, |d| d.minor_units);
+        for discount in c.store.sale_discounts()? {
+            let admitted =
+                lane_prefix.as_ref().is_none_or(|prefix| discount.sale_id.as_str().starts_with(prefix.as_str()))
+                    && start.is_none_or(|start| discount.at.0 >= start.0)
+                    && end.is_none_or(|end| discount.at.0 < end.0)
+                    && provider.is_none_or(|provider| {
+                        let charge = c.store.charge(&discount.out_trade_no).ok().flatten();
+                        charge.is_some_and(|charge| charge.provider == provider)
+                    });
+            if admitted {
+                discounts += discount.amount.minor_units;
             }
         }
         let (store, per_lane) = if filtered {
@@ -534,6 +535,28 @@ impl pb::store_service_server::StoreService for StoreApi {
 
     async fn block_member(&self, request: Request<pb::BlockMemberRequest>) -> Result<Response<pb::Member>, Status> {
         with_caller!(request, |caller, message| self.block_member(&caller, message).await)
+    }
+
+    async fn create_promotion(
+        &self,
+        request: Request<pb::CreatePromotionRequest>,
+    ) -> Result<Response<pb::Promotion>, Status> {
+        with_caller!(request, |caller, message| self.create_promotion(&caller, message).await)
+    }
+
+    async fn end_promotion(
+        &self,
+        request: Request<pb::EndPromotionRequest>,
+    ) -> Result<Response<pb::Promotion>, Status> {
+        with_caller!(request, |caller, message| self.end_promotion(&caller, message).await)
+    }
+
+    async fn list_promotions(
+        &self,
+        request: Request<pb::ListPromotionsRequest>,
+    ) -> Result<Response<pb::ListPromotionsResponse>, Status> {
+        let request = request.into_inner();
+        self.read(move |c| Self::list_promotions(c, request)).await
     }
 
     async fn issue_coupon(&self, request: Request<pb::IssueCouponRequest>) -> Result<Response<pb::Coupon>, Status> {

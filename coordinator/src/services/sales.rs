@@ -42,14 +42,13 @@ pub async fn record_finished_sale(
             charge.status
         )));
     }
-    let (priced, mut priced_total) = price_lines(store, &lines)?;
-    if let Some(coupon_id) = store.coupon_of_sale(&sale_id)? {
-        let off = super::coupons::discount_for_sale(store, &sale_id, &coupon_id, priced_total)?;
-        priced_total = checkout_storage::Money::new(priced_total.minor_units - off.minor_units, priced_total.currency);
-    }
-    if priced_total != charge.amount || total != charge.amount {
+    // The basket must be the one charged (promotions and a coupon took their part off it then).
+    let (priced, priced_total) = price_lines(store, &lines)?;
+    let digest = checkout_storage::basket_digest(lines.iter().map(|(gtin, quantity)| (gtin, *quantity)));
+    if digest != charge.basket_sha256 || total != charge.amount || priced_total.minor_units < charge.amount.minor_units
+    {
         return Err(CoordinatorError::FailedPrecondition(format!(
-            "sale total {total} (priced {priced_total}) differs from the payment's {}",
+            "sale total {total} (priced {priced_total}) or its basket differs from the payment's {}",
             charge.amount
         )));
     }

@@ -79,28 +79,24 @@ impl Store {
         })
     }
 
-    /// What the coupon of a recorded sale took off it: its lines at their prices less what was paid; `None`
-    /// for a sale with no coupon (or not recorded).
+    /// What promotions and a coupon took off a recorded sale: its lines at their prices less what was paid;
+    /// `None` when nothing was.
     pub fn discount_of_sale(&self, sale: &crate::SaleRecord) -> Result<Option<crate::Money>> {
-        if self.coupon_of_sale(&sale.sale_id)?.is_none() {
-            return Ok(None);
-        }
         let basket: i64 =
             sale.lines.iter().map(|l| l.unit_price.minor_units.saturating_mul(i64::from(l.quantity))).sum();
-        Ok(Some(crate::Money::new((basket - sale.total.minor_units).max(0), sale.total.currency)))
+        let off = basket - sale.total.minor_units;
+        Ok((off > 0).then(|| crate::Money::new(off, sale.total.currency)))
     }
 
-    /// Every coupon used (redeemed), with its sale: for the totals.
-    pub fn redeemed_coupons(&self) -> Result<Vec<CouponRecord>> {
-        let mut out = Vec::new();
-        for entry in self.coupons.iter() {
-            let (key, value) = entry.map_err(io("reading"))?;
-            let coupon: CouponRecord = super::decode("coupons", &key, &value)?;
-            if matches!(coupon.state, CouponState::Redeemed { .. }) {
-                out.push(coupon);
-            }
-        }
-        Ok(out)
+    /// Notes what was taken off a paid sale (durable with the next commit).
+    pub fn put_sale_discount(&self, discount: &crate::SaleDiscount) -> Result<()> {
+        let key = discount.sale_id.as_str().as_bytes();
+        self.put(&self.sale_discounts, ("sale discount", "writing a sale's discount"), key, discount)
+    }
+
+    /// Every paid sale's discount, for the totals.
+    pub fn sale_discounts(&self) -> Result<Vec<crate::SaleDiscount>> {
+        super::all(&self.sale_discounts, "sale_discounts")
     }
 
     /// The coupon that goes with a sale, if any.

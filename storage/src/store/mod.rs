@@ -99,6 +99,8 @@ pub struct Store {
     sale_held_coupons: sled::Tree,
     /// Promotion id -> the promotion (see `promotions.rs`).
     promotions: sled::Tree,
+    /// Sale id -> what promotions and a coupon took off the paid sale, for the totals.
+    sale_discounts: sled::Tree,
     /// Bumped when a promotion is created or ended: lanes compare it with theirs. Starts at the process's
     /// start time, so that a restarted coordinator never repeats a version a lane saw.
     promotions_version: Arc<std::sync::atomic::AtomicU64>,
@@ -306,6 +308,7 @@ impl Store {
             sale_coupons: tree("sale_coupons")?,
             sale_held_coupons: tree("sale_held_coupons")?,
             promotions: tree("promotions")?,
+            sale_discounts: tree("sale_discounts")?,
             promotions_version: Arc::new(std::sync::atomic::AtomicU64::new(crate::UnixMillis::now().0.max(0) as u64)),
             code_uses: tree("code_uses")?,
             products: tree("products")?,

@@ -20,6 +20,11 @@ pub(crate) struct OpenSale {
     pub member_id: Option<MemberId>,
     /// The coupon the store holds for this sale.
     pub coupon: Option<HeldCoupon>,
+    /// Each product's unit price, as scanned.
+    unit_prices: std::collections::HashMap<ProductCode, Money>,
+    /// What the promotions in force take off, line by line, and in all.
+    pub promotion_lines: Vec<checkout_storage::DiscountLine>,
+    promotion_off: Money,
 }
 
 /// A coupon held for the open sale: what it takes off, from what basket on.
@@ -41,20 +46,45 @@ impl OpenSale {
             started_at: UnixMillis::now(),
             member_id: None,
             coupon: None,
+            unit_prices: std::collections::HashMap::new(),
+            promotion_lines: Vec::new(),
+            promotion_off: Money::zero(currency),
         }
     }
 
-    /// What the coupon takes off the basket now (nothing below its minimum basket).
+    /// Prices the basket with `promotions` (those in force now); whether its discount lines changed.
+    pub fn reprice(&mut self, promotions: &[checkout_storage::PromotionRecord]) -> bool {
+        let lines: Vec<_> = self
+            .lines
+            .iter()
+            .filter_map(|(gtin, quantity)| self.unit_prices.get(gtin).map(|price| (gtin.clone(), *quantity, *price)))
+            .collect();
+        let discounts = checkout_storage::promotion_discounts(&lines, promotions, UnixMillis::now());
+        let off = discounts.iter().map(|d| d.amount.minor_units).sum();
+        self.promotion_off = Money::new(off, self.total.currency);
+        let changed = discounts != self.promotion_lines;
+        self.promotion_lines = discounts;
+        changed
+    }
+
+    /// The basket less what the promotions take off.
+    pub fn after_promotions(&self) -> Money {
+        Money::new(self.total.minor_units - self.promotion_off.minor_units, self.total.currency)
+    }
+
+    /// What the coupon takes off the basket after promotions (nothing below its minimum basket).
     pub fn discount(&self) -> Money {
+        let basket = self.after_promotions();
         match &self.coupon {
-            Some(coupon) if self.total.minor_units >= coupon.min_basket.minor_units => coupon.discount.off(self.total),
+            Some(coupon) if basket.minor_units >= coupon.min_basket.minor_units => coupon.discount.off(basket),
             _ => Money::zero(self.total.currency),
         }
     }
 
-    /// What the customer pays: the basket less the coupon's discount.
+    /// What the customer pays: the basket less the promotions and the coupon.
     pub fn to_pay(&self) -> Money {
-        Money::new(self.total.minor_units - self.discount().minor_units, self.total.currency)
+        let basket = self.after_promotions();
+        Money::new(basket.minor_units - self.discount().minor_units, basket.currency)
     }
 
     /// Items in the basket.
@@ -65,6 +95,7 @@ impl OpenSale {
     /// Adds one of `product`; the basket is unchanged when its total cannot take the price.
     pub fn add(&mut self, product: &Product) -> Result<(), MoneyError> {
         self.total = self.total.checked_add(product.price)?;
+        self.unit_prices.insert(product.gtin.clone(), product.price);
         match self.lines.iter_mut().find(|(g, _)| *g == product.gtin) {
             Some((_, quantity)) => *quantity += 1,
             None => self.lines.push((product.gtin.clone(), 1)),

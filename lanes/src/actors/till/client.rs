@@ -90,11 +90,23 @@ pub(crate) async fn release_coupon(mut client: CoordinatorClient, request: pb::R
     }
 }
 
-/// Tells the coordinator the lane's state; the answer says whether a manager closed the lane (and why).
+/// What a heartbeat's answer tells the lane.
+pub(crate) struct HeartbeatAnswer {
+    /// Why a manager closed the lane, while they have.
+    pub closed: Option<String>,
+    /// The store's promotions, when they changed.
+    pub promotions: Option<convert::Promotions>,
+}
+
+/// Tells the coordinator the lane's state; the answer says whether a manager closed the lane (and why), and
+/// carries the promotions when the lane's are out of date.
 pub(crate) async fn heartbeat(
     mut client: CoordinatorClient,
     request: pb::HeartbeatRequest,
-) -> Result<Option<String>, tonic::Status> {
+) -> Result<HeartbeatAnswer, tonic::Status> {
+    let known = request.promotions_version;
     let answer = client.heartbeat(with_timeout(request, HEARTBEAT_TIMEOUT)).await?.into_inner();
-    Ok(answer.closed_by_store.then_some(answer.closed_message))
+    let promotions = (answer.promotions_version != known)
+        .then(|| convert::promotions_from_pb(answer.promotions_version, answer.promotions));
+    Ok(HeartbeatAnswer { closed: answer.closed_by_store.then_some(answer.closed_message), promotions })
 }

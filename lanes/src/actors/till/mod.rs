@@ -67,6 +67,8 @@ pub struct Till {
     member_key: Option<MemberKey>,
     /// A member scanned before the first item: they go with the sale that starts next.
     next_sale_member: Option<MemberId>,
+    /// The store's promotions, to price baskets with (refreshed by heartbeats).
+    promotions: crate::convert::Promotions,
 }
 
 /// What the till needs besides its lane's identity.
@@ -87,6 +89,8 @@ pub struct TillSetup {
     pub cashier: CashierId,
     /// The key of the store's member codes (from registration).
     pub member_key: Option<MemberKey>,
+    /// The store's promotions (from registration).
+    pub promotions: crate::convert::Promotions,
 }
 
 impl Till {
@@ -98,7 +102,8 @@ impl Till {
         charges_to: Recipient<PaymentCodeCharged>,
         done: oneshot::Sender<LaneSummary>,
     ) -> Till {
-        let TillSetup { client, products, currency, heartbeat_every, events, outbox, cashier, member_key } = setup;
+        let TillSetup { client, products, currency, heartbeat_every, events, outbox, cashier, member_key, promotions } =
+            setup;
         Till {
             summary: LaneSummary::new(lane_id.clone(), currency),
             ids: LaneIds::new(lane_id.clone()),
@@ -122,6 +127,17 @@ impl Till {
             charges_to,
             member_key,
             next_sale_member: None,
+            promotions,
+        }
+    }
+
+    /// Prices the open sale with the promotions again, and shows its discount lines when they changed.
+    fn reprice(&mut self) {
+        let Some(sale) = self.sale.as_mut() else { return };
+        if sale.reprice(&self.promotions.list) {
+            let lines = sale.promotion_lines.iter().map(|d| (d.name.clone(), d.amount)).collect();
+            let to_pay = sale.to_pay();
+            self.show(LaneEventKind::BasketDiscounts { lines, to_pay });
         }
     }
 
@@ -286,15 +302,25 @@ impl Till {
             basket_total: sale.total,
         };
         self.show(event);
+        self.reprice();
     }
 
     fn send_heartbeat(&self, ctx: &mut Context<Self>) {
         let closed = self.done.is_none();
-        let request = convert::heartbeat_request(&self.lane_id, self.sale.as_ref(), self.paying, closed, &self.summary);
+        let version = self.promotions.version;
+        let request =
+            convert::heartbeat_request(&self.lane_id, self.sale.as_ref(), self.paying, closed, &self.summary, version);
         ctx.spawn(client::heartbeat(self.client.clone(), request).into_actor(self).map(
             |answer, till, ctx| match answer {
-                Ok(closed) => {
-                    till.closed_by_store_is(closed);
+                Ok(answer) => {
+                    till.closed_by_store_is(answer.closed);
+                    if let Some(promotions) = answer.promotions {
+                        tracing::info!(lane_id = %till.lane_id, promotions = promotions.list.len(), "promotions updated");
+                        till.promotions = promotions;
+                        if !till.paying {
+                            till.reprice();
+                        }
+                    }
                     if !till.reachable {
                         till.reachable = true;
                         till.show(LaneEventKind::CoordinatorReachable);
