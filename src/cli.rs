@@ -341,6 +341,9 @@ pub struct CoordinatorArgs {
     /// Milliseconds between the resolver's passes over unsettled charges.
     #[arg(long, default_value_t = 10_000)]
     pub resolve_every_ms: u64,
+    /// Seconds a coupon may stay held by a sale with no charge paid or under way before it is let go.
+    #[arg(long, default_value_t = 1_800)]
+    pub coupon_hold_secs: u64,
     /// For load tests that run simulated time faster (`checkout rush --processes`): every engine pause and
     /// deadline (those two included) this many times shorter.
     #[arg(long, default_value_t = 1.0)]
@@ -380,6 +383,10 @@ pub struct LaneArgs {
     /// code before their first item.
     #[arg(long, default_value_t = 0)]
     pub members: u32,
+    /// A file of coupon codes (one a line, from StoreService/IssueCoupon): one synthetic customer in five shows
+    /// one after their items.
+    #[arg(long)]
+    pub coupons: Option<PathBuf>,
     /// The lane's own data folder, where paid sales wait while the store is unreachable
     /// [default: ./checkout-lane-ID].
     #[arg(long)]

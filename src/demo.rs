@@ -56,6 +56,24 @@ async fn enrol_members(manager: &mut Manager) -> anyhow::Result<Vec<(String, i64
     member_points(manager).await
 }
 
+/// Coupons for the demo's customers: 10% off baskets of 20 yuan or more, for a day. Four lanes share eight of
+/// them, so some customers show one another already used.
+async fn issue_coupons(manager: &mut Manager) -> anyhow::Result<Vec<String>> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        let request = pb::IssueCouponRequest {
+            percent_off: 10,
+            min_basket: Some(pb::Money { minor_units: 2_000, currency: "CNY".into() }),
+            valid_until: Some(checkout_proto::Timestamp { seconds: now + 86_400, nanos: 0 }),
+            note: "demo".into(),
+            ..Default::default()
+        };
+        codes.push(manager.issue_coupon(request).await.context("IssueCoupon")?.into_inner().coupon_code);
+    }
+    Ok(codes)
+}
+
 /// The demo's members and their points.
 async fn member_points(manager: &mut Manager) -> anyhow::Result<Vec<(String, i64)>> {
     let mut points = Vec::new();
@@ -105,6 +123,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut manager = runtime.block_on(manager(&url, &manager_token))?;
     let before = runtime.block_on(store_totals(&mut manager))?;
     let points_before = runtime.block_on(enrol_members(&mut manager))?;
+    let coupons = runtime.block_on(issue_coupons(&mut manager))?;
     // The demo is the store's manager: it issues each lane its token (a kept ledger has them enrolled already).
     let tokens = runtime.block_on(async {
         let mut tokens = Vec::new();
@@ -134,12 +153,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             let events = events_tx.clone();
             let seed = args.seed.wrapping_mul(1_000).wrapping_add(u64::from(n));
             let customers = args.customers;
+            let coupons = coupons.clone();
             async move {
                 let synthetic = SyntheticConfig {
                     seed,
                     customers: Some(customers),
                     wallet_seed: WALLET_SEED.to_vec(),
                     members: MEMBERS.len() as u32,
+                    coupons,
                     ..SyntheticConfig::default()
                 };
                 let mut config = LaneConfig::new(lane_id?, url, FrameSource::Synthetic(synthetic));
@@ -157,6 +178,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let after = runtime.block_on(store_totals(&mut manager))?;
     let points_after = runtime.block_on(member_points(&mut manager))?;
+    let coupons_used = runtime
+        .block_on(manager.list_coupons(pb::ListCouponsRequest { page_size: 1000, ..Default::default() }))
+        .context("ListCoupons")?
+        .into_inner()
+        .coupons
+        .iter()
+        .filter(|c| c.state == "redeemed")
+        .count();
     drop(manager);
     let _ = stop.send(());
     runtime.block_on(server).context("coordinator task")??;
@@ -216,7 +245,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .zip(&points_before)
         .map(|((name, now), (_, before))| format!("{name} +{}", now - before))
         .collect();
-    println!("member points earned: {}", earned.join(", "));
+    println!("member points earned: {}; coupons used: {coupons_used}", earned.join(", "));
     if !all_match || store_sales != sales || store_fen != fen || store_paid != fen {
         bail!("the lanes' tallies differ from what the store reports");
     }

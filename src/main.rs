@@ -130,6 +130,7 @@ fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         let timing = checkout_coordinator::EngineTiming {
             query_deadline: std::time::Duration::from_secs(args.query_deadline_secs),
             resolve_every: std::time::Duration::from_millis(args.resolve_every_ms.max(10)),
+            coupon_hold: std::time::Duration::from_secs(args.coupon_hold_secs),
             ..checkout_coordinator::EngineTiming::default()
         }
         .accelerated(args.accelerate);
@@ -228,6 +229,16 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
             wallet_seed: args.wallet_seed.as_bytes().to_vec(),
             wallets: args.wallets.clone(),
             members: args.members,
+            coupons: match &args.coupons {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the coupons in {}", path.display()))?
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                None => Vec::new(),
+            },
             ..SyntheticConfig::default()
         })
     } else {

@@ -64,7 +64,7 @@ pub async fn run_lane(
     let camera = match &config.source {
         FrameSource::Paths(paths) => Camera::Files(list_frames(paths)?),
         FrameSource::Synthetic(synthetic) => {
-            Camera::Synthetic(SyntheticCamera::new(synthetic.clone(), products.clone(), member_key.clone()))
+            Camera::Synthetic(Box::new(SyntheticCamera::new(synthetic.clone(), products.clone(), member_key.clone())))
         }
         FrameSource::HandHeld(scanner) => Camera::HandHeld(Some(scanner.take().ok_or(LaneError::ScannerInUse)?)),
     };

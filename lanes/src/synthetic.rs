@@ -562,6 +562,9 @@ pub struct SyntheticConfig {
     /// Customers may be one of the store's first this many members (`M00000001` on): two in five show their
     /// member code before their first item. 0: no members.
     pub members: u32,
+    /// Coupon codes the store issued: one customer in five shows one of them after their items (two
+    /// customers may show the same one: the store lets one use it).
+    pub coupons: Vec<String>,
 }
 
 impl Default for SyntheticConfig {
@@ -576,6 +579,7 @@ impl Default for SyntheticConfig {
             distort: true,
             wallets: Provider::ALL.to_vec(),
             members: 0,
+            coupons: Vec::new(),
         }
     }
 }
@@ -585,6 +589,8 @@ enum Shot {
     Product(String),
     /// A member's code, held up from their card or app.
     Member(String),
+    /// A coupon's code, shown in an app.
+    Coupon(String),
     /// The customer's wallet shows a code, made when the first frame of it is taken
     /// (codes expire within a minute) and then held in view.
     Wallet {
@@ -634,6 +640,10 @@ impl SyntheticCamera {
             let gtin = product.gtin.as_str().to_owned();
             self.script.extend([Shot::Product(gtin.clone()), Shot::Product(gtin), Shot::Blank, Shot::Blank]);
         }
+        if !self.config.coupons.is_empty() && self.rng.range(0, 4) == 0 {
+            let coupon = self.config.coupons[self.rng.range(0, self.config.coupons.len() as u64 - 1) as usize].clone();
+            self.script.extend([Shot::Coupon(coupon.clone()), Shot::Coupon(coupon), Shot::Blank, Shot::Blank]);
+        }
         let wallets = if self.config.wallets.is_empty() { &Provider::ALL[..] } else { &self.config.wallets[..] };
         let provider = wallets[self.rng.range(0, wallets.len() as u64 - 1) as usize];
         let wallet = SimulatedWallet::new(&self.config.wallet_seed, provider, self.rng.range(0, 9_999) as u16);
@@ -679,7 +689,7 @@ impl SyntheticCamera {
                 let symbology = if gtin.len() == 8 { Symbology::Ean8 } else { Symbology::Ean13 };
                 spec.code = Some((gtin, symbology));
             }
-            Shot::Member(code) => {
+            Shot::Member(code) | Shot::Coupon(code) => {
                 spec.code = Some((code, Symbology::QrCode));
                 spec.module_px = 4;
             }

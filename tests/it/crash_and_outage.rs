@@ -23,6 +23,16 @@ use common::processes::{
 const SEED: &str = "crash test wallets";
 /// Members enrolled before the lanes start; two in five synthetic customers are one of them.
 const MEMBERS: u32 = 4;
+/// Coupons issued before the lanes start (their codes in this file of the store's folder); one customer in five
+/// shows one, some one already used.
+const COUPONS: u32 = 12;
+const COUPONS_FILE: &str = "coupons.txt";
+
+/// `--coupons FILE` for a lane, when the run issued coupons.
+fn coupons_file(store_data: &Path) -> Vec<std::ffi::OsString> {
+    let file = store_data.join(COUPONS_FILE);
+    if file.exists() { vec!["--coupons".into(), file.into_os_string()] } else { Vec::new() }
+}
 
 fn provider_sim(extra: &[&str]) -> (Process, String) {
     common::processes::provider_sim(SEED, extra)
@@ -34,6 +44,7 @@ fn coordinator(port: u16, data: &Path, sim: &str) -> Process {
         .arg(data)
         .args(["--provider-sim", &format!("http://{sim}")])
         .args(["--query-deadline-secs", "3", "--resolve-every-ms", "300", "--grace-secs", "2"])
+        .args(["--coupon-hold-secs", "4"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -49,7 +60,9 @@ fn lane(id: &str, port: u16, data: &Path, store_data: &Path, customers: u32, see
         .arg(enrolment_secret_file(store_data))
         .args(["--customers", &customers.to_string(), "--seed", &seed.to_string(), "--fps", "60"])
         // provider-sim speaks WeChat Pay and Alipay.
-        .args(["--wallet-seed", SEED, "--wallets", "wechat,alipay", "--members", &MEMBERS.to_string(), "--data"])
+        .args(["--wallet-seed", SEED, "--wallets", "wechat,alipay", "--members", &MEMBERS.to_string()])
+        .args(coupons_file(store_data))
+        .arg("--data")
         .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -84,6 +97,42 @@ async fn enrol_members(port: u16, data: &Path) {
         let member = client.add_member(request).await.unwrap().into_inner();
         assert_eq!(member.member_id, format!("M{n:08}"));
     }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let mut codes = String::new();
+    for _ in 0..COUPONS {
+        let request = pb::IssueCouponRequest {
+            amount_off: Some(pb::Money { minor_units: 300, currency: "CNY".into() }),
+            valid_until: Some(checkout_proto::Timestamp { seconds: now + 86_400, nanos: 0 }),
+            ..Default::default()
+        };
+        codes += &client.issue_coupon(request).await.unwrap().into_inner().coupon_code;
+        codes.push('\n');
+    }
+    std::fs::write(data.join(COUPONS_FILE), codes).unwrap();
+}
+
+/// No coupon left held once the lanes are gone (the store lets go of the holds of sales a killed lane never
+/// came back to), and every one used by a recorded sale (its 3 yuan off is checked with the sale's basket).
+async fn assert_no_coupon_left_held(port: u16, data: &Path) -> usize {
+    let mut client = store(port, data).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let coupons = loop {
+        client.resolve_now(pb::ResolveNowRequest::default()).await.unwrap();
+        let request = pb::ListCouponsRequest { page_size: 1000, ..Default::default() };
+        let coupons = client.list_coupons(request).await.unwrap().into_inner().coupons;
+        if coupons.iter().all(|c| c.state != "held") {
+            break coupons;
+        }
+        assert!(Instant::now() < deadline, "coupons still held: {coupons:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let sales: std::collections::HashSet<String> =
+        common::all_sales(&mut client, "").await.into_iter().map(|s| s.out_trade_no).collect();
+    let used: Vec<_> = coupons.iter().filter(|c| c.state == "redeemed").collect();
+    for coupon in &used {
+        assert!(sales.contains(&coupon.out_trade_no), "coupon used by no recorded sale: {coupon:?}");
+    }
+    used.len()
 }
 
 /// Every point a member holds came from a paid, recorded sale, once, at one point a yuan.
@@ -213,13 +262,19 @@ async fn assert_every_paid_charge_has_its_sale(port: u16, data: &Path) {
         products.iter().map(|p| (p.gtin.as_str(), p.price.as_ref().unwrap().minor_units)).collect();
     let payments = common::all_payments(&mut client, "").await;
     let paid: Vec<pb::Payment> = payments.into_iter().filter(|p| p.outcome() == pb::PaymentOutcome::Paid).collect();
+    let request = pb::ListCouponsRequest { page_size: 1000, ..Default::default() };
+    let coupons = client.list_coupons(request).await.unwrap().into_inner().coupons;
+    let with_coupon: std::collections::HashSet<&str> =
+        coupons.iter().filter(|c| c.state == "redeemed").map(|c| c.out_trade_no.as_str()).collect();
     for payment in &paid {
         let sale =
             sales.get(&payment.out_trade_no).unwrap_or_else(|| panic!("{} paid but no sale", payment.out_trade_no));
         let amount = payment.amount.as_ref().unwrap().minor_units;
         assert_eq!(sale.total.as_ref().unwrap().minor_units, amount, "{}: sale total", payment.out_trade_no);
         let basket: i64 = sale.lines.iter().map(|l| price[l.gtin.as_str()] * i64::from(l.quantity)).sum();
-        assert_eq!(basket, amount, "{}: the basket adds up to the payment", payment.out_trade_no);
+        // A coupon used takes its 3 yuan off.
+        let off = if with_coupon.contains(payment.out_trade_no.as_str()) { 300 } else { 0 };
+        assert_eq!(basket - off, amount, "{}: the basket adds up to the payment", payment.out_trade_no);
     }
     assert_eq!(sales.len(), paid.len(), "a sale without a paid charge");
 }
@@ -265,6 +320,8 @@ async fn killing_the_coordinator_and_a_lane_twenty_times_each_loses_no_payment_a
     settle_everything(port, data.path()).await;
     let (charges, paid) = assert_ledger_equals_books(port, data.path(), &sim).await;
     eprintln!("crash run: 20 coordinator kills, 20 lane kills; {charges} charges, {paid} paid; {summary1}{summary2}");
+    let coupons_used = assert_no_coupon_left_held(port, data.path()).await;
+    eprintln!("crash run: {coupons_used} coupons used, each once, none left held");
     assert_every_paid_charge_has_its_sale(port, data.path()).await;
     assert_points_only_for_paid_sales_and_once(port, data.path()).await;
     assert!(paid >= 10, "only {paid} of {charges} charges were paid: the run did too little to prove anything");

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// The sale an `out_trade_no` belongs to, as the prefix of its attempts: `S001-L1-MIH4K2AB-`.
-fn sale_prefix(store_id: &StoreId, sale_id: &SaleId) -> String {
+pub(super) fn sale_prefix(store_id: &StoreId, sale_id: &SaleId) -> String {
     format!("{store_id}-{sale_id}-")
 }
 

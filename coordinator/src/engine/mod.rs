@@ -71,6 +71,9 @@ pub struct EngineTiming {
     pub reverse_attempts: u32,
     /// How often the resolver looks for charges left unsettled.
     pub resolve_every: Duration,
+    /// A coupon held this long by a sale with no charge paid or under way is let go (its lane never came
+    /// back to pay or release it).
+    pub coupon_hold: Duration,
 }
 
 impl EngineTiming {
@@ -86,6 +89,7 @@ impl EngineTiming {
             reverse_every: fast(self.reverse_every),
             reverse_attempts: self.reverse_attempts,
             resolve_every: fast(self.resolve_every),
+            coupon_hold: fast(self.coupon_hold),
         }
     }
 }
@@ -99,6 +103,7 @@ impl Default for EngineTiming {
             reverse_every: Duration::from_secs(3),
             reverse_attempts: 5,
             resolve_every: Duration::from_secs(10),
+            coupon_hold: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -68,6 +68,35 @@ impl Payments {
         self.reverse(charge).await
     }
 
+    /// Lets go of coupons held longer than `coupon_hold` by sales with no charge paid or under way: their lane
+    /// never came back to pay or release them (killed, taken off the network). Reads every coupon.
+    fn release_stale_coupon_holds(&self) -> Result<usize, CoordinatorError> {
+        let now = UnixMillis::now();
+        let hold = i64::try_from(self.timing.coupon_hold.as_millis()).unwrap_or(i64::MAX);
+        let mut released = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.store.coupons_page(after.as_deref(), 500)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (_, coupon) in page {
+                let checkout_storage::CouponState::Held { sale_id, at } = &coupon.state else { continue };
+                if now.0.saturating_sub(at.0) < hold {
+                    continue;
+                }
+                let charges = self.store.charges_with_prefix(&super::charge::sale_prefix(&self.store_id, sale_id))?;
+                if charges.iter().any(|c| c.status == ChargeStatus::Paid || !c.status.is_final()) {
+                    continue;
+                }
+                if crate::services::coupons::release(&self.store, sale_id, &coupon.coupon_id)? {
+                    tracing::warn!(coupon_id = %coupon.coupon_id, %sale_id, "coupon held by a sale nobody came back to: released");
+                    released += 1;
+                }
+            }
+        }
+        Ok(released)
+    }
+
     /// Reverses a charge, calling again while the provider asks to. Leaves it `Reversing` for the resolver if it cannot finish.
     pub(super) async fn reverse(&self, charge: &mut ChargeRecord) -> Result<(), CoordinatorError> {
         let client = self.provider(charge.provider)?;
@@ -118,6 +147,7 @@ impl Payments {
     /// another task is working on. Returns how many charges are still outstanding afterwards.
     pub async fn resolve_outstanding(&self) -> Result<usize, CoordinatorError> {
         use futures::StreamExt;
+        self.release_stale_coupon_holds()?;
         let outstanding = self.store.outstanding_charges()?;
         if !outstanding.is_empty() {
             tracing::info!(charges = outstanding.len(), "resolving charges left unsettled");

@@ -102,6 +102,7 @@ mod charges {
             reverse_every: Duration::from_millis(5),
             reverse_attempts: 4,
             resolve_every: Duration::from_millis(50),
+            coupon_hold: Duration::from_secs(60),
         }
     }
 

@@ -24,7 +24,7 @@ pub enum Camera {
     /// Image files, in order (a folder is listed by file name).
     Files(VecDeque<PathBuf>),
     /// Rendered customers.
-    Synthetic(SyntheticCamera),
+    Synthetic(Box<SyntheticCamera>),
     /// A hand-held scanner: a frame when its trigger is pulled (taken by the scanner when it starts).
     HandHeld(Option<UnboundedReceiver<Trigger>>),
 }

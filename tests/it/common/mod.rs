@@ -113,6 +113,7 @@ pub fn fast_timing() -> EngineTiming {
         reverse_every: Duration::from_millis(50),
         reverse_attempts: 5,
         resolve_every: Duration::from_millis(200),
+        coupon_hold: Duration::from_secs(60),
     }
 }
 
