@@ -67,6 +67,37 @@ async fn a_coupon_scanned_on_two_lanes_at_the_same_moment_is_taken_by_exactly_on
         assert!(refused.message().contains("another sale"), "{refused:?}");
         assert_eq!(coupon_state(&mut manager, &coupon.coupon_id).await.state, "held");
     }
+
+    // A lane that lies: one sale holds one coupon (the one before goes back), and a lane holds coupons for at
+    // most as many unpaid sales as its cap allows.
+    let (first, second) = (issue(&mut manager, Some(100), 0, 0).await, issue(&mut manager, Some(100), 0, 0).await);
+    let mut lane = lane1.clone();
+    for coupon in [&first, &second] {
+        let hold = pb::HoldCouponRequest {
+            lane_id: "L1".into(),
+            sale_id: "L1-GREEDY".into(),
+            coupon_code: coupon.coupon_code.clone(),
+        };
+        lane.hold_coupon(hold).await.expect("HoldCoupon");
+    }
+    assert_eq!(coupon_state(&mut manager, &first.coupon_id).await.state, "issued", "given back for the second");
+    assert_eq!(coupon_state(&mut manager, &second.coupon_id).await.state, "held");
+    let mut refused = None;
+    for n in 0..40 {
+        let coupon = issue(&mut manager, Some(100), 0, 0).await;
+        let hold = pb::HoldCouponRequest {
+            lane_id: "L1".into(),
+            sale_id: format!("L1-MANY{n}"),
+            coupon_code: coupon.coupon_code.clone(),
+        };
+        if let Err(status) = lane.hold_coupon(hold).await {
+            refused = Some((n, status));
+            break;
+        }
+    }
+    let (n, status) = refused.expect("a cap on the coupons one lane holds");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(n <= 32, "refused after {n} sales");
     coordinator.stop().await;
 }
 

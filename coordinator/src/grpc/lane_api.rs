@@ -307,6 +307,10 @@ impl LaneApi {
             return Err(CoordinatorError::invalid("coupon_code", "at most 64 characters"));
         }
         self.registered(&lane_id)?;
+        // A sale holding a coupon counts against the lane's cap on unpaid sales, as a charge does: a lane
+        // that holds coupons for sales it never pays holds a bounded number (and the store lets them go).
+        let limits = &self.0.limits;
+        self.0.open_sales.admit(&lane_id, &sale_id, limits.max_open_sales_per_lane, limits.max_open_sales)?;
         let coupon = coupons::hold_for_sale(&self.0.store, &sale_id, &request.coupon_code)?;
         self.0.store.commit().await?;
         let (amount_off, percent_off) = discount_to_pb(coupon.discount);

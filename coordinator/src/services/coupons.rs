@@ -34,6 +34,12 @@ pub fn hold_for_sale(store: &Store, sale_id: &SaleId, code_text: &str) -> Result
         }
     })?;
     let coupon = held.ok_or_else(|| CoordinatorError::NotFound(format!("no coupon {coupon_id}")))??;
+    // One coupon a sale: the one it held before goes back.
+    if let Some(before) = store.held_coupon_of_sale(sale_id)?
+        && before != coupon_id
+    {
+        release(store, sale_id, &before)?;
+    }
     store.set_sale_held_coupon(sale_id, &coupon_id)?;
     tracing::info!(%coupon_id, %sale_id, "coupon held");
     Ok(coupon)
