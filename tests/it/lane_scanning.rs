@@ -6,36 +6,12 @@ use crate::common;
 use std::{path::Path, sync::Arc};
 
 use checkout_coordinator::sim::SimulatedProvider;
-use checkout_lanes::{FrameSource, LaneConfig, LaneEventKind};
-use checkout_storage::{LaneId, Provider, SimulatedWallet, Symbology, UnixMillis, sample_catalog};
-use common::{WALLET_SEED, frame_with, run_lane_with_events, start_coordinator, write_png};
-
-/// Writes `shots` as numbered frames (each distinct frame rendered once, repeats hard-linked).
-fn write_frames(dir: &Path, shots: &[Option<(&str, Symbology)>]) {
-    let mut rendered: Vec<(Option<(&str, Symbology)>, std::path::PathBuf)> = Vec::new();
-    for (i, shot) in shots.iter().enumerate() {
-        let path = dir.join(format!("{i:04}.png"));
-        match rendered.iter().find(|(s, _)| s == shot) {
-            Some((_, first)) => std::fs::hard_link(first, &path).unwrap(),
-            None => {
-                write_png(&path, &frame_with(*shot));
-                rendered.push((*shot, path));
-            }
-        }
-    }
-}
+use checkout_lanes::LaneEventKind;
+use checkout_storage::{Provider, SimulatedWallet, Symbology, UnixMillis, sample_catalog};
+use common::{WALLET_SEED, start_coordinator, write_frames};
 
 async fn run_at_30_fps(url: &str, lane: &str, frames: &Path) -> (checkout_lanes::LaneSummary, Vec<LaneEventKind>) {
-    let mut config =
-        LaneConfig::new(LaneId::parse(lane).unwrap(), url.to_owned(), FrameSource::Paths(vec![frames.to_owned()]));
-    config.frames_per_second = Some(30.0);
-    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let summary = run_lane_with_events(config, Some(events_tx)).await;
-    let mut seen = Vec::new();
-    while let Ok(event) = events.try_recv() {
-        seen.push(event.kind);
-    }
-    (summary, seen)
+    common::run_lane_over(url, lane, frames, 30.0).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,35 +4,23 @@
 
 use crate::common;
 
-use std::{path::Path, sync::Arc};
+use std::sync::Arc;
 
 use checkout_coordinator::sim::SimulatedProvider;
-use checkout_lanes::{FrameSource, LaneConfig, LaneEventKind};
+use checkout_lanes::LaneEventKind;
 use checkout_proto::v1 as pb;
-use checkout_storage::{LaneId, Provider, SimulatedWallet, Symbology, UnixMillis, sample_catalog};
-use common::{
-    WALLET_SEED, frame_with, lane_client, manager_client, run_lane_with_events, start_coordinator, write_png,
-};
+use checkout_storage::{Provider, SimulatedWallet, Symbology, UnixMillis, sample_catalog};
+use common::{WALLET_SEED, lane_client, manager_client, start_coordinator};
 
-/// Writes `shots` as numbered frames.
-fn write_frames(dir: &Path, shots: &[Option<(&str, Symbology)>]) {
-    for (i, shot) in shots.iter().enumerate() {
-        write_png(&dir.join(format!("{i:04}.png")), &frame_with(*shot));
-    }
-}
-
-/// Runs a lane over the frames; its summary and what the cashier was shown.
-async fn run_lane(url: &str, lane: &str, frames: &Path) -> (checkout_lanes::LaneSummary, Vec<LaneEventKind>) {
-    let mut config =
-        LaneConfig::new(LaneId::parse(lane).unwrap(), url.to_owned(), FrameSource::Paths(vec![frames.to_owned()]));
-    config.frames_per_second = Some(20.0);
-    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let summary = run_lane_with_events(config, Some(events_tx)).await;
-    let mut seen = Vec::new();
-    while let Ok(event) = events.try_recv() {
-        seen.push(event.kind);
-    }
-    (summary, seen)
+/// Runs a lane over `shots`; its summary and what the cashier was shown.
+async fn run_lane(
+    url: &str,
+    lane: &str,
+    shots: &[(String, Symbology)],
+) -> (checkout_lanes::LaneSummary, Vec<LaneEventKind>) {
+    let frames = tempfile::tempdir().unwrap();
+    common::write_frames(frames.path(), &common::each_then_blanks(shots));
+    common::run_lane_over(url, lane, frames.path(), 20.0).await
 }
 
 /// A basket of two products after `member` (a code's text) is shown, paid with a fresh wallet code.
@@ -49,14 +37,6 @@ fn basket_with_member(member: &str, wallet: u16) -> (Vec<(String, Symbology)>, i
     (shots, a.price.minor_units + b.price.minor_units)
 }
 
-fn frames_of(shots: &[(String, Symbology)]) -> Vec<Option<(&str, Symbology)>> {
-    let mut frames = Vec::new();
-    for (text, symbology) in shots {
-        frames.extend([Some((text.as_str(), *symbology)), None, None, None]);
-    }
-    frames
-}
-
 async fn add_member(manager: &mut common::ManagerClient, name: &str) -> pb::Member {
     let request = pb::AddMemberRequest { name: name.into(), ..Default::default() };
     manager.add_member(request).await.expect("AddMember").into_inner()
@@ -70,7 +50,6 @@ async fn member(manager: &mut common::ManagerClient, member_id: &str) -> pb::Get
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_scanned_with_a_basket_earns_its_points_once_the_sale_is_paid_and_only_once() {
     let data = tempfile::tempdir().unwrap();
-    let frames = tempfile::tempdir().unwrap();
     let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
     let coordinator = start_coordinator(data.path(), &sim).await;
     let mut manager = manager_client(&coordinator.url).await;
@@ -79,8 +58,7 @@ async fn a_member_scanned_with_a_basket_earns_its_points_once_the_sale_is_paid_a
     assert_eq!(wang.points, 0);
 
     let (shots, total) = basket_with_member(&wang.member_code, 41);
-    write_frames(frames.path(), &frames_of(&shots));
-    let (summary, seen) = run_lane(&coordinator.url, "L7", frames.path()).await;
+    let (summary, seen) = run_lane(&coordinator.url, "L7", &shots).await;
     assert_eq!(summary.sales, 1, "{seen:?}");
     assert!(
         seen.iter()
@@ -155,7 +133,6 @@ async fn a_member_scanned_with_a_basket_earns_its_points_once_the_sale_is_paid_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_or_blocked_member_code_is_refused_and_the_customer_still_pays() {
     let data = tempfile::tempdir().unwrap();
-    let frames = tempfile::tempdir().unwrap();
     let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
     let coordinator = start_coordinator(data.path(), &sim).await;
     let mut manager = manager_client(&coordinator.url).await;
@@ -165,8 +142,7 @@ async fn a_forged_or_blocked_member_code_is_refused_and_the_customer_still_pays(
     // Li's code with Han's id in it: the signature no longer checks out.
     let forged = li.member_code.replace(&li.member_id, &han.member_id);
     let (shots, _) = basket_with_member(&forged, 42);
-    write_frames(frames.path(), &frames_of(&shots));
-    let (summary, seen) = run_lane(&coordinator.url, "L8", frames.path()).await;
+    let (summary, seen) = run_lane(&coordinator.url, "L8", &shots).await;
     assert_eq!(summary.sales, 1, "the customer pays without the member: {seen:?}");
     assert!(
         seen.iter()
@@ -183,10 +159,8 @@ async fn a_forged_or_blocked_member_code_is_refused_and_the_customer_still_pays(
     };
     let li_now = manager.block_member(blocked).await.expect("BlockMember").into_inner();
     assert!(li_now.blocked);
-    let frames = tempfile::tempdir().unwrap();
     let (shots, _) = basket_with_member(&li.member_code, 43);
-    write_frames(frames.path(), &frames_of(&shots));
-    let (summary, seen) = run_lane(&coordinator.url, "L8", frames.path()).await;
+    let (summary, seen) = run_lane(&coordinator.url, "L8", &shots).await;
     assert_eq!(summary.sales, 1);
     assert!(
         seen.iter().any(|e| matches!(e, LaneEventKind::MemberRefused { reason } if reason.contains("blocked"))),

@@ -7,32 +7,15 @@ use crate::common;
 use std::sync::Arc;
 
 use checkout_coordinator::sim::SimulatedProvider;
-use checkout_lanes::{FrameSource, LaneConfig, LaneEventKind};
+use checkout_lanes::LaneEventKind;
 use checkout_proto::v1 as pb;
-use checkout_storage::{LaneId, Provider, SimulatedWallet, Symbology, UnixMillis, sample_catalog};
-use common::{
-    WALLET_SEED, frame_with, lane_client, manager_client, run_lane_with_events, start_coordinator, write_png,
-};
+use checkout_storage::{Provider, SimulatedWallet, Symbology, UnixMillis, sample_catalog};
+use common::{WALLET_SEED, lane_client, manager_client, start_coordinator};
 
 async fn run_lane(url: &str, lane: &str, shots: &[(String, Symbology)]) -> Vec<LaneEventKind> {
     let frames = tempfile::tempdir().unwrap();
-    let mut n = 0;
-    for (text, symbology) in shots {
-        for frame in [Some((text.as_str(), *symbology)), None, None, None] {
-            write_png(&frames.path().join(format!("{n:04}.png")), &frame_with(frame));
-            n += 1;
-        }
-    }
-    let source = FrameSource::Paths(vec![frames.path().to_owned()]);
-    let mut config = LaneConfig::new(LaneId::parse(lane).unwrap(), url.to_owned(), source);
-    config.frames_per_second = Some(20.0);
-    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    run_lane_with_events(config, Some(events_tx)).await;
-    let mut seen = Vec::new();
-    while let Ok(event) = events.try_recv() {
-        seen.push(event.kind);
-    }
-    seen
+    common::write_frames(frames.path(), &common::each_then_blanks(shots));
+    common::run_lane_over(url, lane, frames.path(), 20.0).await.1
 }
 
 fn paid_total(seen: &[LaneEventKind]) -> i64 {

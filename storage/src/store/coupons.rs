@@ -9,20 +9,8 @@ impl Store {
     /// `coupon.coupon_id` is replaced by it.
     pub fn issue_coupon(&self, mut coupon: CouponRecord) -> Result<CouponRecord> {
         loop {
-            let last = self.coupons.last().map_err(io("reading"))?;
-            let n = match &last {
-                None => 0,
-                Some((key, _)) => std::str::from_utf8(key)
-                    .ok()
-                    .and_then(|id| id.strip_prefix('C'))
-                    .and_then(|digits| digits.parse::<u64>().ok())
-                    .ok_or_else(|| StorageError::Corrupt {
-                        tree: "coupons",
-                        key: String::from_utf8_lossy(key).into_owned(),
-                        reason: "not a coupon number".to_owned(),
-                    })?,
-            };
-            coupon.coupon_id = CouponId::numbered(n + 1);
+            let n = super::next_number(&self.coupons, "coupons", 'C')?;
+            coupon.coupon_id = CouponId::numbered(n);
             let key = coupon.coupon_id.as_str().as_bytes();
             if self.folder.write(|| insert_if_absent(&self.coupons, "coupons", key, &coupon))?.is_none() {
                 return Ok(coupon);

@@ -37,22 +37,9 @@ impl Store {
     /// Enrols a new member under the next member number, `M00000001` on (durable with the next commit).
     pub fn add_member(&self, name: &str, now: UnixMillis) -> Result<MemberRecord> {
         loop {
-            // The ids are zero-padded, so the last key is the highest number; two enrolments at once race for
-            // the next one and the loser takes the one after.
-            let last = self.members.last().map_err(io("reading"))?;
-            let n = match &last {
-                None => 0,
-                Some((key, _)) => std::str::from_utf8(key)
-                    .ok()
-                    .and_then(|id| id.strip_prefix('M'))
-                    .and_then(|digits| digits.parse::<u64>().ok())
-                    .ok_or_else(|| StorageError::Corrupt {
-                        tree: "members",
-                        key: String::from_utf8_lossy(key).into_owned(),
-                        reason: "not a member number".to_owned(),
-                    })?,
-            };
-            let member_id = MemberId::numbered(n + 1);
+            // Two enrolments at once race for the next number and the loser takes the one after.
+            let n = super::next_number(&self.members, "members", 'M')?;
+            let member_id = MemberId::numbered(n);
             let member = MemberRecord { member_id, name: name.to_owned(), created_at: now, blocked: None };
             let key = member.member_id.as_str().as_bytes();
             if self.folder.write(|| insert_if_absent(&self.members, "members", key, &member))?.is_none() {

@@ -228,6 +228,22 @@ fn get<T: Record>(tree: &sled::Tree, name: &'static str, key: &[u8]) -> Result<O
     }
 }
 
+/// The number after the highest of `tree`'s keys, which are a letter and zero-padded digits (`M00000012`):
+/// 1 for an empty tree.
+fn next_number(tree: &sled::Tree, name: &'static str, letter: char) -> Result<u64> {
+    let Some((key, _)) = tree.last().map_err(io("reading"))? else { return Ok(1) };
+    std::str::from_utf8(&key)
+        .ok()
+        .and_then(|id| id.strip_prefix(letter))
+        .and_then(|digits| digits.parse::<u64>().ok())
+        .map(|n| n + 1)
+        .ok_or_else(|| StorageError::Corrupt {
+            tree: name,
+            key: String::from_utf8_lossy(&key).into_owned(),
+            reason: format!("not a number after {letter}"),
+        })
+}
+
 /// Inserts `value` under `key` unless a record is there; returns the one that was.
 fn insert_if_absent<T: Record>(tree: &sled::Tree, name: &'static str, key: &[u8], value: &T) -> Result<Option<T>> {
     let bytes = encode(name, value)?;

@@ -1,27 +1,15 @@
 //! Promotions in the ledger: created in order, ended early by a manager, and the ones in force for pricing.
 
 use super::{Result, Store, get, insert_if_absent, io, page};
-use crate::{PromotionId, PromotionRecord, StorageError, UnixMillis};
+use crate::{PromotionId, PromotionRecord, UnixMillis};
 
 impl Store {
     /// Creates a promotion under the next number, `P00000001` on (durable with the next commit);
     /// `promotion.promotion_id` is replaced by it.
     pub fn create_promotion(&self, mut promotion: PromotionRecord) -> Result<PromotionRecord> {
         loop {
-            let last = self.promotions.last().map_err(io("reading"))?;
-            let n = match &last {
-                None => 0,
-                Some((key, _)) => std::str::from_utf8(key)
-                    .ok()
-                    .and_then(|id| id.strip_prefix('P'))
-                    .and_then(|digits| digits.parse::<u64>().ok())
-                    .ok_or_else(|| StorageError::Corrupt {
-                        tree: "promotions",
-                        key: String::from_utf8_lossy(key).into_owned(),
-                        reason: "not a promotion number".to_owned(),
-                    })?,
-            };
-            promotion.promotion_id = PromotionId::numbered(n + 1);
+            let n = super::next_number(&self.promotions, "promotions", 'P')?;
+            promotion.promotion_id = PromotionId::numbered(n);
             let key = promotion.promotion_id.as_str().as_bytes();
             if self.folder.write(|| insert_if_absent(&self.promotions, "promotions", key, &promotion))?.is_none() {
                 self.bump_promotions_version();

@@ -220,3 +220,43 @@ pub async fn all_payments(client: &mut ManagerClient, lane: &str) -> Vec<checkou
         page_token = page.next_page_token;
     }
 }
+
+/// Writes `shots` as numbered PNG frames in `dir` (each distinct frame rendered once, repeats hard-linked).
+pub fn write_frames(dir: &Path, shots: &[Option<(&str, Symbology)>]) {
+    let mut rendered: Vec<(Option<(&str, Symbology)>, std::path::PathBuf)> = Vec::new();
+    for (i, shot) in shots.iter().enumerate() {
+        let path = dir.join(format!("{i:04}.png"));
+        match rendered.iter().find(|(s, _)| s == shot) {
+            Some((_, first)) => std::fs::hard_link(first, &path).expect("link a repeated frame"),
+            None => {
+                write_png(&path, &frame_with(*shot));
+                rendered.push((*shot, path));
+            }
+        }
+    }
+}
+
+/// Each code shown for one frame, then three blank frames (the code taken away).
+pub fn each_then_blanks(shots: &[(String, Symbology)]) -> Vec<Option<(&str, Symbology)>> {
+    shots.iter().flat_map(|(text, symbology)| [Some((text.as_str(), *symbology)), None, None, None]).collect()
+}
+
+/// Runs lane `lane` over the frames in `dir` at `fps` frames a second; its summary and what the cashier was
+/// shown.
+pub async fn run_lane_over(
+    url: &str,
+    lane: &str,
+    dir: &Path,
+    fps: f64,
+) -> (LaneSummary, Vec<checkout_lanes::LaneEventKind>) {
+    let source = checkout_lanes::FrameSource::Paths(vec![dir.to_owned()]);
+    let mut config = LaneConfig::new(LaneId::parse(lane).expect("lane id"), url.to_owned(), source);
+    config.frames_per_second = Some(fps);
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let summary = run_lane_with_events(config, Some(events_tx)).await;
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event.kind);
+    }
+    (summary, seen)
+}
