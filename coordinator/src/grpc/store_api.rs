@@ -69,31 +69,25 @@ impl StoreApi {
                 ..Default::default()
             });
         }
-        // Points in the same filters: a movement's sale names its lane, its payment its provider.
+        // Points and discounts in the same filters: a sale names its lane, its payment the provider.
         let lane_prefix = lane_id.as_ref().map(|lane| format!("{lane}-"));
-        let (points_granted, points_taken_back) = c.store.points_moved(|entry| {
-            lane_prefix.as_ref().is_none_or(|prefix| entry.sale_id.as_str().starts_with(prefix.as_str()))
-                && start.is_none_or(|start| entry.at.0 >= start.0)
-                && end.is_none_or(|end| entry.at.0 < end.0)
+        let admitted = |sale_id: &checkout_storage::SaleId, at: UnixMillis, out_trade_no: &OutTradeNo| {
+            lane_prefix.as_ref().is_none_or(|prefix| sale_id.as_str().starts_with(prefix.as_str()))
+                && start.is_none_or(|start| at.0 >= start.0)
+                && end.is_none_or(|end| at.0 < end.0)
                 && provider.is_none_or(|provider| {
-                    c.store.charge(&entry.out_trade_no).ok().flatten().is_some_and(|charge| charge.provider == provider)
+                    c.store.charge(out_trade_no).ok().flatten().is_some_and(|charge| charge.provider == provider)
                 })
-        })?;
-        // Promotions and coupons in the same filters: a sale of the lane, paid through the provider, in the window.
-        let mut discounts = 0i64;
-        for discount in c.store.sale_discounts()? {
-            let admitted =
-                lane_prefix.as_ref().is_none_or(|prefix| discount.sale_id.as_str().starts_with(prefix.as_str()))
-                    && start.is_none_or(|start| discount.at.0 >= start.0)
-                    && end.is_none_or(|end| discount.at.0 < end.0)
-                    && provider.is_none_or(|provider| {
-                        let charge = c.store.charge(&discount.out_trade_no).ok().flatten();
-                        charge.is_some_and(|charge| charge.provider == provider)
-                    });
-            if admitted {
-                discounts += discount.amount.minor_units;
-            }
-        }
+        };
+        let (points_granted, points_taken_back) =
+            c.store.points_moved(|entry| admitted(&entry.sale_id, entry.at, &entry.out_trade_no))?;
+        let discounts: i64 = c
+            .store
+            .sale_discounts()?
+            .iter()
+            .filter(|d| admitted(&d.sale_id, d.at, &d.out_trade_no))
+            .map(|d| d.amount.minor_units)
+            .sum();
         let (store, per_lane) = if filtered {
             let filter = checkout_storage::TallyFilter { lane_id, provider };
             (c.store.tally_between(&filter, start, end)?, Default::default())

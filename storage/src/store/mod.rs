@@ -104,6 +104,9 @@ pub struct Store {
     /// Bumped when a promotion is created or ended: lanes compare it with theirs. Starts at the process's
     /// start time, so that a restarted coordinator never repeats a version a lane saw.
     promotions_version: Arc<std::sync::atomic::AtomicU64>,
+    /// The promotions not over as last read, with the version they were read at: every charge prices with
+    /// them, and the tree is read again only when the version moved (or the earliest end passed).
+    promotions_cache: Arc<Mutex<Option<promotions::Cached>>>,
     /// Payment code fingerprint -> the order it was first sent in: a code is single-use.
     code_uses: sled::Tree,
     products: sled::Tree,
@@ -326,6 +329,7 @@ impl Store {
             promotions: tree("promotions")?,
             sale_discounts: tree("sale_discounts")?,
             promotions_version: Arc::new(std::sync::atomic::AtomicU64::new(crate::UnixMillis::now().0.max(0) as u64)),
+            promotions_cache: Arc::new(Mutex::new(None)),
             code_uses: tree("code_uses")?,
             products: tree("products")?,
             shifts: tree("shifts")?,

@@ -35,18 +35,29 @@ impl Store {
         page(&self.promotions, "promotions", b"", after, limit)
     }
 
-    /// The promotions not over at `at` (in force now or later), for pricing and for the lanes.
+    /// The promotions not over at `at` (in force now or later), for pricing and for the lanes. Read from the
+    /// tree only when a promotion was created or ended since the last read, or one of them has run out.
     pub fn promotions_not_over(&self, at: UnixMillis) -> Result<Vec<PromotionRecord>> {
-        let mut out = Vec::new();
+        let version = self.promotions_version();
+        let mut cache = self.promotions_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cached) = cache.as_ref()
+            && cached.version == version
+            && cached.read_at.0 <= at.0
+            && at.0 < cached.first_end.0
+        {
+            return Ok(cached.promotions.clone());
+        }
+        let mut promotions = Vec::new();
         for entry in self.promotions.iter() {
             let (key, value) = entry.map_err(io("reading"))?;
             let promotion: PromotionRecord = super::decode("promotions", &key, &value)?;
-            let over = at.0 >= promotion.valid_until.0 || promotion.ended_at.is_some_and(|end| at.0 >= end.0);
-            if !over {
-                out.push(promotion);
+            if at.0 < end_of(&promotion).0 {
+                promotions.push(promotion);
             }
         }
-        Ok(out)
+        let first_end = promotions.iter().map(end_of).min_by_key(|end| end.0).unwrap_or(UnixMillis(i64::MAX));
+        *cache = Some(Cached { version, read_at: at, first_end, promotions: promotions.clone() });
+        Ok(promotions)
     }
 
     /// Changes whenever a promotion is created or ended in this process (lanes fetch the list again).
@@ -57,6 +68,22 @@ impl Store {
     fn bump_promotions_version(&self) {
         self.promotions_version.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// When a promotion is over: its end, or when a manager ended it.
+fn end_of(promotion: &PromotionRecord) -> UnixMillis {
+    match promotion.ended_at {
+        Some(ended) if ended.0 < promotion.valid_until.0 => ended,
+        _ => promotion.valid_until,
+    }
+}
+
+/// The promotions not over, as read at `read_at` (under `version`), good until the first of them ends.
+pub(super) struct Cached {
+    version: u64,
+    read_at: UnixMillis,
+    first_end: UnixMillis,
+    promotions: Vec<PromotionRecord>,
 }
 
 #[cfg(test)]
