@@ -93,6 +93,12 @@ async fn a_coupon_scanned_on_two_lanes_at_the_same_moment_is_taken_by_exactly_on
             break;
         }
     }
+    // Another lane's sale is not this lane's to hold a coupon for.
+    let coupon = issue(&mut manager, Some(100), 0, 0).await;
+    let theirs =
+        pb::HoldCouponRequest { lane_id: "L1".into(), sale_id: "L2-THEIRS".into(), coupon_code: coupon.coupon_code };
+    assert!(lane.hold_coupon(theirs).await.is_err());
+    assert_eq!(coupon_state(&mut manager, &coupon.coupon_id).await.state, "issued");
     let (n, status) = refused.expect("a cap on the coupons one lane holds");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert!(n <= 32, "refused after {n} sales");

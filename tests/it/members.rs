@@ -180,5 +180,18 @@ async fn a_forged_or_blocked_member_code_is_refused_and_the_customer_still_pays(
     assert!(status.message().contains("blocked"), "{status:?}");
     let found = lane.lookup_member(lookup(&han.member_code)).await.expect("LookupMember").into_inner();
     assert_eq!((found.name.as_str(), found.points), ("Han Meimei", 0));
+
+    // A client that lies: a huge code, another lane's id, a viewer enrolling members, no credentials.
+    let status = lane.lookup_member(lookup(&"CKM1:".repeat(10_000))).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let as_other = pb::LookupMemberRequest { lane_id: "L9".into(), member_code: han.member_code.clone() };
+    assert_eq!(lane.lookup_member(as_other).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    let mut viewer = common::store_client_with(&coordinator.url, common::VIEWER_TOKEN).await;
+    let enrol = pb::AddMemberRequest { name: "Mallory".into(), ..Default::default() };
+    assert_eq!(viewer.add_member(enrol).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    let nobody = checkout_lanes::coordinator_endpoint(&coordinator.url, None).unwrap().connect().await.unwrap();
+    let mut nobody = pb::store_service_client::StoreServiceClient::new(nobody);
+    let request = pb::GetMemberRequest { member_id: han.member_id.clone(), ..Default::default() };
+    assert_eq!(nobody.get_member(request).await.unwrap_err().code(), tonic::Code::Unauthenticated);
     coordinator.stop().await;
 }
