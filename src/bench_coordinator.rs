@@ -222,7 +222,7 @@ async fn run_once(setup: Setup, lanes: u64, charges: u64, certificate: &(String,
                         sale_id: format!("L{lane}-B{n}"),
                         attempt: 1,
                         payment_code: code.expose_digits().to_owned(),
-                        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity: 1 }],
+                        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity: 1, unit_price: None }],
                         amount: Some(pb::Money { minor_units: product.price.minor_units, currency: "CNY".into() }),
                         ..Default::default()
                     };

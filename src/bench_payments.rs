@@ -89,7 +89,7 @@ pub fn engine(args: EngineBenchArgs) -> anyhow::Result<()> {
                 sale_id: SaleId::parse(&format!("L{lane}-{n}"))?,
                 attempt: Attempt::new(1)?,
                 code,
-                lines: vec![(product.gtin.clone(), 1)],
+                lines: vec![checkout_storage::OrderLine::catalog(product.gtin.clone(), 1)],
                 amount: product.price,
                 shift_id: None,
                 started_at: UnixMillis::now(),
@@ -125,7 +125,7 @@ fn sample_charge(n: u64) -> anyhow::Result<ChargeRecord> {
     let sale_id = SaleId::parse(&format!("B-{n}"))?;
     let gtin = ProductCode::from_body("690123456789")?;
     Ok(ChargeRecord {
-        basket_sha256: checkout_storage::basket_digest([(&gtin, 1)]),
+        basket_sha256: checkout_storage::basket_digest(&[checkout_storage::OrderLine::catalog(gtin.clone(), 1)]),
         out_trade_no: OutTradeNo::derive(&StoreId::parse("S001")?, &sale_id, Attempt::new(1)?),
         lane_id: LaneId::parse("L1")?,
         sale_id,

@@ -10,8 +10,8 @@ use std::{collections::VecDeque, path::Path, process::Command, time::Instant};
 use anyhow::Context;
 use checkout_storage::{
     Attempt, BusinessDay, CashierId, ChargeEvent, ChargeRecord, ChargeStatus, CodeFingerprint, Currency, DayClosure,
-    LaneId, MaskedCode, Money, OutTradeNo, Provider, RefundRecord, RefundStatus, SaleId, SaleLine, SaleRecord, ShiftId,
-    ShiftRecord, Store, StoreId, UnixMillis, basket_digest, sample_catalog,
+    LaneId, MaskedCode, Money, OrderLine, OutTradeNo, Provider, RefundRecord, RefundStatus, SaleId, SaleLine,
+    SaleRecord, ShiftId, ShiftRecord, Store, StoreId, UnixMillis, basket_digest, sample_catalog,
 };
 use serde_json::{Value, json};
 
@@ -130,7 +130,8 @@ fn open_once(folder: &Path) -> anyhow::Result<()> {
 fn build(folder: &Path, charges: u64, archived_months: u32) -> anyhow::Result<()> {
     let store = Store::open(folder)?;
     store.seed_catalog_if_empty(&sample_catalog())?;
-    let catalog = sample_catalog();
+    // The year's baskets: products with a catalog price (open-price items are typed at a till).
+    let catalog: Vec<_> = sample_catalog().into_iter().filter(|p| !p.is_open_price()).collect();
     let store_id = StoreId::parse("S001")?;
     let first = BusinessDay(BusinessDay::of(UnixMillis::now()).0 - DAYS);
     let archived_days = archived_months as i32 * 30;
@@ -189,7 +190,9 @@ fn build(folder: &Path, charges: u64, archived_months: u32) -> anyhow::Result<()
                 provider_transaction_id: format!("42000{:023}", n),
                 created_at: created,
                 settled_at: Some(UnixMillis(created.0 + 1500)),
-                basket_sha256: basket_digest(lines.iter().map(|l| (&l.gtin, l.quantity))),
+                basket_sha256: basket_digest(
+                    &lines.iter().map(|l| OrderLine::catalog(l.gtin.clone(), l.quantity)).collect::<Vec<_>>(),
+                ),
                 lines: if status == ChargeStatus::Paid { lines } else { Vec::new() },
                 shift_id: Some(ShiftId::parse(&format!("L{lane}-D{d}"))?),
                 sale_started_at: UnixMillis(created.0 - 60_000),

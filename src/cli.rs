@@ -411,6 +411,20 @@ pub struct LaneArgs {
     pub cert: Option<PathBuf>,
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
+    /// Serve the cashier's screen (/cashier) and the customer display (/customer) on this address. Keep it on
+    /// loopback unless the screens are on another machine: the cashier's page needs the lane's screen key
+    /// (kept in the data folder, printed at start), the customer display needs none.
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub screen: Option<String>,
+    /// Language of the screens' labels: zh or en.
+    #[arg(long, default_value = "zh", value_parser = ["zh", "en"])]
+    pub lang: String,
+    /// Charges above this amount (in fen) wait for the cashier to confirm the amount on the screen.
+    #[arg(long, value_name = "FEN")]
+    pub confirm_above_fen: Option<i64>,
+    /// The most an open-price item may be typed at on the screen, in fen (the store has its own cap).
+    #[arg(long, default_value_t = checkout_lanes::OPEN_PRICE_CAP_DEFAULT, value_name = "FEN")]
+    pub open_price_cap_fen: i64,
 }
 
 #[derive(Args)]
@@ -426,6 +440,9 @@ pub struct DemoArgs {
     /// Seed of the synthetic customers.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Serve each lane's cashier screen and customer display (on ports it prints), at a pace to watch them by.
+    #[arg(long)]
+    pub screens: bool,
 }
 
 #[derive(Args)]

@@ -145,9 +145,28 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     });
 
+    // With --screens each lane serves its two pages on a port of its own, and the customers slow to a pace
+    // a newcomer can follow on the screens.
+    let mut screens = Vec::new();
+    if args.screens {
+        println!("the lanes' screens (open them in a browser; the demo ends when its customers are served):");
+        for n in 1..=args.lanes {
+            let screen = checkout_lanes::screen::ScreenConfig::new(checkout_lanes::screen::ScreenListener::bind(
+                "127.0.0.1:0",
+            )?)?;
+            if let (Some(cashier), Some(customer)) = (screen.cashier_url(), screen.customer_url()) {
+                println!("  L{n}: cashier {cashier}\n      customer {customer}");
+            }
+            screens.push(Some(screen));
+        }
+    } else {
+        screens.resize_with(args.lanes as usize, || None);
+    }
+    let fps = if args.screens { 4.0 } else { 30.0 };
+
     let system = actix_rt::System::new();
     let summaries: Vec<LaneSummary> = system.block_on(async {
-        let lanes = (1..=args.lanes).zip(tokens).map(|(n, token)| {
+        let lanes = (1..=args.lanes).zip(tokens).zip(screens).map(|((n, token), screen)| {
             let lane_id = LaneId::parse(&format!("L{n}"));
             let url = url.clone();
             let events = events_tx.clone();
@@ -164,7 +183,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     ..SyntheticConfig::default()
                 };
                 let mut config = LaneConfig::new(lane_id?, url, FrameSource::Synthetic(synthetic));
-                config.frames_per_second = Some(30.0);
+                config.frames_per_second = Some(fps);
+                config.screen = screen;
                 config.credentials = LaneCredentials { token: Some(token), enrolment_secret: None };
                 Ok::<_, anyhow::Error>(checkout_lanes::run_lane(config, Some(events), std::future::pending()).await?)
             }

@@ -263,6 +263,9 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
     if let Some(cashier) = &args.cashier {
         config.cashier = checkout_storage::CashierId::parse(cashier).context("--cashier")?;
     }
+    if let Some(address) = &args.screen {
+        config.screen = Some(lane_screen(&args, address, config.data_dir.as_deref())?);
+    }
     let system = actix_rt::System::new();
     let summary = system.block_on(checkout_lanes::run_lane(config, None, cli::shutdown_signal()))?;
     println!(
@@ -281,6 +284,55 @@ fn run_lane(args: LaneArgs) -> anyhow::Result<()> {
         summary.scan_latency_p99.as_secs_f64() * 1e3,
     );
     Ok(())
+}
+
+/// The lane's screens on `address`, with the screen key its data folder keeps (made the first time), so a
+/// cashier's bookmarked page keeps working after a restart.
+fn lane_screen(
+    args: &LaneArgs,
+    address: &str,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<checkout_lanes::screen::ScreenConfig> {
+    use checkout_lanes::screen::{Lang, ScreenConfig, ScreenListener};
+    let listener = ScreenListener::bind(address).with_context(|| format!("--screen {address}"))?;
+    let mut screen = ScreenConfig::new(listener)?;
+    if let Some(dir) = data_dir {
+        screen.key = kept_screen_key(dir, screen.key)?;
+    }
+    screen.lang = Lang::parse(&args.lang).unwrap_or_default();
+    screen.confirm_above = args.confirm_above_fen;
+    screen.open_price_cap = args.open_price_cap_fen;
+    if screen.listener.local_addr().is_some_and(|a| !a.ip().is_loopback()) {
+        eprintln!(
+            "warning: the lane's screens are open to the network on {address}: the customer display needs no key"
+        );
+    }
+    if let (Some(cashier), Some(customer)) = (screen.cashier_url(), screen.customer_url()) {
+        println!("cashier screen: {cashier}\ncustomer display: {customer}");
+    }
+    Ok(screen)
+}
+
+/// The screen key kept in the lane's data folder, or `fresh` written there (readable by its owner only).
+fn kept_screen_key(
+    dir: &std::path::Path,
+    fresh: checkout_lanes::screen::ScreenKey,
+) -> anyhow::Result<checkout_lanes::screen::ScreenKey> {
+    let path = dir.join("screen.key");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Some(key) = checkout_lanes::screen::ScreenKey::parse(text.trim())
+    {
+        return Ok(key);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut file, fresh.expose().as_bytes())?;
+    file.sync_all()?;
+    Ok(fresh)
 }
 
 /// Where the lane's credentials come from: --token-file, and the enrolment secret of --enrolment-secret or,

@@ -20,6 +20,7 @@
 //! max_streams_per_connection = 100
 //! max_message_bytes = 262144
 //! audit_entries = 200000
+//! open_price_cap_fen = 100000     # the most a cashier may type for one open-price item (1000 yuan)
 //!
 //! [tls]
 //! cert = "coordinator.pem"
@@ -92,7 +93,13 @@ pub struct Limits {
     pub max_open_sales: usize,
     /// Audit entries kept; the oldest go first.
     pub audit_entries: u64,
+    /// The most a lane may send as the typed unit price of an open-price item, in minor units of the
+    /// store's currency: a higher one is refused (`INVALID_ARGUMENT`) and nothing is charged.
+    pub open_price_cap_minor_units: i64,
 }
+
+/// [`Limits::open_price_cap_minor_units`] unless configured: 1000 yuan.
+pub const DEFAULT_OPEN_PRICE_CAP_MINOR_UNITS: i64 = 100_000;
 
 /// A sale is open from its first charge until it is paid or this long has passed since its last charge.
 pub const OPEN_SALE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -107,6 +114,7 @@ impl Default for Limits {
             max_open_sales_per_lane: 32,
             max_open_sales: 2_000,
             audit_entries: AUDIT_KEEP,
+            open_price_cap_minor_units: DEFAULT_OPEN_PRICE_CAP_MINOR_UNITS,
         }
     }
 }
@@ -180,6 +188,7 @@ struct LimitsSection {
     max_streams_per_connection: Option<u32>,
     max_message_bytes: Option<usize>,
     audit_entries: Option<u64>,
+    open_price_cap_fen: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +250,10 @@ impl Security {
         limits.max_streams_per_connection = l.max_streams_per_connection.unwrap_or(limits.max_streams_per_connection);
         limits.max_message_bytes = l.max_message_bytes.unwrap_or(limits.max_message_bytes);
         limits.audit_entries = l.audit_entries.unwrap_or(limits.audit_entries);
+        limits.open_price_cap_minor_units = l.open_price_cap_fen.unwrap_or(limits.open_price_cap_minor_units);
+        if limits.open_price_cap_minor_units <= 0 {
+            return Err("limits.open_price_cap_fen: a positive amount in fen".into());
+        }
         if let Some(tls) = &file.tls {
             let read = |p: &Path| read_pem(&folder.join(p)).map_err(|e| e.to_string());
             security.tls = Some(TlsFiles {
@@ -294,7 +307,12 @@ mod tests {
         assert_eq!(security.staff[0].role, Role::Viewer);
         assert_eq!(security.limits.max_lanes, 7);
         assert_eq!(security.limits.connections.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(security.limits.open_price_cap_minor_units, DEFAULT_OPEN_PRICE_CAP_MINOR_UNITS);
         assert!(security.generated_credentials);
+        let capped = Security::parse("[limits]\nopen_price_cap_fen = 5000\n", Path::new(".")).unwrap();
+        assert_eq!(capped.limits.open_price_cap_minor_units, 5_000);
+        let zero = Security::parse("[limits]\nopen_price_cap_fen = 0\n", Path::new(".")).unwrap_err();
+        assert!(zero.contains("open_price_cap_fen"), "{zero}");
 
         let typo = Security::parse("[limits]\nmax_conections = 3\n", Path::new(".")).unwrap_err();
         assert!(typo.contains("max_conections"), "{typo}");

@@ -125,6 +125,8 @@ pub struct LaneConfig {
     pub credentials: LaneCredentials,
     /// For an `https://` coordinator.
     pub tls: Option<ClientTls>,
+    /// The cashier's screen and the customer display, when the lane serves them.
+    pub screen: Option<crate::screen::ScreenConfig>,
 }
 
 /// The cashier a lane signs on when none is named: "cashier-" and the lane id.
@@ -149,6 +151,7 @@ impl LaneConfig {
             data_dir: None,
             credentials: LaneCredentials::default(),
             tls: None,
+            screen: None,
         }
     }
 }

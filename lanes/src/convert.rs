@@ -3,7 +3,8 @@
 
 use checkout_proto::{Timestamp, v1 as pb};
 use checkout_storage::{
-    Currency, FinishedSale, LaneId, Money, Product, ProductCode, ShiftCount, ShiftId, ShiftRecord, UnixMillis,
+    Currency, FinishedSale, LaneId, Money, OrderLine, Product, ProductCode, ShiftCount, ShiftId, ShiftRecord,
+    UnixMillis,
 };
 
 use crate::{
@@ -224,8 +225,16 @@ fn timestamp(at: UnixMillis) -> Timestamp {
     Timestamp { seconds: at.0.div_euclid(1000), nanos: (at.0.rem_euclid(1000) * 1_000_000) as i32 }
 }
 
-fn sale_lines(lines: &[(ProductCode, u32)]) -> Vec<pb::SaleLine> {
-    lines.iter().map(|(gtin, quantity)| pb::SaleLine { gtin: gtin.to_string(), quantity: *quantity }).collect()
+fn sale_lines(lines: &[OrderLine]) -> Vec<pb::SaleLine> {
+    lines
+        .iter()
+        .map(|line| pb::SaleLine {
+            gtin: line.gtin.to_string(),
+            quantity: line.quantity,
+            // Only an open-price item's line carries the price the cashier typed; the store prices the rest.
+            unit_price: line.typed_price.map(money_to_pb),
+        })
+        .collect()
 }
 
 /// A shift id, or empty when there is none.

@@ -84,6 +84,9 @@ pub enum LaneError {
     /// The lane's token cannot be written to its data folder.
     #[error("cannot keep the lane's token in its data folder: {0}")]
     KeepToken(checkout_storage::StorageError),
+    /// The lane's screens could not be served.
+    #[error("cannot serve the lane's screens: {0}")]
+    Screen(std::io::Error),
     /// A new lane token needs random bytes, and none could be read.
     #[error("cannot read the system's random source: {0}")]
     Random(std::io::Error),

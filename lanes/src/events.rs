@@ -152,6 +152,48 @@ pub enum LaneEventKind {
     },
     /// A manager opened the lane again.
     LaneOpenedByStore,
+    /// The cashier changed the basket (a line taken out, a quantity changed).
+    BasketChanged {
+        /// The sale.
+        sale_id: String,
+        /// Items in the basket now.
+        basket_items: u32,
+        /// What the basket comes to now.
+        basket_total: Money,
+    },
+    /// The cashier cancelled the sale before it was paid: nothing was charged.
+    SaleCancelled {
+        /// The sale.
+        sale_id: String,
+        /// Items that were in the basket.
+        items: u32,
+    },
+    /// An open-price item needs its price typed, or a typed price waits for the confirming key press.
+    OpenPriceAsked {
+        /// The product.
+        name: String,
+        /// The price typed, once typed.
+        price: Option<Money>,
+    },
+    /// A payment code was read for an amount above the lane's threshold: the cashier confirms the amount first.
+    AmountToConfirm {
+        /// The sale.
+        sale_id: String,
+        /// What the code would be charged.
+        amount: Money,
+    },
+    /// The cashier paused the lane (`true`) or resumed it.
+    Paused(bool),
+    /// Scans were not taken: the lane is paused or no cashier is signed on.
+    ScanNotTaken {
+        /// Why, in words for the cashier.
+        reason: String,
+    },
+    /// The cashier signed off: the lane takes no scans until someone signs on.
+    SignedOff {
+        /// Who signed off.
+        cashier: String,
+    },
     /// Something the cashier should know that fits no other event (a disk or outbox failure).
     Problem {
         /// What happened, in words.
@@ -232,6 +274,23 @@ impl fmt::Display for LaneEvent {
                 write!(f, "{lane}: lane {message}: finish this customer, take no new one")
             }
             LaneEventKind::LaneOpenedByStore => write!(f, "{lane}: lane opened by the store"),
+            LaneEventKind::BasketChanged { basket_items, basket_total, .. } => {
+                write!(f, "{lane}: basket changed: {basket_items} items, {basket_total}")
+            }
+            LaneEventKind::SaleCancelled { sale_id, items } => {
+                write!(f, "{lane}: sale {sale_id} cancelled with {items} items: nothing charged")
+            }
+            LaneEventKind::OpenPriceAsked { name, price: None } => write!(f, "{lane}: type the price of {name}"),
+            LaneEventKind::OpenPriceAsked { name, price: Some(price) } => {
+                write!(f, "{lane}: {name} at {price}: press Enter again to add it")
+            }
+            LaneEventKind::AmountToConfirm { sale_id, amount } => {
+                write!(f, "{lane}: sale {sale_id}: check the amount {amount}, then confirm to charge")
+            }
+            LaneEventKind::Paused(true) => write!(f, "{lane}: lane paused"),
+            LaneEventKind::Paused(false) => write!(f, "{lane}: lane open again"),
+            LaneEventKind::ScanNotTaken { reason } => write!(f, "{lane}: scan not taken: {reason}"),
+            LaneEventKind::SignedOff { cashier } => write!(f, "{lane}: {cashier} signed off"),
             LaneEventKind::Problem { message } => write!(f, "{lane}: {message}"),
         }
     }

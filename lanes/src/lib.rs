@@ -21,6 +21,7 @@ mod error;
 mod events;
 pub mod messages;
 mod register;
+pub mod screen;
 pub mod synthetic;
 pub mod vision;
 
@@ -29,13 +30,8 @@ use std::future::Future;
 use checkout_storage::LaneStore;
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
-use crate::{
-    actors::{scanner::Camera, till::TillSetup},
-    messages::StopScanning,
-    register::register,
-    synthetic::SyntheticCamera,
-};
 pub use crate::{
+    actors::till::OPEN_PRICE_CAP_DEFAULT,
     config::{
         ClientTls, FrameSource, HandHeldScanner, LaneConfig, LaneCredentials, ScannerTrigger, default_cashier,
         hand_held_scanner, list_frames,
@@ -44,6 +40,15 @@ pub use crate::{
     error::LaneError,
     events::{LaneEvent, LaneEventKind, LaneSummary},
     synthetic::SyntheticConfig,
+};
+use crate::{
+    actors::{
+        scanner::Camera,
+        till::{TillScreen, TillSetup},
+    },
+    messages::StopScanning,
+    register::register,
+    synthetic::SyntheticCamera,
 };
 
 /// Runs one lane until its frames end or `shutdown` completes. Call it inside an actix `System`.
@@ -69,6 +74,14 @@ pub async fn run_lane(
         FrameSource::HandHeld(scanner) => Camera::HandHeld(Some(scanner.take().ok_or(LaneError::ScannerInUse)?)),
     };
     let (done_tx, done_rx) = oneshot::channel();
+    let screen_state = config.screen.as_ref().map(|screen| {
+        let (publish, state) =
+            tokio::sync::watch::channel(screen::state::ScreenState::empty(&config.lane_id, currency));
+        let till_screen =
+            TillScreen { publish, confirm_above: screen.confirm_above, open_price_cap: screen.open_price_cap };
+        (till_screen, state)
+    });
+    let (till_screen, screen_state) = screen_state.unzip();
     let setup = TillSetup {
         client,
         products,
@@ -79,9 +92,33 @@ pub async fn run_lane(
         cashier: config.cashier.clone(),
         member_key,
         promotions,
+        screen: till_screen,
     };
-    let scanner = actors::start(&config, camera, setup, done_tx);
+    let (scanner, till) = actors::start(&config, camera, setup, done_tx);
+    let screen_server = match (&config.screen, screen_state) {
+        (Some(screen), Some(state)) => {
+            let server = screen::serve(screen, till, state).map_err(LaneError::Screen)?;
+            if let Some(customer) = screen.customer_url() {
+                tracing::info!(lane_id = %config.lane_id, %customer, "lane screens served (the cashier's at /cashier, with the lane's screen key)");
+            }
+            Some(server)
+        }
+        _ => None,
+    };
+    let summary = wait_for_lane(&config, scanner, done_rx, shutdown).await;
+    if let Some(server) = screen_server {
+        server.stop(true).await;
+    }
+    summary
+}
 
+/// Waits until the lane's actors are done, stopping the scanner when `shutdown` completes first.
+async fn wait_for_lane(
+    config: &LaneConfig,
+    scanner: actix::Addr<actors::scanner::Scanner>,
+    done_rx: oneshot::Receiver<LaneSummary>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<LaneSummary, LaneError> {
     tokio::pin!(shutdown);
     tokio::pin!(done_rx);
     tokio::select! {

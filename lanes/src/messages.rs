@@ -107,3 +107,50 @@ pub struct TriggerRead {
     /// Why the frame gave nothing, when it was skipped (or the lane is stopping).
     pub skipped: Option<String>,
 }
+
+/// What a cashier can do at the till besides scanning (from the lane's screen: buttons and keys).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum CashierAction {
+    /// Take line `line` (0 is the first) out of the open basket.
+    RemoveLine { line: usize },
+    /// Set line `line`'s quantity (0 takes it out).
+    SetQuantity { line: usize, quantity: u32 },
+    /// Cancel the open sale: the basket is emptied, nothing is charged, a held coupon goes back.
+    CancelSale,
+    /// A product keyed in by its barcode digits (a label that will not scan).
+    KeyIn { digits: String },
+    /// The price typed for an open-price item (`gtin`, or the store's first open-price item), in minor units:
+    /// shown back, and added only by [`CashierAction::ConfirmOpenPrice`].
+    OpenPrice {
+        #[serde(default)]
+        gtin: Option<String>,
+        minor_units: i64,
+    },
+    /// The second key press: the open-price item shown back goes into the basket.
+    ConfirmOpenPrice,
+    /// The open-price item shown back is dropped.
+    DiscardOpenPrice,
+    /// The cashier checked the amount: the payment code held for it is charged (once).
+    ConfirmCharge,
+    /// The cashier does not confirm the amount: the code held for it is dropped (the customer shows it again).
+    RejectCharge,
+    /// A cashier signs on: their shift opens.
+    SignOn { cashier: String },
+    /// The cashier signs off: their shift closes; the lane takes no scans until someone signs on.
+    SignOff,
+    /// The lane stops taking scans until resumed (the cashier steps away).
+    Pause,
+    /// The lane takes scans again.
+    Resume,
+}
+
+/// Why the till did not apply a cashier's action, in words for the cashier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ActionRefused(pub String);
+
+/// A cashier's action, sent to the till; answered once the till has applied it (or refused it).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), ActionRefused>")]
+pub struct CashierCommand(pub CashierAction);

@@ -614,8 +614,10 @@ pub struct SyntheticCamera {
 
 impl SyntheticCamera {
     /// A camera that shows customers buying from `products` (members among them when the store's member-code
-    /// key is given and `config.members` is not 0).
+    /// key is given and `config.members` is not 0). Open-price items are left out: no customer of this camera
+    /// takes one (its price would have to be typed).
     pub fn new(config: SyntheticConfig, products: Vec<Product>, member_key: Option<MemberKey>) -> SyntheticCamera {
+        let products = products.into_iter().filter(|p| !p.is_open_price()).collect();
         let rng = SeededRng::new(config.seed);
         let script = VecDeque::new();
         SyntheticCamera { config, rng, products, customers_started: 0, script, shown_code: None, member_key }
@@ -827,5 +829,23 @@ mod tests {
         smear(&mut diagonal, 8.0, 60.0);
         let soft = (24..40).filter(|&x| ![40, 200].contains(&diagonal.get(x, 20))).count();
         assert!((3..=5).contains(&soft), "travel across the edge is 4 pixels: {soft} soft pixels");
+    }
+
+    #[test]
+    fn no_synthetic_customer_takes_an_open_price_item() {
+        let catalog = checkout_storage::sample_catalog();
+        let open: Vec<String> =
+            catalog.iter().filter(|p| p.is_open_price()).map(|p| p.gtin.as_str().to_owned()).collect();
+        assert!(!open.is_empty(), "the sample catalog has one");
+        let config = SyntheticConfig { customers: Some(200), max_items: 12, ..SyntheticConfig::default() };
+        let mut camera = SyntheticCamera::new(config, catalog.clone(), None);
+        let mut scanned = std::collections::BTreeSet::new();
+        while let Some(spec) = camera.next_frame() {
+            if let Some((code, Symbology::Ean13 | Symbology::Ean8)) = spec.code {
+                scanned.insert(code);
+            }
+        }
+        assert!(scanned.iter().all(|code| !open.contains(code)), "{scanned:?}");
+        assert_eq!(scanned.len(), catalog.len() - open.len(), "every other product is bought");
     }
 }

@@ -118,12 +118,18 @@ fn faults(args: &RushArgs, outage: bool) -> anyhow::Result<Faults> {
     })
 }
 
+/// What the rush's customers buy, by position: the sample catalog without its open-price items (a cashier
+/// would type their prices; no customer of the rush takes one).
+fn rush_catalog() -> Vec<checkout_storage::Product> {
+    sample_catalog().into_iter().filter(|p| !p.is_open_price()).collect()
+}
+
 /// The basket total above which the share `password_share` of customers is asked for a password.
 fn password_threshold(model: &StoreModel, customers: &[store_model::Customer], share: f64) -> Option<i64> {
     if share <= 0.0 || customers.is_empty() {
         return None;
     }
-    let catalog = sample_catalog();
+    let catalog = rush_catalog();
     let mut totals: Vec<i64> = customers
         .iter()
         .map(|c| c.items.iter().filter_map(|i| catalog.get(*i)).map(|p| p.price.minor_units).sum())
@@ -301,7 +307,7 @@ pub fn run(args: RushArgs) -> anyhow::Result<()> {
     let wall_start = Instant::now();
     let duration_s = args.duration.as_secs_f64();
     let vision = !args.no_vision;
-    let catalog = sample_catalog();
+    let catalog = rush_catalog();
     // provider-sim speaks WeChat Pay and Alipay; in one process all three wallets are simulated.
     let providers = if args.processes || args.coordinator.is_some() {
         vec![(Provider::WeChatPay, 0.58), (Provider::Alipay, 0.42)]

@@ -2,7 +2,8 @@
 
 use crate::{Currency, Money, Product, ProductCode};
 
-/// (GTIN-13 without its check digit, name, price in fen).
+/// (GTIN-13 without its check digit, name, price in fen). A price of zero makes an open-price item (see
+/// [`Product::is_open_price`]): the cashier types its price.
 const SAMPLE: &[(&str, &str, i64)] = &[
     ("690123400001", "Whole milk 1 L", 1290),
     ("690123400002", "Eggs, 10 pack", 1580),
@@ -30,6 +31,8 @@ const SAMPLE: &[(&str, &str, i64)] = &[
     ("690123400024", "Sunflower seeds 200 g", 990),
     ("400638133393", "Pocket notebook", 590),
     ("501234567890", "Imported olive oil 500 ml", 8990),
+    // In-store code (prefix 2): goods of the counter, priced by hand.
+    ("200000000001", "Bakery counter (open price)", 0),
 ];
 
 /// The sample catalog: GTIN-13 codes with valid check digits, prices in CNY.
@@ -55,6 +58,10 @@ mod tests {
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), SAMPLE.len());
-        assert!(catalog.iter().all(|p| p.price.minor_units > 0));
+        // One open-price item, priced at zero; every other product has a positive price.
+        let open: Vec<_> = catalog.iter().filter(|p| p.is_open_price()).collect();
+        assert_eq!(open.len(), 1);
+        assert_eq!((open[0].gtin.as_str(), open[0].price.minor_units), ("2000000000015", 0));
+        assert!(catalog.iter().filter(|p| !p.is_open_price()).all(|p| p.price.minor_units > 0));
     }
 }

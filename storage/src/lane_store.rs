@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    LaneId, Money, OutTradeNo, ProductCode, SaleId, ShiftId, ShiftRecord, StorageError, UnixMillis,
+    LaneId, Money, OrderLine, OutTradeNo, ProductCode, SaleId, ShiftId, ShiftRecord, StorageError, UnixMillis,
     folder::DataFolder,
     store::{decode, encode},
 };
@@ -21,7 +21,8 @@ pub struct FinishedSale {
     pub lane_id: LaneId,
     pub sale_id: SaleId,
     pub shift_id: Option<ShiftId>,
-    pub lines: Vec<(ProductCode, u32)>,
+    /// The basket as it was charged, typed prices of open-price items included.
+    pub lines: Vec<OrderLine>,
     pub total: Money,
     pub out_trade_no: OutTradeNo,
     pub started_at: UnixMillis,
@@ -55,7 +56,62 @@ pub struct ShiftCount {
     pub sales: Vec<(SaleId, Money)>,
 }
 
-impl crate::store::Record for OutboxItem {}
+impl crate::store::Record for OutboxItem {
+    /// 2 added the typed prices of open-price items to a sale's lines.
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, body: &[u8]) -> Option<Result<OutboxItem, postcard::Error>> {
+        (version == 1).then(|| postcard::from_bytes::<OutboxItemV1>(body).map(OutboxItem::from))
+    }
+}
+
+/// An outbox item as layout 1 kept it: a sale's lines were `(GTIN, quantity)`, all priced from the catalog.
+/// The variants must stay in layout 1's order (postcard numbers them).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+enum OutboxItemV1 {
+    Sale(FinishedSaleV1),
+    ShiftOpened(ShiftRecord),
+    ShiftClosed { lane_id: LaneId, shift_id: ShiftId, closed_at: UnixMillis },
+    ShiftClosedCounted { lane_id: LaneId, shift_id: ShiftId, closed_at: UnixMillis, counted: ShiftCount },
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct FinishedSaleV1 {
+    lane_id: LaneId,
+    sale_id: SaleId,
+    shift_id: Option<ShiftId>,
+    lines: Vec<(ProductCode, u32)>,
+    total: Money,
+    out_trade_no: OutTradeNo,
+    started_at: UnixMillis,
+    finished_at: UnixMillis,
+}
+
+impl From<OutboxItemV1> for OutboxItem {
+    fn from(v1: OutboxItemV1) -> OutboxItem {
+        match v1 {
+            OutboxItemV1::Sale(sale) => OutboxItem::Sale(FinishedSale {
+                lane_id: sale.lane_id,
+                sale_id: sale.sale_id,
+                shift_id: sale.shift_id,
+                lines: sale.lines.into_iter().map(OrderLine::from).collect(),
+                total: sale.total,
+                out_trade_no: sale.out_trade_no,
+                started_at: sale.started_at,
+                finished_at: sale.finished_at,
+            }),
+            OutboxItemV1::ShiftOpened(shift) => OutboxItem::ShiftOpened(shift),
+            OutboxItemV1::ShiftClosed { lane_id, shift_id, closed_at } => {
+                OutboxItem::ShiftClosed { lane_id, shift_id, closed_at }
+            }
+            OutboxItemV1::ShiftClosedCounted { lane_id, shift_id, closed_at, counted } => {
+                OutboxItem::ShiftClosedCounted { lane_id, shift_id, closed_at, counted }
+            }
+        }
+    }
+}
 
 /// The lane's data folder.
 #[derive(Clone)]
@@ -262,7 +318,7 @@ mod tests {
             out_trade_no: OutTradeNo::derive(&StoreId::parse("S1").unwrap(), &sale_id, Attempt::new(1).unwrap()),
             sale_id,
             shift_id: None,
-            lines: vec![(ProductCode::parse("4006381333931").unwrap(), n)],
+            lines: vec![OrderLine::catalog(ProductCode::parse("4006381333931").unwrap(), n)],
             total: Money::new(i64::from(n) * 100, Currency::CNY),
             started_at: UnixMillis(1),
             finished_at: UnixMillis(2),
@@ -331,5 +387,61 @@ mod tests {
             }
         );
         assert_eq!(store.shift_count(&format!("{}/", shift.shift_id)).unwrap(), ShiftCount::default(), "cleared");
+    }
+
+    #[test]
+    fn an_outbox_written_by_the_previous_build_is_still_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = sale(4);
+        let v1_sale = OutboxItemV1::Sale(FinishedSaleV1 {
+            lane_id: old.lane_id.clone(),
+            sale_id: old.sale_id.clone(),
+            shift_id: old.shift_id.clone(),
+            lines: vec![(ProductCode::parse("4006381333931").unwrap(), 4)],
+            total: old.total,
+            out_trade_no: old.out_trade_no.clone(),
+            started_at: old.started_at,
+            finished_at: old.finished_at,
+        });
+        let closed = OutboxItemV1::ShiftClosed {
+            lane_id: old.lane_id.clone(),
+            shift_id: ShiftId::parse("L1-SHIFT1").unwrap(),
+            closed_at: UnixMillis(3),
+        };
+        {
+            // What the previous build wrote: layout byte 1, then the item.
+            let store = LaneStore::open(dir.path()).unwrap();
+            for item in [&v1_sale, &closed] {
+                let mut bytes = vec![1u8];
+                postcard::to_io(item, &mut bytes).unwrap();
+                let seq = store.folder.db.generate_id().unwrap();
+                store.outbox.insert(seq.to_be_bytes(), bytes).unwrap();
+            }
+            store.folder.commit_blocking().unwrap();
+        }
+        // The folder opens (every item is read to check it) and the items come back in the new layout.
+        let store = LaneStore::open(dir.path()).unwrap();
+        let typed = FinishedSale {
+            lines: vec![OrderLine::open_price(
+                ProductCode::parse("2000000000015").unwrap(),
+                1,
+                Money::new(1250, Currency::CNY),
+            )],
+            ..sale(5)
+        };
+        store.push(&OutboxItem::Sale(typed.clone())).unwrap();
+        let pending: Vec<OutboxItem> = store.pending().unwrap().into_iter().map(|(_, item)| item).collect();
+        assert_eq!(
+            pending,
+            vec![
+                OutboxItem::Sale(old.clone()),
+                OutboxItem::ShiftClosed {
+                    lane_id: old.lane_id,
+                    shift_id: ShiftId::parse("L1-SHIFT1").unwrap(),
+                    closed_at: UnixMillis(3)
+                },
+                OutboxItem::Sale(typed),
+            ]
+        );
     }
 }

@@ -41,8 +41,8 @@ pub use money::{Currency, Money, MoneyError};
 pub use promotions::{DiscountLine, PromotionId, PromotionKind, PromotionRecord, SaleDiscount, promotion_discounts};
 pub use records::{
     AnsweredRequest, AuditRecord, ChargeEvent, ChargeRecord, ChargeStatus, LaneClosure, LaneRecord, LaneTokenRecord,
-    Product, ReconciliationRecord, RefundRecord, RefundStatus, SaleLine, SaleRecord, SettlementGap, ShiftRecord,
-    ShiftSettlement, basket_digest,
+    OrderLine, Product, ReconciliationRecord, RefundRecord, RefundStatus, SaleLine, SaleRecord, SettlementGap,
+    ShiftRecord, ShiftSettlement, basket_digest,
 };
 pub use store::{AUDIT_KEEP, REQUEST_KEEP_MILLIS, StorageError, Store};
 pub use summary::{RefundTally, ShiftTally, Sums, Tally, TallyFilter};

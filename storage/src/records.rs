@@ -26,17 +26,58 @@ impl Record for ReconciliationRecord {}
 impl Record for OutTradeNo {}
 impl Record for String {}
 
-/// The SHA-256 of a basket as (GTIN, quantity) lines, whatever their order and however a product's
-/// quantity is split across lines: what a repeated charge request must match.
-pub fn basket_digest<'a>(lines: impl IntoIterator<Item = (&'a ProductCode, u32)>) -> [u8; 32] {
+/// A basket line as a lane sends it to the store: a product, how many, and for an open-price item (a
+/// catalog price of zero) the unit price the cashier typed. The store prices every other line itself.
+///
+/// An open-price product may come in several lines at different typed prices (two cakes of the bakery
+/// counter), each with its own quantity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub gtin: ProductCode,
+    pub quantity: u32,
+    /// Only for an open-price item: the unit price the cashier typed.
+    pub typed_price: Option<Money>,
+}
+
+impl OrderLine {
+    /// A line the store prices from its catalog.
+    pub fn catalog(gtin: ProductCode, quantity: u32) -> OrderLine {
+        OrderLine { gtin, quantity, typed_price: None }
+    }
+
+    /// A line of an open-price item at the unit price the cashier typed.
+    pub fn open_price(gtin: ProductCode, quantity: u32, typed_price: Money) -> OrderLine {
+        OrderLine { gtin, quantity, typed_price: Some(typed_price) }
+    }
+}
+
+impl From<(ProductCode, u32)> for OrderLine {
+    /// A `(GTIN, quantity)` line: priced from the catalog.
+    fn from((gtin, quantity): (ProductCode, u32)) -> OrderLine {
+        OrderLine::catalog(gtin, quantity)
+    }
+}
+
+/// The SHA-256 of a basket, whatever the order of its lines and however a product's quantity is split
+/// across lines: what a repeated charge request, and the lane's report of the paid sale, must match.
+///
+/// Lines of one product at one typed price (or without one) count together; a typed price makes a line of
+/// its own (`{gtin}@{minor units} {currency}:{quantity}`), so a basket must match the paid one price for
+/// price. A basket without typed prices hashes as it always did (`{gtin}:{quantity}` lines, by GTIN), so
+/// the digests charges keep stay valid.
+pub fn basket_digest<'a>(lines: impl IntoIterator<Item = &'a OrderLine>) -> [u8; 32] {
     use sha2::{Digest, Sha256};
-    let mut quantities: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-    for (gtin, quantity) in lines {
-        *quantities.entry(gtin.as_str()).or_default() += u64::from(quantity);
+    let mut quantities: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for line in lines {
+        let key = match line.typed_price {
+            None => line.gtin.as_str().to_owned(),
+            Some(price) => format!("{}@{} {}", line.gtin, price.minor_units, price.currency),
+        };
+        *quantities.entry(key).or_default() += u64::from(line.quantity);
     }
     let mut hash = Sha256::new();
-    for (gtin, quantity) in quantities {
-        hash.update(format!("{gtin}:{quantity}\n").as_bytes());
+    for (key, quantity) in quantities {
+        hash.update(format!("{key}:{quantity}\n").as_bytes());
     }
     hash.finalize().into()
 }
@@ -45,7 +86,16 @@ pub fn basket_digest<'a>(lines: impl IntoIterator<Item = (&'a ProductCode, u32)>
 pub struct Product {
     pub gtin: ProductCode,
     pub name: String,
+    /// Zero for an open-price item: the cashier types each one's price at the till.
     pub price: Money,
+}
+
+impl Product {
+    /// Whether the cashier types this product's price (its catalog price is zero): bakery or deli counter
+    /// goods without a label. No synthetic customer picks one.
+    pub fn is_open_price(&self) -> bool {
+        self.price.minor_units == 0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,7 +317,10 @@ struct ChargeRecordV1 {
 impl From<ChargeRecordV1> for ChargeRecord {
     fn from(v1: ChargeRecordV1) -> ChargeRecord {
         ChargeRecord {
-            basket_sha256: basket_digest(v1.lines.iter().map(|l| (&l.gtin, l.quantity))),
+            // Layout 1 knew no open-price items: every line was priced from the catalog.
+            basket_sha256: basket_digest(
+                &v1.lines.iter().map(|l| OrderLine::catalog(l.gtin.clone(), l.quantity)).collect::<Vec<_>>(),
+            ),
             out_trade_no: v1.out_trade_no,
             lane_id: v1.lane_id,
             sale_id: v1.sale_id,
@@ -401,10 +454,69 @@ mod tests {
         let mut bytes = vec![1u8];
         postcard::to_io(&v1, &mut bytes).unwrap();
         let read: ChargeRecord = decode("charges", b"S1-L1-A-1", &bytes).unwrap();
-        assert_eq!(read.basket_sha256, basket_digest([(&gtin, 2)]));
+        let line = |quantity| OrderLine::catalog(gtin.clone(), quantity);
+        assert_eq!(read.basket_sha256, basket_digest(&[line(2)]));
         assert_eq!((read.amount, read.lines.len(), read.events.len()), (v1.amount, 1, 1));
         // The digest is of the basket, not of how it was split into lines.
-        assert_eq!(basket_digest([(&gtin, 1), (&gtin, 1)]), read.basket_sha256);
-        assert_ne!(basket_digest([(&gtin, 3)]), read.basket_sha256);
+        assert_eq!(basket_digest(&[line(1), line(1)]), read.basket_sha256);
+        assert_ne!(basket_digest(&[line(3)]), read.basket_sha256);
+    }
+
+    /// The digest as builds before open-price items made it: `{gtin}:{quantity}` lines, by GTIN.
+    fn digest_before_open_prices(lines: &[(&str, u64)]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut sorted = lines.to_vec();
+        sorted.sort();
+        let mut hash = Sha256::new();
+        for (gtin, quantity) in sorted {
+            hash.update(format!("{gtin}:{quantity}\n").as_bytes());
+        }
+        hash.finalize().into()
+    }
+
+    #[test]
+    fn a_basket_without_typed_prices_hashes_as_before() {
+        let catalog = crate::sample_catalog();
+        let (milk, rice) = (catalog[0].gtin.clone(), catalog[2].gtin.clone());
+        let lines = [OrderLine::catalog(rice.clone(), 1), OrderLine::catalog(milk.clone(), 2)];
+        let before = digest_before_open_prices(&[(milk.as_str(), 2), (rice.as_str(), 1)]);
+        assert_eq!(basket_digest(&lines), before);
+        // Pinned: the digest of this basket as charges already in ledgers keep it.
+        let hex: String = basket_digest(&lines).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "58fc13e52605fd5198fc0cbfff43d64c9eeff6f8f9bb9c7f78ffb3dce02fa5f6");
+        let tuples: OrderLine = (milk.clone(), 2).into();
+        assert_eq!(tuples, lines[1]);
+    }
+
+    #[test]
+    fn a_typed_price_is_part_of_the_basket() {
+        let catalog = crate::sample_catalog();
+        let milk = catalog[0].gtin.clone();
+        let bakery = catalog.iter().find(|p| p.is_open_price()).unwrap().gtin.clone();
+        let cny = |fen| Money::new(fen, Currency::CNY);
+        let basket = [
+            OrderLine::catalog(milk.clone(), 1),
+            OrderLine::open_price(bakery.clone(), 1, cny(1250)),
+            OrderLine::open_price(bakery.clone(), 1, cny(320)),
+        ];
+        let digest = basket_digest(&basket);
+        let untyped = basket_digest(&[OrderLine::catalog(milk.clone(), 1), OrderLine::catalog(bakery.clone(), 2)]);
+        assert_ne!(digest, untyped, "a typed price changes the digest");
+        assert_ne!(digest, digest_before_open_prices(&[(milk.as_str(), 1), (bakery.as_str(), 2)]));
+        // Whatever the order of the lines.
+        let reordered = [basket[2].clone(), basket[0].clone(), basket[1].clone()];
+        assert_eq!(basket_digest(&reordered), digest);
+        // Another typed price is another basket, even for the same total.
+        let other = [
+            OrderLine::catalog(milk.clone(), 1),
+            OrderLine::open_price(bakery.clone(), 1, cny(1251)),
+            OrderLine::open_price(bakery.clone(), 1, cny(319)),
+        ];
+        assert_ne!(basket_digest(&other), digest);
+        // Two of one item at one price are the same whether on one line or two.
+        let twice =
+            [OrderLine::open_price(bakery.clone(), 1, cny(320)), OrderLine::open_price(bakery.clone(), 1, cny(320))];
+        assert_eq!(basket_digest(&twice), basket_digest(&[OrderLine::open_price(bakery.clone(), 2, cny(320))]));
+        assert_ne!(basket_digest(&twice), basket_digest(&[OrderLine::open_price(bakery, 2, cny(321))]));
     }
 }

@@ -105,7 +105,7 @@ fn pay_request(sale_id: &str, wallet: u16) -> pb::PayRequest {
             .issue_code(UnixMillis::now())
             .expose_digits()
             .into(),
-        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity: 1 }],
+        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity: 1, unit_price: None }],
         amount: Some(pb::Money { minor_units: product.price.minor_units, currency: "CNY".into() }),
         ..Default::default()
     }

@@ -30,7 +30,7 @@ fn valid_pay(code: &str) -> pb::PayRequest {
         sale_id: "L7-CONTRACT1".into(),
         attempt: 1,
         payment_code: code.into(),
-        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity: 2 }],
+        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity: 2, unit_price: None }],
         amount: money(product.price.minor_units * 2),
         ..Default::default()
     }

@@ -26,7 +26,7 @@ pub(crate) fn pay(lane: &str, sale: &str, attempt: u32, code: &str, product: usi
         sale_id: sale.into(),
         attempt,
         payment_code: code.into(),
-        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity }],
+        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity, unit_price: None }],
         amount: money(product.price.minor_units * i64::from(quantity)),
         ..Default::default()
     }
@@ -391,7 +391,7 @@ fn paid_sale(n: u32) -> (checkout_storage::ChargeRecord, checkout_storage::SaleR
         created_at: UnixMillis(1_700_000_000_000 + i64::from(n)),
         settled_at: Some(UnixMillis(1_700_000_000_500 + i64::from(n))),
         lines: lines.clone(),
-        basket_sha256: basket_digest([(&product.gtin, 3)]),
+        basket_sha256: basket_digest(&[checkout_storage::OrderLine::catalog(product.gtin.clone(), 3)]),
         shift_id: None,
         sale_started_at: UnixMillis(1_700_000_000_000),
         superseded_by: None,

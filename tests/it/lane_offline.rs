@@ -32,7 +32,7 @@ async fn a_sale_left_in_the_outbox_is_delivered_once_when_the_lane_starts_again(
             sale_id: "L5-OUTBOX1".into(),
             attempt: 1,
             payment_code: code.expose_digits().into(),
-            lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity: 3 }],
+            lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity: 3, unit_price: None }],
             amount: Some(pb::Money { minor_units: product.price.minor_units * 3, currency: "CNY".into() }),
             ..Default::default()
         })
@@ -49,7 +49,7 @@ async fn a_sale_left_in_the_outbox_is_delivered_once_when_the_lane_starts_again(
                 shift_id: None,
                 out_trade_no: OutTradeNo::derive(&StoreId::parse("S001").unwrap(), &sale_id, Attempt::new(1).unwrap()),
                 sale_id,
-                lines: vec![(product.gtin.clone(), 3)],
+                lines: vec![(product.gtin.clone(), 3).into()],
                 total: product.price.checked_mul(3).unwrap(),
                 started_at: UnixMillis::now(),
                 finished_at: UnixMillis::now(),

@@ -2,6 +2,7 @@
 //! coordinators on 127.0.0.1:0 with temporary sled folders, lanes on their own actix systems, the
 //! `checkout` binary as processes, and clients that lie.
 
+mod browser_smoke;
 mod common;
 mod coupons;
 mod crash_and_outage;
@@ -14,8 +15,10 @@ mod hostile_clients;
 mod hostile_connections;
 mod lane_offline;
 mod lane_scanning;
+mod lane_screens;
 mod manager_day;
 mod members;
+mod open_price;
 mod photo_corpus;
 mod processes;
 mod promotions;

@@ -80,7 +80,12 @@ async fn a_member_scanned_with_a_basket_earns_its_points_once_the_sale_is_paid_a
         let again = pb::FinishSaleRequest {
             lane_id: "L7".into(),
             sale_id: sale.sale_id.clone(),
-            lines: sale.lines.iter().map(|l| pb::SaleLine { gtin: l.gtin.clone(), quantity: l.quantity }).collect(),
+            // The store prices these lines itself: none carries a typed price.
+            lines: sale
+                .lines
+                .iter()
+                .map(|l| pb::SaleLine { gtin: l.gtin.clone(), quantity: l.quantity, unit_price: None })
+                .collect(),
             total: sale.total.clone(),
             out_trade_no: sale.out_trade_no.clone(),
             ..Default::default()

@@ -151,7 +151,7 @@ async fn the_coordinator_charges_through_the_adapters_over_http() {
             .issue_code(UnixMillis::now())
             .expose_digits()
             .into(),
-        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity }],
+        lines: vec![pb::SaleLine { gtin: product.gtin.to_string(), quantity, unit_price: None }],
         amount: Some(pb::Money { minor_units: price * i64::from(quantity), currency: "CNY".into() }),
         ..Default::default()
     };

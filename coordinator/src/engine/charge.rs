@@ -80,7 +80,7 @@ impl Payments {
     }
 
     async fn pay_locked(&self, order: &PayOrder, out_trade_no: &OutTradeNo) -> Result<ChargeRecord, CoordinatorError> {
-        let basket_sha256 = basket_digest(order.lines.iter().map(|(gtin, quantity)| (gtin, *quantity)));
+        let basket_sha256 = basket_digest(&order.lines);
         let code_fingerprint = self.store.fingerprint(&order.code);
         if let Some(existing) = self.store.charge(out_trade_no)? {
             same_charge(&existing, order, basket_sha256, code_fingerprint)?;
@@ -153,8 +153,15 @@ impl Payments {
         code_fingerprint: CodeFingerprint,
     ) -> Result<ChargeRecord, CoordinatorError> {
         let (lines, full_price) = price_lines(&self.store, &order.lines)?;
-        // The promotions in force come off each line, then a coupon the sale holds off the rest.
-        let basket = after_promotions(&self.store, &lines, full_price, UnixMillis::now())?;
+        // The promotions in force come off each line priced from the catalog (as the lane prices them: a
+        // typed price takes none), then a coupon the sale holds off the rest.
+        let promoted: Vec<_> = lines
+            .iter()
+            .zip(&order.lines)
+            .filter(|(_, ordered)| ordered.typed_price.is_none())
+            .map(|(l, _)| l.clone())
+            .collect();
+        let basket = after_promotions(&self.store, &promoted, full_price, UnixMillis::now())?;
         let total = match self.store.coupon_of_sale(&order.sale_id)? {
             Some(coupon_id) => {
                 let off = crate::services::coupons::discount_for_sale(&self.store, &order.sale_id, &coupon_id, basket)?;
@@ -288,7 +295,8 @@ impl Payments {
     }
 }
 
-/// A basket of priced `lines` (`full_price` in all) less what the promotions in force at `at` take off.
+/// A basket of `full_price` in all less what the promotions in force at `at` take off its priced `lines`
+/// (those promotions apply to).
 pub(crate) fn after_promotions(
     store: &checkout_storage::Store,
     lines: &[checkout_storage::SaleLine],

@@ -23,8 +23,8 @@ use std::{
 };
 
 use checkout_storage::{
-    Attempt, ChargeRecord, ChargeStatus, LaneId, Money, OutTradeNo, PaymentCode, ProductCode, Provider, SaleId,
-    SaleLine, ShiftId, Store, StoreId, UnixMillis,
+    Attempt, ChargeRecord, ChargeStatus, LaneId, Money, OrderLine, OutTradeNo, PaymentCode, Provider, SaleId, SaleLine,
+    ShiftId, Store, StoreId, UnixMillis,
 };
 
 mod charge;
@@ -46,8 +46,9 @@ pub struct PayOrder {
     pub sale_id: SaleId,
     pub attempt: Attempt,
     pub code: PaymentCode,
-    /// GTIN and quantity of each basket line, as the lane scanned them.
-    pub lines: Vec<(ProductCode, u32)>,
+    /// GTIN, quantity and (open-price items only) typed unit price of each basket line, as the lane rang
+    /// them up.
+    pub lines: Vec<OrderLine>,
     /// The total the lane showed the customer.
     pub amount: Money,
     /// The cashier's shift the sale is rung up in, if one is open.
@@ -121,20 +122,41 @@ pub struct Payments {
     points: crate::services::members::PointsRule,
 }
 
-/// Prices `lines` from the store's catalog.
-pub fn price_lines(store: &Store, lines: &[(ProductCode, u32)]) -> Result<(Vec<SaleLine>, Money), CoordinatorError> {
+/// Prices `lines` from the store's catalog; returns the priced lines, in order, and their sum.
+///
+/// A product whose catalog price is zero is an open-price item: its line must carry the unit price the
+/// cashier typed, and is priced at it. Every other line is priced from the catalog and must carry none.
+/// Either mistake is an invalid argument (the lane lied or is out of date): nothing is priced.
+pub fn price_lines(store: &Store, lines: &[OrderLine]) -> Result<(Vec<SaleLine>, Money), CoordinatorError> {
     let mut priced = Vec::with_capacity(lines.len());
     let mut total: Option<Money> = None;
-    for (i, (gtin, quantity)) in lines.iter().enumerate() {
+    for (i, line) in lines.iter().enumerate() {
+        let gtin = &line.gtin;
         let product = store.product(gtin)?.ok_or_else(|| {
             CoordinatorError::invalid(format!("lines[{i}].gtin"), format!("{gtin} is not in the catalog"))
         })?;
-        let line_total = product.price.checked_mul(*quantity)?;
+        let unit_price = match (product.is_open_price(), line.typed_price) {
+            (false, None) => product.price,
+            (true, Some(typed)) => typed,
+            (false, Some(_)) => {
+                return Err(CoordinatorError::invalid(
+                    format!("lines[{i}].unit_price"),
+                    format!("{gtin} is not an open-price item: the store prices it from its catalog"),
+                ));
+            }
+            (true, None) => {
+                return Err(CoordinatorError::invalid(
+                    format!("lines[{i}].unit_price"),
+                    format!("{gtin} is an open-price item: the line needs the unit price the cashier typed"),
+                ));
+            }
+        };
+        let line_total = unit_price.checked_mul(line.quantity)?;
         total = Some(match total {
             None => line_total,
             Some(sum) => sum.checked_add(line_total)?,
         });
-        priced.push(SaleLine { gtin: gtin.clone(), quantity: *quantity, unit_price: product.price });
+        priced.push(SaleLine { gtin: gtin.clone(), quantity: line.quantity, unit_price });
     }
     let total = total.ok_or_else(|| CoordinatorError::invalid("lines", "a sale has at least one line"))?;
     Ok((priced, total))

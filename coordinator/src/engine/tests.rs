@@ -122,7 +122,7 @@ mod charges {
             sale_id: SaleId::parse(sale).unwrap(),
             attempt: Attempt::new(attempt).unwrap(),
             code: SimulatedWallet::new(b"t", Provider::WeChatPay, attempt as u16).issue_code(UnixMillis::now()),
-            lines: vec![(product.gtin.clone(), 1)],
+            lines: vec![checkout_storage::OrderLine::catalog(product.gtin.clone(), 1)],
             amount: Money::new(product.price.minor_units, Currency::CNY),
             shift_id: None,
             started_at: UnixMillis::now(),
@@ -256,7 +256,7 @@ mod charges {
         assert_eq!(answer.out_trade_no, winner.out_trade_no);
         // The late attempt's number with another basket or another code is someone else's request: refused.
         let mut other_basket = second.clone();
-        other_basket.lines[0].1 += 1;
+        other_basket.lines[0].quantity += 1;
         other_basket.amount = other_basket.amount.checked_mul(2).unwrap();
         assert!(matches!(payments.pay(other_basket).await, Err(CoordinatorError::FailedPrecondition(_))));
         let mut other_lane = second;
@@ -437,5 +437,102 @@ mod answer_codes {
             answer.query_after = Duration::ZERO;
             drive(answer).await;
         }
+    }
+}
+
+mod open_prices {
+    use checkout_storage::{
+        Currency, OrderLine, ProductCode, PromotionId, PromotionKind, PromotionRecord, sample_catalog,
+    };
+
+    use super::{support::*, *};
+
+    fn cny(fen: i64) -> Money {
+        Money::new(fen, Currency::CNY)
+    }
+
+    fn milk() -> ProductCode {
+        sample_catalog()[0].gtin.clone()
+    }
+
+    fn bakery() -> ProductCode {
+        sample_catalog().into_iter().find(|p| p.is_open_price()).unwrap().gtin
+    }
+
+    /// Milk, and two bakery items at 12.50 and 3.20 yuan.
+    fn basket() -> Vec<OrderLine> {
+        vec![
+            OrderLine::catalog(milk(), 2),
+            OrderLine::open_price(bakery(), 1, cny(1250)),
+            OrderLine::open_price(bakery(), 1, cny(320)),
+        ]
+    }
+
+    fn refused_field(result: Result<(Vec<SaleLine>, Money), CoordinatorError>) -> (String, String) {
+        match result {
+            Err(CoordinatorError::InvalidArgument { field, reason }) => (field, reason),
+            other => panic!("not an invalid argument: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_open_price_line_is_priced_at_its_typed_price_and_every_other_from_the_catalog() {
+        let (payments, _dir) = engine(Arc::new(Scripted::default()));
+        let (lines, total) = price_lines(&payments.store, &basket()).unwrap();
+        let milk_price = sample_catalog()[0].price;
+        let unit_prices: Vec<_> = lines.iter().map(|l| (l.gtin.clone(), l.quantity, l.unit_price)).collect();
+        assert_eq!(unit_prices, vec![(milk(), 2, milk_price), (bakery(), 1, cny(1250)), (bakery(), 1, cny(320))]);
+        assert_eq!(total, cny(milk_price.minor_units * 2 + 1250 + 320));
+    }
+
+    #[test]
+    fn a_typed_price_on_a_catalog_product_or_none_on_an_open_price_one_is_refused() {
+        let (payments, _dir) = engine(Arc::new(Scripted::default()));
+        let mut lying = basket();
+        lying[0].typed_price = Some(cny(1));
+        let (field, reason) = refused_field(price_lines(&payments.store, &lying));
+        assert_eq!(field, "lines[0].unit_price");
+        assert!(reason.contains("is not an open-price item"), "{reason}");
+        let mut untyped = basket();
+        untyped[2].typed_price = None;
+        let (field, reason) = refused_field(price_lines(&payments.store, &untyped));
+        assert_eq!(field, "lines[2].unit_price");
+        assert!(reason.contains("is an open-price item"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_basket_with_open_price_items_is_charged_its_typed_prices_and_no_promotion_on_them() {
+        let (provider, payments, _dir) = paid_engine().await;
+        // A promotion naming the bakery's code: the lane prices typed lines without promotions, so does the store.
+        let now = UnixMillis::now();
+        payments
+            .store
+            .create_promotion(PromotionRecord {
+                promotion_id: PromotionId::numbered(0),
+                gtin: bakery(),
+                kind: PromotionKind::PriceOff(cny(100)),
+                valid_from: UnixMillis(now.0 - 60_000),
+                valid_until: UnixMillis(now.0 + 60_000),
+                ended_at: None,
+                name: "bakery hour".into(),
+            })
+            .unwrap();
+        let total = cny(sample_catalog()[0].price.minor_units * 2 + 1250 + 320);
+        let bakery_order = PayOrder { lines: basket(), amount: total, ..order("L1-BAKERY", 1) };
+        let charge = payments.pay(bakery_order).await.unwrap();
+        assert_eq!((charge.status, charge.amount), (ChargeStatus::Paid, total));
+        assert_eq!(charge.basket_sha256, checkout_storage::basket_digest(&basket()));
+        let sale = payments.store.sale(&charge.sale_id).unwrap().unwrap();
+        assert_eq!(sale.lines.iter().map(|l| l.unit_price.minor_units).collect::<Vec<_>>()[1..], [1250, 320]);
+        assert_eq!(provider.micropay_calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // A lane that lies about a typed price is refused before the provider is called.
+        let mut lying = basket();
+        lying[0].typed_price = Some(cny(1));
+        let liar = PayOrder { lines: lying, amount: total, ..order("L1-LIAR", 1) };
+        let refused = payments.pay(liar).await.unwrap_err();
+        assert!(matches!(refused, CoordinatorError::InvalidArgument { .. }), "{refused:?}");
+        assert_eq!(provider.micropay_calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(payments.store.charges_with_prefix("S1-L1-LIAR-").unwrap().is_empty(), "nothing recorded");
     }
 }

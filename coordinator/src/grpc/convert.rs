@@ -2,8 +2,8 @@
 
 use checkout_proto::v1 as pb;
 use checkout_storage::{
-    ChargeRecord, ChargeStatus, Currency, LaneId, Money, Product, ProductCode, Provider, RefundRecord, RefundStatus,
-    SaleId, SaleRecord, SettlementGap, ShiftId, ShiftSettlement, Tally, UnixMillis,
+    ChargeRecord, ChargeStatus, Currency, LaneId, Money, OrderLine, Product, ProductCode, Provider, RefundRecord,
+    RefundStatus, SaleId, SaleRecord, SettlementGap, ShiftId, ShiftSettlement, Tally, UnixMillis,
 };
 
 use super::Result;
@@ -73,7 +73,14 @@ pub(super) fn product_to_pb(product: Product) -> pb::Product {
     pb::Product { gtin: product.gtin.to_string(), name: product.name, price: Some(money_to_pb(product.price)) }
 }
 
-pub(super) fn lines_from_pb(lines: Vec<pb::SaleLine>) -> Result<Vec<(ProductCode, u32)>> {
+/// A lane's basket lines, each checked on its own: a valid GTIN, a quantity of 1 to 9999 and, for an
+/// open-price item, a typed unit price in the store's `currency`, positive and at most `open_price_cap`
+/// (minor units). Whether a product is open-price is the catalog's to say: see [`crate::engine::price_lines`].
+pub(super) fn lines_from_pb(
+    lines: Vec<pb::SaleLine>,
+    currency: Currency,
+    open_price_cap: i64,
+) -> Result<Vec<OrderLine>> {
     if lines.len() > MAX_LINES {
         return Err(CoordinatorError::invalid("lines", format!("at most {MAX_LINES} lines")));
     }
@@ -85,9 +92,32 @@ pub(super) fn lines_from_pb(lines: Vec<pb::SaleLine>) -> Result<Vec<(ProductCode
             if line.quantity == 0 || line.quantity > 9_999 {
                 return Err(CoordinatorError::invalid(format!("lines[{i}].quantity"), "must be 1 to 9999"));
             }
-            Ok((gtin, line.quantity))
+            let typed_price = match line.unit_price {
+                None => None,
+                Some(price) => Some(typed_price_from_pb(i, price, currency, open_price_cap)?),
+            };
+            Ok(OrderLine { gtin, quantity: line.quantity, typed_price })
         })
         .collect()
+}
+
+/// The unit price a cashier typed for line `i`: in the store's currency, more than zero, at most the cap.
+fn typed_price_from_pb(i: usize, price: pb::Money, currency: Currency, cap: i64) -> Result<Money> {
+    let name = format!("lines[{i}].unit_price");
+    let price = money_from_pb(&name, Some(price))?;
+    if price.currency != currency {
+        return Err(CoordinatorError::invalid(format!("{name}.currency"), format!("the store takes {currency}")));
+    }
+    if price.minor_units <= 0 {
+        return Err(CoordinatorError::invalid(name, format!("a typed price is more than zero, not {price}")));
+    }
+    if price.minor_units > cap {
+        return Err(CoordinatorError::invalid(
+            name,
+            format!("{price} is above the store's cap of {} for an open-price item", Money::new(cap, currency)),
+        ));
+    }
+    Ok(price)
 }
 
 pub(super) fn status_to_pb(status: ChargeStatus) -> pb::PaymentStatus {
@@ -126,7 +156,15 @@ pub(super) fn sale_to_pb(sale: SaleRecord) -> pb::Sale {
         items: u32::try_from(sale.items()).unwrap_or(u32::MAX),
         lane_id: sale.lane_id.to_string(),
         sale_id: sale.sale_id.to_string(),
-        lines: sale.lines.iter().map(|l| pb::SaleLine { gtin: l.gtin.to_string(), quantity: l.quantity }).collect(),
+        lines: sale
+            .lines
+            .iter()
+            .map(|l| pb::SaleLine {
+                gtin: l.gtin.to_string(),
+                quantity: l.quantity,
+                unit_price: Some(money_to_pb(l.unit_price)),
+            })
+            .collect(),
         total: Some(money_to_pb(sale.total)),
         out_trade_no: sale.out_trade_no.to_string(),
         started_at: Some(timestamp(sale.started_at)),
@@ -288,5 +326,64 @@ pub(super) fn discount_to_pb(discount: checkout_storage::CouponDiscount) -> (Opt
     match discount {
         checkout_storage::CouponDiscount::AmountOff(amount) => (Some(money_to_pb(amount)), 0),
         checkout_storage::CouponDiscount::PercentOff(percent) => (None, percent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAP: i64 = 100_000;
+
+    fn line(gtin: &str, quantity: u32, unit_price: Option<(i64, &str)>) -> pb::SaleLine {
+        pb::SaleLine {
+            gtin: gtin.into(),
+            quantity,
+            unit_price: unit_price.map(|(minor_units, currency)| pb::Money { minor_units, currency: currency.into() }),
+        }
+    }
+
+    fn refusal(lines: Vec<pb::SaleLine>) -> (String, String) {
+        match lines_from_pb(lines, Currency::CNY, CAP) {
+            Err(CoordinatorError::InvalidArgument { field, reason }) => (field, reason),
+            other => panic!("not refused as an invalid argument: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_typed_price_travels_and_other_lines_have_none() {
+        let lines = vec![
+            line("6901234000016", 2, None),
+            line("2000000000015", 1, Some((1250, "CNY"))),
+            line("2000000000015", 1, Some((320, "CNY"))),
+            line("2000000000015", 3, Some((CAP, "CNY"))),
+        ];
+        let read = lines_from_pb(lines, Currency::CNY, CAP).unwrap();
+        let milk = ProductCode::parse("6901234000016").unwrap();
+        let bakery = ProductCode::parse("2000000000015").unwrap();
+        let cny = |fen| Money::new(fen, Currency::CNY);
+        assert_eq!(
+            read,
+            vec![
+                OrderLine::catalog(milk, 2),
+                OrderLine::open_price(bakery.clone(), 1, cny(1250)),
+                OrderLine::open_price(bakery.clone(), 1, cny(320)),
+                OrderLine::open_price(bakery, 3, cny(CAP)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_typed_price_out_of_bounds_or_in_another_currency_is_refused() {
+        let bakery = "2000000000015";
+        let at = |price| vec![line("6901234000016", 1, None), line(bakery, 1, Some(price))];
+        let (field, reason) = refusal(at((CAP + 1, "CNY")));
+        assert_eq!(field, "lines[1].unit_price");
+        assert!(reason.contains("1000.00 CNY"), "{reason}");
+        for price in [0, -1250] {
+            assert_eq!(refusal(at((price, "CNY"))).0, "lines[1].unit_price", "{price}");
+        }
+        assert_eq!(refusal(at((1250, "USD"))).0, "lines[1].unit_price.currency");
+        assert_eq!(refusal(at((1250, "yuan"))).0, "lines[1].unit_price.currency");
     }
 }

@@ -128,7 +128,7 @@ impl LaneApi {
         of_lane("sale_id", &lane_id, sale_id.as_str())?;
         let attempt = Attempt::new(request.attempt).map_err(field("attempt"))?;
         let code = PaymentCode::parse(&request.payment_code).map_err(field("payment_code"))?;
-        let lines = lines_from_pb(request.lines)?;
+        let lines = lines_from_pb(request.lines, self.0.currency, self.0.limits.open_price_cap_minor_units)?;
         let amount = money_from_pb("amount", request.amount)?;
         let shift_id = shift_id_of(&request.shift_id)?;
         if let Some(shift_id) = &shift_id {
@@ -200,7 +200,7 @@ impl LaneApi {
         let sale_id = SaleId::parse(&request.sale_id).map_err(field("sale_id"))?;
         of_lane("sale_id", &lane_id, sale_id.as_str())?;
         let out_trade_no = OutTradeNo::parse(&request.out_trade_no).map_err(field("out_trade_no"))?;
-        let lines = lines_from_pb(request.lines)?;
+        let lines = lines_from_pb(request.lines, self.0.currency, self.0.limits.open_price_cap_minor_units)?;
         let total = money_from_pb("total", request.total)?;
         let now = UnixMillis::now();
         let started_at = millis_from_pb("started_at", request.started_at)?.unwrap_or(now);

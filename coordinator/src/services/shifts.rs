@@ -228,7 +228,10 @@ mod tests {
                 created_at: UnixMillis(100),
                 settled_at: Some(UnixMillis(101)),
                 lines: lines.clone(),
-                basket_sha256: checkout_storage::basket_digest([(&product.gtin, quantity)]),
+                basket_sha256: checkout_storage::basket_digest(&[checkout_storage::OrderLine::catalog(
+                    product.gtin.clone(),
+                    quantity,
+                )]),
                 shift_id: shift_id.clone(),
                 sale_started_at: UnixMillis(90),
                 superseded_by: None,

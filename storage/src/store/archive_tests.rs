@@ -47,7 +47,7 @@ fn charge(sale: &str, status: ChargeStatus, provider: Provider, amount: i64, whe
             quantity: 2,
             unit_price: Money::new(amount / 2, Currency::CNY),
         }],
-        basket_sha256: basket_digest([(&product.gtin, 2)]),
+        basket_sha256: basket_digest(&[crate::OrderLine::catalog(product.gtin.clone(), 2)]),
         shift_id: Some(ShiftId::parse("L1-S1").unwrap()).filter(|_| sale.starts_with("L1-")),
         sale_started_at: when,
         superseded_by: None,

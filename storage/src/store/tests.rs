@@ -147,7 +147,7 @@ mod summary_tests {
                 quantity: 2,
                 unit_price: Money::new(100, Currency::CNY),
             }],
-            basket_sha256: basket_digest([(&product.gtin, 2)]),
+            basket_sha256: basket_digest(&[crate::OrderLine::catalog(product.gtin.clone(), 2)]),
             shift_id: shift.map(|s| ShiftId::parse(s).unwrap()),
             sale_started_at: UnixMillis(5),
             superseded_by: None,

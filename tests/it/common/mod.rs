@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: a real coordinator on 127.0.0.1:0, lanes on their own actix systems, rendered frames.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod processes;
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};

@@ -1,17 +1,51 @@
 //! The open sale: its basket lines in scan order, its total, and the charges asked for it.
 
 use checkout_storage::{
-    Currency, FinishedSale, LaneId, MemberId, Money, MoneyError, OutTradeNo, PaymentCode, Product, ProductCode, SaleId,
-    ShiftId, UnixMillis,
+    Currency, FinishedSale, LaneId, MemberId, Money, MoneyError, OrderLine, OutTradeNo, PaymentCode, Product,
+    ProductCode, SaleId, ShiftId, UnixMillis,
 };
 
 use super::charge::Charge;
 
-/// A sale from its first item until it is paid (or abandoned when the lane closes).
+/// One line of the basket: a product, how many, at what unit price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BasketLine {
+    pub gtin: ProductCode,
+    /// The product's name in the catalog.
+    pub name: String,
+    pub quantity: u32,
+    /// The catalog's price, or the price the cashier typed for an open-price item.
+    pub unit_price: Money,
+    /// Whether the cashier typed the price (an open-price item).
+    pub typed: bool,
+}
+
+impl BasketLine {
+    /// Quantity times unit price.
+    pub fn line_total(&self) -> Result<Money, MoneyError> {
+        self.unit_price.checked_mul(self.quantity)
+    }
+}
+
+/// Why a change to the basket was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BasketError {
+    #[error("there is no line {0} in the basket")]
+    NoSuchLine(usize),
+    #[error("a quantity is 1 to {MAX_QUANTITY}")]
+    BadQuantity,
+    #[error("the basket cannot take that amount: {0}")]
+    Money(#[from] MoneyError),
+}
+
+/// The most of one product a line takes (a cashier typing 1000 meant 10).
+pub(crate) const MAX_QUANTITY: u32 = 999;
+
+/// A sale from its first item until it is paid (or cancelled, or abandoned when the lane closes).
 pub(crate) struct OpenSale {
     pub sale_id: SaleId,
     /// Basket lines in scan order; scanning a product again adds to its quantity.
-    pub lines: Vec<(ProductCode, u32)>,
+    pub lines: Vec<BasketLine>,
     pub total: Money,
     /// Charges asked for so far (each code shown is one).
     pub attempts: u32,
@@ -20,8 +54,6 @@ pub(crate) struct OpenSale {
     pub member_id: Option<MemberId>,
     /// The coupon the store holds for this sale.
     pub coupon: Option<HeldCoupon>,
-    /// Each product's unit price, as scanned.
-    unit_prices: std::collections::HashMap<ProductCode, Money>,
     /// What the promotions in force take off, line by line, and in all.
     pub promotion_lines: Vec<checkout_storage::DiscountLine>,
     promotion_off: Money,
@@ -46,7 +78,6 @@ impl OpenSale {
             started_at: UnixMillis::now(),
             member_id: None,
             coupon: None,
-            unit_prices: std::collections::HashMap::new(),
             promotion_lines: Vec::new(),
             promotion_off: Money::zero(currency),
         }
@@ -54,11 +85,9 @@ impl OpenSale {
 
     /// Prices the basket with `promotions` (those in force now); whether its discount lines changed.
     pub fn reprice(&mut self, promotions: &[checkout_storage::PromotionRecord]) -> bool {
-        let lines: Vec<_> = self
-            .lines
-            .iter()
-            .filter_map(|(gtin, quantity)| self.unit_prices.get(gtin).map(|price| (gtin.clone(), *quantity, *price)))
-            .collect();
+        // Promotions are for catalog prices: an open-price item's typed price takes none.
+        let lines: Vec<_> =
+            self.lines.iter().filter(|l| !l.typed).map(|l| (l.gtin.clone(), l.quantity, l.unit_price)).collect();
         let discounts = checkout_storage::promotion_discounts(&lines, promotions, UnixMillis::now());
         let off = discounts.iter().map(|d| d.amount.minor_units).sum();
         self.promotion_off = Money::new(off, self.total.currency);
@@ -89,17 +118,54 @@ impl OpenSale {
 
     /// Items in the basket.
     pub fn items(&self) -> u32 {
-        self.lines.iter().map(|(_, q)| q).sum()
+        self.lines.iter().map(|l| l.quantity).sum()
     }
 
-    /// Adds one of `product`; the basket is unchanged when its total cannot take the price.
+    /// Adds one of `product` at its catalog price; the basket is unchanged when its total cannot take it.
     pub fn add(&mut self, product: &Product) -> Result<(), MoneyError> {
-        self.total = self.total.checked_add(product.price)?;
-        self.unit_prices.insert(product.gtin.clone(), product.price);
-        match self.lines.iter_mut().find(|(g, _)| *g == product.gtin) {
-            Some((_, quantity)) => *quantity += 1,
-            None => self.lines.push((product.gtin.clone(), 1)),
+        self.add_at(product, product.price, false)
+    }
+
+    /// Adds one of the open-price `product` at the price the cashier typed: a line of its own unless one of
+    /// the same product at the same price is there.
+    pub fn add_open_price(&mut self, product: &Product, price: Money) -> Result<(), MoneyError> {
+        self.add_at(product, price, true)
+    }
+
+    fn add_at(&mut self, product: &Product, unit_price: Money, typed: bool) -> Result<(), MoneyError> {
+        let total = self.total.checked_add(unit_price)?;
+        let same = |l: &&mut BasketLine| l.gtin == product.gtin && l.unit_price == unit_price && l.typed == typed;
+        match self.lines.iter_mut().find(same) {
+            Some(line) if line.quantity >= MAX_QUANTITY => return Err(MoneyError::Overflow),
+            Some(line) => line.quantity += 1,
+            None => self.lines.push(BasketLine {
+                gtin: product.gtin.clone(),
+                name: product.name.clone(),
+                quantity: 1,
+                unit_price,
+                typed,
+            }),
         }
+        self.total = total;
+        Ok(())
+    }
+
+    /// Sets line `index`'s quantity (0 removes the line); the basket is unchanged when that fails.
+    pub fn set_quantity(&mut self, index: usize, quantity: u32) -> Result<(), BasketError> {
+        if quantity > MAX_QUANTITY {
+            return Err(BasketError::BadQuantity);
+        }
+        let mut lines = self.lines.clone();
+        match lines.get_mut(index) {
+            None => return Err(BasketError::NoSuchLine(index)),
+            Some(line) => line.quantity = quantity,
+        }
+        lines.retain(|l| l.quantity > 0);
+        let mut total = Money::zero(self.total.currency);
+        for line in &lines {
+            total = total.checked_add(line.line_total()?)?;
+        }
+        (self.lines, self.total) = (lines, total);
         Ok(())
     }
 
@@ -111,7 +177,7 @@ impl OpenSale {
             sale_id: self.sale_id.clone(),
             attempt: self.attempts,
             code,
-            lines: self.lines.clone(),
+            lines: self.sale_lines(),
             total: self.to_pay(),
             shift_id: shift_id.cloned(),
             started_at: self.started_at,
@@ -127,11 +193,23 @@ impl OpenSale {
             lane_id: lane_id.clone(),
             sale_id: self.sale_id.clone(),
             shift_id: shift_id.cloned(),
-            lines: self.lines.clone(),
+            lines: self.sale_lines(),
             total: self.to_pay(),
             out_trade_no,
             started_at: self.started_at,
             finished_at: UnixMillis::now(),
         }
+    }
+
+    /// The basket's lines as the store takes them: the typed price only for open-price items.
+    fn sale_lines(&self) -> Vec<OrderLine> {
+        self.lines
+            .iter()
+            .map(|l| OrderLine {
+                gtin: l.gtin.clone(),
+                quantity: l.quantity,
+                typed_price: l.typed.then_some(l.unit_price),
+            })
+            .collect()
     }
 }

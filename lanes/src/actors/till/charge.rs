@@ -1,6 +1,6 @@
 //! A charge as the till sees it: what one `Pay` asks for, and how it ended.
 
-use checkout_storage::{LaneId, MemberId, Money, PaymentCode, ProductCode, SaleId, ShiftId, UnixMillis};
+use checkout_storage::{LaneId, MemberId, Money, OrderLine, PaymentCode, SaleId, ShiftId, UnixMillis};
 
 /// One `Pay`: the open sale's basket and the customer's code. The same charge sent again is the same
 /// request (same sale and attempt), so the store never charges it twice.
@@ -11,8 +11,8 @@ pub(crate) struct Charge {
     /// 1 for the first code shown for this sale; each fresh code is the next attempt.
     pub attempt: u32,
     pub code: PaymentCode,
-    /// Basket lines in scan order.
-    pub lines: Vec<(ProductCode, u32)>,
+    /// Basket lines in scan order, an open-price item's with the price the cashier typed.
+    pub lines: Vec<OrderLine>,
     /// The total the lane showed the customer.
     pub total: Money,
     /// The cashier's shift, when one is open.

@@ -2,31 +2,36 @@
 //! coordinator, puts paid sales and the cashier's shift in the outbox, and reports the lane's summary.
 
 pub(crate) mod basket;
+mod cashier;
 pub(crate) mod charge;
 mod client;
 mod ids;
 mod outbox;
+mod screen;
 
 use std::{collections::HashMap, time::Duration};
 
 use actix::prelude::*;
 use checkout_proto::v1 as pb;
 use checkout_storage::{
-    CashierId, CouponCode, Currency, LaneId, LaneStore, MemberCode, MemberId, MemberKey, OutTradeNo, OutboxItem,
+    CashierId, CouponCode, Currency, LaneId, LaneStore, MemberCode, MemberId, MemberKey, Money, OutTradeNo, OutboxItem,
     PaymentCode, Product, ProductCode, ScannedCode, ShiftId, ShiftRecord, UnixMillis,
 };
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
+pub use self::screen::{OPEN_PRICE_CAP_DEFAULT, TillScreen};
 use self::{
     basket::OpenSale,
     charge::{Charge, PayFlow},
     ids::LaneIds,
+    screen::{ScreenMemory, TillView},
 };
 use crate::{
     connection::{CoordinatorClient, retryable},
     convert,
     events::{LaneEvent, LaneEventKind, LaneSummary},
     messages::{FrameDone, FramesEnded, PaymentCodeCharged},
+    screen::state::PaymentPhase,
 };
 
 /// The lane's payment actor: the basket, the charge, the cashier's shift and the outbox.
@@ -69,6 +74,12 @@ pub struct Till {
     next_sale_member: Option<MemberId>,
     /// The store's promotions, to price baskets with (refreshed by heartbeats).
     promotions: crate::convert::Promotions,
+    /// What the lane's screens show besides the basket, and where the till publishes it.
+    screen: ScreenMemory,
+    /// The cashier paused the lane: no scans are taken until they resume it.
+    paused: bool,
+    /// A cashier is signed on (the lane starts with its configured cashier signed on).
+    signed_on: bool,
 }
 
 /// What the till needs besides its lane's identity.
@@ -91,6 +102,8 @@ pub struct TillSetup {
     pub member_key: Option<MemberKey>,
     /// The store's promotions (from registration).
     pub promotions: crate::convert::Promotions,
+    /// The cashier's screen, when the lane serves one.
+    pub screen: Option<TillScreen>,
 }
 
 impl Till {
@@ -102,8 +115,18 @@ impl Till {
         charges_to: Recipient<PaymentCodeCharged>,
         done: oneshot::Sender<LaneSummary>,
     ) -> Till {
-        let TillSetup { client, products, currency, heartbeat_every, events, outbox, cashier, member_key, promotions } =
-            setup;
+        let TillSetup {
+            client,
+            products,
+            currency,
+            heartbeat_every,
+            events,
+            outbox,
+            cashier,
+            member_key,
+            promotions,
+            screen,
+        } = setup;
         Till {
             summary: LaneSummary::new(lane_id.clone(), currency),
             ids: LaneIds::new(lane_id.clone()),
@@ -128,6 +151,9 @@ impl Till {
             member_key,
             next_sale_member: None,
             promotions,
+            screen: ScreenMemory::new(screen, currency),
+            paused: false,
+            signed_on: false,
         }
     }
 
@@ -214,17 +240,46 @@ impl Till {
         }
     }
 
-    fn show(&self, kind: LaneEventKind) {
+    fn show(&mut self, kind: LaneEventKind) {
         let event = LaneEvent { lane_id: self.lane_id.clone(), kind };
         tracing::info!(lane_id = %self.lane_id, "{event}");
+        if self.screen.publish.is_some() {
+            let text = event.to_string();
+            let text = text.strip_prefix(&format!("{}: ", self.lane_id)).unwrap_or(&text).to_owned();
+            self.screen.note(&event.kind, text);
+        }
         if let Some(events) = &self.events {
             let _ = events.send(event);
         }
+        self.publish();
+    }
+
+    /// Publishes the till's state to the lane's screens (nothing without one).
+    fn publish(&mut self) {
+        if self.screen.publish.is_none() {
+            return;
+        }
+        let view = TillView {
+            lane_id: self.lane_id.to_string(),
+            cashier: self.signed_on.then(|| self.cashier.to_string()),
+            shift_id: self.shift.as_ref().map(ToString::to_string),
+            paused: self.paused,
+            closed_by_store: self.closed_by_store.clone(),
+            reachable: self.reachable,
+            sale: self.sale.as_ref(),
+            paying: self.paying,
+            uncertain: self.unsettled.as_ref().map(|_| {
+                "payment uncertain: the lane keeps asking the store; do not hand over the goods yet".to_owned()
+            }),
+        };
+        self.screen.publish(view);
     }
 
     /// Resumes the shift a crash left open for this lane's cashier, or opens a new one
     /// (closing one of another cashier). Openings and closings go through the outbox.
     fn sign_on(&mut self) {
+        self.signed_on = true;
+        self.screen.shift = (0, 0, Money::zero(self.currency));
         let now = UnixMillis::now();
         let resumed = match self.outbox.current_shift() {
             Ok(Some(shift)) if shift.cashier == self.cashier && shift.lane_id == self.lane_id => Some(shift),
@@ -267,6 +322,7 @@ impl Till {
 
     /// Closes the cashier's shift; the store's report comes back when the outbox delivers it.
     fn sign_off(&mut self) {
+        self.signed_on = false;
         if self.shift.take().is_some()
             && let Err(e) = self.outbox.close_shift(UnixMillis::now())
         {
@@ -279,30 +335,52 @@ impl Till {
             self.show(LaneEventKind::UnknownProduct { gtin: gtin.to_string() });
             return;
         };
+        if product.price.minor_units == 0 {
+            // An open-price item: the cashier types its price, and confirms it with a second key press.
+            let name = product.name.clone();
+            self.screen.open_price = Some(screen::PendingOpenPrice { product, price: None });
+            self.show(LaneEventKind::OpenPriceAsked { name, price: None });
+            return;
+        }
+        self.add_to_basket(&product, None);
+    }
+
+    /// Adds one of `product` (at `typed_price` for an open-price item), starting a sale when none is open.
+    fn add_to_basket(&mut self, product: &Product, typed_price: Option<Money>) -> bool {
         if self.sale.is_none() {
             if let Some(message) = &self.closed_by_store {
                 self.show(LaneEventKind::LaneClosedByStore { message: message.clone() });
-                return;
+                return false;
             }
             let mut sale = OpenSale::new(self.ids.sale_id(), self.currency);
             sale.member_id = self.next_sale_member.take();
             self.sale = Some(sale);
+            // The screens forget the last customer's basket and payment.
+            self.screen.paid_basket = None;
         }
-        let Some(sale) = self.sale.as_mut() else { return };
-        if let Err(e) = sale.add(&product) {
+        self.screen.outcome = None;
+        // A code held for the cashier's confirmation was for another amount: the customer shows it again.
+        self.screen.held_code = None;
+        let Some(sale) = self.sale.as_mut() else { return false };
+        let added = match typed_price {
+            None => sale.add(product),
+            Some(price) => sale.add_open_price(product, price),
+        };
+        if let Err(e) = added {
             let message = format!("cannot add {}: {e}", product.name);
             self.show(LaneEventKind::Problem { message });
-            return;
+            return false;
         }
         let event = LaneEventKind::ItemAdded {
             sale_id: sale.sale_id.to_string(),
-            name: product.name,
-            price: product.price,
+            name: product.name.clone(),
+            price: typed_price.unwrap_or(product.price),
             basket_items: sale.items(),
             basket_total: sale.total,
         };
         self.show(event);
         self.reprice();
+        true
     }
 
     fn send_heartbeat(&self, ctx: &mut Context<Self>) {
@@ -374,6 +452,9 @@ impl Till {
     /// Sends `charge` (a new one, or the same one again to learn its outcome) and settles the basket.
     fn charge(&mut self, charge: Charge, ctx: &mut Context<Self>) -> ResponseActFuture<Self, ()> {
         self.paying = true;
+        self.screen.outcome = None;
+        self.screen.charging = Some(charge.code.masked().to_string());
+        self.publish();
         self.send_heartbeat(ctx);
         let client = self.client.clone();
         let sent = async move {
@@ -408,6 +489,7 @@ impl Till {
 
     fn settle(&mut self, outcome: PayFlow, ctx: &mut Context<Self>) {
         self.paying = false;
+        self.screen.charging = None;
         let sale_id = self.sale.as_ref().map(|s| s.sale_id.to_string()).unwrap_or_default();
         match outcome {
             PayFlow::Paid { provider, masked_code, out_trade_no } => {
@@ -419,6 +501,17 @@ impl Till {
                     }
                     self.queue_finished_sale(&sale, &out_trade_no);
                     self.deliver_outbox(ctx);
+                    let (sales, items, total) = &mut self.screen.shift;
+                    *sales += 1;
+                    *items += u64::from(sale.items());
+                    *total = total.checked_add(sale.to_pay()).unwrap_or(*total);
+                    self.screen.paid_basket = Some(screen::basket_view(&sale));
+                    self.screen.outcome = Some(PaymentPhase::Paid {
+                        sale_id: sale.sale_id.to_string(),
+                        amount: sale.to_pay().into(),
+                        provider: provider.clone(),
+                        masked_code: masked_code.clone(),
+                    });
                     self.show(LaneEventKind::SalePaid {
                         sale_id: sale.sale_id.to_string(),
                         items: sale.items(),
@@ -431,10 +524,14 @@ impl Till {
             }
             PayFlow::Declined { message } => {
                 self.summary.declined += 1;
+                self.screen.outcome = Some(PaymentPhase::Declined { reason: message.clone() });
                 self.show(LaneEventKind::PaymentDeclined { sale_id, message });
             }
             PayFlow::Uncertain { message } => self.show(LaneEventKind::PaymentUncertain { sale_id, message }),
-            PayFlow::Refused { message } => self.show(LaneEventKind::PaymentDeclined { sale_id, message }),
+            PayFlow::Refused { message } => {
+                self.screen.outcome = Some(PaymentPhase::Declined { reason: message.clone() });
+                self.show(LaneEventKind::PaymentDeclined { sale_id, message });
+            }
         }
     }
 
@@ -564,6 +661,20 @@ impl Handler<FrameDone> for Till {
             }
             return Box::pin(actix::fut::ready(()));
         }
+        if !frame.scans.is_empty() {
+            self.screen.scanner_hint = None;
+            let refused = if self.paused {
+                Some("the lane is paused: resume it to scan")
+            } else if !self.signed_on {
+                Some("no cashier is signed on: sign on to scan")
+            } else {
+                None
+            };
+            if let Some(reason) = refused {
+                self.show(LaneEventKind::ScanNotTaken { reason: reason.to_owned() });
+                return Box::pin(actix::fut::ready(()));
+            }
+        }
         let mut payment_code: Option<PaymentCode> = None;
         for scan in frame.scans {
             match scan {
@@ -581,7 +692,7 @@ impl Handler<FrameDone> for Till {
             }
         }
         let Some(code) = payment_code else { return Box::pin(actix::fut::ready(())) };
-        if self.sale.is_none() {
+        if self.sale.as_ref().is_none_or(|s| s.lines.is_empty()) {
             self.show(LaneEventKind::ScanItemsFirst);
             return Box::pin(actix::fut::ready(()));
         }
@@ -590,6 +701,23 @@ impl Handler<FrameDone> for Till {
             self.show(LaneEventKind::WalletPaymentsUnavailable);
             return Box::pin(actix::fut::ready(()));
         }
+        let Some(sale) = self.sale.as_ref() else { return Box::pin(actix::fut::ready(())) };
+        if let Some(threshold) = self.screen.confirm_above
+            && sale.to_pay().minor_units > threshold.minor_units
+        {
+            // The cashier checks the amount before it is charged; the code waits in memory only.
+            let (sale_id, amount) = (sale.sale_id.to_string(), sale.to_pay());
+            self.screen.held_code = Some((code, std::time::Instant::now()));
+            self.show(LaneEventKind::AmountToConfirm { sale_id, amount });
+            return Box::pin(actix::fut::ready(()));
+        }
+        self.start_charge(code, ctx)
+    }
+}
+
+impl Till {
+    /// Charges the open sale to `code` (a coupon the basket does not reach is let go first).
+    fn start_charge(&mut self, code: PaymentCode, ctx: &mut Context<Self>) -> ResponseActFuture<Self, ()> {
         let Some(sale) = self.sale.as_mut() else { return Box::pin(actix::fut::ready(())) };
         tracing::info!(lane_id = %self.lane_id, sale_id = %sale.sale_id, code = %code.masked(), total = %sale.total, "charging");
         // A coupon the basket does not reach the minimum of is let go, for another customer.
