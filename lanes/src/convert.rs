@@ -115,6 +115,8 @@ pub(crate) fn heartbeat_request(
         frames_decoded: summary.frames,
         codes_read: summary.codes_read,
         promotions_version,
+        // The attempt under way, so the store can say how its charge goes.
+        attempt: sale.filter(|_| paying).map_or(0, |s| s.attempts),
     }
 }
 

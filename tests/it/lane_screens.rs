@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use checkout_coordinator::sim::SimulatedProvider;
+use checkout_coordinator::sim::{SimOptions, SimulatedProvider};
 use checkout_lanes::{
     FrameSource, LaneConfig, hand_held_scanner,
     messages::FrameInput,
@@ -76,7 +76,13 @@ fn screenshot(browser: &Browser, name: &str, keep: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cashier_and_customer_see_the_sale_and_only_what_is_theirs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
+    // Charges above 70 yuan need the customer's password, which takes them 1.2 s.
+    let options = SimOptions {
+        password_above: Some(7_000),
+        customer_delay: Duration::from_millis(1_200),
+        ..SimOptions::default()
+    };
+    let sim = Arc::new(SimulatedProvider::with_options(WALLET_SEED, 100_000, options));
     let coordinator = start_coordinator(&dir.path().join("store"), &sim).await;
 
     let (trigger, scanner) = hand_held_scanner();
@@ -190,6 +196,18 @@ async fn cashier_and_customer_see_the_sale_and_only_what_is_theirs() {
     );
     cashier.press_keys(browser::ENTER).expect("confirm");
     cashier.press_keys(browser::ENTER).expect("confirm twice");
+    // The store tells the lane how the charge goes: the customer is typing their password.
+    wait(
+        &cashier,
+        "waiting for the password",
+        "return document.getElementById('payment').textContent.includes(\"customer's password\")",
+    );
+    wait(
+        &customer,
+        "customer asked to confirm",
+        "return document.getElementById('message').className.includes('phase-password')",
+    );
+    screenshot(&cashier, "cashier-password.png", shots.path());
     wait(&cashier, "paid", "return document.getElementById('payment').className.includes('phase-paid')");
     wait(&customer, "customer sees paid", "return document.getElementById('message').className.includes('phase-paid')");
     screenshot(&customer, "customer-paid.png", shots.path());
@@ -288,7 +306,9 @@ async fn the_screens_refuse_a_page_without_the_key_and_bounded_requests() {
     let sim = Arc::new(SimulatedProvider::new(WALLET_SEED, 100_000));
     let coordinator = start_coordinator(&dir.path().join("store"), &sim).await;
     let (trigger, scanner) = hand_held_scanner();
-    let screen = ScreenConfig::new(ScreenListener::bind("127.0.0.1:0").expect("bind")).expect("screen");
+    let mut screen = ScreenConfig::new(ScreenListener::bind("127.0.0.1:0").expect("bind")).expect("screen");
+    screen.lang = Lang::Zh;
+    let cashier_url = screen.cashier_url().expect("url");
     let address = screen.listener.local_addr().expect("address");
     let key = screen.key.expose().to_owned();
     let mut config =
@@ -339,7 +359,81 @@ async fn the_screens_refuse_a_page_without_the_key_and_bounded_requests() {
         post(Some(key.clone()), r#"{"action":"open_price","minor_units":99999999}"#.into()).await.expect("post");
     assert!(bad_price.starts_with("HTTP/1.1 409"), "{bad_price}");
 
+    // The labels in Chinese, the default (a screenshot for the README; the machine needs CJK fonts to show them).
+    let resume = post(Some(key.clone()), r#"{"action":"resume"}"#.into()).await.expect("post");
+    assert!(resume.starts_with("HTTP/1.1 200"), "{resume}");
+    for product in sample_catalog().iter().take(4) {
+        trigger.pull(FrameInput::Decoded(vec![(product.gtin.to_string(), Symbology::Ean13)])).await.expect("scan");
+    }
+    let shots = tempfile::tempdir().expect("tempdir");
+    let keep = shots.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let browser = Browser::start().expect("chromium");
+        browser.open(&cashier_url).expect("cashier page");
+        viewport(&browser, 1024, 768);
+        wait(&browser, "four lines", "return document.querySelectorAll('#lines tr').length === 4");
+        wait(
+            &browser,
+            "Chinese labels",
+            "return document.getElementById('to-pay').previousElementSibling.textContent === '应付'",
+        );
+        screenshot(&browser, "cashier-zh.png", &keep);
+    })
+    .await
+    .expect("browser");
+
+    // Event streams: the cashier's needs the key; a page opening streams in a loop gets at most 32.
+    let (status, _) = open_stream(address, "/events/cashier").await;
+    assert_eq!(status, 401);
+    let (status, first) = open_stream(address, &format!("/events/cashier?key={key}")).await;
+    assert!(status == 200 && first.contains("data: {") && first.contains("\"cashier\""), "{first}");
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(std::net::TcpStream::connect(address).expect("connect"));
+    }
+    for stream in &mut held {
+        use std::io::Write;
+        write!(stream, "GET /events/customer HTTP/1.1\r\nHost: {address}\r\n\r\n").expect("write");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, refused) = open_stream(address, "/events/customer").await;
+    assert_eq!(status, 503, "{refused}");
+    drop(held);
+    let mut status = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = open_stream(address, "/events/customer").await.0;
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200, "closed streams give their places back");
+
     drop(trigger);
     lane.await.expect("lane");
     coordinator.stop().await;
+}
+
+/// Opens an event stream and reads what comes in the first half second: the status and the text.
+async fn open_stream(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").expect("write");
+        let mut text = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&buffer[..n]);
+        }
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, text)
+    })
+    .await
+    .expect("thread")
 }

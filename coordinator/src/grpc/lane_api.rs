@@ -95,6 +95,11 @@ impl LaneApi {
         if request.basket_items > MAX_BASKET_ITEMS {
             return Err(CoordinatorError::invalid("basket_items", format!("at most {MAX_BASKET_ITEMS}")));
         }
+        let charge_progress = if request.state == pb::LaneState::Paying as i32 && request.attempt > 0 {
+            self.charge_progress(&lane_id, &request.sale_id, request.attempt)
+        } else {
+            pb::ChargeProgress::Unspecified
+        };
         self.0.live.record(
             &lane_id,
             Heartbeat {
@@ -119,7 +124,33 @@ impl LaneApi {
             closed_message: closure.as_ref().map(super::lanes_live::closed_message).unwrap_or_default(),
             promotions_version,
             promotions,
+            charge_progress: charge_progress.into(),
         })
+    }
+
+    /// How this lane's charge of `sale_id`, attempt `attempt`, goes: read from the ledger (a point read),
+    /// where the engine records the intent and the provider's first answer before it settles the charge.
+    fn charge_progress(&self, lane_id: &LaneId, sale_id: &str, attempt: u32) -> pb::ChargeProgress {
+        let (Ok(sale_id), Ok(attempt)) = (SaleId::parse(sale_id), Attempt::new(attempt)) else {
+            return pb::ChargeProgress::Unspecified;
+        };
+        let out_trade_no = OutTradeNo::derive(&self.0.store_id, &sale_id, attempt);
+        match self.0.store.charge(&out_trade_no) {
+            Ok(Some(charge)) if &charge.lane_id == lane_id => match charge.status {
+                ChargeStatus::Pending => pb::ChargeProgress::AskingProvider,
+                ChargeStatus::Unknown
+                    if charge
+                        .events
+                        .last()
+                        .is_some_and(|e| e.what.contains("USERPAYING") || e.what.contains("(Paying)")) =>
+                {
+                    pb::ChargeProgress::WaitingForPassword
+                }
+                ChargeStatus::Unknown | ChargeStatus::Reversing => pb::ChargeProgress::Checking,
+                _ => pb::ChargeProgress::Unspecified,
+            },
+            _ => pb::ChargeProgress::Unspecified,
+        }
     }
 
     async fn pay(&self, caller: &Caller, request: pb::PayRequest) -> Result<pb::PayResponse> {

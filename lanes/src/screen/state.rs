@@ -74,8 +74,9 @@ pub enum PaymentPhase {
     Scanning,
     /// A code was read for an amount above the lane's threshold: the cashier checks the amount first.
     ConfirmAmount { amount: Amount, masked_code: String },
-    /// The charge is on its way to the store and the wallet's provider.
-    Charging { masked_code: String },
+    /// The charge is on its way to the store and the wallet's provider; `step` as the store last said:
+    /// "sent", "asking_provider", "waiting_for_password" (the customer confirms on their phone) or "checking".
+    Charging { masked_code: String, step: &'static str },
     /// The charge's outcome is not known yet: the lane keeps asking; the goods stay.
     Uncertain { message: String },
     /// The last code was declined: why, and what to do.
@@ -172,7 +173,7 @@ pub struct CustomerView {
     pub discounts: Vec<DiscountView>,
     pub items: u32,
     pub to_pay: Option<Amount>,
-    /// "idle", "scanning", "paying", "declined", "uncertain" or "paid".
+    /// "idle", "scanning", "paying", "password" (confirm on your phone), "declined", "uncertain" or "paid".
     pub phase: &'static str,
     /// What was paid, once paid.
     pub paid: Option<Amount>,
@@ -193,6 +194,7 @@ impl CustomerView {
         let phase = match &state.payment {
             PaymentPhase::Idle => "idle",
             PaymentPhase::Scanning => "scanning",
+            PaymentPhase::Charging { step: "waiting_for_password", .. } => "password",
             PaymentPhase::ConfirmAmount { .. } | PaymentPhase::Charging { .. } => "paying",
             PaymentPhase::Uncertain { .. } => "uncertain",
             PaymentPhase::Declined { .. } => "declined",

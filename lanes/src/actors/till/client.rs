@@ -96,6 +96,34 @@ pub(crate) struct HeartbeatAnswer {
     pub closed: Option<String>,
     /// The store's promotions, when they changed.
     pub promotions: Option<convert::Promotions>,
+    /// How the lane's charge under way goes, as the store knows it.
+    pub progress: ChargeStep,
+}
+
+/// How a charge under way goes (the store's answer to a heartbeat of a paying lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ChargeStep {
+    /// Nothing known yet.
+    #[default]
+    Sent,
+    /// The provider was asked and has not answered.
+    AskingProvider,
+    /// The customer is confirming on their phone (a password).
+    WaitingForPassword,
+    /// The store is asking the provider until it knows.
+    Checking,
+}
+
+impl ChargeStep {
+    /// The step's name on the screens.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChargeStep::Sent => "sent",
+            ChargeStep::AskingProvider => "asking_provider",
+            ChargeStep::WaitingForPassword => "waiting_for_password",
+            ChargeStep::Checking => "checking",
+        }
+    }
 }
 
 /// Tells the coordinator the lane's state; the answer says whether a manager closed the lane (and why), and
@@ -106,7 +134,13 @@ pub(crate) async fn heartbeat(
 ) -> Result<HeartbeatAnswer, tonic::Status> {
     let known = request.promotions_version;
     let answer = client.heartbeat(with_timeout(request, HEARTBEAT_TIMEOUT)).await?.into_inner();
+    let progress = match answer.charge_progress() {
+        pb::ChargeProgress::Unspecified => ChargeStep::Sent,
+        pb::ChargeProgress::AskingProvider => ChargeStep::AskingProvider,
+        pb::ChargeProgress::WaitingForPassword => ChargeStep::WaitingForPassword,
+        pb::ChargeProgress::Checking => ChargeStep::Checking,
+    };
     let promotions = (answer.promotions_version != known)
         .then(|| convert::promotions_from_pb(answer.promotions_version, answer.promotions));
-    Ok(HeartbeatAnswer { closed: answer.closed_by_store.then_some(answer.closed_message), promotions })
+    Ok(HeartbeatAnswer { closed: answer.closed_by_store.then_some(answer.closed_message), promotions, progress })
 }

@@ -34,6 +34,9 @@ use crate::{
     screen::state::PaymentPhase,
 };
 
+/// How often a paying lane asks the store how its charge goes (for the screens).
+const PAYING_HEARTBEAT: Duration = Duration::from_millis(500);
+
 /// The lane's payment actor: the basket, the charge, the cashier's shift and the outbox.
 pub struct Till {
     lane_id: LaneId,
@@ -391,6 +394,18 @@ impl Till {
         ctx.spawn(client::heartbeat(self.client.clone(), request).into_actor(self).map(
             |answer, till, ctx| match answer {
                 Ok(answer) => {
+                    if till.paying {
+                        // While a charge is under way the screens follow it: asked again shortly.
+                        if till.screen.step != answer.progress {
+                            till.screen.step = answer.progress;
+                            till.publish();
+                        }
+                        ctx.run_later(PAYING_HEARTBEAT, |till, ctx| {
+                            if till.paying {
+                                till.send_heartbeat(ctx);
+                            }
+                        });
+                    }
                     till.closed_by_store_is(answer.closed);
                     if let Some(promotions) = answer.promotions {
                         tracing::info!(lane_id = %till.lane_id, promotions = promotions.list.len(), "promotions updated");
@@ -453,6 +468,7 @@ impl Till {
     fn charge(&mut self, charge: Charge, ctx: &mut Context<Self>) -> ResponseActFuture<Self, ()> {
         self.paying = true;
         self.screen.outcome = None;
+        self.screen.notice = None;
         self.screen.charging = Some(charge.code.masked().to_string());
         self.publish();
         self.send_heartbeat(ctx);
@@ -490,6 +506,7 @@ impl Till {
     fn settle(&mut self, outcome: PayFlow, ctx: &mut Context<Self>) {
         self.paying = false;
         self.screen.charging = None;
+        self.screen.step = client::ChargeStep::default();
         let sale_id = self.sale.as_ref().map(|s| s.sale_id.to_string()).unwrap_or_default();
         match outcome {
             PayFlow::Paid { provider, masked_code, out_trade_no } => {

@@ -47,6 +47,8 @@ pub(crate) struct ScreenMemory {
     pub held_code: Option<(PaymentCode, std::time::Instant)>,
     /// The code being charged, masked.
     pub charging: Option<String>,
+    /// How the charge under way goes, as the store last said.
+    pub step: super::client::ChargeStep,
     pub open_price: Option<PendingOpenPrice>,
 }
 
@@ -71,6 +73,7 @@ impl ScreenMemory {
             shift: (0, 0, Money::zero(currency)),
             held_code: None,
             charging: None,
+            step: super::client::ChargeStep::default(),
             open_price: None,
         }
     }
@@ -140,7 +143,7 @@ impl ScreenMemory {
         let payment = if let (Some((code, _)), Some(sale)) = (&self.held_code, till.sale) {
             PaymentPhase::ConfirmAmount { amount: sale.to_pay().into(), masked_code: code.masked().to_string() }
         } else if till.paying {
-            PaymentPhase::Charging { masked_code: self.charging.clone().unwrap_or_default() }
+            PaymentPhase::Charging { masked_code: self.charging.clone().unwrap_or_default(), step: self.step.name() }
         } else if let Some(message) = till.uncertain {
             PaymentPhase::Uncertain { message }
         } else if let Some(outcome) = &self.outcome {

@@ -17,7 +17,8 @@ const LABELS = {
     paused: "收银台已暂停", signed_off: "无收银员签到", remove: "删除", welcome: "欢迎光临",
     show_code: "请出示付款码", paying: "正在支付…", declined_customer: "支付未成功，请换一个付款码",
     paid_customer: "支付成功，谢谢惠顾", closed: "本收银台暂停服务", uncertain_customer: "正在确认支付结果…",
-    discount: "优惠",
+    discount: "优惠", asking_provider: "正在向支付机构扣款…", waiting_for_password: "等待顾客在手机上输入密码",
+    checking: "正在向支付机构查询结果…", sent: "正在扣款…", password_customer: "请在手机上确认支付（输入密码）",
   },
   en: {
     lane: "Lane", cashier: "Cashier", item: "Item", qty: "Qty", price: "Price", line_total: "Total",
@@ -35,6 +36,9 @@ const LABELS = {
     remove: "Remove", welcome: "Welcome", show_code: "Please show your payment code", paying: "Paying…",
     declined_customer: "Payment declined: please show another code", paid_customer: "Paid. Thank you!",
     closed: "This lane is closed", uncertain_customer: "Confirming your payment…", discount: "Discount",
+    asking_provider: "Charging: asking the wallet's provider…", waiting_for_password: "Waiting for the customer's password",
+    checking: "Checking the outcome with the provider…", sent: "Charging…",
+    password_customer: "Please confirm the payment on your phone (password)",
   },
 };
 
@@ -121,7 +125,10 @@ function drawCashier(s) {
   const big = el("div", { class: "phase" }, t(p.phase));
   payment.append(big);
   if (p.phase === "confirm_amount") payment.append(el("div", { class: "amount" }, p.amount.text), el("div", { class: "code" }, `${t("code")} ${p.masked_code}`));
-  if (p.phase === "charging") payment.append(el("div", { class: "code" }, `${t("code")} ${p.masked_code}`));
+  if (p.phase === "charging") {
+    big.textContent = t(p.step);
+    payment.append(el("div", { class: "code" }, `${t("code")} ${p.masked_code}`));
+  }
   if (p.phase === "declined") payment.append(el("div", { class: "reason" }, p.reason));
   if (p.phase === "uncertain") payment.append(el("div", { class: "reason" }, p.message));
   if (p.phase === "paid") payment.append(el("div", { class: "amount" }, p.amount.text), el("div", { class: "code" }, `${p.provider} ${p.masked_code}`));
@@ -154,7 +161,7 @@ function drawCustomer(v) {
   const phase = v.closed ? "closed" : v.phase;
   message.className = "message phase-" + phase;
   message.textContent = {
-    closed: t("closed"), idle: t("welcome"), scanning: t("show_code"), paying: t("paying"),
+    closed: t("closed"), idle: t("welcome"), scanning: t("show_code"), paying: t("paying"), password: t("password_customer"),
     declined: t("declined_customer"), uncertain: t("uncertain_customer"), paid: t("paid_customer"),
   }[phase] || "";
 }
