@@ -324,7 +324,11 @@ fn kept_screen_key(
     {
         return Ok(key);
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The folder is the lane's data folder: made (or checked) as the lane makes it, before a file goes in.
+    drop(
+        checkout_storage::LaneStore::open(dir)
+            .with_context(|| format!("opening the lane's data folder {}", dir.display()))?,
+    );
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -109,19 +109,20 @@ pub struct TriggerRead {
 }
 
 /// What a cashier can do at the till besides scanning (from the lane's screen: buttons and keys).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum CashierAction {
-    /// Take line `line` (0 is the first) out of the open basket.
-    RemoveLine { line: usize },
-    /// Set line `line`'s quantity (0 takes it out).
-    SetQuantity { line: usize, quantity: u32 },
+    /// Take line `line` (0 is the first) out of the open basket. `gtin` and `unit_price` name the line the
+    /// cashier saw there: a line that has moved since (a double tap) is not taken out by mistake.
+    RemoveLine { line: usize, gtin: String, unit_price: i64 },
+    /// Set line `line`'s quantity (0 takes it out); `gtin` and `unit_price` as for [`CashierAction::RemoveLine`].
+    SetQuantity { line: usize, gtin: String, unit_price: i64, quantity: u32 },
     /// Cancel the open sale: the basket is emptied, nothing is charged, a held coupon goes back.
     CancelSale,
     /// A product keyed in by its barcode digits (a label that will not scan).
     KeyIn { digits: String },
-    /// The price typed for an open-price item (`gtin`, or the store's first open-price item), in minor units:
-    /// shown back, and added only by [`CashierAction::ConfirmOpenPrice`].
+    /// The price typed for an open-price item (`gtin`, or the one scanned, or the store's only one), in minor
+    /// units: shown back, and added only by [`CashierAction::ConfirmOpenPrice`].
     OpenPrice {
         #[serde(default)]
         gtin: Option<String>,
@@ -131,8 +132,9 @@ pub enum CashierAction {
     ConfirmOpenPrice,
     /// The open-price item shown back is dropped.
     DiscardOpenPrice,
-    /// The cashier checked the amount: the payment code held for it is charged (once).
-    ConfirmCharge,
+    /// The cashier checked the amount, `minor_units`: the payment code held for it is charged (once), if that
+    /// is still what the customer pays.
+    ConfirmCharge { minor_units: i64 },
     /// The cashier does not confirm the amount: the code held for it is dropped (the customer shows it again).
     RejectCharge,
     /// A cashier signs on: their shift opens.
@@ -143,6 +145,27 @@ pub enum CashierAction {
     Pause,
     /// The lane takes scans again.
     Resume,
+}
+
+impl std::fmt::Debug for CashierAction {
+    /// What was typed is not logged (a scanner in keyboard mode may have typed a payment code): only its length.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CashierAction::KeyIn { digits } => write!(f, "KeyIn({} characters)", digits.len()),
+            CashierAction::SignOn { cashier } => write!(f, "SignOn({} characters)", cashier.len()),
+            CashierAction::RemoveLine { line, .. } => write!(f, "RemoveLine({line})"),
+            CashierAction::SetQuantity { line, quantity, .. } => write!(f, "SetQuantity({line}, {quantity})"),
+            CashierAction::OpenPrice { minor_units, .. } => write!(f, "OpenPrice({minor_units})"),
+            CashierAction::ConfirmCharge { minor_units } => write!(f, "ConfirmCharge({minor_units})"),
+            CashierAction::CancelSale => f.write_str("CancelSale"),
+            CashierAction::ConfirmOpenPrice => f.write_str("ConfirmOpenPrice"),
+            CashierAction::DiscardOpenPrice => f.write_str("DiscardOpenPrice"),
+            CashierAction::RejectCharge => f.write_str("RejectCharge"),
+            CashierAction::SignOff => f.write_str("SignOff"),
+            CashierAction::Pause => f.write_str("Pause"),
+            CashierAction::Resume => f.write_str("Resume"),
+        }
+    }
 }
 
 /// Why the till did not apply a cashier's action, in words for the cashier.

@@ -353,8 +353,21 @@ async fn the_screens_refuse_a_page_without_the_key_and_bounded_requests() {
         .await
         .expect("post");
     assert!(huge.starts_with("HTTP/1.1 413") || huge.starts_with("HTTP/1.1 400"), "{}", &huge[..huge.len().min(200)]);
-    let confirm = post(Some(key.clone()), r#"{"action":"confirm_charge"}"#.into()).await.expect("post");
+    let confirm =
+        post(Some(key.clone()), r#"{"action":"confirm_charge","minor_units":100}"#.into()).await.expect("post");
     assert!(confirm.starts_with("HTTP/1.1 409") && confirm.contains("no payment code"), "{confirm}");
+    // A payment code typed (a scanner in keyboard mode) is refused and never echoed.
+    let wallet = SimulatedWallet::new(WALLET_SEED, Provider::Alipay, 3);
+    let code = wallet.issue_code(UnixMillis::now());
+    let typed = post(Some(key.clone()), format!(r#"{{"action":"key_in","digits":"{}"}}"#, code.expose_digits()))
+        .await
+        .expect("post");
+    assert!(typed.starts_with("HTTP/1.1 409") && !typed.contains(code.expose_digits()), "{typed}");
+    let malformed =
+        post(Some(key.clone()), format!(r#"{{"action":"set_quantity","quantity":"{}"}}"#, code.expose_digits()))
+            .await
+            .expect("post");
+    assert!(malformed.starts_with("HTTP/1.1 400") && !malformed.contains(code.expose_digits()), "{malformed}");
     let bad_price =
         post(Some(key.clone()), r#"{"action":"open_price","minor_units":99999999}"#.into()).await.expect("post");
     assert!(bad_price.starts_with("HTTP/1.1 409"), "{bad_price}");
@@ -362,9 +375,17 @@ async fn the_screens_refuse_a_page_without_the_key_and_bounded_requests() {
     // The labels in Chinese, the default (a screenshot for the README; the machine needs CJK fonts to show them).
     let resume = post(Some(key.clone()), r#"{"action":"resume"}"#.into()).await.expect("post");
     assert!(resume.starts_with("HTTP/1.1 200"), "{resume}");
-    for product in sample_catalog().iter().take(4) {
+    let catalog = sample_catalog();
+    for product in catalog.iter().take(4) {
         trigger.pull(FrameInput::Decoded(vec![(product.gtin.to_string(), Symbology::Ean13)])).await.expect("scan");
     }
+    // A line named by what the cashier saw: a stale one (another product now on line 0) is not taken out.
+    let stale = format!(
+        r#"{{"action":"remove_line","line":0,"gtin":"{}","unit_price":{}}}"#,
+        catalog[1].gtin, catalog[1].price.minor_units
+    );
+    let answer = post(Some(key.clone()), stale).await.expect("post");
+    assert!(answer.starts_with("HTTP/1.1 409") && answer.contains("basket changed"), "{answer}");
     let shots = tempfile::tempdir().expect("tempdir");
     let keep = shots.path().to_owned();
     tokio::task::spawn_blocking(move || {

@@ -169,9 +169,12 @@ impl ScreenConfig {
     }
 }
 
-/// Open event streams at most (every tab of every screen of the lane): a page that opens streams in a loop
-/// cannot take the lane's memory.
-const MAX_STREAMS: usize = 32;
+/// Open event streams at most, of the customer display and of the cashier's screen (every tab): a page that
+/// opens streams in a loop cannot take the lane's memory, and customer pages cannot lock the cashier out.
+const MAX_CUSTOMER_STREAMS: usize = 24;
+const MAX_CASHIER_STREAMS: usize = 8;
+/// How long an action's body may take to arrive.
+const ACTION_BODY_TIMEOUT: Duration = Duration::from_secs(2);
 /// A comment on idle streams so proxies and browsers keep them open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The largest action a page may send.
@@ -181,7 +184,8 @@ struct Shared {
     till: Addr<Till>,
     state: watch::Receiver<ScreenState>,
     key: ScreenKey,
-    streams: Arc<AtomicUsize>,
+    customer_streams: Arc<AtomicUsize>,
+    cashier_streams: Arc<AtomicUsize>,
     cashier_page: String,
     customer_page: String,
 }
@@ -201,14 +205,14 @@ pub(crate) fn serve(
         till,
         state,
         key: config.key.clone(),
-        streams: Arc::new(AtomicUsize::new(0)),
+        customer_streams: Arc::new(AtomicUsize::new(0)),
+        cashier_streams: Arc::new(AtomicUsize::new(0)),
         cashier_page: page(include_str!("pages/cashier.html")),
         customer_page: page(include_str!("pages/customer.html")),
     });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(shared.clone())
-            .app_data(web::PayloadConfig::new(MAX_ACTION_BYTES))
             .route("/", web::get().to(|| async { redirect("/customer") }))
             .route("/cashier", web::get().to(|s: web::Data<Shared>| async move { html(&s.cashier_page) }))
             .route("/customer", web::get().to(|s: web::Data<Shared>| async move { html(&s.customer_page) }))
@@ -220,7 +224,7 @@ pub(crate) fn serve(
     })
     .workers(1)
     .disable_signals()
-    .max_connections(256)
+    .max_connections(64)
     .client_request_timeout(Duration::from_secs(5))
     .shutdown_timeout(1)
     .listen(listener)?
@@ -283,11 +287,13 @@ async fn cashier_events(request: HttpRequest, shared: web::Data<Shared>) -> Http
     if let Some(refused) = refused_without_key(&request, &shared) {
         return refused;
     }
-    events(&shared, serde_json::to_string)
+    events(&shared, &shared.cashier_streams, MAX_CASHIER_STREAMS, serde_json::to_string)
 }
 
 async fn customer_events(shared: web::Data<Shared>) -> HttpResponse {
-    events(&shared, |state| serde_json::to_string(&CustomerView::of(state)))
+    events(&shared, &shared.customer_streams, MAX_CUSTOMER_STREAMS, |state| {
+        serde_json::to_string(&CustomerView::of(state))
+    })
 }
 
 /// Counts an open stream until it is dropped.
@@ -301,12 +307,17 @@ impl Drop for StreamSlot {
 
 /// A stream of the till's state, each one a `data:` line of JSON made by `view`: the current state at once,
 /// then every change (states published meanwhile are skipped: each is whole).
-fn events(shared: &Shared, view: fn(&ScreenState) -> Result<String, serde_json::Error>) -> HttpResponse {
-    if shared.streams.fetch_add(1, Ordering::AcqRel) >= MAX_STREAMS {
-        shared.streams.fetch_sub(1, Ordering::AcqRel);
+fn events(
+    shared: &Shared,
+    open: &Arc<AtomicUsize>,
+    most: usize,
+    view: fn(&ScreenState) -> Result<String, serde_json::Error>,
+) -> HttpResponse {
+    if open.fetch_add(1, Ordering::AcqRel) >= most {
+        open.fetch_sub(1, Ordering::AcqRel);
         return problem(HttpResponse::ServiceUnavailable(), "too many screens are open on this lane");
     }
-    let slot = StreamSlot(shared.streams.clone());
+    let slot = StreamSlot(open.clone());
     let mut receiver = shared.state.clone();
     receiver.mark_changed();
     let stream = futures::stream::unfold((receiver, slot), move |(mut receiver, slot)| async move {
@@ -327,13 +338,19 @@ fn events(shared: &Shared, view: fn(&ScreenState) -> Result<String, serde_json::
         .streaming(stream)
 }
 
-async fn action(request: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> HttpResponse {
+async fn action(request: HttpRequest, body: web::Payload, shared: web::Data<Shared>) -> HttpResponse {
+    // The key before the body: a request without it is not read any further.
     if let Some(refused) = refused_without_key(&request, &shared) {
         return refused;
     }
-    let action: CashierAction = match serde_json::from_slice(&body) {
-        Ok(action) => action,
-        Err(e) => return problem(HttpResponse::BadRequest(), &format!("not an action: {e}")),
+    let body = match tokio::time::timeout(ACTION_BODY_TIMEOUT, body.to_bytes_limited(MAX_ACTION_BYTES)).await {
+        Ok(Ok(Ok(body))) => body,
+        Ok(Ok(Err(_))) | Ok(Err(_)) => return problem(HttpResponse::BadRequest(), "not an action: unreadable"),
+        Err(_) => return problem(HttpResponse::RequestTimeout(), "the action took too long to arrive"),
+    };
+    // serde's message may quote what was typed (a payment code a scanner typed): never echoed.
+    let Ok(action) = serde_json::from_slice::<CashierAction>(&body) else {
+        return problem(HttpResponse::BadRequest(), "not an action this screen knows");
     };
     match shared.till.send(CashierCommand(action)).await {
         Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({ "ok": true })),

@@ -213,3 +213,48 @@ impl OpenSale {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use checkout_storage::sample_catalog;
+
+    use super::*;
+
+    fn sale() -> OpenSale {
+        OpenSale::new(SaleId::parse("L1-1").expect("sale id"), Currency::CNY)
+    }
+
+    #[test]
+    fn quantities_change_the_total_and_zero_takes_the_line_out() {
+        let catalog = sample_catalog();
+        let mut sale = sale();
+        for product in [&catalog[0], &catalog[1], &catalog[0]] {
+            sale.add(product).expect("add");
+        }
+        assert_eq!((sale.lines.len(), sale.items(), sale.total.minor_units), (2, 3, 1290 * 2 + 1580));
+        sale.set_quantity(1, 3).expect("three eggs");
+        assert_eq!(sale.total.minor_units, 1290 * 2 + 1580 * 3);
+        sale.set_quantity(0, 0).expect("no milk");
+        assert_eq!((sale.lines.len(), sale.total.minor_units), (1, 1580 * 3));
+        assert_eq!(sale.lines[0].gtin, catalog[1].gtin);
+        assert_eq!(sale.set_quantity(5, 1), Err(BasketError::NoSuchLine(5)));
+        assert_eq!(sale.set_quantity(0, MAX_QUANTITY + 1), Err(BasketError::BadQuantity));
+        assert_eq!(sale.total.minor_units, 1580 * 3, "a refused change leaves the basket as it was");
+    }
+
+    #[test]
+    fn open_price_items_at_different_prices_are_lines_of_their_own() {
+        let bakery = sample_catalog().into_iter().find(Product::is_open_price).expect("an open-price item");
+        let mut sale = sale();
+        sale.add_open_price(&bakery, Money::new(1250, Currency::CNY)).expect("cake");
+        sale.add_open_price(&bakery, Money::new(320, Currency::CNY)).expect("bun");
+        sale.add_open_price(&bakery, Money::new(320, Currency::CNY)).expect("another bun");
+        assert_eq!(
+            sale.lines.iter().map(|l| (l.quantity, l.unit_price.minor_units)).collect::<Vec<_>>(),
+            [(1, 1250), (2, 320)]
+        );
+        assert_eq!(sale.total.minor_units, 1250 + 640);
+        let sent = sale.sale_lines();
+        assert!(sent.iter().all(|l| l.typed_price.is_some()), "the store gets the typed prices");
+    }
+}

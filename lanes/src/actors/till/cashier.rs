@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use checkout_proto::v1 as pb;
-use checkout_storage::{CashierId, Money, ProductCode};
+use checkout_storage::{CashierId, Money, PaymentCode, ProductCode};
 
 use super::{Till, client, screen::PendingOpenPrice};
 use crate::{
@@ -34,15 +34,23 @@ impl Till {
     }
 
     fn apply(&mut self, action: CashierAction, ctx: &mut Context<Self>) -> Result<(), ActionRefused> {
+        if self.closing {
+            return refused("the lane is closing");
+        }
         match action {
-            CashierAction::RemoveLine { line } => self.set_quantity(line, 0),
-            CashierAction::SetQuantity { line, quantity } => self.set_quantity(line, quantity),
+            CashierAction::RemoveLine { line, gtin, unit_price } => self.set_quantity(line, &gtin, unit_price, 0),
+            CashierAction::SetQuantity { line, gtin, unit_price, quantity } => {
+                self.set_quantity(line, &gtin, unit_price, quantity)
+            }
             CashierAction::CancelSale => self.cancel_sale(ctx),
             CashierAction::KeyIn { digits } => {
                 self.scanning_allowed()?;
                 self.basket_can_change()?;
-                let gtin =
-                    ProductCode::parse(digits.trim()).or_else(|e| refused(format!("not a product code: {e}")))?;
+                if PaymentCode::parse(&digits).is_ok() {
+                    // Never echoed: a scanner in keyboard mode typed the customer's code.
+                    return refused("that is a payment code: the customer shows it to the scanner, it is never typed");
+                }
+                let gtin = ProductCode::parse(digits.trim()).or_else(|_| refused("not a product code"))?;
                 if !self.catalog.contains_key(&gtin) {
                     return refused(format!("product {gtin} is not in the price file"));
                 }
@@ -53,6 +61,9 @@ impl Till {
             CashierAction::ConfirmOpenPrice => {
                 self.scanning_allowed()?;
                 self.basket_can_change()?;
+                if self.screen.open_price.as_ref().is_none_or(|p| p.price.is_none()) {
+                    return refused("type the price first");
+                }
                 let Some(PendingOpenPrice { product, price: Some(price) }) = self.screen.open_price.take() else {
                     return refused("type the price first");
                 };
@@ -63,7 +74,19 @@ impl Till {
                 self.publish();
                 Ok(())
             }
-            CashierAction::ConfirmCharge => {
+            CashierAction::ConfirmCharge { minor_units } => {
+                let Some(to_pay) = self.screen.held_code.as_ref().and(self.sale.as_ref()).map(|s| s.to_pay()) else {
+                    return refused("no payment code waits for confirmation");
+                };
+                if to_pay.minor_units != minor_units {
+                    // Promotions or a coupon changed it since the screen showed it: the cashier checks again.
+                    return refused(format!("the amount is now {to_pay}: check it again"));
+                }
+                if !self.reachable {
+                    self.screen.held_code = None;
+                    self.show(LaneEventKind::WalletPaymentsUnavailable);
+                    return refused("the store is unreachable: wallet codes cannot be charged now");
+                }
                 let Some((code, held_at)) = self.screen.held_code.take() else {
                     return refused("no payment code waits for confirmation");
                 };
@@ -125,9 +148,15 @@ impl Till {
         Ok(())
     }
 
-    fn set_quantity(&mut self, line: usize, quantity: u32) -> Result<(), ActionRefused> {
+    /// Sets line `line`'s quantity, if it is still the line the cashier saw (`gtin` at `unit_price`).
+    fn set_quantity(&mut self, line: usize, gtin: &str, unit_price: i64, quantity: u32) -> Result<(), ActionRefused> {
         self.basket_can_change()?;
         let Some(sale) = self.sale.as_mut() else { return refused("no sale is open") };
+        let seen =
+            sale.lines.get(line).is_some_and(|l| l.gtin.as_str() == gtin && l.unit_price.minor_units == unit_price);
+        if !seen {
+            return refused("the basket changed meanwhile: check the line again");
+        }
         sale.set_quantity(line, quantity).or_else(|e| refused(e.to_string()))?;
         let event = LaneEventKind::BasketChanged {
             sale_id: sale.sale_id.to_string(),
@@ -175,11 +204,13 @@ impl Till {
             }
             (None, Some(pending)) => pending.product.clone(),
             (None, None) => {
-                let mut open: Vec<_> = self.catalog.values().filter(|p| p.price.minor_units == 0).collect();
-                open.sort_by(|a, b| a.gtin.as_str().cmp(b.gtin.as_str()));
-                open.first()
-                    .map(|p| (*p).clone())
-                    .ok_or_else(|| ActionRefused("the price file has no open-price item".into()))?
+                // Without a code scanned or keyed, only a store with one open-price item knows which it is.
+                let mut open = self.catalog.values().filter(|p| p.price.minor_units == 0);
+                match (open.next(), open.next()) {
+                    (Some(only), None) => only.clone(),
+                    (None, _) => return refused("the price file has no open-price item"),
+                    (Some(_), Some(_)) => return refused("scan or key in the open-price item's code first"),
+                }
             }
         };
         if product.price.minor_units != 0 {

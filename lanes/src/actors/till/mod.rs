@@ -83,6 +83,10 @@ pub struct Till {
     paused: bool,
     /// A cashier is signed on (the lane starts with its configured cashier signed on).
     signed_on: bool,
+    /// The lane is closing: the cashier's actions are refused.
+    closing: bool,
+    /// While a charge is under way: the store is asked how it goes every [`PAYING_HEARTBEAT`].
+    progress_poll: Option<SpawnHandle>,
 }
 
 /// What the till needs besides its lane's identity.
@@ -157,6 +161,8 @@ impl Till {
             screen: ScreenMemory::new(screen, currency),
             paused: false,
             signed_on: false,
+            closing: false,
+            progress_poll: None,
         }
     }
 
@@ -228,7 +234,8 @@ impl Till {
                     return till.show(LaneEventKind::CouponRefused { reason: status.message().to_owned() });
                 }
             };
-            let Some(sale) = till.sale.as_mut().filter(|s| s.sale_id == sale_id && !till.paying) else { return };
+            let unsettled = till.paying || till.unsettled.is_some();
+            let Some(sale) = till.sale.as_mut().filter(|s| s.sale_id == sale_id && !unsettled) else { return };
             let (coupon_id, note) = (coupon.coupon_id.clone(), coupon.note.clone());
             sale.coupon = Some(coupon.held);
             let (discount, to_pay) = (sale.discount(), sale.to_pay());
@@ -238,7 +245,7 @@ impl Till {
 
     fn attach_member(&mut self, member_id: MemberId) {
         match self.sale.as_mut() {
-            Some(sale) if !self.paying => sale.member_id = Some(member_id),
+            Some(sale) if !self.paying && self.unsettled.is_none() => sale.member_id = Some(member_id),
             _ => self.next_sale_member = Some(member_id),
         }
     }
@@ -394,23 +401,15 @@ impl Till {
         ctx.spawn(client::heartbeat(self.client.clone(), request).into_actor(self).map(
             |answer, till, ctx| match answer {
                 Ok(answer) => {
-                    if till.paying {
-                        // While a charge is under way the screens follow it: asked again shortly.
-                        if till.screen.step != answer.progress {
-                            till.screen.step = answer.progress;
-                            till.publish();
-                        }
-                        ctx.run_later(PAYING_HEARTBEAT, |till, ctx| {
-                            if till.paying {
-                                till.send_heartbeat(ctx);
-                            }
-                        });
+                    if till.paying && till.screen.step != answer.progress {
+                        till.screen.step = answer.progress;
+                        till.publish();
                     }
                     till.closed_by_store_is(answer.closed);
                     if let Some(promotions) = answer.promotions {
                         tracing::info!(lane_id = %till.lane_id, promotions = promotions.list.len(), "promotions updated");
                         till.promotions = promotions;
-                        if !till.paying {
+                        if !till.paying && till.unsettled.is_none() {
                             till.reprice();
                         }
                     }
@@ -472,6 +471,14 @@ impl Till {
         self.screen.charging = Some(charge.code.masked().to_string());
         self.publish();
         self.send_heartbeat(ctx);
+        // The screens follow the charge: the store is asked how it goes until it has an outcome.
+        if self.screen.publish.is_some() && self.progress_poll.is_none() {
+            self.progress_poll = Some(ctx.run_interval(PAYING_HEARTBEAT, |till, ctx| {
+                if till.paying {
+                    till.send_heartbeat(ctx);
+                }
+            }));
+        }
         let client = self.client.clone();
         let sent = async move {
             let outcome = client::pay(client, &charge).await;
@@ -505,6 +512,9 @@ impl Till {
 
     fn settle(&mut self, outcome: PayFlow, ctx: &mut Context<Self>) {
         self.paying = false;
+        if let Some(poll) = self.progress_poll.take() {
+            ctx.cancel_future(poll);
+        }
         self.screen.charging = None;
         self.screen.step = client::ChargeStep::default();
         let sale_id = self.sale.as_ref().map(|s| s.sale_id.to_string()).unwrap_or_default();
@@ -523,6 +533,8 @@ impl Till {
                     *items += u64::from(sale.items());
                     *total = total.checked_add(sale.to_pay()).unwrap_or(*total);
                     self.screen.paid_basket = Some(screen::basket_view(&sale));
+                    // An open-price item typed and never added is not carried to the next customer.
+                    self.screen.open_price = None;
                     self.screen.outcome = Some(PaymentPhase::Paid {
                         sale_id: sale.sale_id.to_string(),
                         amount: sale.to_pay().into(),
@@ -572,6 +584,7 @@ impl Till {
     /// After the last frame: the uncertain charge resolved, the basket left abandoned, the cashier signed
     /// off, the outbox delivered if it can be, the summary reported, the last heartbeat sent.
     fn close(&mut self) -> ResponseActFuture<Self, ()> {
+        self.closing = true;
         // A charge still uncertain is asked about until its outcome is known (the store settles every
         // charge within its query deadline), so a paid sale is not left unreported.
         let resolve: ResponseActFuture<Self, ()> = match self.unsettled.clone() {
@@ -716,6 +729,11 @@ impl Handler<FrameDone> for Till {
         if !self.reachable {
             // A wallet code cannot be kept and charged later: it expires within a minute.
             self.show(LaneEventKind::WalletPaymentsUnavailable);
+            return Box::pin(actix::fut::ready(()));
+        }
+        if self.screen.open_price.is_some() {
+            let reason = "an open-price item waits: add it (Enter) or drop it (Esc) before the payment".to_owned();
+            self.show(LaneEventKind::ScanNotTaken { reason });
             return Box::pin(actix::fut::ready(()));
         }
         let Some(sale) = self.sale.as_ref() else { return Box::pin(actix::fut::ready(())) };

@@ -59,7 +59,11 @@ for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(n
 // The cashier's key comes in the page's address (#key=...), never sent in a Referer, kept for this tab.
 const key = (() => {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get("key");
-  if (fromHash) sessionStorage.setItem("screen-key", fromHash);
+  if (fromHash) {
+    sessionStorage.setItem("screen-key", fromHash);
+    // Out of the address bar and the history.
+    history.replaceState(null, "", location.pathname);
+  }
   return fromHash || sessionStorage.getItem("screen-key") || "";
 })();
 
@@ -81,9 +85,11 @@ function drawLines(lines, withActions) {
       const minus = el("button", { class: "small minus", "aria-label": "-1" }, "−");
       const plus = el("button", { class: "small plus", "aria-label": "+1" }, "+");
       const remove = el("button", { class: "small remove", "aria-label": t("remove") }, "✕");
-      minus.onclick = () => act({ action: "set_quantity", line: i, quantity: line.quantity - 1 });
-      plus.onclick = () => act({ action: "set_quantity", line: i, quantity: line.quantity + 1 });
-      remove.onclick = () => act({ action: "remove_line", line: i });
+      // Each action names the line the cashier saw: a line that moved meanwhile (a double tap) is refused.
+      const seen = { line: i, gtin: line.gtin, unit_price: line.unit_price.minor_units };
+      minus.onclick = () => act({ action: "set_quantity", ...seen, quantity: line.quantity - 1 });
+      plus.onclick = () => act({ action: "set_quantity", ...seen, quantity: line.quantity + 1 });
+      remove.onclick = () => act({ action: "remove_line", ...seen });
       acts.append(minus, plus, remove);
       row.append(acts);
       if (i === selected) row.classList.add("selected");
@@ -171,17 +177,25 @@ function draw() {
   if (page === "cashier") drawCashier(state); else drawCustomer(state);
 }
 
-function listen() {
+// The till's states, in order on one stream; a new stream (the lane restarted, its count with it) starts afresh.
+// A stream the browser gives up on (the lane was away too long, or refused it) is opened again, and until
+// then the page says it is not live.
+function listen(delay = 500) {
   const url = page === "cashier" ? `/events/cashier?key=${encodeURIComponent(key)}` : "/events/customer";
   const source = new EventSource(url);
+  source.onopen = () => { state = null; document.body.classList.remove("stale"); delay = 500; };
   source.onmessage = (e) => {
     const next = JSON.parse(e.data);
-    if (state && next.seq < state.seq && next.seq !== 0) return;
+    if (state && next.seq < state.seq) return;
     state = next;
     document.body.dataset.seq = String(state.seq);
     draw();
   };
-  source.onerror = () => { if (page === "cashier" && !key) { $("no-key").hidden = false; source.close(); } };
+  source.onerror = () => {
+    document.body.classList.add("stale");
+    if (page === "cashier" && !key) { $("no-key").hidden = false; source.close(); return; }
+    if (source.readyState === EventSource.CLOSED) setTimeout(() => listen(Math.min(delay * 2, 10000)), delay);
+  };
 }
 
 // A cashier's action: sent to the till; its answer is either nothing (the next state shows it) or why not.
@@ -223,14 +237,21 @@ function cashierKeys() {
     take();
     act({ action: "open_price", minor_units: minor });
   };
+  const selectedLine = () => (state && state.basket && selected >= 0 ? state.basket.lines[selected] : null);
   const setQty = () => {
-    const q = Number(take());
-    if (Number.isInteger(q) && selected >= 0) act({ action: "set_quantity", line: selected, quantity: q });
+    const line = selectedLine();
+    if (!/^\d{1,3}$/.test(entry.value.trim()) || !line) return;
+    const quantity = Number(take());
+    act({ action: "set_quantity", line: selected, gtin: line.gtin, unit_price: line.unit_price.minor_units, quantity });
   };
+  // Enter with something typed keys it in (a scanner in keyboard mode ends its code with Enter); only with the
+  // entry empty does it confirm what the screen shows.
   const enter = () => {
+    if (entry.value.trim()) return keyIn();
     if (state && state.open_price && state.open_price.price) return act({ action: "confirm_open_price" });
-    if (state && state.payment.phase === "confirm_amount") return act({ action: "confirm_charge" });
-    if (entry.value.trim()) keyIn();
+    if (state && state.payment.phase === "confirm_amount") {
+      return act({ action: "confirm_charge", minor_units: state.payment.amount.minor_units });
+    }
   };
   const escape = () => {
     if (state && state.open_price) return act({ action: "discard_open_price" });
@@ -255,7 +276,10 @@ function cashierKeys() {
     const cashier = take();
     if (cashier) act({ action: "sign_on", cashier });
   };
-  const remove = () => { if (selected >= 0) act({ action: "remove_line", line: selected }); };
+  const remove = () => {
+    const line = selectedLine();
+    if (line && !entry.value) act({ action: "remove_line", line: selected, gtin: line.gtin, unit_price: line.unit_price.minor_units });
+  };
   $("key-in").onclick = keyIn;
   $("open-price-key").onclick = openPrice;
   $("set-qty").onclick = setQty;
@@ -273,6 +297,8 @@ function cashierKeys() {
   document.addEventListener("keydown", (e) => {
     const handler = keys[e.key];
     if (!handler) return;
+    // A key held down does not act again and again; Delete in a typed entry edits the entry.
+    if (e.repeat || (e.key === "Delete" && entry.value)) return;
     e.preventDefault();
     handler();
   });
