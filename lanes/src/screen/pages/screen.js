@@ -70,37 +70,59 @@ const key = (() => {
 let state = null;
 let selected = -1;
 
+// Draws the basket's rows, touching only the rows that changed (a new item appends one row): the lane's
+// screen shares its machine with the lane's decoding, so each state costs the browser as little as it can.
 function drawLines(lines, withActions) {
   const body = $("lines");
-  body.replaceChildren();
   lines.forEach((line, i) => {
-    const row = el("tr", { "data-line": String(i) });
-    if (withActions) row.append(el("td", { class: "n" }, String(i + 1)));
-    row.append(el("td", { class: "name" }, line.name));
-    row.append(el("td", { class: "q qty" }, String(line.quantity)));
-    if (withActions) row.append(el("td", { class: "m unit" }, line.unit_price.text));
-    row.append(el("td", { class: "m total" }, line.line_total.text));
-    if (withActions) {
-      const acts = el("td", { class: "acts" });
-      const minus = el("button", { class: "small minus", "aria-label": "-1" }, "−");
-      const plus = el("button", { class: "small plus", "aria-label": "+1" }, "+");
-      const remove = el("button", { class: "small remove", "aria-label": t("remove") }, "✕");
-      // Each action names the line the cashier saw: a line that moved meanwhile (a double tap) is refused.
-      const seen = { line: i, gtin: line.gtin, unit_price: line.unit_price.minor_units };
-      minus.onclick = () => act({ action: "set_quantity", ...seen, quantity: line.quantity - 1 });
-      plus.onclick = () => act({ action: "set_quantity", ...seen, quantity: line.quantity + 1 });
-      remove.onclick = () => act({ action: "remove_line", ...seen });
-      acts.append(minus, plus, remove);
-      row.append(acts);
-      if (i === selected) row.classList.add("selected");
-      row.onclick = (e) => { if (e.target.tagName !== "BUTTON") { selected = i; draw(); } };
-    }
-    body.append(row);
+    // (The customer's lines carry no product code nor unit price.)
+    const sig = JSON.stringify([line.gtin, line.name, line.quantity, line.unit_price?.minor_units, line.line_total.text, withActions, i === selected]);
+    const row = body.children[i];
+    if (row && row.dataset.sig === sig) return;
+    const fresh = lineRow(line, i, withActions);
+    fresh.dataset.sig = sig;
+    if (row) body.replaceChild(fresh, row); else body.append(fresh);
   });
+  while (body.children.length > lines.length) body.lastChild.remove();
+}
+
+function lineRow(line, i, withActions) {
+  const row = el("tr", { "data-line": String(i) });
+  if (withActions) row.append(el("td", { class: "n" }, String(i + 1)));
+  row.append(el("td", { class: "name" }, line.name));
+  row.append(el("td", { class: "q qty" }, String(line.quantity)));
+  if (withActions) row.append(el("td", { class: "m unit" }, line.unit_price.text));
+  row.append(el("td", { class: "m total" }, line.line_total.text));
+  if (!withActions) return row;
+  const acts = el("td", { class: "acts" });
+  const minus = el("button", { class: "small minus", "aria-label": "-1" }, "−");
+  const plus = el("button", { class: "small plus", "aria-label": "+1" }, "+");
+  const remove = el("button", { class: "small remove", "aria-label": t("remove") }, "✕");
+  // Each action names the line the cashier saw: a line that moved meanwhile (a double tap) is refused.
+  const seen = { line: i, gtin: line.gtin, unit_price: line.unit_price.minor_units };
+  minus.onclick = () => act({ action: "set_quantity", ...seen, quantity: line.quantity - 1 });
+  plus.onclick = () => act({ action: "set_quantity", ...seen, quantity: line.quantity + 1 });
+  remove.onclick = () => act({ action: "remove_line", ...seen });
+  acts.append(minus, plus, remove);
+  row.append(acts);
+  if (i === selected) row.classList.add("selected");
+  row.onclick = (e) => { if (e.target.tagName !== "BUTTON") { selected = i; draw(); } };
+  return row;
+}
+
+// Sets a text or a class only when it differs (an unchanged one costs no style or layout work).
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+function setClass(node, name) {
+  if (node.className !== name) node.className = name;
 }
 
 function drawDiscounts(list) {
   const discounts = $("discounts");
+  const sig = JSON.stringify(list);
+  if (discounts.dataset.sig === sig) return;
+  discounts.dataset.sig = sig;
   discounts.replaceChildren();
   for (const d of list) {
     discounts.append(el("tr", {}, el("td", { class: "name" }, `${t("discount")}: ${d.name}`), el("td", { class: "m" }, `-${d.amount.text}`)));
@@ -108,12 +130,12 @@ function drawDiscounts(list) {
 }
 
 function drawCashier(s) {
-  $("lane-id").textContent = s.lane_id;
-  $("cashier").textContent = s.cashier || "—";
-  $("tally").textContent = `${t("tally")}: ${s.shift.sales} ${t("sales")} · ${s.shift.items} ${t("items")} · ${s.shift.total.text}`;
+  setText($("lane-id"), s.lane_id);
+  setText($("cashier"), s.cashier || "—");
+  setText($("tally"), `${t("tally")}: ${s.shift.sales} ${t("sales")} · ${s.shift.items} ${t("items")} · ${s.shift.total.text}`);
   const status = $("store-status");
-  status.textContent = s.store_reachable ? t("store_ok") : t("store_down");
-  status.className = "status " + (s.store_reachable ? "ok" : "down");
+  setText(status, s.store_reachable ? t("store_ok") : t("store_down"));
+  setClass(status, "status " + (s.store_reachable ? "ok" : "down"));
   const basket = s.basket;
   const lines = basket ? basket.lines : [];
   const open = s.payment.phase !== "paid";
@@ -122,10 +144,33 @@ function drawCashier(s) {
   drawLines(lines, open);
   drawDiscounts(basket ? basket.discounts : []);
   $("empty-basket").hidden = lines.length > 0;
-  $("to-pay").textContent = basket ? basket.to_pay.text : "—";
-  $("items").textContent = basket ? `${basket.items} ${t("items")}` : "";
+  setText($("to-pay"), basket ? basket.to_pay.text : "—");
+  setText($("items"), basket ? `${basket.items} ${t("items")}` : "");
+  drawPayment(s);
+  setText($("sale-no"), s.payment.phase === "paid" ? `${t("sale_no")} ${s.payment.sale_id}` : basket ? `${t("sale_no")} ${basket.sale_id}` : "");
+  const openPrice = $("open-price");
+  openPrice.hidden = !s.open_price;
+  if (s.open_price) {
+    setText(openPrice, s.open_price.price
+      ? `${s.open_price.name}: ${s.open_price.price.text} — ${t("open_price_confirm")}`
+      : `${s.open_price.name}: ${t("open_price_ask")}`);
+  }
+  $("hint").hidden = !s.scanner_hint;
+  setText($("hint"), s.scanner_hint || "");
+  const notice = $("notice");
+  setText(notice, s.notice ? s.notice.text : "");
+  setClass(notice, "notice " + (s.notice ? s.notice.level : ""));
+  setText($("pause"), s.paused ? t("resume") : t("pause"));
+  setText($("sign"), s.cashier ? t("sign_off") : t("sign_on"));
+}
+
+// The payment's box, drawn again only when the payment's state changed.
+function drawPayment(s) {
   const payment = $("payment");
   const p = s.payment;
+  const sig = JSON.stringify([p, s.paused, s.cashier]);
+  if (payment.dataset.sig === sig) return;
+  payment.dataset.sig = sig;
   payment.className = "payment phase-" + p.phase;
   payment.replaceChildren();
   const big = el("div", { class: "phase" }, t(p.phase));
@@ -140,39 +185,34 @@ function drawCashier(s) {
   if (p.phase === "paid") payment.append(el("div", { class: "amount" }, p.amount.text), el("div", { class: "code" }, `${p.provider} ${p.masked_code}`));
   if (s.paused) { payment.className = "payment phase-paused"; big.textContent = t("paused"); }
   else if (!s.cashier) { payment.className = "payment phase-paused"; big.textContent = t("signed_off"); }
-  $("sale-no").textContent = p.phase === "paid" ? `${t("sale_no")} ${p.sale_id}` : basket ? `${t("sale_no")} ${basket.sale_id}` : "";
-  const openPrice = $("open-price");
-  openPrice.hidden = !s.open_price;
-  if (s.open_price) {
-    openPrice.textContent = s.open_price.price
-      ? `${s.open_price.name}: ${s.open_price.price.text} — ${t("open_price_confirm")}`
-      : `${s.open_price.name}: ${t("open_price_ask")}`;
-  }
-  $("hint").hidden = !s.scanner_hint;
-  $("hint").textContent = s.scanner_hint || "";
-  const notice = $("notice");
-  notice.textContent = s.notice ? s.notice.text : "";
-  notice.className = "notice " + (s.notice ? s.notice.level : "");
-  $("pause").textContent = s.paused ? t("resume") : t("pause");
-  $("sign").textContent = s.cashier ? t("sign_off") : t("sign_on");
 }
 
 function drawCustomer(v) {
-  $("lane-id").textContent = v.lane_id;
+  setText($("lane-id"), v.lane_id);
   drawLines(v.lines, false);
   drawDiscounts(v.discounts);
-  $("to-pay").textContent = v.phase === "paid" && v.paid ? v.paid.text : v.to_pay ? v.to_pay.text : "—";
-  $("items").textContent = v.items ? `${v.items} ${t("items")}` : "";
+  setText($("to-pay"), v.phase === "paid" && v.paid ? v.paid.text : v.to_pay ? v.to_pay.text : "—");
+  setText($("items"), v.items ? `${v.items} ${t("items")}` : "");
   const message = $("message");
   const phase = v.closed ? "closed" : v.phase;
-  message.className = "message phase-" + phase;
-  message.textContent = {
+  setClass(message, "message phase-" + phase);
+  setText(message, {
     closed: t("closed"), idle: t("welcome"), scanning: t("show_code"), paying: t("paying"), password: t("password_customer"),
     declined: t("declined_customer"), uncertain: t("uncertain_customer"), paid: t("paid_customer"),
-  }[phase] || "";
+  }[phase] || "");
 }
 
+// States that come faster than the screen refreshes are drawn once, the latest (a hidden tab draws at once:
+// it gets no animation frames).
+let drawPending = false;
 function draw() {
+  if (!state || drawPending) return;
+  if (document.visibilityState !== "visible") return drawNow();
+  drawPending = true;
+  requestAnimationFrame(() => { drawPending = false; drawNow(); });
+}
+
+function drawNow() {
   if (!state) return;
   if (page === "cashier") drawCashier(state); else drawCustomer(state);
 }
