@@ -162,7 +162,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         screens.resize_with(args.lanes as usize, || None);
     }
-    let fps = if args.screens { 4.0 } else { 30.0 };
+    // With screens: 4 frames a second (an item a second), and 15 s to open them before the first customer.
+    let (fps, lead_in_frames) = if args.screens { (4.0, 60) } else { (30.0, 0) };
+    if args.screens {
+        println!("the first customers come in 15 s");
+    }
 
     let system = actix_rt::System::new();
     let summaries: Vec<LaneSummary> = system.block_on(async {
@@ -180,6 +184,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     wallet_seed: WALLET_SEED.to_vec(),
                     members: MEMBERS.len() as u32,
                     coupons,
+                    lead_in_frames,
                     ..SyntheticConfig::default()
                 };
                 let mut config = LaneConfig::new(lane_id?, url, FrameSource::Synthetic(synthetic));

@@ -565,6 +565,8 @@ pub struct SyntheticConfig {
     /// Coupon codes the store issued: one customer in five shows one of them after their items (two
     /// customers may show the same one: the store lets one use it).
     pub coupons: Vec<String>,
+    /// Empty frames before the first customer (time to open the lane's screens, say).
+    pub lead_in_frames: u32,
 }
 
 impl Default for SyntheticConfig {
@@ -580,6 +582,7 @@ impl Default for SyntheticConfig {
             wallets: Provider::ALL.to_vec(),
             members: 0,
             coupons: Vec::new(),
+            lead_in_frames: 0,
         }
     }
 }
@@ -619,7 +622,7 @@ impl SyntheticCamera {
     pub fn new(config: SyntheticConfig, products: Vec<Product>, member_key: Option<MemberKey>) -> SyntheticCamera {
         let products = products.into_iter().filter(|p| !p.is_open_price()).collect();
         let rng = SeededRng::new(config.seed);
-        let script = VecDeque::new();
+        let script = (0..config.lead_in_frames).map(|_| Shot::Blank).collect();
         SyntheticCamera { config, rng, products, customers_started: 0, script, shown_code: None, member_key }
     }
 
