@@ -226,7 +226,7 @@ impl Till {
             sale_id: sale_id.to_string(),
             coupon_code: code.text(),
         };
-        ctx.spawn(client::hold_coupon(self.client.clone(), request).into_actor(self).map(move |answer, till, _| {
+        ctx.spawn(client::hold_coupon(self.client.clone(), request).into_actor(self).map(move |answer, till, ctx| {
             let coupon = match answer.map(convert::held_coupon) {
                 Ok(Ok(coupon)) => coupon,
                 Ok(Err(reason)) => return till.show(LaneEventKind::CouponRefused { reason }),
@@ -235,7 +235,17 @@ impl Till {
                 }
             };
             let unsettled = till.paying || till.unsettled.is_some();
-            let Some(sale) = till.sale.as_mut().filter(|s| s.sale_id == sale_id && !unsettled) else { return };
+            let Some(sale) = till.sale.as_mut().filter(|s| s.sale_id == sale_id && !unsettled) else {
+                // The sale was cancelled, or is being charged without it, while the store held the coupon:
+                // it goes back at once rather than when the store's hold runs out.
+                let request = pb::ReleaseCouponRequest {
+                    lane_id: till.lane_id.to_string(),
+                    sale_id: sale_id.to_string(),
+                    coupon_id: coupon.coupon_id,
+                };
+                ctx.spawn(client::release_coupon(till.client.clone(), request).into_actor(till));
+                return;
+            };
             let (coupon_id, note) = (coupon.coupon_id.clone(), coupon.note.clone());
             sale.coupon = Some(coupon.held);
             let (discount, to_pay) = (sale.discount(), sale.to_pay());
