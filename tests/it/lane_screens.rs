@@ -403,6 +403,24 @@ async fn the_screens_refuse_a_page_without_the_key_and_bounded_requests() {
     .await
     .expect("browser");
 
+    // A page of another site whose name resolves to 127.0.0.1 (DNS rebinding) gets nothing.
+    let rebound = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        write!(
+            stream,
+            "GET /events/customer HTTP/1.1\r\nHost: shop.example:{}\r\nConnection: close\r\n\r\n",
+            address.port()
+        )
+        .expect("write");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    })
+    .await
+    .expect("thread");
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+
     // Event streams: the cashier's needs the key; a page opening streams in a loop gets at most 32.
     let (status, _) = open_stream(address, "/events/cashier").await;
     assert_eq!(status, 401);

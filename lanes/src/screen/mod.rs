@@ -181,6 +181,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const MAX_ACTION_BYTES: usize = 4 * 1024;
 
 struct Shared {
+    /// On loopback, the `Host` names a page may use (a page of another site that resolves its own name to
+    /// 127.0.0.1, DNS rebinding, is refused); `None` when the screens are served to the network.
+    local_hosts: Option<Vec<String>>,
     till: Addr<Till>,
     state: watch::Receiver<ScreenState>,
     key: ScreenKey,
@@ -201,7 +204,12 @@ pub(crate) fn serve(
         .take()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrInUse, "the screen's socket is in use"))?;
     let page = |html: &str| html.replace("{{lang}}", config.lang.code());
+    let local_hosts = listener.local_addr().ok().filter(|a| a.ip().is_loopback()).map(|a| {
+        let port = a.port();
+        vec![format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")]
+    });
     let shared = web::Data::new(Shared {
+        local_hosts,
         till,
         state,
         key: config.key.clone(),
@@ -214,8 +222,16 @@ pub(crate) fn serve(
         App::new()
             .app_data(shared.clone())
             .route("/", web::get().to(|| async { redirect("/customer") }))
-            .route("/cashier", web::get().to(|s: web::Data<Shared>| async move { html(&s.cashier_page) }))
-            .route("/customer", web::get().to(|s: web::Data<Shared>| async move { html(&s.customer_page) }))
+            .route(
+                "/cashier",
+                web::get()
+                    .to(|r: HttpRequest, s: web::Data<Shared>| async move { serve_page(&r, &s, &s.cashier_page) }),
+            )
+            .route(
+                "/customer",
+                web::get()
+                    .to(|r: HttpRequest, s: web::Data<Shared>| async move { serve_page(&r, &s, &s.customer_page) }),
+            )
             .route("/screen.css", web::get().to(|| async { asset("text/css", include_str!("pages/screen.css")) }))
             .route("/screen.js", web::get().to(|| async { asset("text/javascript", include_str!("pages/screen.js")) }))
             .route("/events/cashier", web::get().to(cashier_events))
@@ -245,6 +261,21 @@ fn with_safety_headers(mut response: actix_web::HttpResponseBuilder) -> actix_we
             "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
         ));
     response
+}
+
+/// A page, to a request that names this lane's host.
+fn serve_page(request: &HttpRequest, shared: &Shared, page: &str) -> HttpResponse {
+    refused_host(request, shared).unwrap_or_else(|| html(page))
+}
+
+/// `None` when the request's `Host` is one of this lane's (always, when served to the network).
+fn refused_host(request: &HttpRequest, shared: &Shared) -> Option<HttpResponse> {
+    let allowed = shared.local_hosts.as_ref()?;
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
+        return None;
+    }
+    Some(problem(HttpResponse::Forbidden(), "not this lane's address"))
 }
 
 fn html(page: &str) -> HttpResponse {
@@ -284,13 +315,16 @@ fn refused_without_key(request: &HttpRequest, shared: &Shared) -> Option<HttpRes
 }
 
 async fn cashier_events(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    if let Some(refused) = refused_without_key(&request, &shared) {
+    if let Some(refused) = refused_host(&request, &shared).or_else(|| refused_without_key(&request, &shared)) {
         return refused;
     }
     events(&shared, &shared.cashier_streams, MAX_CASHIER_STREAMS, serde_json::to_string)
 }
 
-async fn customer_events(shared: web::Data<Shared>) -> HttpResponse {
+async fn customer_events(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    if let Some(refused) = refused_host(&request, &shared) {
+        return refused;
+    }
     events(&shared, &shared.customer_streams, MAX_CUSTOMER_STREAMS, |state| {
         serde_json::to_string(&CustomerView::of(state))
     })
@@ -340,7 +374,7 @@ fn events(
 
 async fn action(request: HttpRequest, body: web::Payload, shared: web::Data<Shared>) -> HttpResponse {
     // The key before the body: a request without it is not read any further.
-    if let Some(refused) = refused_without_key(&request, &shared) {
+    if let Some(refused) = refused_host(&request, &shared).or_else(|| refused_without_key(&request, &shared)) {
         return refused;
     }
     let body = match tokio::time::timeout(ACTION_BODY_TIMEOUT, body.to_bytes_limited(MAX_ACTION_BYTES)).await {
