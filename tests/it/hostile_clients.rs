@@ -178,6 +178,17 @@ async fn calls_without_credentials_or_outside_their_role_are_refused() {
     assert_eq!(l1.heartbeat(beat("L1", absurd)).await.unwrap_err().code(), Code::InvalidArgument);
     let negative = Some(pb::Money { minor_units: -5, currency: "CNY".into() });
     assert_eq!(l1.heartbeat(beat("L1", negative)).await.unwrap_err().code(), Code::InvalidArgument);
+    // Asking how another lane's charge goes is refused; an absurd attempt of its own sale tells nothing.
+    let paying = |sale: &str, attempt: u32| pb::HeartbeatRequest {
+        lane_id: "L2".into(),
+        state: pb::LaneState::Paying.into(),
+        sale_id: sale.into(),
+        attempt,
+        ..Default::default()
+    };
+    assert_eq!(l2.heartbeat(paying("L1-X", 1)).await.unwrap_err().code(), Code::PermissionDenied);
+    let answer = l2.heartbeat(paying("L2-X", u32::MAX)).await.unwrap().into_inner();
+    assert_eq!(answer.charge_progress(), pb::ChargeProgress::Unspecified);
 
     let mut manager = manager_client(&url).await;
     let lanes = manager.list_lanes(pb::ListLanesRequest::default()).await.unwrap().into_inner().lanes;
