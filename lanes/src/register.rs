@@ -68,15 +68,25 @@ async fn lane_token(config: &LaneConfig, outbox: &LaneStore, channel: &Channel) 
 /// A new lane token: `ckl_` and 32 bytes of the system's random source in base64url, as the store makes them.
 fn new_lane_token() -> std::io::Result<String> {
     use base64::Engine;
-    let mut bytes = [0u8; 32];
+    Ok(format!("ckl_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)))
+}
+
+/// `N` bytes of the system's random source (lane tokens, the screens' key).
+pub(crate) fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-    Ok(format!("ckl_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(bytes)
+}
+
+/// Bytes in lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The token's SHA-256 in hex: all of it the store keeps.
 fn sha256_hex(token: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// A refusal is final unless the coordinator may answer otherwise later (down, starting, overloaded).

@@ -69,9 +69,7 @@ pub struct ScreenKey(String);
 impl ScreenKey {
     /// A new key from the system's random source.
     pub fn random() -> std::io::Result<ScreenKey> {
-        let mut bytes = [0u8; 16];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-        Ok(ScreenKey(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+        Ok(ScreenKey(crate::register::hex(&crate::register::random_bytes::<16>()?)))
     }
 
     /// A key as kept (32 hex digits); `None` for anything else.

@@ -80,9 +80,6 @@ impl ScreenMemory {
 
     /// Keeps the event for the cashier's message line (and the scanner's hint apart).
     pub fn note(&mut self, kind: &LaneEventKind, text: String) {
-        if self.publish.is_none() {
-            return;
-        }
         if let LaneEventKind::ReadHint { hint } = kind {
             self.scanner_hint = Some(hint.clone());
             return;
